@@ -1,0 +1,600 @@
+//! Every rule an Assistant must satisfy, checked in Rust so `clawhost render`, the operator
+//! and the console report the same messages. The CRD carries the rules the API server can
+//! enforce on its own; these repeat them and add the ones that need the operator config.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use super::assistant::*;
+use super::quantity;
+use crate::config::OperatorConfig;
+
+/// One broken rule: which field, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// All problems of one Assistant, reported together so a client fixes them in one go.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(Problem::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Config keys the operator owns: the pod's security and reachability depend on them.
+pub const OPERATOR_OWNED_CONFIG_KEYS: [&str; 6] = [
+    "gateway.mode",
+    "gateway.bind",
+    "gateway.port",
+    "gateway.auth",
+    "gateway.tailscale",
+    "gateway.trustedProxies",
+];
+
+/// Environment the operator sets on the gateway container (or that would move state off
+/// the volume / bypass token auth). A client value would silently win or break the pod.
+pub const OPERATOR_OWNED_ENV: [&str; 12] = [
+    "HOME",
+    "TMPDIR",
+    "OPENCLAW_HOME",
+    "OPENCLAW_STATE_DIR",
+    "OPENCLAW_CONFIG_PATH",
+    "OPENCLAW_CONFIG_READONLY",
+    "OPENCLAW_NO_AUTO_UPDATE",
+    "OPENCLAW_GATEWAY_TOKEN",
+    "OPENCLAW_GATEWAY_PASSWORD",
+    "OPENCLAW_GATEWAY_PORT",
+    "OPENCLAW_WORKSPACE_DIR",
+    "NODE_OPTIONS",
+];
+
+/// Env names that hold credentials: they must come from a Secret, never a literal in the
+/// Assistant (which anyone who can read Assistants could see).
+fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL"]
+        .iter()
+        .any(|w| upper.ends_with(w) || upper.contains(&format!("{w}_")))
+}
+
+fn re(pattern: &str) -> regex_lite::Regex {
+    regex_lite::Regex::new(pattern).expect("static pattern")
+}
+
+/// Checks an Assistant against the operator config. `previous` is what the cluster has now
+/// (for immutability and never-shrink); `None` for a new Assistant or an offline render.
+pub fn validate(
+    assistant: &Assistant,
+    config: &OperatorConfig,
+    previous: Option<&PreviousState>,
+) -> Result<(), Problems> {
+    let mut p = Vec::new();
+    let mut add = |field: &str, message: String| {
+        p.push(Problem {
+            field: field.to_string(),
+            message,
+        })
+    };
+    let spec = &assistant.spec;
+
+    match assistant.metadata.name.as_deref() {
+        None | Some("") => add("metadata.name", "is required".into()),
+        Some(name)
+            if !re(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$").is_match(name) || name.len() > 253 =>
+        {
+            add(
+                "metadata.name",
+                format!(
+                    "{name:?} is not a valid Kubernetes name (lowercase letters, digits, '-', '.', at most 253)"
+                ),
+            )
+        }
+        _ => {}
+    }
+
+    // Owner.
+    let owner_name = spec.owner.name.trim();
+    if owner_name.is_empty() {
+        add("spec.owner.name", "is required".into());
+    } else if spec.owner.name.chars().count() > 200 {
+        add("spec.owner.name", "must be at most 200 characters".into());
+    } else if spec.owner.name.chars().any(char::is_control) {
+        add(
+            "spec.owner.name",
+            "must not contain control characters".into(),
+        );
+    }
+    if !re(EMAIL_PATTERN).is_match(&spec.owner.email) || spec.owner.email.len() > 254 {
+        add(
+            "spec.owner.email",
+            format!("{:?} is not an e-mail address", spec.owner.email),
+        );
+    }
+
+    // Plan.
+    if config.plan(spec.plan.as_deref()).is_none() {
+        add(
+            "spec.plan",
+            format!(
+                "plan {:?} does not exist (plans: {})",
+                spec.plan.as_deref().unwrap_or(&config.default_plan),
+                config.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        );
+    }
+
+    if let Some(res) = &spec.resources {
+        check_resources(res, &mut add);
+    }
+
+    // Gateway.
+    let gw = assistant.gateway();
+    if let Some(v) = &gw.version
+        && !re(VERSION_PATTERN).is_match(v)
+    {
+        add(
+            "spec.gateway.version",
+            format!(
+                "{v:?} is not a pinned openclaw release like 2026.9.6 (floating tags such as latest are not allowed)"
+            ),
+        );
+    }
+    if let Some(image) = &gw.image {
+        if !re(IMAGE_PATTERN).is_match(image) {
+            add(
+                "spec.gateway.image",
+                format!("{image:?} is not an image reference"),
+            );
+        } else if image_tag(image) == Some("latest") {
+            add(
+                "spec.gateway.image",
+                format!("{image:?} uses the floating tag latest; pin a version or digest"),
+            );
+        }
+    }
+    if let Some(cfg) = &gw.config {
+        for key in OPERATOR_OWNED_CONFIG_KEYS {
+            if lookup(cfg, key).is_some() {
+                add(
+                    &format!("spec.gateway.config.{key}"),
+                    "is managed by the operator and cannot be set by the client".into(),
+                );
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    let env_name = re(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$");
+    for (i, env) in gw.env.iter().enumerate() {
+        let field = format!("spec.gateway.env[{i}]");
+        if !env_name.is_match(&env.name) {
+            add(
+                &field,
+                format!("{:?} is not a valid environment variable name", env.name),
+            );
+            continue;
+        }
+        if OPERATOR_OWNED_ENV.contains(&env.name.as_str()) {
+            add(
+                &format!("{field}.name"),
+                format!(
+                    "{} is set by the operator and cannot be overridden",
+                    env.name
+                ),
+            );
+        }
+        if !seen.insert(env.name.clone()) {
+            add(
+                &format!("{field}.name"),
+                format!("{} is listed twice", env.name),
+            );
+        }
+        if env.value.as_deref().is_some_and(|v| !v.is_empty()) && looks_secret(&env.name) {
+            add(
+                &format!("{field}.value"),
+                format!(
+                    "{} looks like a credential: reference it with valueFrom.secretKeyRef instead of a literal value",
+                    env.name
+                ),
+            );
+        }
+        if env.value.is_some() && env.value_from.is_some() {
+            add(&field, "set either value or valueFrom, not both".into());
+        }
+    }
+    for (i, src) in gw.env_from.iter().enumerate() {
+        if src.config_map_ref.is_none() && src.secret_ref.is_none() {
+            add(
+                &format!("spec.gateway.envFrom[{i}]"),
+                "needs configMapRef or secretRef".into(),
+            );
+        }
+    }
+
+    // Storage.
+    let storage = assistant.storage();
+    if let Some(size) = &storage.size {
+        match quantity::parse(size) {
+            None => add(
+                "spec.storage.size",
+                format!("{size:?} is not a Kubernetes quantity like 10Gi"),
+            ),
+            Some(v) if v < 1024.0 * 1024.0 * 1024.0 => add(
+                "spec.storage.size",
+                format!("{size} is below the 1Gi minimum"),
+            ),
+            Some(v) => {
+                if let Some(prev) = previous.and_then(|p| p.requested_storage.as_deref())
+                    && quantity::parse(prev).is_some_and(|old| v < old)
+                {
+                    add(
+                        "spec.storage.size",
+                        format!("may grow but never shrink: the volume already requests {prev}"),
+                    );
+                }
+            }
+        }
+    }
+    if let Some(prev) = previous
+        && prev.storage_class_name.is_some()
+        && storage.storage_class_name.is_some()
+        && prev.storage_class_name != storage.storage_class_name
+    {
+        add(
+            "spec.storage.storageClassName",
+            format!(
+                "is immutable: the volume was created with {:?}",
+                prev.storage_class_name.as_deref().unwrap_or_default()
+            ),
+        );
+    }
+
+    // Tailscale.
+    match &spec.tailscale {
+        None if !config.has_tailscale_oauth() => add(
+            "spec.tailscale",
+            "is required: set tailscale.authKeySecretRef (the operator has no Tailscale OAuth credentials)".into(),
+        ),
+        Some(ts) => {
+            if ts.auth_key_secret_ref.is_none() && !config.has_tailscale_oauth() {
+                add(
+                    "spec.tailscale.authKeySecretRef",
+                    "is required (the operator has no Tailscale OAuth credentials to mint a key)".into(),
+                );
+            }
+            if let Some(r) = &ts.auth_key_secret_ref {
+                if r.name.is_empty() {
+                    add("spec.tailscale.authKeySecretRef.name", "is required".into());
+                }
+                if r.key.is_empty() {
+                    add("spec.tailscale.authKeySecretRef.key", "is required".into());
+                }
+            }
+            if let Some(h) = &ts.hostname
+                && (h.len() > 63 || !re(DNS_LABEL_PATTERN).is_match(h))
+            {
+                add(
+                    "spec.tailscale.hostname",
+                    format!("{h:?} is not a DNS label (lowercase letters, digits and '-', at most 63)"),
+                );
+            }
+            let tag = re(TAILSCALE_TAG_PATTERN);
+            for (i, t) in ts.tags.iter().enumerate() {
+                if !tag.is_match(t) {
+                    add(
+                        &format!("spec.tailscale.tags[{i}]"),
+                        format!("{t:?} is not a Tailscale tag (tag:name)"),
+                    );
+                }
+            }
+        }
+        None => {}
+    }
+
+    if p.is_empty() {
+        Ok(())
+    } else {
+        Err(Problems(p))
+    }
+}
+
+/// What the cluster already has for an Assistant, for rules about change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PreviousState {
+    pub requested_storage: Option<String>,
+    pub storage_class_name: Option<String>,
+}
+
+fn check_resources(
+    res: &k8s_openapi::api::core::v1::ResourceRequirements,
+    add: &mut impl FnMut(&str, String),
+) {
+    for (kind, map) in [("requests", &res.requests), ("limits", &res.limits)] {
+        for (name, q) in map.iter().flatten() {
+            if quantity::parse(&q.0).is_none() {
+                add(
+                    &format!("spec.resources.{kind}.{name}"),
+                    format!("{:?} is not a Kubernetes quantity", q.0),
+                );
+            }
+        }
+    }
+    if let (Some(req), Some(lim)) = (&res.requests, &res.limits) {
+        for (name, r) in req {
+            if let (Some(rv), Some(lv)) = (
+                quantity::parse(&r.0),
+                lim.get(name).and_then(|l| quantity::parse(&l.0)),
+            ) && rv > lv
+            {
+                add(
+                    &format!("spec.resources.requests.{name}"),
+                    format!("{} is above its limit {}", r.0, lim[name].0),
+                );
+            }
+        }
+    }
+}
+
+/// The tag of an image reference, if it has one (a digest is not a tag).
+pub fn image_tag(image: &str) -> Option<&str> {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split_once(':').map(|(_, t)| t)
+}
+
+/// Looks up a dotted path in a JSON object.
+pub fn lookup<'a>(obj: &'a Map<String, Value>, dotted: &str) -> Option<&'a Value> {
+    let mut parts = dotted.split('.');
+    let mut cur = obj.get(parts.next()?)?;
+    for part in parts {
+        cur = cur.as_object()?.get(part)?;
+    }
+    Some(cur)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assistant, config};
+
+    fn problems(a: &Assistant) -> Vec<String> {
+        match validate(a, &config(), None) {
+            Ok(()) => vec![],
+            Err(p) => p.0.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn valid_minimal_assistant_passes() {
+        assert_eq!(problems(&assistant("alice")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn rejects_bad_email_and_empty_owner() {
+        let mut a = assistant("alice");
+        a.spec.owner.email = "not-an-email".into();
+        a.spec.owner.name = "  ".into();
+        let p = problems(&a);
+        assert!(p.iter().any(|m| m.starts_with("spec.owner.email")), "{p:?}");
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("spec.owner.name: is required")),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn accepts_unicode_owner_names() {
+        let mut a = assistant("alice");
+        a.spec.owner.name = "Zoë Łukasiewicz 山田 🦀".into();
+        assert!(problems(&a).is_empty());
+    }
+
+    #[test]
+    fn rejects_unknown_plan() {
+        let mut a = assistant("alice");
+        a.spec.plan = Some("platinum".into());
+        let p = problems(&a);
+        assert!(p[0].contains("plan \"platinum\" does not exist"), "{p:?}");
+    }
+
+    #[test]
+    fn rejects_floating_versions_and_latest_images() {
+        for v in ["latest", "stable", "2026", "v2026.9.6", "2026.9"] {
+            let mut a = assistant("alice");
+            a.spec.gateway = Some(GatewaySpec {
+                version: Some(v.into()),
+                ..Default::default()
+            });
+            assert!(
+                problems(&a)
+                    .iter()
+                    .any(|m| m.starts_with("spec.gateway.version")),
+                "{v} accepted"
+            );
+        }
+        let mut a = assistant("alice");
+        a.spec.gateway = Some(GatewaySpec {
+            version: Some("2026.9.6".into()),
+            image: Some("registry.example.com/gw:latest".into()),
+            ..Default::default()
+        });
+        let p = problems(&a);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("floating tag latest"));
+        // A registry port is not a tag.
+        assert_eq!(image_tag("registry.example.com:5000/gw"), None);
+        assert_eq!(image_tag("gw:1.2@sha256:abc"), Some("1.2"));
+    }
+
+    #[test]
+    fn rejects_every_operator_owned_config_key_by_name() {
+        for key in OPERATOR_OWNED_CONFIG_KEYS {
+            let (head, leaf) = key.split_once('.').unwrap();
+            let cfg = serde_json::json!({ head: { leaf: "x" } });
+            let mut a = assistant("alice");
+            a.spec.gateway = Some(GatewaySpec {
+                config: cfg.as_object().cloned(),
+                ..Default::default()
+            });
+            let p = problems(&a);
+            assert_eq!(
+                p,
+                vec![format!(
+                    "spec.gateway.config.{key}: is managed by the operator and cannot be set by the client"
+                )]
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_operator_env_literal_secrets_and_duplicates() {
+        use k8s_openapi::api::core::v1::EnvVar;
+        let env = |n: &str, v: &str| EnvVar {
+            name: n.into(),
+            value: Some(v.into()),
+            ..Default::default()
+        };
+        let mut a = assistant("alice");
+        a.spec.gateway = Some(GatewaySpec {
+            env: vec![
+                env("OPENCLAW_GATEWAY_TOKEN", "x"),
+                env("ANTHROPIC_API_KEY", "sk-ant-123"),
+                env("LOG_FORMAT", "json"),
+                env("LOG_FORMAT", "text"),
+            ],
+            ..Default::default()
+        });
+        let p = problems(&a);
+        assert!(
+            p.iter()
+                .any(|m| m.contains("OPENCLAW_GATEWAY_TOKEN is set by the operator")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.contains("ANTHROPIC_API_KEY looks like a credential")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|m| m.contains("LOG_FORMAT is listed twice")),
+            "{p:?}"
+        );
+        // The secret value itself never appears in a message.
+        assert!(!p.iter().any(|m| m.contains("sk-ant-123")));
+    }
+
+    #[test]
+    fn storage_rules() {
+        let mut a = assistant("alice");
+        a.spec.storage = Some(StorageSpec {
+            size: Some("ten gigs".into()),
+            ..Default::default()
+        });
+        assert!(problems(&a)[0].contains("is not a Kubernetes quantity"));
+
+        a.spec.storage = Some(StorageSpec {
+            size: Some("5Gi".into()),
+            storage_class_name: Some("fast".into()),
+            ..Default::default()
+        });
+        let prev = PreviousState {
+            requested_storage: Some("10Gi".into()),
+            storage_class_name: Some("slow".into()),
+        };
+        let p = validate(&a, &config(), Some(&prev))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            p.contains("never shrink: the volume already requests 10Gi"),
+            "{p}"
+        );
+        assert!(p.contains("storageClassName: is immutable"), "{p}");
+
+        a.spec.storage = Some(StorageSpec {
+            size: Some("20Gi".into()),
+            storage_class_name: Some("slow".into()),
+            ..Default::default()
+        });
+        assert!(validate(&a, &config(), Some(&prev)).is_ok());
+    }
+
+    #[test]
+    fn tailscale_required_without_oauth_and_checked() {
+        let mut a = assistant("alice");
+        a.spec.tailscale = None;
+        assert!(problems(&a)[0].starts_with("spec.tailscale: is required"));
+
+        let mut cfg = config();
+        cfg.tailscale.oauth = Some(crate::config::TailscaleOAuth {
+            client_id_file: "/x".into(),
+            client_secret_file: "/y".into(),
+            tailnet: "-".into(),
+            api_url: "https://api.tailscale.com".into(),
+        });
+        assert!(validate(&a, &cfg, None).is_ok());
+
+        let mut a = assistant("alice");
+        let ts = a.spec.tailscale.as_mut().unwrap();
+        ts.hostname = Some("Not_A_Label".into());
+        ts.tags = vec!["tag:ok".into(), "prod".into()];
+        let p = problems(&a);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].starts_with("spec.tailscale.hostname"));
+        assert!(p[1].starts_with("spec.tailscale.tags[1]"));
+    }
+
+    #[test]
+    fn resource_requests_above_limits_are_refused() {
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let mut a = assistant("alice");
+        a.spec.resources = Some(k8s_openapi::api::core::v1::ResourceRequirements {
+            requests: Some([("memory".to_string(), Quantity("4Gi".into()))].into()),
+            limits: Some([("memory".to_string(), Quantity("2Gi".into()))].into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            problems(&a),
+            vec!["spec.resources.requests.memory: 4Gi is above its limit 2Gi".to_string()]
+        );
+    }
+
+    /// The CRD's CEL rules, evaluated by kube's client-side CEL engine.
+    #[test]
+    fn crd_cel_rules_enforce_immutability_and_growth() {
+        let old =
+            serde_json::json!({"size": "10Gi", "storageClassName": "fast", "onDelete": "Retain"});
+        let grow =
+            serde_json::json!({"size": "20Gi", "storageClassName": "fast", "onDelete": "Retain"});
+        let shrink =
+            serde_json::json!({"size": "5Gi", "storageClassName": "fast", "onDelete": "Retain"});
+        let reclass =
+            serde_json::json!({"size": "10Gi", "storageClassName": "slow", "onDelete": "Retain"});
+        assert!(StorageSpec::validate_cel(&grow, Some(&old)).is_ok());
+        let e = format!(
+            "{:?}",
+            StorageSpec::validate_cel(&shrink, Some(&old)).unwrap_err()
+        );
+        assert!(e.contains("never shrink"), "{e}");
+        let e = format!(
+            "{:?}",
+            StorageSpec::validate_cel(&reclass, Some(&old)).unwrap_err()
+        );
+        assert!(e.contains("immutable"), "{e}");
+        // Creation: transition rules do not apply.
+        assert!(StorageSpec::validate_cel(&shrink, None).is_ok());
+    }
+}

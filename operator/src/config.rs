@@ -1,0 +1,385 @@
+//! Operator configuration: one YAML file, every field defaulted, unknown keys refused so a
+//! typo never silently falls back to a default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::ResourceRequirements;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde::{Deserialize, Serialize};
+
+use crate::api::assistant::{TAILSCALE_TAG_PATTERN, VERSION_PATTERN};
+
+/// The gateway listens here, on loopback only; the sidecar proxies to it.
+pub const GATEWAY_PORT: i32 = 18789;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read operator config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("operator config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("operator config {path}: {field}: {message}")]
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct OperatorConfig {
+    pub gateway: GatewayDefaults,
+    pub tailscale: TailscaleDefaults,
+    /// Sizing plans by name.
+    pub plans: BTreeMap<String, Plan>,
+    /// Plan used when an Assistant names none.
+    pub default_plan: String,
+    pub storage: StorageDefaults,
+    pub network_policy: NetworkPolicyConfig,
+    /// Namespaces to watch; empty means all namespaces.
+    pub namespaces: Vec<String>,
+    pub reconcile: ReconcileConfig,
+    pub leader_election: LeaderElectionConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct GatewayDefaults {
+    /// Image repository; the openclaw version is the tag.
+    pub image: String,
+    /// openclaw version for Assistants that name none.
+    pub default_version: String,
+    /// openclaw drains for up to ~330 s on SIGTERM; the kubelet must wait at least that long.
+    pub termination_grace_period_seconds: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct TailscaleDefaults {
+    /// Sidecar image, pinned.
+    pub image: String,
+    /// Tags added to every device (each `tag:...`).
+    pub default_tags: Vec<String>,
+    /// OAuth client for the Tailscale API: mints per-client auth keys and removes devices on
+    /// deletion. Absent means every Assistant must name an auth-key Secret.
+    pub oauth: Option<TailscaleOAuth>,
+    pub resources: ResourceRequirements,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TailscaleOAuth {
+    /// Files (mounted from a Secret) holding the OAuth client id and secret.
+    pub client_id_file: PathBuf,
+    pub client_secret_file: PathBuf,
+    /// Tailnet name; `-` is the OAuth client's own tailnet.
+    #[serde(default = "default_tailnet")]
+    pub tailnet: String,
+    #[serde(default = "default_tailscale_api")]
+    pub api_url: String,
+}
+
+fn default_tailnet() -> String {
+    "-".into()
+}
+fn default_tailscale_api() -> String {
+    "https://api.tailscale.com".into()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Plan {
+    /// Gateway container resources.
+    pub resources: ResourceRequirements,
+    /// Default volume size.
+    pub storage_size: Quantity,
+    /// openclaw `agents.defaults.maxConcurrent`; openclaw's own default scales with the
+    /// node's CPUs, which is wrong inside a sized pod.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: u32,
+}
+
+fn default_max_concurrent() -> u32 {
+    4
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct StorageDefaults {
+    /// StorageClass for new volumes; the cluster default when absent.
+    pub storage_class_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct NetworkPolicyConfig {
+    /// Render a NetworkPolicy per Assistant.
+    pub enabled: bool,
+    /// CIDRs of the Kubernetes API server endpoints (the sidecar stores its state in a
+    /// Secret). The operator discovers them from the `kubernetes` EndpointSlice when empty.
+    pub api_server_cidrs: Vec<String>,
+    /// Ports the API server listens on.
+    pub api_server_ports: Vec<i32>,
+    /// Never reachable from a gateway pod (cloud metadata, private networks).
+    pub blocked_cidrs: Vec<String>,
+    /// Namespace and pod labels of the cluster DNS.
+    pub dns_namespace: String,
+    pub dns_pod_labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ReconcileConfig {
+    /// Assistants reconciled at the same time.
+    pub concurrency: u16,
+    /// Periodic re-check of a healthy Assistant.
+    pub resync_seconds: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LeaderElectionConfig {
+    pub enabled: bool,
+    pub lease_name: String,
+    /// Defaults to the operator's own namespace (`POD_NAMESPACE`).
+    pub lease_namespace: Option<String>,
+    pub lease_duration_seconds: u64,
+}
+
+fn resources(req_cpu: &str, req_mem: &str, lim_cpu: &str, lim_mem: &str) -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.to_string());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), q(req_cpu)),
+            ("memory".to_string(), q(req_mem)),
+        ])),
+        limits: Some(BTreeMap::from([
+            ("cpu".to_string(), q(lim_cpu)),
+            ("memory".to_string(), q(lim_mem)),
+        ])),
+        ..Default::default()
+    }
+}
+
+impl Default for OperatorConfig {
+    fn default() -> Self {
+        // Sizes from docs/performance.md: an idle openclaw 2026.9.6 gateway holds ~1 GiB
+        // across its processes, so 1.5 GiB is the smallest limit that leaves headroom.
+        let plans = BTreeMap::from([
+            (
+                "small".to_string(),
+                Plan {
+                    resources: resources("250m", "1Gi", "1", "1536Mi"),
+                    storage_size: Quantity("5Gi".into()),
+                    max_concurrent: 2,
+                },
+            ),
+            (
+                "standard".to_string(),
+                Plan {
+                    resources: resources("500m", "1536Mi", "2", "2Gi"),
+                    storage_size: Quantity("10Gi".into()),
+                    max_concurrent: 4,
+                },
+            ),
+            (
+                "large".to_string(),
+                Plan {
+                    resources: resources("1", "3Gi", "4", "4Gi"),
+                    storage_size: Quantity("50Gi".into()),
+                    max_concurrent: 8,
+                },
+            ),
+        ]);
+        Self {
+            gateway: GatewayDefaults::default(),
+            tailscale: TailscaleDefaults::default(),
+            plans,
+            default_plan: "standard".into(),
+            storage: StorageDefaults::default(),
+            network_policy: NetworkPolicyConfig::default(),
+            namespaces: Vec::new(),
+            reconcile: ReconcileConfig::default(),
+            leader_election: LeaderElectionConfig::default(),
+        }
+    }
+}
+
+impl Default for GatewayDefaults {
+    fn default() -> Self {
+        Self {
+            image: "ghcr.io/clawhost/gateway".into(),
+            default_version: "2026.9.6".into(),
+            termination_grace_period_seconds: 360,
+        }
+    }
+}
+
+impl Default for TailscaleDefaults {
+    fn default() -> Self {
+        Self {
+            image: "tailscale/tailscale:v1.90.6".into(),
+            default_tags: Vec::new(),
+            oauth: None,
+            resources: resources("20m", "64Mi", "500m", "256Mi"),
+        }
+    }
+}
+
+impl Default for NetworkPolicyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            api_server_cidrs: Vec::new(),
+            api_server_ports: vec![443, 6443],
+            blocked_cidrs: [
+                "10.0.0.0/8",
+                "172.16.0.0/12",
+                "192.168.0.0/16",
+                "169.254.0.0/16",
+                "100.64.0.0/10",
+                "127.0.0.0/8",
+            ]
+            .map(String::from)
+            .to_vec(),
+            dns_namespace: "kube-system".into(),
+            dns_pod_labels: BTreeMap::from([("k8s-app".to_string(), "kube-dns".to_string())]),
+        }
+    }
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 8,
+            resync_seconds: 300,
+        }
+    }
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            lease_name: "clawhost-operator".into(),
+            lease_namespace: None,
+            lease_duration_seconds: 15,
+        }
+    }
+}
+
+impl OperatorConfig {
+    /// Load and check a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: OperatorConfig = if text.trim().is_empty() {
+            OperatorConfig::default()
+        } else {
+            let de = serde_yaml::Deserializer::from_str(text);
+            serde_path_to_error::deserialize(de).map_err(|e| ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!("{}: {}", e.path(), e.inner()),
+            })?
+        };
+        config.check(path)?;
+        Ok(config)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field: field.into(),
+            message,
+        };
+        if !self.plans.contains_key(&self.default_plan) {
+            return Err(invalid(
+                "defaultPlan",
+                format!(
+                    "plan {:?} is not defined in plans (defined: {})",
+                    self.default_plan,
+                    self.plans.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        let version = regex_lite::Regex::new(VERSION_PATTERN).expect("static pattern");
+        if !version.is_match(&self.gateway.default_version) {
+            return Err(invalid(
+                "gateway.defaultVersion",
+                format!(
+                    "{:?} is not a pinned openclaw release like 2026.9.6",
+                    self.gateway.default_version
+                ),
+            ));
+        }
+        let tag = regex_lite::Regex::new(TAILSCALE_TAG_PATTERN).expect("static pattern");
+        for t in &self.tailscale.default_tags {
+            if !tag.is_match(t) {
+                return Err(invalid(
+                    "tailscale.defaultTags",
+                    format!("{t:?} is not a Tailscale tag (tag:name)"),
+                ));
+            }
+        }
+        if self.tailscale.image.ends_with(":latest") || !self.tailscale.image.contains(':') {
+            return Err(invalid(
+                "tailscale.image",
+                format!(
+                    "{:?} must be pinned to a version tag or digest",
+                    self.tailscale.image
+                ),
+            ));
+        }
+        if self.gateway.termination_grace_period_seconds < 30 {
+            return Err(invalid(
+                "gateway.terminationGracePeriodSeconds",
+                "must be at least 30 (openclaw drains sessions on SIGTERM)".into(),
+            ));
+        }
+        if self.reconcile.concurrency == 0 {
+            return Err(invalid(
+                "reconcile.concurrency",
+                "must be at least 1".into(),
+            ));
+        }
+        for (name, plan) in &self.plans {
+            if crate::api::quantity::parse(&plan.storage_size.0).is_none() {
+                return Err(invalid(
+                    &format!("plans.{name}.storageSize"),
+                    format!("{:?} is not a Kubernetes quantity", plan.storage_size.0),
+                ));
+            }
+        }
+        for cidr in self
+            .network_policy
+            .api_server_cidrs
+            .iter()
+            .chain(&self.network_policy.blocked_cidrs)
+        {
+            if cidr.parse::<ipnet::IpNet>().is_err() {
+                return Err(invalid("networkPolicy", format!("{cidr:?} is not a CIDR")));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn plan(&self, name: Option<&str>) -> Option<(&str, &Plan)> {
+        let name = name.unwrap_or(&self.default_plan);
+        self.plans.get_key_value(name).map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn has_tailscale_oauth(&self) -> bool {
+        self.tailscale.oauth.is_some()
+    }
+}

@@ -1,0 +1,17 @@
+//! clawhost: a control plane for hosting one private openclaw gateway per client.
+//!
+//! - [`api`]: the `Assistant` resource and its validation.
+//! - [`config`]: the operator configuration file.
+//! - [`children`]: pure builders of every object an Assistant owns.
+//! - [`render`]: offline rendering (`clawhost render`).
+//! - [`rbac`]: the permissions the operator and console need.
+
+pub mod api;
+pub mod children;
+pub mod config;
+pub mod crd;
+pub mod rbac;
+pub mod render;
+
+#[cfg(test)]
+pub(crate) mod testing;

@@ -1,0 +1,139 @@
+//! The `clawhost` command: render, CRD, RBAC and config tools, and (later) the operator
+//! and console servers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use clawhost::config::OperatorConfig;
+use clawhost::{crd, rbac, render};
+
+#[derive(Parser)]
+#[command(
+    name = "clawhost",
+    version,
+    about = "Hosting control plane for private openclaw gateways"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Yaml,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print every Kubernetes object of the Assistants in FILEs, without a cluster.
+    Render {
+        /// Assistant manifest(s); `-` reads standard input.
+        #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
+        /// Operator config (defaults built in).
+        #[arg(long, env = "CLAWHOST_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(short = 'o', long, value_enum, default_value = "yaml")]
+        output: Format,
+    },
+    /// Print the Assistant CustomResourceDefinition.
+    Crd,
+    /// Print the RBAC rules the operator or the console needs.
+    Rbac {
+        #[arg(value_enum)]
+        component: Component,
+        #[arg(short = 'o', long, value_enum, default_value = "yaml")]
+        output: Format,
+    },
+    /// Operator config tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Component {
+    Operator,
+    Console,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check a config file; prints the effective config with defaults filled in.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<OperatorConfig> {
+    Ok(match path {
+        Some(p) => OperatorConfig::load(p)?,
+        None => OperatorConfig::default(),
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Render {
+            files,
+            config,
+            output,
+        } => {
+            let config = load_config(config.as_ref())?;
+            match render::render_files(&files, &config) {
+                Ok(objects) => {
+                    match output {
+                        Format::Yaml => print!("{}", render::to_yaml(&objects)),
+                        Format::Json => println!("{}", render::to_json(&objects)),
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(errors) => {
+                    for e in &errors {
+                        eprintln!("error: {e}");
+                    }
+                    eprintln!("{} problem(s); nothing rendered", errors.len());
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
+        Command::Crd => {
+            print!("{}", crd::crd_yaml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rbac { component, output } => {
+            let rules = match component {
+                Component::Operator => rbac::operator_rules(),
+                Component::Console => rbac::console_rules(),
+            };
+            match output {
+                Format::Yaml => print!("{}", serde_yaml::to_string(&rules)?),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&rules)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => {
+            let cfg = OperatorConfig::load(&config)?;
+            print!("{}", serde_yaml::to_string(&cfg)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
