@@ -13,5 +13,8 @@ pub mod crd;
 pub mod rbac;
 pub mod render;
 
+pub mod fake_apiserver;
+pub mod metrics;
+pub mod reconciler;
 #[cfg(test)]
 pub(crate) mod testing;

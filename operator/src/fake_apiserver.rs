@@ -1,0 +1,613 @@
+//! An in-memory Kubernetes API server for tests and benchmarks: enough REST semantics for
+//! the operator (get/list/create/server-side apply/merge and JSON patch/delete, status
+//! subresources, finalizers, 409 on conflicts) plus request recording and fault injection.
+//! It is a kube `Client` transport, so the operator's real code runs against it unchanged.
+//!
+//! What it does not model, and the `#[ignore]`d cluster tests cover: server-side defaulting,
+//! field ownership conflicts, admission, watches.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+
+/// One request as the operator sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub content_type: Option<String>,
+}
+
+impl Recorded {
+    pub fn is_write(&self) -> bool {
+        !matches!(self.method.as_str(), "GET" | "HEAD")
+    }
+    /// `VERB plural[/sub]` without namespace and name, for readable assertions.
+    pub fn summary(&self) -> String {
+        let p = parse_path(&self.path);
+        let verb = match (self.method.as_str(), &p) {
+            ("PATCH", _)
+                if self.content_type.as_deref() == Some("application/apply-patch+yaml") =>
+            {
+                "APPLY"
+            }
+            ("GET", Some(p)) if p.name.is_none() => "LIST",
+            (m, _) => m,
+        };
+        match p {
+            Some(p) => match p.subresource {
+                Some(s) => format!("{verb} {}/{s}", p.plural),
+                None => format!("{verb} {}", p.plural),
+            },
+            None => format!("{verb} {}", self.path),
+        }
+    }
+}
+
+/// A fault to inject: the next `times` requests matching `method` and a path containing
+/// `path_contains` fail this way.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub method: Option<Method>,
+    pub path_contains: String,
+    pub times: usize,
+    pub kind: FaultKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum FaultKind {
+    /// An API status response (409, 429, 500, ...).
+    Status(u16),
+    /// The transport fails (connection reset / timeout).
+    TransportError,
+    /// The request hangs for this long before being answered normally.
+    Delay(Duration),
+}
+
+#[derive(Default)]
+struct State {
+    objects: BTreeMap<String, Value>,
+    requests: Vec<Recorded>,
+    faults: VecDeque<Fault>,
+    next_rv: u64,
+    next_uid: u64,
+}
+
+/// Shared handle: clone it, hand `client()` to the code under test, inspect afterwards.
+#[derive(Clone, Default)]
+pub struct FakeApiServer {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug)]
+struct ParsedPath {
+    /// `api/v1` or `apis/group/version`.
+    prefix: String,
+    namespace: Option<String>,
+    plural: String,
+    name: Option<String>,
+    subresource: Option<String>,
+}
+
+fn parse_path(path: &str) -> Option<ParsedPath> {
+    let path = path.split('?').next()?;
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (prefix, rest) = match parts.first()? {
+        &"api" => (format!("api/{}", parts.get(1)?), &parts[2..]),
+        &"apis" => (
+            format!("apis/{}/{}", parts.get(1)?, parts.get(2)?),
+            &parts[3..],
+        ),
+        _ => return None,
+    };
+    let (namespace, rest) = if rest.first() == Some(&"namespaces") && rest.len() >= 3 {
+        (Some(rest[1].to_string()), &rest[2..])
+    } else {
+        (None, rest)
+    };
+    Some(ParsedPath {
+        prefix,
+        namespace,
+        plural: rest.first()?.to_string(),
+        name: rest.get(1).map(|s| s.to_string()),
+        subresource: rest.get(2).map(|s| s.to_string()),
+    })
+}
+
+fn key(prefix: &str, plural: &str, ns: Option<&str>, name: &str) -> String {
+    format!("{prefix}/{plural}/{}/{name}", ns.unwrap_or(""))
+}
+
+fn status_body(code: u16, reason: &str, message: &str) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": code, "reason": reason, "message": message})
+}
+
+fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(p) => {
+            if !target.is_object() {
+                *target = json!({});
+            }
+            let t = target.as_object_mut().expect("object");
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge_patch(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+/// What the API server does to Secrets on write: stringData folds into base64 data.
+fn normalize_secret(obj: &mut Value) {
+    if obj["kind"] != "Secret" {
+        return;
+    }
+    if let Some(Value::Object(sd)) = obj.as_object_mut().and_then(|o| o.remove("stringData")) {
+        let data = obj
+            .as_object_mut()
+            .expect("object")
+            .entry("data")
+            .or_insert(json!({}));
+        for (k, v) in sd {
+            let s = v.as_str().unwrap_or_default();
+            data[k] = Value::String(base64::engine::general_purpose::STANDARD.encode(s));
+        }
+    }
+}
+
+impl FakeApiServer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A kube client whose every request is served by this fake.
+    pub fn client(&self) -> kube::Client {
+        let me = self.clone();
+        let svc = tower::service_fn(move |req: Request<kube::client::Body>| {
+            let me = me.clone();
+            async move { me.handle(req).await }
+        });
+        kube::Client::new(svc, "default")
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.state.lock().expect("lock").faults.push_back(fault);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().expect("lock").requests.clone()
+    }
+
+    pub fn clear_requests(&self) {
+        self.state.lock().expect("lock").requests.clear();
+    }
+
+    pub fn writes(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(Recorded::is_write)
+            .collect()
+    }
+
+    /// Stores an object as if created by someone else (a client's Secret, a pod).
+    pub fn put(&self, obj: Value) -> Value {
+        let mut st = self.state.lock().expect("lock");
+        Self::insert(&mut st, obj)
+    }
+
+    fn insert(st: &mut State, mut obj: Value) -> Value {
+        normalize_secret(&mut obj);
+        let (prefix, plural) = api_of(&obj);
+        let ns = obj["metadata"]["namespace"].as_str().map(str::to_string);
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        st.next_rv += 1;
+        st.next_uid += 1;
+        let meta = &mut obj["metadata"];
+        if meta.get("uid").is_none() {
+            meta["uid"] = json!(format!("00000000-0000-4000-8000-{:012}", st.next_uid));
+        }
+        meta["resourceVersion"] = json!(st.next_rv.to_string());
+        if meta.get("generation").is_none() {
+            meta["generation"] = json!(1);
+        }
+        if meta.get("creationTimestamp").is_none() {
+            meta["creationTimestamp"] = json!("2026-11-25T00:00:00Z");
+        }
+        st.objects
+            .insert(key(&prefix, &plural, ns.as_deref(), &name), obj.clone());
+        obj
+    }
+
+    pub fn get(&self, prefix: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        let st = self.state.lock().expect("lock");
+        st.objects
+            .get(&key(prefix, plural, Some(ns), name))
+            .cloned()
+    }
+
+    /// Mutates a stored object in place (e.g. a pod becoming ready), bumping its version.
+    pub fn update(
+        &self,
+        prefix: &str,
+        plural: &str,
+        ns: &str,
+        name: &str,
+        f: impl FnOnce(&mut Value),
+    ) {
+        let mut st = self.state.lock().expect("lock");
+        st.next_rv += 1;
+        let rv = st.next_rv;
+        if let Some(o) = st.objects.get_mut(&key(prefix, plural, Some(ns), name)) {
+            f(o);
+            o["metadata"]["resourceVersion"] = json!(rv.to_string());
+        }
+    }
+
+    pub fn remove(&self, prefix: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
+        let mut st = self.state.lock().expect("lock");
+        st.objects.remove(&key(prefix, plural, Some(ns), name))
+    }
+
+    pub fn list(&self, prefix: &str, plural: &str) -> Vec<Value> {
+        let st = self.state.lock().expect("lock");
+        let start = format!("{prefix}/{plural}/");
+        st.objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(&start))
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.state.lock().expect("lock").objects.len()
+    }
+
+    async fn handle(
+        &self,
+        req: Request<kube::client::Body>,
+    ) -> Result<Response<Full<Bytes>>, std::io::Error> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let query = req.uri().query().unwrap_or_default().to_string();
+        let content_type = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = req
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+
+        let fault = {
+            let mut st = self.state.lock().expect("lock");
+            st.requests.push(Recorded {
+                method: method.to_string(),
+                path: path.clone(),
+                content_type: content_type.clone(),
+            });
+            let pos = st.faults.iter().position(|f| {
+                f.method.as_ref().is_none_or(|m| *m == method) && path.contains(&f.path_contains)
+            });
+            pos.map(|i| {
+                let f = &mut st.faults[i];
+                f.times -= 1;
+                let kind = f.kind.clone();
+                if f.times == 0 {
+                    st.faults.remove(i);
+                }
+                kind
+            })
+        };
+        match fault {
+            Some(FaultKind::Status(code)) => {
+                let reason = match code {
+                    404 => "NotFound",
+                    409 => "Conflict",
+                    429 => "TooManyRequests",
+                    500 => "InternalError",
+                    503 => "ServiceUnavailable",
+                    _ => "Unknown",
+                };
+                return Ok(respond(code, status_body(code, reason, "injected fault")));
+            }
+            Some(FaultKind::TransportError) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected transport fault",
+                ));
+            }
+            Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
+            None => {}
+        }
+
+        let Some(p) = parse_path(&path) else {
+            return Ok(respond(404, status_body(404, "NotFound", "unknown path")));
+        };
+        let body: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body)
+                .or_else(|_| serde_yaml::from_slice(&body))
+                .unwrap_or(Value::Null)
+        };
+        let mut st = self.state.lock().expect("lock");
+        Ok(Self::serve(
+            &mut st,
+            &method,
+            &p,
+            &query,
+            content_type.as_deref(),
+            body,
+        ))
+    }
+
+    fn serve(
+        st: &mut State,
+        method: &Method,
+        p: &ParsedPath,
+        query: &str,
+        content_type: Option<&str>,
+        body: Value,
+    ) -> Response<Full<Bytes>> {
+        let not_found = |name: &str| {
+            respond(
+                404,
+                status_body(
+                    404,
+                    "NotFound",
+                    &format!("{} \"{name}\" not found", p.plural),
+                ),
+            )
+        };
+        match (method.as_str(), &p.name) {
+            ("GET", None) => {
+                let start = format!("{}/{}/", p.prefix, p.plural);
+                let ns_part = p.namespace.clone().unwrap_or_default();
+                let selector = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("labelSelector="))
+                    .map(|s| {
+                        urlencoding::decode(s)
+                            .map(|c| c.into_owned())
+                            .unwrap_or_default()
+                    });
+                let items: Vec<Value> = st
+                    .objects
+                    .iter()
+                    .filter(|(k, _)| k.starts_with(&start))
+                    .filter(|(_, v)| {
+                        p.namespace.is_none()
+                            || v["metadata"]["namespace"].as_str() == Some(&ns_part)
+                    })
+                    .filter(|(_, v)| selector.as_deref().is_none_or(|s| matches_selector(v, s)))
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                respond(
+                    200,
+                    json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": st.next_rv.to_string()}, "items": items}),
+                )
+            }
+            ("GET", Some(name)) => {
+                match st
+                    .objects
+                    .get(&key(&p.prefix, &p.plural, p.namespace.as_deref(), name))
+                {
+                    Some(o) => respond(200, o.clone()),
+                    None => not_found(name),
+                }
+            }
+            ("POST", None) => {
+                let name = body["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let k = key(&p.prefix, &p.plural, p.namespace.as_deref(), &name);
+                if st.objects.contains_key(&k) {
+                    return respond(
+                        409,
+                        status_body(
+                            409,
+                            "AlreadyExists",
+                            &format!("{} \"{name}\" already exists", p.plural),
+                        ),
+                    );
+                }
+                let mut obj = body;
+                if let Some(ns) = &p.namespace {
+                    obj["metadata"]["namespace"] = json!(ns);
+                }
+                respond(201, Self::insert(st, obj))
+            }
+            ("PATCH" | "PUT", Some(name)) => {
+                let k = key(&p.prefix, &p.plural, p.namespace.as_deref(), name);
+                let existing = st.objects.get(&k).cloned();
+                let is_apply = content_type == Some("application/apply-patch+yaml");
+                let mut obj = match (&existing, is_apply) {
+                    (Some(o), _) => o.clone(),
+                    (None, true) if p.subresource.is_none() => {
+                        let mut o = json!({"metadata": {"name": name}});
+                        if let Some(ns) = &p.namespace {
+                            o["metadata"]["namespace"] = json!(ns);
+                        }
+                        o
+                    }
+                    _ => return not_found(name),
+                };
+                let before = obj.clone();
+                let patch = if p.subresource.as_deref() == Some("status") {
+                    json!({"status": body.get("status").cloned().unwrap_or(Value::Null)})
+                } else {
+                    body
+                };
+                match (method.as_str(), content_type) {
+                    ("PUT", _) => obj = patch,
+                    (_, Some("application/json-patch+json")) => {
+                        let ops: json_patch::Patch = match serde_json::from_value(patch) {
+                            Ok(ops) => ops,
+                            Err(e) => {
+                                return respond(400, status_body(400, "BadRequest", &e.to_string()));
+                            }
+                        };
+                        if let Err(e) = json_patch::patch(&mut obj, &ops) {
+                            return respond(422, status_body(422, "Invalid", &e.to_string()));
+                        }
+                    }
+                    _ => {
+                        let mut patch = patch;
+                        if let Some(m) = patch.get_mut("metadata").and_then(Value::as_object_mut) {
+                            m.remove("resourceVersion");
+                            m.remove("managedFields");
+                        }
+                        merge_patch(&mut obj, &patch);
+                    }
+                }
+                normalize_secret(&mut obj);
+                if obj == before && existing.is_some() {
+                    return respond(200, obj);
+                }
+                if existing.is_none() {
+                    return respond(201, Self::insert(st, obj));
+                }
+                // Spec changes bump the generation, as the API server does.
+                if obj.get("spec") != before.get("spec") {
+                    let g = obj["metadata"]["generation"].as_i64().unwrap_or(1);
+                    obj["metadata"]["generation"] = json!(g + 1);
+                }
+                st.next_rv += 1;
+                obj["metadata"]["resourceVersion"] = json!(st.next_rv.to_string());
+                // Last finalizer removed from an object being deleted: it goes.
+                let finalizers_empty = obj["metadata"]["finalizers"]
+                    .as_array()
+                    .is_none_or(|f| f.is_empty());
+                if obj["metadata"].get("deletionTimestamp").is_some() && finalizers_empty {
+                    st.objects.remove(&k);
+                } else {
+                    st.objects.insert(k, obj.clone());
+                }
+                respond(200, obj)
+            }
+            ("DELETE", Some(name)) => {
+                let k = key(&p.prefix, &p.plural, p.namespace.as_deref(), name);
+                let Some(mut obj) = st.objects.get(&k).cloned() else {
+                    return not_found(name);
+                };
+                let has_finalizers = obj["metadata"]["finalizers"]
+                    .as_array()
+                    .is_some_and(|f| !f.is_empty());
+                if has_finalizers {
+                    st.next_rv += 1;
+                    obj["metadata"]["deletionTimestamp"] = json!("2026-11-25T01:00:00Z");
+                    obj["metadata"]["resourceVersion"] = json!(st.next_rv.to_string());
+                    st.objects.insert(k, obj.clone());
+                } else {
+                    st.objects.remove(&k);
+                }
+                respond(200, obj)
+            }
+            _ => respond(
+                405,
+                status_body(405, "MethodNotAllowed", "not supported by the fake"),
+            ),
+        }
+    }
+}
+
+fn matches_selector(obj: &Value, selector: &str) -> bool {
+    selector.split(',').filter(|s| !s.is_empty()).all(|term| {
+        let labels = &obj["metadata"]["labels"];
+        match term.split_once('=') {
+            Some((k, v)) => labels[k.trim_end_matches('=')].as_str() == Some(v),
+            None => labels.get(term).is_some(),
+        }
+    })
+}
+
+/// `api/v1` + plural for an object, from its apiVersion and kind.
+fn api_of(obj: &Value) -> (String, String) {
+    let api_version = obj["apiVersion"].as_str().unwrap_or("v1");
+    let prefix = if api_version.contains('/') {
+        format!("apis/{api_version}")
+    } else {
+        format!("api/{api_version}")
+    };
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let plural = match kind {
+        "NetworkPolicy" => "networkpolicies".to_string(),
+        "Endpoints" => "endpoints".to_string(),
+        k => format!("{}s", k.to_ascii_lowercase()),
+    };
+    (prefix, plural)
+}
+
+fn respond(code: u16, body: Value) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+
+    #[tokio::test]
+    async fn create_get_apply_delete_roundtrip() {
+        let fake = FakeApiServer::new();
+        let api: Api<Secret> = Api::namespaced(fake.client(), "ns");
+        let mut s = Secret::default();
+        s.metadata.name = Some("a".into());
+        s.string_data = Some([("k".to_string(), "v".to_string())].into());
+        api.create(&PostParams::default(), &s).await.unwrap();
+        let got = api.get("a").await.unwrap();
+        assert_eq!(got.data.unwrap()["k"].0, b"v");
+        let err = api.create(&PostParams::default(), &s).await.unwrap_err();
+        assert!(
+            matches!(err, kube::Error::Api(ref e) if e.code == 409),
+            "{err}"
+        );
+        let patch = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "labels": {"x": "y"}}});
+        api.patch("a", &PatchParams::apply("t").force(), &Patch::Apply(&patch))
+            .await
+            .unwrap();
+        assert_eq!(
+            api.get("a").await.unwrap().metadata.labels.unwrap()["x"],
+            "y"
+        );
+        api.delete("a", &Default::default()).await.unwrap();
+        assert!(api.get_opt("a").await.unwrap().is_none());
+        assert_eq!(fake.writes().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn faults_fire_then_clear() {
+        let fake = FakeApiServer::new();
+        fake.inject(Fault {
+            method: Some(Method::GET),
+            path_contains: "/secrets/a".into(),
+            times: 1,
+            kind: FaultKind::Status(500),
+        });
+        let api: Api<Secret> = Api::namespaced(fake.client(), "ns");
+        assert!(api.get_opt("a").await.is_err());
+        assert!(api.get_opt("a").await.unwrap().is_none());
+    }
+}

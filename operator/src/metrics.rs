@@ -1,0 +1,160 @@
+//! Operator metrics (OpenMetrics via prometheus-client) and per-Assistant error backoff.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::api::Phase;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PhaseLabel {
+    pub phase: String,
+}
+
+pub struct Metrics {
+    pub reconciles: Counter,
+    pub errors: Family<ReasonLabel, Counter>,
+    pub duration: Histogram,
+    pub assistants: Family<PhaseLabel, Gauge>,
+    phases: Mutex<HashMap<String, Phase>>,
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            reconciles: Counter::default(),
+            errors: Family::default(),
+            duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
+            assistants: Family::default(),
+            phases: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+}
+
+/// Longest wait between retries of a failing Assistant.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+
+impl Metrics {
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "clawhost_reconciles",
+            "Reconciles run",
+            self.reconciles.clone(),
+        );
+        registry.register(
+            "clawhost_reconcile_errors",
+            "Reconciles that failed, by reason",
+            self.errors.clone(),
+        );
+        registry.register(
+            "clawhost_reconcile_duration_seconds",
+            "Time per reconcile",
+            self.duration.clone(),
+        );
+        registry.register(
+            "clawhost_assistants",
+            "Assistants by phase",
+            self.assistants.clone(),
+        );
+    }
+
+    pub fn observe_reconcile(&self, took: Duration, error: Option<String>) {
+        self.reconciles.inc();
+        self.duration.observe(took.as_secs_f64());
+        if let Some(reason) = error {
+            self.errors.get_or_create(&ReasonLabel { reason }).inc();
+        }
+    }
+
+    /// Records an Assistant's phase; the gauge counts Assistants per phase.
+    pub fn set_phase(&self, key: &str, phase: Phase) {
+        let mut phases = self.phases.lock().expect("lock");
+        if let Some(old) = phases.insert(key.to_string(), phase) {
+            if old == phase {
+                return;
+            }
+            self.assistants
+                .get_or_create(&PhaseLabel {
+                    phase: old.to_string(),
+                })
+                .dec();
+        }
+        self.assistants
+            .get_or_create(&PhaseLabel {
+                phase: phase.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn forget(&self, key: &str) {
+        if let Some(old) = self.phases.lock().expect("lock").remove(key) {
+            self.assistants
+                .get_or_create(&PhaseLabel {
+                    phase: old.to_string(),
+                })
+                .dec();
+        }
+        self.failures.lock().expect("lock").remove(key);
+    }
+
+    /// Next retry delay for a failing Assistant: 5 s doubling to 5 min.
+    pub fn backoff(&self, key: &str) -> Duration {
+        let mut f = self.failures.lock().expect("lock");
+        let n = f.entry(key.to_string()).or_insert(0);
+        *n = n.saturating_add(1);
+        let secs = 5u64.saturating_mul(1u64 << (*n - 1).min(10));
+        Duration::from_secs(secs).min(MAX_BACKOFF)
+    }
+
+    pub fn reset_backoff(&self, key: &str) {
+        self.failures.lock().expect("lock").remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        let m = Metrics::default();
+        let d: Vec<u64> = (0..10).map(|_| m.backoff("a").as_secs()).collect();
+        assert_eq!(&d[..4], &[5, 10, 20, 40]);
+        assert_eq!(*d.last().unwrap(), 300);
+        m.reset_backoff("a");
+        assert_eq!(m.backoff("a").as_secs(), 5);
+    }
+
+    #[test]
+    fn phase_gauge_moves_between_phases() {
+        let m = Metrics::default();
+        m.set_phase("a", Phase::Provisioning);
+        m.set_phase("a", Phase::Running);
+        m.set_phase("b", Phase::Running);
+        let get = |p: Phase| {
+            m.assistants
+                .get_or_create(&PhaseLabel {
+                    phase: p.to_string(),
+                })
+                .get()
+        };
+        assert_eq!(get(Phase::Provisioning), 0);
+        assert_eq!(get(Phase::Running), 2);
+        m.forget("a");
+        assert_eq!(get(Phase::Running), 1);
+    }
+}

@@ -1,0 +1,155 @@
+//! Ordered cleanup when an Assistant is deleted: stop the gateway, remove the tailnet
+//! device, honour `storage.onDelete`, then release the finalizer. Every step is idempotent;
+//! a failed step is retried and nothing after it runs. Under `Retain` the volume is never
+//! deleted, whatever fails (it has no ownerReference to begin with).
+
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use serde_json::json;
+use tracing::info;
+
+use super::status::Observed;
+use super::{Context, Error, FINALIZER, api_resource, apply, names, tailnet_api, write_status};
+use crate::api::{Assistant, OnDelete};
+use crate::children::{self, RETAINED_LABEL, typed_value};
+
+const WAIT_FOR_POD: Duration = Duration::from_secs(5);
+
+pub async fn run(a: &Assistant, ctx: &Context) -> Result<Action, Error> {
+    if !a.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let ns = a.namespace().ok_or(Error::NoNamespace)?;
+    let n = names(a);
+    let terminating = crate::reconciler::status::compute(
+        a,
+        &ctx.config,
+        &Observed {
+            deleting: true,
+            ..Default::default()
+        },
+    );
+    if a.status.as_ref().and_then(|s| s.phase) != Some(crate::api::Phase::Terminating) {
+        write_status(a, ctx, &ns, terminating).await?;
+    }
+
+    // 1. Scale the gateway to zero and wait until its pod is gone, so nothing writes the
+    //    volume or re-registers the device while we clean up.
+    let sts_api: Api<StatefulSet> = Api::namespaced(ctx.client.clone(), &ns);
+    if let Some(sts) = sts_api.get_opt(&n.statefulset).await?
+        && sts.spec.as_ref().and_then(|s| s.replicas) != Some(0)
+    {
+        let mut stopped = a.clone();
+        stopped.spec.suspended = true;
+        if let Ok(desired) = children::gateway_statefulset::build(&stopped, &ctx.config) {
+            let desired = apply::with_hash(typed_value(&desired));
+            apply::apply(&ctx.client, &api_resource::<StatefulSet>(), &ns, &desired).await?;
+        } else {
+            // An invalid spec still has to stop: scale directly.
+            sts_api
+                .patch(
+                    &n.statefulset,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"replicas": 0}})),
+                )
+                .await?;
+        }
+        info!("scaled gateway to zero for deletion");
+    }
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+    if pods
+        .get_opt(&format!("{}-0", n.statefulset))
+        .await?
+        .is_some()
+    {
+        return Ok(Action::requeue(WAIT_FOR_POD));
+    }
+
+    // 2. Remove the device from the tailnet (only with Tailscale API credentials).
+    if let Some(tailnet) = &ctx.tailnet {
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+        let state = secrets.get_opt(&n.tailscale_state_secret).await?;
+        let observation = super::observe::Observation {
+            state: Observed {
+                tailscale_state: state,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        if let Some(id) = tailnet_api::device_id(&observation) {
+            tailnet.delete_device(&id).await.map_err(Error::Tailnet)?;
+            info!(device = %id, "removed tailnet device");
+        }
+    }
+
+    // 3. The volume: keep it (unlinked, labelled) or delete it, as the client chose.
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    if let Some(pvc) = pvcs.get_opt(&n.data_volume).await? {
+        match a.storage().on_delete {
+            OnDelete::Retain => {
+                let uid = a.uid().unwrap_or_default();
+                let owners: Vec<_> = pvc
+                    .owner_references()
+                    .iter()
+                    .filter(|o| o.uid != uid)
+                    .cloned()
+                    .collect();
+                let already = pvc.labels().get(RETAINED_LABEL).map(String::as_str) == Some("true")
+                    && owners.len() == pvc.owner_references().len();
+                if !already {
+                    let patch = json!({
+                        "metadata": {
+                            "ownerReferences": owners,
+                            "labels": {RETAINED_LABEL: "true"},
+                            "annotations": {
+                                "clawhost.dev/retained-from": format!("{ns}/{}", a.name_any()),
+                                "clawhost.dev/retained-owner-email": a.spec.owner.email,
+                            },
+                        }
+                    });
+                    pvcs.patch(
+                        &n.data_volume,
+                        &PatchParams::default(),
+                        &Patch::Merge(patch),
+                    )
+                    .await?;
+                    info!(pvc = %n.data_volume, "volume retained");
+                }
+            }
+            OnDelete::Delete => match pvcs.delete(&n.data_volume, &DeleteParams::default()).await {
+                Ok(_) => info!(pvc = %n.data_volume, "volume deleted (onDelete: Delete)"),
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e.into()),
+            },
+        }
+    }
+
+    // 4. Release the Assistant. The test op refuses the patch if the finalizers changed
+    //    since we read them, so another controller's finalizer is never dropped.
+    let remaining: Vec<&String> = a.finalizers().iter().filter(|f| *f != FINALIZER).collect();
+    let patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "test", "path": "/metadata/finalizers", "value": a.finalizers()},
+        {"op": "replace", "path": "/metadata/finalizers", "value": remaining},
+    ]))
+    .expect("valid JSON patch");
+    let api: Api<Assistant> = Api::namespaced(ctx.client.clone(), &ns);
+    match api
+        .patch(
+            &a.name_any(),
+            &PatchParams::default(),
+            &Patch::<()>::Json(patch),
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    info!("cleanup finished; finalizer removed");
+    Ok(Action::await_change())
+}

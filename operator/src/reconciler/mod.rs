@@ -1,0 +1,345 @@
+//! The reconciler: reads state, applies the builders' desired objects with server-side
+//! apply, writes status. The recipe is [`reconcile`]; deletion is [`cleanup`].
+
+pub mod apply;
+pub mod cleanup;
+pub mod observe;
+pub mod status;
+pub mod tailnet_api;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::ApiResource;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Resource, ResourceExt};
+use serde_json::{Value, json};
+use tracing::{info, warn};
+
+use crate::api::Assistant;
+use crate::children::{self, ChildNames, FIELD_MANAGER, GatewayToken, typed_value};
+use crate::config::OperatorConfig;
+use crate::metrics::Metrics;
+use status::ConfigProblem;
+
+/// Finalizer that holds an Assistant until its cleanup ran.
+pub const FINALIZER: &str = "clawhost.dev/cleanup";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("Tailscale API: {0}")]
+    Tailnet(String),
+    #[error("Assistant has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// Short label for metrics.
+    pub fn reason(&self) -> String {
+        match self {
+            Error::Kube(kube::Error::Api(s)) => format!("api_{}", s.code),
+            Error::Kube(_) => "api_transport".into(),
+            Error::Tailnet(_) => "tailnet_api".into(),
+            Error::NoNamespace => "no_namespace".into(),
+        }
+    }
+}
+
+/// Everything a reconcile needs besides the Assistant.
+pub struct Context {
+    pub client: kube::Client,
+    pub config: Arc<OperatorConfig>,
+    pub metrics: Arc<Metrics>,
+    pub recorder: Option<Recorder>,
+    pub tailnet: Option<Arc<dyn tailnet_api::TailnetApi>>,
+}
+
+impl Context {
+    pub fn new(client: kube::Client, config: OperatorConfig) -> Self {
+        Self {
+            client,
+            config: Arc::new(config),
+            metrics: Arc::new(Metrics::default()),
+            recorder: None,
+            tailnet: None,
+        }
+    }
+}
+
+/// Requeue intervals: quick while something is converging, slow when all is well.
+const CONVERGING: Duration = Duration::from_secs(15);
+const BLOCKED: Duration = Duration::from_secs(60);
+
+pub(crate) fn api_resource<K: Resource<DynamicType = ()>>() -> ApiResource {
+    ApiResource::erase::<K>(&())
+}
+
+/// The recipe: validate → ensure token/state Secrets → apply children → read back →
+/// write status.
+pub async fn reconcile(assistant: Arc<Assistant>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let result = reconcile_inner(&assistant, &ctx).await;
+    ctx.metrics
+        .observe_reconcile(started.elapsed(), result.as_ref().err().map(Error::reason));
+    result
+}
+
+async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> {
+    let ns = a.namespace().ok_or(Error::NoNamespace)?;
+    if a.metadata.deletion_timestamp.is_some() {
+        return cleanup::run(a, ctx).await;
+    }
+    ensure_finalizer(a, ctx, &ns).await?;
+
+    let observed = observe::observe(a, ctx, &ns).await?;
+    if observed.state.config_problem.is_none() {
+        ensure_created(a, ctx, &ns, &observed).await?;
+        apply_children(a, ctx, &ns, &observed.live).await?;
+    }
+    let status = status::compute(a, &ctx.config, &observed.state);
+    let phase = status.phase.unwrap_or_default();
+    write_status(a, ctx, &ns, status).await?;
+    ctx.metrics.set_phase(&assistant_key(a), phase);
+    ctx.metrics.reset_backoff(&assistant_key(a));
+    Ok(next_check(phase, &ctx.config))
+}
+
+pub(crate) fn assistant_key(a: &Assistant) -> String {
+    format!("{}/{}", a.namespace().unwrap_or_default(), a.name_any())
+}
+
+fn next_check(phase: crate::api::Phase, config: &OperatorConfig) -> Action {
+    use crate::api::Phase;
+    match phase {
+        Phase::Running | Phase::Suspended => {
+            Action::requeue(Duration::from_secs(config.reconcile.resync_seconds))
+        }
+        Phase::Failed => Action::requeue(BLOCKED),
+        _ => Action::requeue(CONVERGING),
+    }
+}
+
+async fn ensure_finalizer(a: &Assistant, ctx: &Context, ns: &str) -> Result<(), Error> {
+    if a.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(());
+    }
+    let api: Api<Assistant> = Api::namespaced(ctx.client.clone(), ns);
+    // A JSON patch with a test: never clobbers finalizers someone else added meanwhile.
+    let patch = if a.metadata.finalizers.is_none() {
+        json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": a.resource_version()},
+            {"op": "add", "path": "/metadata/finalizers", "value": [FINALIZER]}
+        ])
+    } else {
+        json!([
+            {"op": "test", "path": "/metadata/resourceVersion", "value": a.resource_version()},
+            {"op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER}
+        ])
+    };
+    let patch: json_patch::Patch = serde_json::from_value(patch).expect("valid JSON patch");
+    api.patch(
+        &a.name_any(),
+        &PatchParams::default(),
+        &Patch::<()>::Json(patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// The token and Tailscale state Secrets are created once and never overwritten: the token
+/// must survive every re-render and the state Secret belongs to the sidecar.
+async fn ensure_created(
+    a: &Assistant,
+    ctx: &Context,
+    ns: &str,
+    observed: &observe::Observation,
+) -> Result<(), Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    if observed.live.token_secret.is_none() {
+        let token = GatewayToken::generate();
+        let secret =
+            children::gateway_token_secret::build(a, &ctx.config, &token).map_err(invalid)?;
+        create_once(&secrets, &secret).await?;
+        info!(
+            secret = secret.metadata.name.as_deref(),
+            "created gateway token secret"
+        );
+    }
+    if observed.state.tailscale_state.is_none() {
+        let secret = children::tailscale_state_secret::build(a, &ctx.config).map_err(invalid)?;
+        create_once(&secrets, &secret).await?;
+    }
+    if let Some(tailnet) = &ctx.tailnet {
+        tailnet_api::ensure_auth_key(a, ctx, tailnet.as_ref(), ns, observed).await?;
+    }
+    Ok(())
+}
+
+fn invalid(e: children::BuildError) -> Error {
+    // Validation already passed in observe(); a build error here is a bug, reported as such.
+    Error::Tailnet(format!("internal: {e}"))
+}
+
+/// Creates an object; one that already exists (a retry after a lost response, a second
+/// replica) is left alone.
+pub(crate) async fn create_once(api: &Api<Secret>, secret: &Secret) -> Result<(), Error> {
+    match api.create(&PostParams::default(), secret).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Live copies of the children, as read by `observe`.
+#[derive(Debug, Default, Clone)]
+pub struct LiveChildren {
+    pub token_secret: Option<Value>,
+    pub config_secret: Option<Value>,
+    pub service_account: Option<Value>,
+    pub role: Option<Value>,
+    pub role_binding: Option<Value>,
+    pub volume: Option<Value>,
+    pub service: Option<Value>,
+    pub network_policy: Option<Value>,
+    pub statefulset: Option<Value>,
+}
+
+async fn apply_children(
+    a: &Assistant,
+    ctx: &Context,
+    ns: &str,
+    live: &LiveChildren,
+) -> Result<(), Error> {
+    let c = &ctx.config;
+    let b = |e| invalid(e);
+    let desired: Vec<(ApiResource, Value, Option<&Value>)> = vec![
+        (
+            api_resource::<Secret>(),
+            typed_value(&children::gateway_config_secret::build(a, c).map_err(b)?),
+            live.config_secret.as_ref(),
+        ),
+        (
+            api_resource::<ServiceAccount>(),
+            typed_value(&children::tailscale_rbac::service_account(a, c).map_err(b)?),
+            live.service_account.as_ref(),
+        ),
+        (
+            api_resource::<Role>(),
+            typed_value(&children::tailscale_rbac::role(a, c).map_err(b)?),
+            live.role.as_ref(),
+        ),
+        (
+            api_resource::<RoleBinding>(),
+            typed_value(&children::tailscale_rbac::role_binding(a, c).map_err(b)?),
+            live.role_binding.as_ref(),
+        ),
+        (
+            api_resource::<PersistentVolumeClaim>(),
+            typed_value(&children::data_volume::build(a, c).map_err(b)?),
+            live.volume.as_ref(),
+        ),
+        (
+            api_resource::<Service>(),
+            typed_value(&children::headless_service::build(a, c).map_err(b)?),
+            live.service.as_ref(),
+        ),
+    ];
+    let mut desired = desired;
+    if let Some(np) = children::network_policy::build(a, c).map_err(b)? {
+        desired.push((
+            api_resource::<NetworkPolicy>(),
+            typed_value(&np),
+            live.network_policy.as_ref(),
+        ));
+    }
+    desired.push((
+        api_resource::<StatefulSet>(),
+        typed_value(&children::gateway_statefulset::build(a, c).map_err(b)?),
+        live.statefulset.as_ref(),
+    ));
+    for (resource, object, current) in desired {
+        let object = apply::with_hash(object);
+        if apply::needs_apply(&object, current) {
+            apply::apply(&ctx.client, &resource, ns, &object).await?;
+            info!(kind = %resource.kind, name = object["metadata"]["name"].as_str(), "applied");
+        }
+    }
+    Ok(())
+}
+
+async fn write_status(
+    a: &Assistant,
+    ctx: &Context,
+    ns: &str,
+    new: crate::api::AssistantStatus,
+) -> Result<(), Error> {
+    if !status::changed(a.status.as_ref(), &new) {
+        return Ok(());
+    }
+    let api: Api<Assistant> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = json!({
+        "apiVersion": "clawhost.dev/v1alpha1",
+        "kind": "Assistant",
+        "status": new,
+    });
+    api.patch_status(
+        &a.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    publish_transitions(a, ctx, &new).await;
+    Ok(())
+}
+
+async fn publish_transitions(a: &Assistant, ctx: &Context, new: &crate::api::AssistantStatus) {
+    let Some(recorder) = &ctx.recorder else {
+        return;
+    };
+    let reference = a.object_ref(&());
+    for c in status::transitions(a.status.as_ref(), new) {
+        let event = Event {
+            type_: if c.status == "True" {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            reason: c.reason.clone(),
+            note: Some(format!("{} is {}: {}", c.type_, c.status, c.message)),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        // Events are best effort: a failed event must not fail the reconcile.
+        if let Err(e) = recorder.publish(&event, &reference).await {
+            warn!(error = %e, "could not publish event");
+        }
+    }
+}
+
+/// Requeue after an error with per-object exponential backoff (bounded), so a broken
+/// Assistant never hot-loops and a transient API error retries soon.
+pub fn error_policy(a: Arc<Assistant>, error: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.metrics.backoff(&assistant_key(&a));
+    warn!(error = %error, retry_in_s = delay.as_secs(), "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Problems that stop the apply, as a status condition.
+pub(crate) fn problem(reason: &'static str, message: impl Into<String>) -> ConfigProblem {
+    ConfigProblem {
+        reason,
+        message: message.into(),
+    }
+}
+
+pub(crate) fn names(a: &Assistant) -> ChildNames {
+    ChildNames::for_assistant(a)
+}

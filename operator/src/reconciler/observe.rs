@@ -1,0 +1,167 @@
+//! Reads what exists for an Assistant: its children, its pod, the Secrets it references.
+//! Reads go to the API server (no child caches), which keeps operator memory flat however
+//! many clients there are; the controller's watches only trigger reconciles.
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DynamicObject};
+use kube::core::ApiResource;
+use serde_json::Value;
+
+use super::status::Observed;
+use super::{Context, Error, LiveChildren, api_resource, names, problem};
+use crate::api::Assistant;
+use crate::api::validation::{self, PreviousState};
+
+/// Everything read for one reconcile.
+#[derive(Debug, Default, Clone)]
+pub struct Observation {
+    pub live: LiveChildren,
+    pub state: Observed,
+}
+
+async fn get(
+    client: &kube::Client,
+    resource: &ApiResource,
+    ns: &str,
+    name: &str,
+) -> Result<Option<Value>, Error> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, resource);
+    Ok(api
+        .get_opt(name)
+        .await?
+        .map(|o| serde_json::to_value(o).expect("objects serialize")))
+}
+
+fn typed<K: serde::de::DeserializeOwned>(v: &Option<Value>) -> Option<K> {
+    v.as_ref()
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+}
+
+pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observation, Error> {
+    let n = names(a);
+    let c = &ctx.client;
+    let live = LiveChildren {
+        token_secret: get(c, &api_resource::<Secret>(), ns, &n.gateway_token_secret).await?,
+        config_secret: get(c, &api_resource::<Secret>(), ns, &n.gateway_config_secret).await?,
+        service_account: get(c, &api_resource::<ServiceAccount>(), ns, &n.service_account).await?,
+        role: get(c, &api_resource::<Role>(), ns, &n.tailscale_role).await?,
+        role_binding: get(c, &api_resource::<RoleBinding>(), ns, &n.tailscale_role).await?,
+        volume: get(
+            c,
+            &api_resource::<PersistentVolumeClaim>(),
+            ns,
+            &n.data_volume,
+        )
+        .await?,
+        service: get(c, &api_resource::<Service>(), ns, &n.service).await?,
+        network_policy: if ctx.config.network_policy.enabled {
+            get(c, &api_resource::<NetworkPolicy>(), ns, &n.network_policy).await?
+        } else {
+            None
+        },
+        statefulset: get(c, &api_resource::<StatefulSet>(), ns, &n.statefulset).await?,
+    };
+    let tailscale_state: Option<Secret> =
+        typed(&get(c, &api_resource::<Secret>(), ns, &n.tailscale_state_secret).await?);
+    let pod: Option<Pod> = typed(
+        &get(
+            c,
+            &api_resource::<Pod>(),
+            ns,
+            &format!("{}-0", n.statefulset),
+        )
+        .await?,
+    );
+    let volume: Option<PersistentVolumeClaim> = typed(&live.volume);
+
+    let previous = volume.as_ref().map(|pvc| PreviousState {
+        requested_storage: pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("storage"))
+            .map(|q| q.0.clone()),
+        storage_class_name: pvc.spec.as_ref().and_then(|s| s.storage_class_name.clone()),
+    });
+    let config_problem = match validation::validate(a, &ctx.config, previous.as_ref()) {
+        Err(problems) => {
+            let shrink = problems
+                .0
+                .iter()
+                .any(|p| p.message.contains("never shrink"));
+            Some(problem(
+                if shrink {
+                    "StorageShrinkRefused"
+                } else {
+                    "InvalidSpec"
+                },
+                problems.to_string(),
+            ))
+        }
+        Ok(()) => missing_references(a, ctx, ns).await?,
+    };
+    Ok(Observation {
+        live,
+        state: Observed {
+            config_problem,
+            volume,
+            pod,
+            tailscale_state,
+            deleting: false,
+        },
+    })
+}
+
+/// Secrets the pod cannot start without. Optional references are skipped.
+pub fn required_secret_refs(a: &Assistant) -> Vec<(String, Option<String>)> {
+    let mut refs = Vec::new();
+    if let Some(r) = a.tailscale().auth_key_secret_ref {
+        refs.push((r.name, Some(r.key)));
+    }
+    let gw = a.gateway();
+    for e in &gw.env {
+        if let Some(s) = e
+            .value_from
+            .as_ref()
+            .and_then(|v| v.secret_key_ref.as_ref())
+            && s.optional != Some(true)
+        {
+            refs.push((s.name.clone(), Some(s.key.clone())));
+        }
+    }
+    for src in &gw.env_from {
+        if let Some(s) = &src.secret_ref
+            && s.optional != Some(true)
+        {
+            refs.push((s.name.clone(), None));
+        }
+    }
+    refs
+}
+
+async fn missing_references(
+    a: &Assistant,
+    ctx: &Context,
+    ns: &str,
+) -> Result<Option<super::status::ConfigProblem>, Error> {
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let mut missing = Vec::new();
+    for (name, key) in required_secret_refs(a) {
+        match (api.get_opt(&name).await?, key) {
+            (None, _) => missing.push(format!("secret {ns}/{name} not found")),
+            (Some(s), Some(key)) => {
+                let has = s.data.as_ref().is_some_and(|d| d.contains_key(&key))
+                    || s.string_data.as_ref().is_some_and(|d| d.contains_key(&key));
+                if !has {
+                    missing.push(format!("secret {ns}/{name} has no key {key}"));
+                }
+            }
+            (Some(_), None) => {}
+        }
+    }
+    Ok((!missing.is_empty()).then(|| problem("SecretNotFound", missing.join("; "))))
+}
