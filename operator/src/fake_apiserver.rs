@@ -461,7 +461,10 @@ impl FakeApiServer {
                         let ops: json_patch::Patch = match serde_json::from_value(patch) {
                             Ok(ops) => ops,
                             Err(e) => {
-                                return respond(400, status_body(400, "BadRequest", &e.to_string()));
+                                return respond(
+                                    400,
+                                    status_body(400, "BadRequest", &e.to_string()),
+                                );
                             }
                         };
                         if let Err(e) = json_patch::patch(&mut obj, &ops) {

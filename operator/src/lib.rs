@@ -16,5 +16,7 @@ pub mod render;
 pub mod fake_apiserver;
 pub mod metrics;
 pub mod reconciler;
+pub mod runtime;
+pub mod tailscale_api;
 #[cfg(test)]
 pub(crate) mod testing;

@@ -48,11 +48,81 @@ enum Command {
         #[arg(short = 'o', long, value_enum, default_value = "yaml")]
         output: Format,
     },
+    /// Run the operator: reconcile Assistants in the cluster of the current kubeconfig (or
+    /// in-cluster service account).
+    Operator {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Run the operator and the admin console in one process.
+    Serve {
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Operator config tools.
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct ServerArgs {
+    /// Operator config file (defaults built in).
+    #[arg(long, env = "CLAWHOST_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "CLAWHOST_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    metrics_addr: std::net::SocketAddr,
+    /// Log format.
+    #[arg(long, env = "CLAWHOST_LOG_FORMAT", value_enum, default_value = "json")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn run_server(server: ServerArgs, with_console: bool) -> anyhow::Result<ExitCode> {
+    init_logging(server.log_format);
+    let config = load_config(server.config.as_ref())?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let shutdown = clawhost::runtime::shutdown_signal();
+        let operator = clawhost::runtime::run(
+            config,
+            clawhost::runtime::OperatorOptions {
+                metrics_addr: server.metrics_addr,
+            },
+            shutdown.clone(),
+        );
+        if with_console {
+            // The console joins here once it lands (issue 6).
+            operator.await?;
+        } else {
+            operator.await?;
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -113,6 +183,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        Command::Operator { server } => run_server(server, false),
+        Command::Serve { server } => run_server(server, true),
         Command::Crd => {
             print!("{}", crd::crd_yaml());
             Ok(ExitCode::SUCCESS)

@@ -176,6 +176,18 @@ pub fn validate(
             }
         }
     }
+    if gw.config.is_some() {
+        let version = gw
+            .version
+            .clone()
+            .unwrap_or_else(|| config.gateway.default_version.clone());
+        if super::openclaw_schema::applies_to(&version) {
+            let merged = crate::children::gateway_config_secret::openclaw_config(assistant, config);
+            for problem in super::openclaw_schema::check(&merged) {
+                add(&problem.field, problem.message);
+            }
+        }
+    }
     let mut seen = BTreeSet::new();
     let env_name = re(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$");
     for (i, env) in gw.env.iter().enumerate() {

@@ -22,7 +22,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
 
-use super::gateway_config_secret::{self, OPENCLAW_CONFIG_KEY, SERVE_CONFIG_KEY};
+use super::gateway_config_secret::{OPENCLAW_CONFIG_KEY, SERVE_CONFIG_KEY};
 use super::gateway_token_secret::TOKEN_KEY;
 use super::{
     BuildError, ChildNames, RESTART_HASH_ANNOTATION, RESTART_REQUESTED_ANNOTATION, child_meta,
@@ -422,14 +422,12 @@ fn volumes(assistant: &Assistant) -> Vec<Volume> {
     ]
 }
 
-/// Hash of what only takes effect on a restart: the rendered config files (Secret volumes
-/// update in place, but the gateway's env and the sidecar's auth do not) and an explicit
-/// restart request. Changes roll the pod.
-pub fn restart_hash(assistant: &Assistant, config: &OperatorConfig) -> String {
+/// Hash of what only takes effect on a restart. Config files are not in it: openclaw and
+/// containerboot both watch their files and reload them (verified against the real gateway
+/// by tests/gateway-contract), and env changes already change the pod template. What is
+/// left is an explicit restart request (console "restart", token rotation).
+pub fn restart_hash(assistant: &Assistant, _config: &OperatorConfig) -> String {
     let mut h = Sha256::new();
-    let cfg = gateway_config_secret::openclaw_config(assistant, config);
-    h.update(cfg.to_string());
-    h.update(gateway_config_secret::serve_config(assistant).to_string());
     if let Some(r) = assistant
         .metadata
         .annotations
@@ -493,6 +491,10 @@ pub fn build(assistant: &Assistant, config: &OperatorConfig) -> Result<StatefulS
                         (
                             RESTART_HASH_ANNOTATION.to_string(),
                             restart_hash(assistant, config),
+                        ),
+                        (
+                            super::ASSISTANT_NAME_ANNOTATION.to_string(),
+                            assistant.metadata.name.clone().unwrap_or_default(),
                         ),
                         (
                             "kubectl.kubernetes.io/default-container".to_string(),
@@ -712,7 +714,7 @@ mod tests {
     }
 
     #[test]
-    fn restart_hash_follows_config_and_restart_requests_only() {
+    fn restart_hash_follows_restart_requests_not_hot_reloaded_config() {
         let cfg = config();
         let a = assistant("alice");
         let h0 = restart_hash(&a, &cfg);
@@ -726,7 +728,7 @@ mod tests {
                 .cloned(),
             ..Default::default()
         });
-        assert_ne!(h0, restart_hash(&changed, &cfg));
+        assert_eq!(h0, restart_hash(&changed, &cfg), "config hot-reloads");
         let mut restarted = a.clone();
         restarted.metadata.annotations = Some(
             [(

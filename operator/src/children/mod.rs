@@ -29,6 +29,9 @@ pub use gateway_token_secret::GatewayToken;
 pub const FIELD_MANAGER: &str = "clawhost";
 /// Label on every child: the Assistant it belongs to (by its short name).
 pub const ASSISTANT_LABEL: &str = "clawhost.dev/assistant";
+/// Annotation on every child: the full Assistant name (labels cap at 63 characters), so
+/// watch events map back to the Assistant even for objects it does not own.
+pub const ASSISTANT_NAME_ANNOTATION: &str = "clawhost.dev/assistant-name";
 /// Label set on a volume kept after its Assistant was deleted.
 pub const RETAINED_LABEL: &str = "clawhost.dev/retained";
 /// Pod-template annotation: hash of everything that needs a restart to take effect.
@@ -157,6 +160,10 @@ pub fn child_meta(assistant: &Assistant, name: &str, component: &str) -> ObjectM
         name: Some(name.to_string()),
         namespace: assistant.metadata.namespace.clone(),
         labels: Some(labels(assistant, component)),
+        annotations: Some(BTreeMap::from([(
+            ASSISTANT_NAME_ANNOTATION.to_string(),
+            assistant.metadata.name.clone().unwrap_or_default(),
+        )])),
         owner_references: owner_reference(assistant).map(|o| vec![o]),
         ..Default::default()
     }

@@ -1,0 +1,461 @@
+//! The operator process: connect to the cluster (retrying with backoff), optionally win a
+//! leader Lease, run the Assistant controller, serve /healthz, /readyz and /metrics, and
+//! stop cleanly on SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, ListParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tracing::{Instrument, error, info, info_span, warn};
+
+use crate::api::Assistant;
+use crate::children::ASSISTANT_NAME_ANNOTATION;
+use crate::config::OperatorConfig;
+use crate::metrics::Metrics;
+use crate::reconciler::{self, Context, observe::required_secret_refs};
+
+/// Shared health state for the HTTP endpoints.
+#[derive(Clone, Default)]
+pub struct Health {
+    connected: Arc<AtomicBool>,
+    running: Arc<AtomicBool>,
+}
+
+impl Health {
+    pub fn set_connected(&self, v: bool) {
+        self.connected.store(v, Ordering::Relaxed);
+    }
+    pub fn set_running(&self, v: bool) {
+        self.running.store(v, Ordering::Relaxed);
+    }
+    pub fn ready(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Clone)]
+struct HttpState {
+    health: Health,
+    registry: Arc<Registry>,
+}
+
+/// Routes of the operator's own HTTP endpoint.
+pub fn health_router(health: Health, metrics: &Metrics) -> Router {
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(s): State<HttpState>| async move {
+                if s.health.ready() {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "not connected to the Kubernetes API",
+                    )
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|State(s): State<HttpState>| async move {
+                let mut body = String::new();
+                match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
+                    Ok(()) => (
+                        StatusCode::OK,
+                        [(
+                            header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    )
+                        .into_response(),
+                    Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                }
+            }),
+        )
+        .with_state(HttpState {
+            health,
+            registry: Arc::new(registry),
+        })
+}
+
+/// Where the client configuration comes from, for the one line logged when it fails.
+fn config_source() -> String {
+    match std::env::var("KUBECONFIG") {
+        Ok(p) if !p.is_empty() => format!("KUBECONFIG={p}"),
+        _ if std::env::var("KUBERNETES_SERVICE_HOST").is_ok() => {
+            "in-cluster service account".into()
+        }
+        _ => "~/.kube/config (KUBECONFIG unset, not in a cluster)".into(),
+    }
+}
+
+/// Connects to the cluster, retrying with capped backoff. Logs the first failure, then only
+/// when the error changes or every tenth attempt, so an unreachable cluster does not spam.
+pub async fn connect(mut shutdown: watch::Receiver<bool>) -> Option<Client> {
+    let mut delay = Duration::from_secs(1);
+    let mut last_error = String::new();
+    for attempt in 1u64.. {
+        let result = async {
+            let client = Client::try_default().await.map_err(|e| e.to_string())?;
+            client
+                .apiserver_version()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(client)
+        }
+        .await;
+        match result {
+            Ok(client) => {
+                info!(source = %config_source(), "connected to the Kubernetes API");
+                return Some(client);
+            }
+            Err(e) => {
+                if e != last_error || attempt % 10 == 0 {
+                    warn!(
+                        source = %config_source(),
+                        error = %e,
+                        attempt,
+                        retry_in_s = delay.as_secs(),
+                        "cannot reach the Kubernetes API; retrying with backoff"
+                    );
+                    last_error = e;
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return None,
+        }
+        delay = (delay * 2).min(Duration::from_secs(60));
+    }
+    None
+}
+
+/// Fills in the API server addresses for the gateway NetworkPolicy when the config names
+/// none (the sidecar must reach the API to store its state).
+pub async fn discover_api_server(client: &Client, config: &mut OperatorConfig) {
+    if !config.network_policy.enabled || !config.network_policy.api_server_cidrs.is_empty() {
+        return;
+    }
+    let api: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
+    let lp = ListParams::default().labels("kubernetes.io/service-name=kubernetes");
+    match api.list(&lp).await {
+        Ok(list) => {
+            let mut cidrs = Vec::new();
+            let mut ports = Vec::new();
+            for slice in list.items {
+                for ep in slice.endpoints {
+                    for a in ep.addresses {
+                        cidrs.push(if a.contains(':') {
+                            format!("{a}/128")
+                        } else {
+                            format!("{a}/32")
+                        });
+                    }
+                }
+                for p in slice.ports.into_iter().flatten() {
+                    ports.extend(p.port);
+                }
+            }
+            if !ports.is_empty() {
+                config.network_policy.api_server_ports = ports;
+            }
+            info!(
+                ?cidrs,
+                "discovered API server endpoints for gateway NetworkPolicies"
+            );
+            config.network_policy.api_server_cidrs = cidrs;
+        }
+        Err(e) => {
+            warn!(error = %e, "cannot discover API server endpoints; gateway NetworkPolicies will not allow the API (set networkPolicy.apiServerCidrs)")
+        }
+    }
+}
+
+/// Maps a child (by the annotation every child carries) to its Assistant.
+fn owner_of<K: Resource>(obj: &K) -> Option<ObjectRef<Assistant>> {
+    let name = obj.annotations().get(ASSISTANT_NAME_ANNOTATION)?;
+    Some(ObjectRef::new(name).within(&obj.namespace()?))
+}
+
+/// Builds and runs one controller (for one namespace, or all).
+async fn run_controller(
+    client: Client,
+    namespace: Option<String>,
+    ctx: Arc<Context>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let api = |c: &Client| -> Api<Assistant> {
+        match &namespace {
+            Some(ns) => Api::namespaced(c.clone(), ns),
+            None => Api::all(c.clone()),
+        }
+    };
+    /// Metadata-only watches: a fraction of the memory and bandwidth of full objects.
+    fn meta_api<K>(c: &Client, ns: &Option<String>) -> Api<PartialObjectMeta<K>>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+        PartialObjectMeta<K>:
+            Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(c.clone(), ns),
+            None => Api::all(c.clone()),
+        }
+    }
+    let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=clawhost");
+    let concurrency = ctx.config.reconcile.concurrency;
+    let controller = Controller::new(api(&client), watcher::Config::default().any_semantic());
+    let store: Store<Assistant> = controller.store();
+    let secret_refs = store.clone();
+
+    // Children are watched by metadata only: a change triggers a reconcile, which reads the
+    // object itself. Retained volumes and pods have no Assistant owner, so every child is
+    // mapped by its annotation instead of ownerReferences.
+    macro_rules! child_stream {
+        ($k:ty) => {
+            watcher(meta_api::<$k>(&client, &namespace), managed.clone()).touched_objects()
+        };
+    }
+    let controller = controller
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .watches_stream(child_stream!(Secret), |o| owner_of(&o))
+        .watches_stream(child_stream!(ServiceAccount), |o| owner_of(&o))
+        .watches_stream(child_stream!(Role), |o| owner_of(&o))
+        .watches_stream(child_stream!(RoleBinding), |o| owner_of(&o))
+        .watches_stream(child_stream!(PersistentVolumeClaim), |o| owner_of(&o))
+        .watches_stream(child_stream!(Service), |o| owner_of(&o))
+        .watches_stream(child_stream!(NetworkPolicy), |o| owner_of(&o))
+        .watches_stream(child_stream!(StatefulSet), |o| owner_of(&o))
+        .watches_stream(child_stream!(Pod), |o| owner_of(&o))
+        // Secrets the client owns (auth key, model keys): a fix is picked up at once.
+        .watches_stream(
+            watcher(
+                meta_api::<Secret>(&client, &namespace),
+                watcher::Config::default(),
+            )
+            .touched_objects(),
+            move |s| {
+                let ns = s.namespace();
+                let name = s.name_any();
+                secret_refs
+                    .state()
+                    .into_iter()
+                    .filter(|a| {
+                        a.namespace() == ns
+                            && required_secret_refs(a).iter().any(|(n, _)| *n == name)
+                    })
+                    .map(|a| ObjectRef::from_obj(&*a))
+                    .collect::<Vec<_>>()
+            },
+        );
+    let mut stop = shutdown.clone();
+    controller
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run(
+            |a, ctx| {
+                let span = info_span!("reconcile", assistant = %reconciler::assistant_key(&a));
+                reconciler::reconcile(a, ctx).instrument(span)
+            },
+            reconciler::error_policy,
+            ctx,
+        )
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                // Object-level errors are already logged by error_policy; this is the
+                // controller's own view (e.g. a watch error), kept at debug noise level.
+                tracing::debug!(error = %e, "controller event");
+            }
+        })
+        .await;
+}
+
+/// Options of `clawhost operator`.
+pub struct OperatorOptions {
+    pub metrics_addr: SocketAddr,
+}
+
+/// Runs the operator until `shutdown` turns true.
+pub async fn run(
+    mut config: OperatorConfig,
+    opts: OperatorOptions,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let health = Health::default();
+    let metrics = Arc::new(Metrics::default());
+    let router = health_router(health.clone(), &metrics);
+    let listener = tokio::net::TcpListener::bind(opts.metrics_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.metrics_addr))?;
+    info!(addr = %opts.metrics_addr, "serving /healthz, /readyz, /metrics");
+    let mut http_stop = shutdown.clone();
+    let http = tokio::spawn(
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            })
+            .into_future(),
+    );
+
+    let Some(client) = connect(shutdown.clone()).await else {
+        let _ = http.await;
+        return Ok(());
+    };
+    health.set_connected(true);
+    discover_api_server(&client, &mut config).await;
+
+    let leader = if config.leader_election.enabled {
+        match leader::acquire(&client, &config, shutdown.clone()).await? {
+            Some(l) => Some(l),
+            None => {
+                let _ = http.await;
+                return Ok(());
+            }
+        }
+    } else {
+        None
+    };
+
+    let reporter = Reporter {
+        controller: "clawhost".into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        config: Arc::new(config.clone()),
+        metrics: metrics.clone(),
+        recorder: Some(Recorder::new(client.clone(), reporter)),
+        tailnet: crate::tailscale_api::from_config(&config)?,
+    });
+    health.set_running(true);
+    let namespaces: Vec<Option<String>> = if config.namespaces.is_empty() {
+        vec![None]
+    } else {
+        config.namespaces.iter().cloned().map(Some).collect()
+    };
+    info!(namespaces = ?config.namespaces, concurrency = config.reconcile.concurrency, "starting the Assistant controller");
+    let controllers = futures::future::join_all(
+        namespaces
+            .into_iter()
+            .map(|ns| run_controller(client.clone(), ns, ctx.clone(), shutdown.clone())),
+    );
+    match leader {
+        Some(mut lost) => {
+            tokio::select! {
+                _ = controllers => {}
+                _ = lost.changed().fuse() => {
+                    error!("lost the leader lease; stopping so another replica takes over");
+                    anyhow::bail!("leader lease lost");
+                }
+            }
+        }
+        None => {
+            controllers.await;
+        }
+    }
+    info!("controller stopped");
+    let _ = http.await;
+    Ok(())
+}
+
+/// Leader election with a Lease (kube-lease-manager).
+mod leader {
+    use super::*;
+    use kube_lease_manager::LeaseManagerBuilder;
+
+    /// Waits until this replica holds the lease; returns a receiver that changes when the
+    /// lease is lost, or `None` on shutdown.
+    pub async fn acquire(
+        client: &Client,
+        config: &OperatorConfig,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<Option<watch::Receiver<bool>>> {
+        let le = &config.leader_election;
+        let ns = le
+            .lease_namespace
+            .clone()
+            .or_else(|| std::env::var("POD_NAMESPACE").ok())
+            .unwrap_or_else(|| "default".into());
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("clawhost-{}", std::process::id()));
+        let manager = LeaseManagerBuilder::new(client.clone(), &le.lease_name)
+            .with_namespace(&ns)
+            .with_identity(&identity)
+            .with_duration(le.lease_duration_seconds)
+            .with_field_manager(crate::children::FIELD_MANAGER)
+            .build()
+            .await?;
+        let (mut channel, _task) = manager.watch().await;
+        info!(lease = %le.lease_name, namespace = %ns, %identity, "waiting for the leader lease");
+        loop {
+            if *channel.borrow_and_update() {
+                info!("acquired the leader lease");
+                let (tx, rx) = watch::channel(true);
+                tokio::spawn(async move {
+                    while channel.changed().await.is_ok() {
+                        if !*channel.borrow() {
+                            let _ = tx.send(false);
+                            return;
+                        }
+                    }
+                    let _ = tx.send(false);
+                });
+                return Ok(Some(rx));
+            }
+            tokio::select! {
+                r = channel.changed() => if r.is_err() { anyhow::bail!("lease manager stopped") },
+                _ = shutdown.wait_for(|s| *s) => return Ok(None),
+            }
+        }
+    }
+}
+
+/// A shutdown signal that turns true on SIGTERM or Ctrl-C.
+pub fn shutdown_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("install SIGTERM handler");
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        info!("shutdown requested; finishing in-flight work");
+        let _ = tx.send(true);
+    });
+    rx
+}
