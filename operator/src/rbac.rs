@@ -57,7 +57,7 @@ pub fn operator_rules() -> Vec<PolicyRule> {
         rule(
             "coordination.k8s.io",
             &["leases"],
-            &["get", "create", "update"],
+            &["get", "create", "patch"],
         ),
         rule("discovery.k8s.io", &["endpointslices"], &["get", "list"]),
     ]
