@@ -23,7 +23,7 @@ pub const MODEL_PROVIDERS: [(&str, &str, &str); 4] = [
     ("openrouter", "OpenRouter", "OPENROUTER_API_KEY"),
     ("gemini", "Google Gemini", "GEMINI_API_KEY"),
 ];
-pub const MAX_NOTES: usize = 10_000;
+pub const MAX_NOTES: usize = 20_000;
 pub const MAX_SECRET_INPUT: usize = 4096;
 pub const PER_PAGE_DEFAULT: u32 = 50;
 pub const PER_PAGE_MAX: u32 = 500;
