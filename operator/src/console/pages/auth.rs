@@ -37,6 +37,7 @@ fn login_markup(csrf: &str, email: &str, error: Option<&str>) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { "Sign in · clawhost console" }
                 link rel="stylesheet" href="/static/console.css";
+                link rel="icon" href="data:,";
             }
             body.bare {
                 main.narrow {

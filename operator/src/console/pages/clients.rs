@@ -112,7 +112,8 @@ pub fn new_client_form(ctx: &Ctx, s: &Session, v: &NewClient, errs: &[FieldError
                 @for e in errs { li { code { (e.field) } ": " (e.message) } }
             }
         }
-        form method="post" action="/clients" autocomplete="off" {
+        // novalidate: the server's messages (the same as `clawhost render`) are the ones shown.
+        form method="post" action="/clients" autocomplete="off" novalidate {
             (csrf(s))
             fieldset {
                 legend { "Client" }
@@ -138,7 +139,7 @@ pub fn new_client_form(ctx: &Ctx, s: &Session, v: &NewClient, errs: &[FieldError
                 legend { "Assistant" }
                 div.form-grid {
                     label for="assistant_name" { "Assistant name" }
-                    div { input #assistant_name type="text" name="assistant_name" value=(v.assistant_name) required pattern="[a-z0-9]([-a-z0-9.]*[a-z0-9])?";
+                    div { input #assistant_name type="text" name="assistant_name" value=(v.assistant_name) required;
                           div.hint { "Kubernetes name in namespace " code { (ctx.opts.namespace) } ": lowercase letters, digits, '-' and '.'." }
                           (errs_markup(errs, &["metadata.name"])) }
                     label for="plan" { "Plan" }

@@ -20,13 +20,13 @@ fn breakdown(title: &str, m: &BTreeMap<String, i64>, total: i64, link: Option<&s
                 tbody {
                     @for (k, n) in m {
                         tr {
-                            td style="width:30%" {
+                            td.label {
                                 @let label = if badge { phase_badge(k) } else { html! { (k) } };
                                 @if let Some(l) = link { a href={ (l) (urlencoding::encode(k)) } { (label) } } @else { (label) }
                             }
-                            td { div.bar style={ "width:" (n * 100 / max) "%" } {} }
-                            td.num style="width:80px" { (n) }
-                            td.num.dim style="width:70px" { (if total > 0 { n * 100 / total } else { 0 }) "%" }
+                            td { progress.bar value=(n) max=(max) { (n) } }
+                            td.num.count { (n) }
+                            td.num.dim.count { (if total > 0 { n * 100 / total } else { 0 }) "%" }
                         }
                     }
                     @if m.is_empty() { tr { td.dim { "Nothing to show." } } }

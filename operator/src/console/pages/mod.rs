@@ -57,6 +57,7 @@ fn head(title: &str) -> Markup {
         meta name="viewport" content="width=device-width, initial-scale=1";
         title { (title) " · clawhost console" }
         link rel="stylesheet" href="/static/console.css";
+        link rel="icon" href="data:,";
     }
 }
 
