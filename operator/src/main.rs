@@ -70,12 +70,20 @@ struct ConsoleArgs {
     /// Operator config (plans, defaults) the console validates against.
     #[arg(long, env = "CLAWHOST_CONFIG")]
     config: Option<PathBuf>,
-    #[arg(long, default_value = "127.0.0.1:8080", env = "CLAWHOST_CONSOLE_LISTEN")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8080",
+        env = "CLAWHOST_CONSOLE_LISTEN"
+    )]
     listen: std::net::SocketAddr,
     #[command(flatten)]
     db: DbArgs,
     /// Namespace new Assistants are created in.
-    #[arg(long, default_value = "clawhost-clients", env = "CLAWHOST_CONSOLE_NAMESPACE")]
+    #[arg(
+        long,
+        default_value = "clawhost-clients",
+        env = "CLAWHOST_CONSOLE_NAMESPACE"
+    )]
     namespace: String,
     /// Mark cookies Secure even without X-Forwarded-Proto: https (TLS terminated elsewhere).
     #[arg(long)]
@@ -226,7 +234,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 fn init_tracing() {
@@ -248,12 +258,15 @@ fn run_console(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
     }) = args.command
     {
         let dir = tempfile_dir()?;
-        let url = database_url.unwrap_or_else(|| format!("sqlite://{}/bench.sqlite", dir.display()));
+        let url =
+            database_url.unwrap_or_else(|| format!("sqlite://{}/bench.sqlite", dir.display()));
         let figures = runtime()?
             .block_on(console::bench::run(&url, clients, iterations))
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let _ = std::fs::remove_dir_all(&dir);
-        println!("console bench: {clients} clients, {iterations} requests each, server time in-process");
+        println!(
+            "console bench: {clients} clients, {iterations} requests each, server time in-process"
+        );
         println!("{:<58} {:>10} {:>10}", "request", "median", "p95");
         for f in figures {
             println!(
@@ -295,7 +308,12 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn admin_create(email: &str, password_stdin: bool, reset: bool, url: &str) -> anyhow::Result<ExitCode> {
+fn admin_create(
+    email: &str,
+    password_stdin: bool,
+    reset: bool,
+    url: &str,
+) -> anyhow::Result<ExitCode> {
     use clawhost::console::{auth, db::Db, service::now};
     let email = email.trim().to_lowercase();
     let re = regex_lite::Regex::new(clawhost::api::assistant::EMAIL_PATTERN)?;
@@ -318,14 +336,26 @@ fn admin_create(email: &str, password_stdin: bool, reset: bool, url: &str) -> an
         let db = Db::connect(url).await?;
         if db.admin_by_email(&email).await?.is_some() {
             if !reset {
-                anyhow::bail!("administrator {email} already exists (use --reset to set a new password)");
+                anyhow::bail!(
+                    "administrator {email} already exists (use --reset to set a new password)"
+                );
             }
             db.set_admin_password(&email, &hash).await?;
-            db.audit(now(), "cli", "admin.reset_password", None, &email, None, None).await?;
+            db.audit(
+                now(),
+                "cli",
+                "admin.reset_password",
+                None,
+                &email,
+                None,
+                None,
+            )
+            .await?;
             println!("password of {email} reset");
         } else {
             db.create_admin(&email, &hash, now()).await?;
-            db.audit(now(), "cli", "admin.create", None, &email, None, None).await?;
+            db.audit(now(), "cli", "admin.create", None, &email, None, None)
+                .await?;
             println!("administrator {email} created");
         }
         Ok(())

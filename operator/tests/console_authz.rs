@@ -13,14 +13,24 @@ fn concrete(path: &str, id: i64) -> String {
     path.replace("{id}", &id.to_string())
 }
 
-fn request(method: &Method, uri: &str, cookie: Option<&str>, body: &str, json: bool) -> Request<Body> {
+fn request(
+    method: &Method,
+    uri: &str,
+    cookie: Option<&str>,
+    body: &str,
+    json: bool,
+) -> Request<Body> {
     let mut r = Request::builder().method(method.clone()).uri(uri);
     if let Some(c) = cookie {
         r = r.header("cookie", c);
     }
     r = r.header(
         "content-type",
-        if json { "application/json" } else { "application/x-www-form-urlencoded" },
+        if json {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        },
     );
     r.body(Body::from(body.to_string())).unwrap()
 }
@@ -38,45 +48,129 @@ async fn every_route_is_guarded(app: TestApp) {
         match r.access {
             Access::Public => {
                 let res = app.send(request(&r.method, &uri, None, "", false)).await;
-                assert!(res.status.is_success(), "{} {uri} is public: {}", r.method, res.status);
+                assert!(
+                    res.status.is_success(),
+                    "{} {uri} is public: {}",
+                    r.method,
+                    res.status
+                );
             }
             Access::Page => {
                 assert_eq!(r.method, Method::GET, "pages only read");
                 let res = app.send(request(&r.method, &uri, None, "", false)).await;
                 assert_eq!(res.status, StatusCode::SEE_OTHER, "{uri} anonymous");
                 assert_eq!(res.location(), Some("/login"));
-                let bogus = app.send(request(&r.method, &uri, Some("clawhost_session=forged"), "", false)).await;
+                let bogus = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        Some("clawhost_session=forged"),
+                        "",
+                        false,
+                    ))
+                    .await;
                 assert_eq!(bogus.status, StatusCode::SEE_OTHER, "{uri} forged session");
             }
             Access::Form => {
                 assert_ne!(r.method, Method::GET);
-                let anon = app.send(request(&r.method, &uri, None, &format!("_csrf={}&{form}", app.csrf), false)).await;
+                let anon = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        None,
+                        &format!("_csrf={}&{form}", app.csrf),
+                        false,
+                    ))
+                    .await;
                 assert_eq!(anon.status, StatusCode::SEE_OTHER, "{uri} anonymous");
                 assert_eq!(anon.location(), Some("/login"));
-                let no_csrf = app.send(request(&r.method, &uri, Some(&app.cookie), form, false)).await;
+                let no_csrf = app
+                    .send(request(&r.method, &uri, Some(&app.cookie), form, false))
+                    .await;
                 assert_eq!(no_csrf.status, StatusCode::FORBIDDEN, "{uri} without CSRF");
-                let wrong = app.send(request(&r.method, &uri, Some(&app.cookie), &format!("_csrf=wrong&{form}"), false)).await;
-                assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{uri} with a wrong CSRF token");
+                let wrong = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        Some(&app.cookie),
+                        &format!("_csrf=wrong&{form}"),
+                        false,
+                    ))
+                    .await;
+                assert_eq!(
+                    wrong.status,
+                    StatusCode::FORBIDDEN,
+                    "{uri} with a wrong CSRF token"
+                );
                 // Another session's token does not work either.
-                let other = app.send(request(&r.method, &uri, Some(&app.cookie), &format!("_csrf={}{form}", "x".repeat(43)), false)).await;
+                let other = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        Some(&app.cookie),
+                        &format!("_csrf={}{form}", "x".repeat(43)),
+                        false,
+                    ))
+                    .await;
                 assert_eq!(other.status, StatusCode::FORBIDDEN, "{uri}");
             }
             Access::LoginForm => {
-                let no_cookie = app.send(request(&r.method, &uri, None, &format!("_csrf=abc&{form}"), false)).await;
-                assert_eq!(no_cookie.status, StatusCode::FORBIDDEN, "{uri} without the CSRF cookie");
-                let mismatch = app.send(request(&r.method, &uri, Some("clawhost_login_csrf=abc"), &format!("_csrf=abd&{form}"), false)).await;
-                assert_eq!(mismatch.status, StatusCode::FORBIDDEN, "{uri} CSRF mismatch");
+                let no_cookie = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        None,
+                        &format!("_csrf=abc&{form}"),
+                        false,
+                    ))
+                    .await;
+                assert_eq!(
+                    no_cookie.status,
+                    StatusCode::FORBIDDEN,
+                    "{uri} without the CSRF cookie"
+                );
+                let mismatch = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        Some("clawhost_login_csrf=abc"),
+                        &format!("_csrf=abd&{form}"),
+                        false,
+                    ))
+                    .await;
+                assert_eq!(
+                    mismatch.status,
+                    StatusCode::FORBIDDEN,
+                    "{uri} CSRF mismatch"
+                );
             }
             Access::ApiRead | Access::ApiWrite => {
-                let body = if r.method == Method::GET || r.method == Method::DELETE { "" } else { "{\"plan\":\"large\",\"version\":\"2026.10.1\"}" };
+                let body = if r.method == Method::GET || r.method == Method::DELETE {
+                    ""
+                } else {
+                    "{\"plan\":\"large\",\"version\":\"2026.10.1\"}"
+                };
                 let anon = app.send(request(&r.method, &uri, None, body, true)).await;
                 assert_eq!(anon.status, StatusCode::UNAUTHORIZED, "{uri} anonymous");
                 // A signed-in browser session is not an API credential: no CSRF exposure.
-                let cookie = app.send(request(&r.method, &uri, Some(&app.cookie), body, true)).await;
-                assert_eq!(cookie.status, StatusCode::UNAUTHORIZED, "{uri} with only a session cookie");
+                let cookie = app
+                    .send(request(&r.method, &uri, Some(&app.cookie), body, true))
+                    .await;
+                assert_eq!(
+                    cookie.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{uri} with only a session cookie"
+                );
                 let mut bad = request(&r.method, &uri, None, body, true);
-                bad.headers_mut().insert("authorization", "Bearer chk_not-a-real-token".parse().unwrap());
-                assert_eq!(app.send(bad).await.status, StatusCode::UNAUTHORIZED, "{uri} unknown token");
+                bad.headers_mut().insert(
+                    "authorization",
+                    "Bearer chk_not-a-real-token".parse().unwrap(),
+                );
+                assert_eq!(
+                    app.send(bad).await.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{uri} unknown token"
+                );
                 if r.access == Access::ApiWrite {
                     assert_ne!(r.method, Method::GET, "API writes are not GET");
                 }
@@ -88,9 +182,23 @@ async fn every_route_is_guarded(app: TestApp) {
     // Nothing changed: no audit event, every Assistant still there and unchanged.
     assert_eq!(app.audit_count().await, audit_before);
     use clawhost::console::cluster::Cluster;
-    let a = app.cluster.get(NS, "acme-legal").await.unwrap().expect("not deleted");
+    let a = app
+        .cluster
+        .get(NS, "acme-legal")
+        .await
+        .unwrap()
+        .expect("not deleted");
     assert!(!a.spec.suspended && a.spec.plan.as_deref() == Some("standard"));
-    assert!(app.ctx.db.client(id).await.unwrap().unwrap().deleted_at.is_none());
+    assert!(
+        app.ctx
+            .db
+            .client(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted_at
+            .is_none()
+    );
 }
 
 async fn state_changing_routes_are_never_get(_app: TestApp) {
@@ -103,7 +211,15 @@ async fn state_changing_routes_are_never_get(_app: TestApp) {
                 r.path
             );
         } else {
-            assert!(matches!(r.access, Access::Form | Access::LoginForm | Access::ApiWrite), "{} {}", r.method, r.path);
+            assert!(
+                matches!(
+                    r.access,
+                    Access::Form | Access::LoginForm | Access::ApiWrite
+                ),
+                "{} {}",
+                r.method,
+                r.path
+            );
         }
     }
 }

@@ -19,7 +19,11 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 fn action_error(e: ActionError) -> Response {
     let status = e.status();
     match e {
-        ActionError::Invalid(list) => (status, Json(json!({ "error": "invalid input", "problems": list }))).into_response(),
+        ActionError::Invalid(list) => (
+            status,
+            Json(json!({ "error": "invalid input", "problems": list })),
+        )
+            .into_response(),
         ActionError::Db(d) => {
             tracing::error!(error = %d, "database error");
             error(status, "database error")
@@ -87,7 +91,11 @@ pub async fn get_client(State(ctx): State<Ctx>, Path(id): Path<i64>) -> Response
     }
 }
 
-pub async fn create_client(State(ctx): State<Ctx>, Extension(a): Extension<Admin>, JsonBody(n): JsonBody<NewClient>) -> Response {
+pub async fn create_client(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    JsonBody(n): JsonBody<NewClient>,
+) -> Response {
     match service::create_client(&ctx, &a, &n).await {
         Ok(c) => (
             StatusCode::CREATED,
@@ -110,15 +118,27 @@ fn done(r: Result<(), ActionError>) -> Response {
     }
 }
 
-pub async fn suspend(State(ctx): State<Ctx>, Extension(a): Extension<Admin>, Path(id): Path<i64>) -> Response {
+pub async fn suspend(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Response {
     done(service::set_suspended(&ctx, &a, id, true).await)
 }
 
-pub async fn resume(State(ctx): State<Ctx>, Extension(a): Extension<Admin>, Path(id): Path<i64>) -> Response {
+pub async fn resume(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Response {
     done(service::set_suspended(&ctx, &a, id, false).await)
 }
 
-pub async fn restart(State(ctx): State<Ctx>, Extension(a): Extension<Admin>, Path(id): Path<i64>) -> Response {
+pub async fn restart(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Response {
     done(service::restart(&ctx, &a, id).await)
 }
 
@@ -128,7 +148,12 @@ pub struct VersionBody {
     version: String,
 }
 
-pub async fn version(State(ctx): State<Ctx>, Extension(a): Extension<Admin>, Path(id): Path<i64>, JsonBody(b): JsonBody<VersionBody>) -> Response {
+pub async fn version(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+    JsonBody(b): JsonBody<VersionBody>,
+) -> Response {
     done(service::change_version(&ctx, &a, id, &b.version).await)
 }
 
@@ -137,22 +162,41 @@ pub struct PlanBody {
     plan: String,
 }
 
-pub async fn plan(State(ctx): State<Ctx>, Extension(a): Extension<Admin>, Path(id): Path<i64>, JsonBody(b): JsonBody<PlanBody>) -> Response {
+pub async fn plan(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+    JsonBody(b): JsonBody<PlanBody>,
+) -> Response {
     done(service::change_plan(&ctx, &a, id, &b.plan).await)
 }
 
-pub async fn rotate_token(State(ctx): State<Ctx>, Extension(a): Extension<Admin>, Path(id): Path<i64>) -> Response {
+pub async fn rotate_token(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Response {
     match service::rotate_token(&ctx, &a, id).await {
         Ok(t) => Json(json!({"gateway_token": t.expose()})).into_response(),
         Err(e) => action_error(e),
     }
 }
 
-pub async fn record(State(ctx): State<Ctx>, Extension(a): Extension<Admin>, Path(id): Path<i64>, JsonBody(b): JsonBody<RecordUpdate>) -> Response {
+pub async fn record(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+    JsonBody(b): JsonBody<RecordUpdate>,
+) -> Response {
     done(service::update_record(&ctx, &a, id, &b).await)
 }
 
-pub async fn delete_client(State(ctx): State<Ctx>, Extension(a): Extension<Admin>, Path(id): Path<i64>, Query(q): Query<DeleteRequest>) -> Response {
+pub async fn delete_client(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+    Query(q): Query<DeleteRequest>,
+) -> Response {
     done(service::delete_client(&ctx, &a, id, &q).await)
 }
 
@@ -187,7 +231,11 @@ pub struct AuditQuery {
 
 pub async fn audit(State(ctx): State<Ctx>, Query(q): Query<AuditQuery>) -> Response {
     let page = q.page.unwrap_or(1).max(1) as i64;
-    match ctx.db.audit_events(q.client_id, 100, (page - 1) * 100).await {
+    match ctx
+        .db
+        .audit_events(q.client_id, 100, (page - 1) * 100)
+        .await
+    {
         Ok(e) => Json(json!({"events": e, "page": page})).into_response(),
         Err(e) => action_error(e.into()),
     }

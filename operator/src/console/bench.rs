@@ -21,7 +21,10 @@ pub struct Figure {
 }
 
 /// Seeds `clients` clients into the database at `url` and an in-memory cluster.
-pub async fn seed(url: &str, clients: usize) -> Result<(Arc<Console>, String, String, i64), Box<dyn std::error::Error>> {
+pub async fn seed(
+    url: &str,
+    clients: usize,
+) -> Result<(Arc<Console>, String, String, i64), Box<dyn std::error::Error>> {
     let db = Db::connect(url).await?;
     let config = OperatorConfig::default();
     let opts = ConsoleOptions {
@@ -34,7 +37,13 @@ pub async fn seed(url: &str, clients: usize) -> Result<(Arc<Console>, String, St
     for i in 0..clients {
         let name = format!("client-{i:05}");
         let plan = plans[i % 3];
-        let mut a = demo_assistant("clients", &name, &format!("Client {i:05} GmbH"), &format!("ops{i}@example.com"), plan);
+        let mut a = demo_assistant(
+            "clients",
+            &name,
+            &format!("Client {i:05} GmbH"),
+            &format!("ops{i}@example.com"),
+            plan,
+        );
         a.spec.suspended = i % 10 == 0;
         cluster.insert(a);
         records.push(NewClientRecord {
@@ -53,10 +62,16 @@ pub async fn seed(url: &str, clients: usize) -> Result<(Arc<Console>, String, St
     }
     let admin = db.create_admin("bench@example.com", "x", now).await?;
     let sid = auth::random_token();
-    db.create_session(&auth::token_hash(&sid), admin, "csrf", now, now + 3600).await?;
+    db.create_session(&auth::token_hash(&sid), admin, "csrf", now, now + 3600)
+        .await?;
     let token = format!("{}{}", auth::API_TOKEN_PREFIX, auth::random_token());
-    db.create_api_token(admin, "bench", &auth::token_hash(&token), "chk_", now).await?;
-    let mid = db.client_by_assistant("clients", &format!("client-{:05}", clients / 2)).await?.map(|c| c.id).unwrap_or(1);
+    db.create_api_token(admin, "bench", &auth::token_hash(&token), "chk_", now)
+        .await?;
+    let mid = db
+        .client_by_assistant("clients", &format!("client-{:05}", clients / 2))
+        .await?
+        .map(|c| c.id)
+        .unwrap_or(1);
     let ctx = Console::new(db, Arc::new(cluster), config, opts);
     Ok((ctx, sid, token, mid))
 }
@@ -67,15 +82,39 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Times each request `iterations` times (after a warm-up) and returns median and p95.
-pub async fn run(url: &str, clients: usize, iterations: usize) -> Result<Vec<Figure>, Box<dyn std::error::Error>> {
+pub async fn run(
+    url: &str,
+    clients: usize,
+    iterations: usize,
+) -> Result<Vec<Figure>, Box<dyn std::error::Error>> {
     let (ctx, sid, token, mid) = seed(url, clients).await?;
     let router = app(ctx);
     let cases: Vec<(String, String, bool)> = vec![
-        ("clients page (/clients, page 1 of 200)".into(), "/clients".into(), false),
-        ("clients page, search (/clients?q=client 09)".into(), "/clients?q=client%2009".into(), false),
-        ("clients page, phase filter (/clients?phase=Suspended)".into(), "/clients?phase=Suspended".into(), false),
-        ("client page (/clients/{id})".into(), format!("/clients/{mid}"), false),
-        ("API list (/api/v1/clients)".into(), "/api/v1/clients".into(), true),
+        (
+            "clients page (/clients, page 1 of 200)".into(),
+            "/clients".into(),
+            false,
+        ),
+        (
+            "clients page, search (/clients?q=client 09)".into(),
+            "/clients?q=client%2009".into(),
+            false,
+        ),
+        (
+            "clients page, phase filter (/clients?phase=Suspended)".into(),
+            "/clients?phase=Suspended".into(),
+            false,
+        ),
+        (
+            "client page (/clients/{id})".into(),
+            format!("/clients/{mid}"),
+            false,
+        ),
+        (
+            "API list (/api/v1/clients)".into(),
+            "/api/v1/clients".into(),
+            true,
+        ),
         ("fleet page (/fleet)".into(), "/fleet".into(), false),
     ];
     let mut out = Vec::new();

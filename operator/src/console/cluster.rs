@@ -56,8 +56,11 @@ pub trait Cluster: Send + Sync + 'static {
     fn health(&self) -> Option<String>;
     /// Every Assistant the console can see.
     fn list(&self) -> BoxFuture<'_, Result<Vec<Arc<Assistant>>, ClusterError>>;
-    fn get<'a>(&'a self, ns: &'a str, name: &'a str)
-    -> BoxFuture<'a, Result<Option<Assistant>, ClusterError>>;
+    fn get<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Assistant>, ClusterError>>;
     fn create<'a>(&'a self, a: &'a Assistant) -> BoxFuture<'a, Result<Assistant, ClusterError>>;
     /// JSON merge patch of an Assistant (spec fields and annotations).
     fn patch<'a>(
@@ -77,8 +80,11 @@ pub trait Cluster: Send + Sync + 'static {
         value: &'a str,
     ) -> BoxFuture<'a, Result<(), ClusterError>>;
     /// Recent events of the Assistant and its gateway pod, newest first.
-    fn events<'a>(&'a self, ns: &'a str, name: &'a str)
-    -> BoxFuture<'a, Result<Vec<EventInfo>, ClusterError>>;
+    fn events<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<EventInfo>, ClusterError>>;
     /// The last `lines` lines of the gateway container's log; `None` without a pod.
     fn gateway_log<'a>(
         &'a self,
@@ -274,7 +280,10 @@ impl Cluster for KubeCluster {
         async move {
             let api: Api<Assistant> = Api::namespaced(self.client.clone(), ns);
             match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) => Ok(self.ok(())),
+                Ok(_) => {
+                    self.ok(());
+                    Ok(())
+                }
                 Err(e) => Err(self.map_err(e)),
             }
         }
@@ -290,7 +299,10 @@ impl Cluster for KubeCluster {
                 ..Default::default()
             };
             match api.create(&pp, s).await {
-                Ok(_) => Ok(self.ok(())),
+                Ok(_) => {
+                    self.ok(());
+                    Ok(())
+                }
                 Err(e) => Err(self.map_err(e)),
             }
         }
@@ -312,7 +324,10 @@ impl Cluster for KubeCluster {
             };
             let patch = serde_json::json!({ "data": { key: b64(value) } });
             match api.patch(name, &pp, &Patch::Merge(&patch)).await {
-                Ok(_) => Ok(self.ok(())),
+                Ok(_) => {
+                    self.ok(());
+                    Ok(())
+                }
                 Err(e) => Err(self.map_err(e)),
             }
         }
@@ -390,13 +405,22 @@ impl Cluster for UnavailableCluster {
     fn list(&self) -> BoxFuture<'_, Result<Vec<Arc<Assistant>>, ClusterError>> {
         futures::future::ready(Err(self.err())).boxed()
     }
-    fn get<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Option<Assistant>, ClusterError>> {
+    fn get<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Assistant>, ClusterError>> {
         futures::future::ready(Err(self.err())).boxed()
     }
     fn create<'a>(&'a self, _: &'a Assistant) -> BoxFuture<'a, Result<Assistant, ClusterError>> {
         futures::future::ready(Err(self.err())).boxed()
     }
-    fn patch<'a>(&'a self, _: &'a str, _: &'a str, _: Value) -> BoxFuture<'a, Result<Assistant, ClusterError>> {
+    fn patch<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+        _: Value,
+    ) -> BoxFuture<'a, Result<Assistant, ClusterError>> {
         futures::future::ready(Err(self.err())).boxed()
     }
     fn delete<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
@@ -414,7 +438,11 @@ impl Cluster for UnavailableCluster {
     ) -> BoxFuture<'a, Result<(), ClusterError>> {
         futures::future::ready(Err(self.err())).boxed()
     }
-    fn events<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<Vec<EventInfo>, ClusterError>> {
+    fn events<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<EventInfo>, ClusterError>> {
         futures::future::ready(Err(self.err())).boxed()
     }
     fn gateway_log<'a>(
@@ -537,9 +565,19 @@ impl MemoryCluster {
             status.phase = Some(phase);
             if phase == Phase::Degraded {
                 status.conditions = vec![
-                    cond("Ready", false, "GatewayNotReady", "The gateway container is restarting (CrashLoopBackOff)"),
+                    cond(
+                        "Ready",
+                        false,
+                        "GatewayNotReady",
+                        "The gateway container is restarting (CrashLoopBackOff)",
+                    ),
                     cond("ConfigValid", true, "Valid", "The spec is valid"),
-                    cond("GatewayReady", false, "CrashLoopBackOff", "Back-off restarting failed container gateway"),
+                    cond(
+                        "GatewayReady",
+                        false,
+                        "CrashLoopBackOff",
+                        "Back-off restarting failed container gateway",
+                    ),
                 ];
             }
         }
@@ -559,7 +597,13 @@ impl MemoryCluster {
     }
 
     pub fn secret_names(&self) -> Vec<(String, String)> {
-        self.state.lock().expect("lock").secrets.keys().cloned().collect()
+        self.state
+            .lock()
+            .expect("lock")
+            .secrets
+            .keys()
+            .cloned()
+            .collect()
     }
 
     /// The simulated operator: status follows the spec at once.
@@ -575,7 +619,11 @@ impl MemoryCluster {
         let suspended = a.spec.suspended;
         let names = ChildNames::new(&name);
         a.status = Some(AssistantStatus {
-            phase: Some(if suspended { Phase::Suspended } else { Phase::Running }),
+            phase: Some(if suspended {
+                Phase::Suspended
+            } else {
+                Phase::Running
+            }),
             observed_generation: a.metadata.generation,
             conditions: vec![
                 if suspended {
@@ -632,11 +680,17 @@ impl Cluster for MemoryCluster {
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Arc<Assistant>>, ClusterError>> {
-        let r = self.check().map(|st| st.assistants.values().cloned().collect());
+        let r = self
+            .check()
+            .map(|st| st.assistants.values().cloned().collect());
         futures::future::ready(r).boxed()
     }
 
-    fn get<'a>(&'a self, ns: &'a str, name: &'a str) -> BoxFuture<'a, Result<Option<Assistant>, ClusterError>> {
+    fn get<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Assistant>, ClusterError>> {
         let r = self.check().map(|st| {
             st.assistants
                 .get(&(ns.to_string(), name.to_string()))
@@ -660,12 +714,18 @@ impl Cluster for MemoryCluster {
         futures::future::ready(r).boxed()
     }
 
-    fn patch<'a>(&'a self, ns: &'a str, name: &'a str, patch: Value) -> BoxFuture<'a, Result<Assistant, ClusterError>> {
+    fn patch<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+        patch: Value,
+    ) -> BoxFuture<'a, Result<Assistant, ClusterError>> {
         let r = (|| {
             let mut st = self.check()?;
             let key = (ns.to_string(), name.to_string());
             let current = st.assistants.get(&key).ok_or(ClusterError::NotFound)?;
-            let mut v = serde_json::to_value(&**current).map_err(|e| ClusterError::Rejected(e.to_string()))?;
+            let mut v = serde_json::to_value(&**current)
+                .map_err(|e| ClusterError::Rejected(e.to_string()))?;
             merge_patch(&mut v, &patch);
             let mut a: Assistant =
                 serde_json::from_value(v).map_err(|e| ClusterError::Rejected(e.to_string()))?;
@@ -713,7 +773,10 @@ impl Cluster for MemoryCluster {
                 s.metadata.name.clone().unwrap_or_default(),
             );
             if st.secrets.contains_key(&key) {
-                return Err(ClusterError::AlreadyExists(format!("secrets {:?} already exists", key.1)));
+                return Err(ClusterError::AlreadyExists(format!(
+                    "secrets {:?} already exists",
+                    key.1
+                )));
             }
             st.secrets.insert(key, s.clone());
             Ok(())
@@ -746,7 +809,11 @@ impl Cluster for MemoryCluster {
         futures::future::ready(r).boxed()
     }
 
-    fn events<'a>(&'a self, ns: &'a str, name: &'a str) -> BoxFuture<'a, Result<Vec<EventInfo>, ClusterError>> {
+    fn events<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<EventInfo>, ClusterError>> {
         let r = self.check().map(|st| {
             st.events
                 .get(&(ns.to_string(), name.to_string()))
@@ -778,15 +845,45 @@ impl Cluster for MemoryCluster {
     }
 }
 
-type Demo = (&'static str, &'static str, &'static str, &'static str, Phase);
+type Demo = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Phase,
+);
 
 /// The demo fleet of `--fake-cluster`.
 pub fn demo_assistants() -> Vec<Demo> {
     vec![
-        ("acme-legal", "Acme Legal LLP", "it@acme-legal.example", "standard", Phase::Running),
-        ("bakery-lund", "Bageri Lund AB", "hej@bageri-lund.example", "small", Phase::Running),
-        ("chen-studio", "Chen Design Studio", "mei@chen.example", "large", Phase::Degraded),
-        ("dr-okafor", "Dr. Okafor Clinic", "admin@okafor.example", "standard", Phase::Suspended),
+        (
+            "acme-legal",
+            "Acme Legal LLP",
+            "it@acme-legal.example",
+            "standard",
+            Phase::Running,
+        ),
+        (
+            "bakery-lund",
+            "Bageri Lund AB",
+            "hej@bageri-lund.example",
+            "small",
+            Phase::Running,
+        ),
+        (
+            "chen-studio",
+            "Chen Design Studio",
+            "mei@chen.example",
+            "large",
+            Phase::Degraded,
+        ),
+        (
+            "dr-okafor",
+            "Dr. Okafor Clinic",
+            "admin@okafor.example",
+            "standard",
+            Phase::Suspended,
+        ),
     ]
 }
 

@@ -203,7 +203,9 @@ impl Db {
             .await?;
         if backend == Backend::Sqlite {
             // WAL lets page reads proceed while the usage sampler writes.
-            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
         }
         migrator(backend).run(&pool).await?;
         Ok(Self { pool, backend })
@@ -219,7 +221,12 @@ impl Db {
 
     // ----- admins -----
 
-    pub async fn create_admin(&self, email: &str, password_hash: &str, now: i64) -> Result<i64, DbError> {
+    pub async fn create_admin(
+        &self,
+        email: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<i64, DbError> {
         let row = sqlx::query(
             "INSERT INTO admins (email, password_hash, created_at) VALUES ($1, $2, $3) RETURNING id",
         )
@@ -231,7 +238,11 @@ impl Db {
         Ok(row.try_get("id")?)
     }
 
-    pub async fn set_admin_password(&self, email: &str, password_hash: &str) -> Result<bool, DbError> {
+    pub async fn set_admin_password(
+        &self,
+        email: &str,
+        password_hash: &str,
+    ) -> Result<bool, DbError> {
         let r = sqlx::query("UPDATE admins SET password_hash = $1 WHERE email = $2")
             .bind(password_hash)
             .bind(email)
@@ -288,7 +299,11 @@ impl Db {
     }
 
     /// The admin and CSRF token of a live session.
-    pub async fn session(&self, id_hash: &str, now: i64) -> Result<Option<(Admin, String)>, DbError> {
+    pub async fn session(
+        &self,
+        id_hash: &str,
+        now: i64,
+    ) -> Result<Option<(Admin, String)>, DbError> {
         let row = sqlx::query(
             "SELECT a.id AS id, a.email AS email, s.csrf_token AS csrf FROM sessions s JOIN admins a ON a.id = s.admin_id WHERE s.id_hash = $1 AND s.expires_at > $2",
         )
@@ -348,7 +363,11 @@ impl Db {
     }
 
     /// The admin an unrevoked API token belongs to; records its use.
-    pub async fn api_token_admin(&self, token_hash: &str, now: i64) -> Result<Option<Admin>, DbError> {
+    pub async fn api_token_admin(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<Admin>, DbError> {
         let row = sqlx::query(
             "SELECT t.id AS tid, a.id AS id, a.email AS email FROM api_tokens t JOIN admins a ON a.id = t.admin_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
         )
@@ -390,11 +409,13 @@ impl Db {
     }
 
     pub async fn revoke_api_token(&self, id: i64, now: i64) -> Result<bool, DbError> {
-        let r = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(r.rows_affected() > 0)
     }
 
@@ -448,7 +469,11 @@ impl Db {
         Ok(row.as_ref().map(client_from_row).transpose()?)
     }
 
-    pub async fn client_by_assistant(&self, namespace: &str, name: &str) -> Result<Option<ClientRow>, DbError> {
+    pub async fn client_by_assistant(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<ClientRow>, DbError> {
         let sql = format!(
             "SELECT {CLIENT_COLUMNS} FROM clients WHERE namespace = $1 AND assistant_name = $2 AND deleted_at IS NULL"
         );
@@ -513,7 +538,10 @@ impl Db {
             q = q.bind(b.clone());
         }
         let rows = q.fetch_all(&self.pool).await?;
-        let rows = rows.iter().map(client_from_row).collect::<Result<Vec<_>, _>>()?;
+        let rows = rows
+            .iter()
+            .map(client_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((rows, total))
     }
 
@@ -534,13 +562,15 @@ impl Db {
         notes: &str,
         now: i64,
     ) -> Result<(), DbError> {
-        sqlx::query("UPDATE clients SET billing_status = $1, notes = $2, updated_at = $3 WHERE id = $4")
-            .bind(billing_status)
-            .bind(notes)
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE clients SET billing_status = $1, notes = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(billing_status)
+        .bind(notes)
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -564,11 +594,19 @@ impl Db {
 
     /// (id, namespace, assistant name) of every live client, for the usage sampler.
     pub async fn client_keys(&self) -> Result<Vec<(i64, String, String)>, DbError> {
-        let rows = sqlx::query("SELECT id, namespace, assistant_name FROM clients WHERE deleted_at IS NULL")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, namespace, assistant_name FROM clients WHERE deleted_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get("id")?, r.try_get("namespace")?, r.try_get("assistant_name")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("namespace")?,
+                    r.try_get("assistant_name")?,
+                ))
+            })
             .collect()
     }
 
@@ -601,10 +639,17 @@ impl Db {
     }
 
     /// Most recent audit events, optionally of one client.
-    pub async fn audit_events(&self, client_id: Option<i64>, limit: i64, offset: i64) -> Result<Vec<AuditEvent>, DbError> {
+    pub async fn audit_events(
+        &self,
+        client_id: Option<i64>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<AuditEvent>, DbError> {
         let base = "SELECT id, at, actor, action, client_id, target, before_json, after_json FROM audit_events";
         let sql = match client_id {
-            Some(_) => format!("{base} WHERE client_id = $1 ORDER BY id DESC LIMIT {limit} OFFSET {offset}"),
+            Some(_) => format!(
+                "{base} WHERE client_id = $1 ORDER BY id DESC LIMIT {limit} OFFSET {offset}"
+            ),
             None => format!("{base} ORDER BY id DESC LIMIT {limit} OFFSET {offset}"),
         };
         let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -631,7 +676,12 @@ impl Db {
     // ----- usage -----
 
     /// Counts `minute` (Unix minutes) as a running minute of each client, once.
-    pub async fn record_running_minute(&self, client_ids: &[i64], month: &str, minute: i64) -> Result<(), DbError> {
+    pub async fn record_running_minute(
+        &self,
+        client_ids: &[i64],
+        month: &str,
+        minute: i64,
+    ) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         for id in client_ids {
             sqlx::query(
@@ -650,11 +700,13 @@ impl Db {
     }
 
     pub async fn usage_minutes(&self, client_id: i64, month: &str) -> Result<i64, DbError> {
-        let row = sqlx::query("SELECT running_minutes FROM usage_samples WHERE client_id = $1 AND month = $2")
-            .bind(client_id)
-            .bind(month)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT running_minutes FROM usage_samples WHERE client_id = $1 AND month = $2",
+        )
+        .bind(client_id)
+        .bind(month)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(match row {
             Some(r) => r.try_get("running_minutes")?,
             None => 0,

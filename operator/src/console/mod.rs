@@ -69,7 +69,12 @@ pub struct Console {
 }
 
 impl Console {
-    pub fn new(db: Db, cluster: Arc<dyn Cluster>, config: OperatorConfig, opts: ConsoleOptions) -> Arc<Self> {
+    pub fn new(
+        db: Db,
+        cluster: Arc<dyn Cluster>,
+        config: OperatorConfig,
+        opts: ConsoleOptions,
+    ) -> Arc<Self> {
         Arc::new(Self {
             db,
             cluster,
@@ -120,7 +125,14 @@ pub struct Session {
 fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
     use Access::*;
     let r = |method: Method, path: &'static str, access: Access, mr: MethodRouter<Ctx>| {
-        (RouteInfo { method, path, access }, mr)
+        (
+            RouteInfo {
+                method,
+                path,
+                access,
+            },
+            mr,
+        )
     };
     vec![
         r(Method::GET, "/healthz", Public, get(|| async { "ok" })),
@@ -128,38 +140,153 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
         r(Method::GET, "/login", Public, get(pages::auth::login_page)),
         r(Method::POST, "/login", LoginForm, post(pages::auth::login)),
         r(Method::POST, "/logout", Form, post(pages::auth::logout)),
-        r(Method::GET, "/", Page, get(|| async { Redirect::to("/clients") })),
+        r(
+            Method::GET,
+            "/",
+            Page,
+            get(|| async { Redirect::to("/clients") }),
+        ),
         r(Method::GET, "/clients", Page, get(pages::clients::list)),
-        r(Method::GET, "/clients/new", Page, get(pages::clients::new_form)),
+        r(
+            Method::GET,
+            "/clients/new",
+            Page,
+            get(pages::clients::new_form),
+        ),
         r(Method::POST, "/clients", Form, post(pages::clients::create)),
         r(Method::GET, "/clients/{id}", Page, get(pages::client::show)),
-        r(Method::POST, "/clients/{id}/suspend", Form, post(pages::client::suspend)),
-        r(Method::POST, "/clients/{id}/resume", Form, post(pages::client::resume)),
-        r(Method::POST, "/clients/{id}/restart", Form, post(pages::client::restart)),
-        r(Method::POST, "/clients/{id}/version", Form, post(pages::client::version)),
-        r(Method::POST, "/clients/{id}/plan", Form, post(pages::client::plan)),
-        r(Method::POST, "/clients/{id}/rotate-token", Form, post(pages::client::rotate_token)),
-        r(Method::POST, "/clients/{id}/record", Form, post(pages::client::record)),
-        r(Method::GET, "/clients/{id}/delete", Page, get(pages::client::delete_form)),
-        r(Method::POST, "/clients/{id}/delete", Form, post(pages::client::delete)),
+        r(
+            Method::POST,
+            "/clients/{id}/suspend",
+            Form,
+            post(pages::client::suspend),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/resume",
+            Form,
+            post(pages::client::resume),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/restart",
+            Form,
+            post(pages::client::restart),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/version",
+            Form,
+            post(pages::client::version),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/plan",
+            Form,
+            post(pages::client::plan),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/rotate-token",
+            Form,
+            post(pages::client::rotate_token),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/record",
+            Form,
+            post(pages::client::record),
+        ),
+        r(
+            Method::GET,
+            "/clients/{id}/delete",
+            Page,
+            get(pages::client::delete_form),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/delete",
+            Form,
+            post(pages::client::delete),
+        ),
         r(Method::GET, "/fleet", Page, get(pages::fleet::show)),
         r(Method::GET, "/usage", Page, get(pages::usage::show)),
         r(Method::GET, "/usage.csv", Page, get(pages::usage::csv)),
         r(Method::GET, "/audit", Page, get(pages::audit::show)),
         r(Method::GET, "/tokens", Page, get(pages::tokens::show)),
         r(Method::POST, "/tokens", Form, post(pages::tokens::create)),
-        r(Method::POST, "/tokens/{id}/revoke", Form, post(pages::tokens::revoke)),
-        r(Method::GET, "/api/v1/clients", ApiRead, get(api::list_clients)),
-        r(Method::POST, "/api/v1/clients", ApiWrite, post(api::create_client)),
-        r(Method::GET, "/api/v1/clients/{id}", ApiRead, get(api::get_client)),
-        r(Method::DELETE, "/api/v1/clients/{id}", ApiWrite, axum::routing::delete(api::delete_client)),
-        r(Method::POST, "/api/v1/clients/{id}/suspend", ApiWrite, post(api::suspend)),
-        r(Method::POST, "/api/v1/clients/{id}/resume", ApiWrite, post(api::resume)),
-        r(Method::POST, "/api/v1/clients/{id}/restart", ApiWrite, post(api::restart)),
-        r(Method::POST, "/api/v1/clients/{id}/version", ApiWrite, post(api::version)),
-        r(Method::POST, "/api/v1/clients/{id}/plan", ApiWrite, post(api::plan)),
-        r(Method::POST, "/api/v1/clients/{id}/rotate-token", ApiWrite, post(api::rotate_token)),
-        r(Method::POST, "/api/v1/clients/{id}/record", ApiWrite, post(api::record)),
+        r(
+            Method::POST,
+            "/tokens/{id}/revoke",
+            Form,
+            post(pages::tokens::revoke),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/clients",
+            ApiRead,
+            get(api::list_clients),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients",
+            ApiWrite,
+            post(api::create_client),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/clients/{id}",
+            ApiRead,
+            get(api::get_client),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/clients/{id}",
+            ApiWrite,
+            axum::routing::delete(api::delete_client),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/suspend",
+            ApiWrite,
+            post(api::suspend),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/resume",
+            ApiWrite,
+            post(api::resume),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/restart",
+            ApiWrite,
+            post(api::restart),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/version",
+            ApiWrite,
+            post(api::version),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/plan",
+            ApiWrite,
+            post(api::plan),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/rotate-token",
+            ApiWrite,
+            post(api::rotate_token),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/record",
+            ApiWrite,
+            post(api::record),
+        ),
         r(Method::GET, "/api/v1/fleet", ApiRead, get(api::fleet)),
         r(Method::GET, "/api/v1/usage", ApiRead, get(api::usage)),
         r(Method::GET, "/api/v1/audit", ApiRead, get(api::audit)),
@@ -178,11 +305,15 @@ pub fn app(ctx: Ctx) -> Router {
         let guarded = match info.access {
             Access::Public => mr,
             Access::Page => mr.layer(middleware::from_fn_with_state(ctx.clone(), require_session)),
-            Access::Form => mr.layer(middleware::from_fn_with_state(ctx.clone(), require_session_csrf)),
+            Access::Form => mr.layer(middleware::from_fn_with_state(
+                ctx.clone(),
+                require_session_csrf,
+            )),
             Access::LoginForm => mr.layer(middleware::from_fn(require_login_csrf)),
-            Access::ApiRead | Access::ApiWrite => {
-                mr.layer(middleware::from_fn_with_state(ctx.clone(), require_api_token))
-            }
+            Access::ApiRead | Access::ApiWrite => mr.layer(middleware::from_fn_with_state(
+                ctx.clone(),
+                require_api_token,
+            )),
         };
         router = router.route(info.path, guarded);
     }
@@ -243,13 +374,20 @@ fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
     s.split('&')
         .filter_map(|kv| kv.split_once('='))
         .find(|(k, _)| *k == name)
-        .and_then(|(_, v)| urlencoding::decode(&v.replace('+', " ")).ok().map(|v| v.into_owned()))
+        .and_then(|(_, v)| {
+            urlencoding::decode(&v.replace('+', " "))
+                .ok()
+                .map(|v| v.into_owned())
+        })
 }
 
 fn csrf_refused() -> Response {
     (
         StatusCode::FORBIDDEN,
-        pages::message_page("Request refused", "The form was missing a valid CSRF token. Reload the page and try again."),
+        pages::message_page(
+            "Request refused",
+            "The form was missing a valid CSRF token. Reload the page and try again.",
+        ),
     )
         .into_response()
 }
@@ -280,7 +418,9 @@ async fn require_login_csrf(req: Request, next: Next) -> Response {
         Err(r) => return r,
     };
     match (cookie, token) {
-        (Some(c), Some(t)) if !c.is_empty() && auth::constant_time_eq(&c, &t) => next.run(req).await,
+        (Some(c), Some(t)) if !c.is_empty() && auth::constant_time_eq(&c, &t) => {
+            next.run(req).await
+        }
         _ => csrf_refused(),
     }
 }
@@ -294,9 +434,12 @@ async fn require_api_token(State(ctx): State<Ctx>, mut req: Request, next: Next)
         .map(str::trim)
         .map(str::to_string);
     let admin = match token {
-        Some(t) if t.starts_with(auth::API_TOKEN_PREFIX) => {
-            ctx.db.api_token_admin(&auth::token_hash(&t), service::now()).await.ok().flatten()
-        }
+        Some(t) if t.starts_with(auth::API_TOKEN_PREFIX) => ctx
+            .db
+            .api_token_admin(&auth::token_hash(&t), service::now())
+            .await
+            .ok()
+            .flatten(),
         _ => None,
     };
     match admin {
@@ -304,7 +447,10 @@ async fn require_api_token(State(ctx): State<Ctx>, mut req: Request, next: Next)
             req.extensions_mut().insert(a);
             next.run(req).await
         }
-        None => api::error(StatusCode::UNAUTHORIZED, "a valid API token is required (Authorization: Bearer chk_...)"),
+        None => api::error(
+            StatusCode::UNAUTHORIZED,
+            "a valid API token is required (Authorization: Bearer chk_...)",
+        ),
     }
 }
 
@@ -316,8 +462,14 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -328,7 +480,10 @@ async fn security_headers(req: Request, next: Next) -> Response {
 /// Builds the cluster side: fake, kube (with a watch cache) or unavailable with the reason.
 pub async fn connect_cluster(opts: &ConsoleOptions, config: &OperatorConfig) -> Arc<dyn Cluster> {
     if opts.fake_cluster {
-        return Arc::new(cluster::MemoryCluster::seeded(&opts.namespace, &config.gateway.default_version));
+        return Arc::new(cluster::MemoryCluster::seeded(
+            &opts.namespace,
+            &config.gateway.default_version,
+        ));
     }
     match kube::Client::try_default().await {
         Ok(client) => Arc::new(cluster::KubeCluster::with_watch(client)),
@@ -350,7 +505,11 @@ pub async fn seed_records(ctx: &Console) -> Result<(), service::ActionError> {
             let rec = db::NewClientRecord {
                 name: a.spec.owner.name.clone(),
                 email: a.spec.owner.email.clone(),
-                plan: a.spec.plan.clone().unwrap_or_else(|| ctx.config.default_plan.clone()),
+                plan: a
+                    .spec
+                    .plan
+                    .clone()
+                    .unwrap_or_else(|| ctx.config.default_plan.clone()),
                 billing_status: "active".into(),
                 notes: String::new(),
                 namespace: ns,

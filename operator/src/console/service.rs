@@ -12,7 +12,10 @@ use super::Console;
 use super::cluster::{ClusterError, EventInfo};
 use super::db::{Admin, AuditEvent, ClientFilter, ClientRow, DbError, NewClientRecord};
 use crate::api::validation::validate;
-use crate::api::{Assistant, AssistantSpec, GatewaySpec, OnDelete, Owner, Phase, SecretKeyRef, StorageSpec, TailscaleSpec};
+use crate::api::{
+    Assistant, AssistantSpec, GatewaySpec, OnDelete, Owner, Phase, SecretKeyRef, StorageSpec,
+    TailscaleSpec,
+};
 use crate::children::{self, ChildNames, GatewayToken, RESTART_REQUESTED_ANNOTATION};
 
 pub const BILLING_STATUSES: [&str; 4] = ["active", "trial", "past_due", "cancelled"];
@@ -82,7 +85,9 @@ pub fn now() -> i64 {
 /// `YYYY-MM` (UTC) of a Unix time.
 pub fn month_of(unix: i64) -> String {
     let ts = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    ts.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y-%m").to_string()
+    ts.to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m")
+        .to_string()
 }
 
 pub fn valid_month(m: &str) -> bool {
@@ -254,7 +259,10 @@ fn join(rows: Vec<ClientRow>, idx: &AssistantIndex) -> Vec<ClientView> {
 /// Clients page: database filters and pagination in SQL; a phase filter (cluster data)
 /// filters the joined rows in memory, which stays fast at 10,000 clients.
 pub async fn list_clients(ctx: &Console, q: &ListQuery) -> Result<ClientPage, ActionError> {
-    let per_page = q.per_page.unwrap_or(PER_PAGE_DEFAULT).clamp(1, PER_PAGE_MAX);
+    let per_page = q
+        .per_page
+        .unwrap_or(PER_PAGE_DEFAULT)
+        .clamp(1, PER_PAGE_MAX);
     let page = q.page.unwrap_or(1).max(1);
     let filter = ClientFilter {
         q: q.q.as_ref().map(|s| s.trim().to_string()),
@@ -372,7 +380,9 @@ pub struct NewClient {
 
 impl NewClient {
     fn clean(v: &Option<String>) -> Option<String> {
-        v.as_ref().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+        v.as_ref()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -399,7 +409,9 @@ fn secret_input(field: &str, v: &Option<String>, errs: &mut Vec<FieldError>) -> 
     if v.len() > MAX_SECRET_INPUT || v.chars().any(char::is_control) {
         errs.push(FieldError {
             field: field.into(),
-            message: format!("must be at most {MAX_SECRET_INPUT} characters without control characters"),
+            message: format!(
+                "must be at most {MAX_SECRET_INPUT} characters without control characters"
+            ),
         });
         return None;
     }
@@ -430,7 +442,11 @@ pub fn model_secret_name(assistant: &str) -> String {
 }
 
 /// The Assistant a new-client request describes (before validation).
-pub fn assistant_for(ctx: &Console, n: &NewClient, errs: &mut Vec<FieldError>) -> (Assistant, Option<String>, Option<(String, String)>) {
+pub fn assistant_for(
+    ctx: &Console,
+    n: &NewClient,
+    errs: &mut Vec<FieldError>,
+) -> (Assistant, Option<String>, Option<(String, String)>) {
     let name = n.assistant_name.trim().to_string();
     let ts_key = secret_input("tailscale_auth_key", &n.tailscale_auth_key, errs);
     let model_key = secret_input("model_api_key", &n.model_api_key, errs);
@@ -532,7 +548,11 @@ fn secret_for(owner: &Assistant, name: &str, key: &str, value: &str, component: 
 }
 
 /// Creates the client record, the Assistant and its Secrets.
-pub async fn create_client(ctx: &Console, actor: &Admin, n: &NewClient) -> Result<Created, ActionError> {
+pub async fn create_client(
+    ctx: &Console,
+    actor: &Admin,
+    n: &NewClient,
+) -> Result<Created, ActionError> {
     let mut errs = Vec::new();
     let billing = NewClient::clean(&n.billing_status).unwrap_or_else(|| "active".into());
     let notes = n.notes.clone().unwrap_or_default();
@@ -550,7 +570,10 @@ pub async fn create_client(ctx: &Console, actor: &Admin, n: &NewClient) -> Resul
     let ns = ctx.opts.namespace.clone();
     let name = assistant.metadata.name.clone().unwrap_or_default();
     if ctx.db.client_by_assistant(&ns, &name).await?.is_some() {
-        return Err(ActionError::invalid("metadata.name", format!("{name:?} already belongs to a client")));
+        return Err(ActionError::invalid(
+            "metadata.name",
+            format!("{name:?} already belongs to a client"),
+        ));
     }
     let created = match ctx.cluster.create(&assistant).await {
         Ok(a) => a,
@@ -583,14 +606,26 @@ pub async fn create_client(ctx: &Console, actor: &Admin, n: &NewClient) -> Resul
     let mut warnings = Vec::new();
     let mut secret_names = Vec::new();
     if let Some(k) = &ts_key {
-        let s = secret_for(&created, &tailscale_secret_name(&name), "authkey", k, "tailscale-auth");
+        let s = secret_for(
+            &created,
+            &tailscale_secret_name(&name),
+            "authkey",
+            k,
+            "tailscale-auth",
+        );
         match ctx.cluster.create_secret(&s).await {
             Ok(()) => secret_names.push(tailscale_secret_name(&name)),
             Err(e) => warnings.push(format!("Tailscale auth-key Secret: {e}")),
         }
     }
     if let Some((env, k)) = &model {
-        let s = secret_for(&created, &model_secret_name(&name), env, k, "model-provider");
+        let s = secret_for(
+            &created,
+            &model_secret_name(&name),
+            env,
+            k,
+            "model-provider",
+        );
         match ctx.cluster.create_secret(&s).await {
             Ok(()) => secret_names.push(model_secret_name(&name)),
             Err(e) => warnings.push(format!("model-provider Secret: {e}")),
@@ -610,7 +645,15 @@ pub async fn create_client(ctx: &Console, actor: &Admin, n: &NewClient) -> Resul
         "secrets": secret_names,
     });
     ctx.db
-        .audit(t, &actor.email, "client.create", Some(client_id), &format!("{ns}/{name}"), None, Some(&after.to_string()))
+        .audit(
+            t,
+            &actor.email,
+            "client.create",
+            Some(client_id),
+            &format!("{ns}/{name}"),
+            None,
+            Some(&after.to_string()),
+        )
         .await?;
     Ok(Created {
         client_id,
@@ -621,7 +664,11 @@ pub async fn create_client(ctx: &Console, actor: &Admin, n: &NewClient) -> Resul
 
 /// Writes the gateway token: creates the Secret, or replaces the key if the operator
 /// already created one.
-async fn write_gateway_token(ctx: &Console, a: &Assistant, token: &GatewayToken) -> Result<(), ClusterError> {
+async fn write_gateway_token(
+    ctx: &Console,
+    a: &Assistant,
+    token: &GatewayToken,
+) -> Result<(), ClusterError> {
     let names = ChildNames::for_assistant(a);
     let ns = a.metadata.namespace.clone().unwrap_or_default();
     let secret = children::gateway_token_secret::build(a, &ctx.config, token)
@@ -670,19 +717,46 @@ async fn audit(
     after: serde_json::Value,
 ) -> Result<(), ActionError> {
     ctx.db
-        .audit(now(), &actor.email, action, Some(c.id), &target(c), Some(&before.to_string()), Some(&after.to_string()))
+        .audit(
+            now(),
+            &actor.email,
+            action,
+            Some(c.id),
+            &target(c),
+            Some(&before.to_string()),
+            Some(&after.to_string()),
+        )
         .await?;
     Ok(())
 }
 
 /// Suspend (`true`) or resume (`false`).
-pub async fn set_suspended(ctx: &Console, actor: &Admin, id: i64, suspended: bool) -> Result<(), ActionError> {
+pub async fn set_suspended(
+    ctx: &Console,
+    actor: &Admin,
+    id: i64,
+    suspended: bool,
+) -> Result<(), ActionError> {
     let c = live_client(ctx, id).await?;
     let a = assistant_of(ctx, &c).await?;
     let patch = json!({"spec": {"suspended": if suspended { json!(true) } else { json!(null) }}});
-    ctx.cluster.patch(&c.namespace, &c.assistant_name, patch).await?;
-    let action = if suspended { "client.suspend" } else { "client.resume" };
-    audit(ctx, actor, action, &c, json!({"suspended": a.spec.suspended}), json!({"suspended": suspended})).await
+    ctx.cluster
+        .patch(&c.namespace, &c.assistant_name, patch)
+        .await?;
+    let action = if suspended {
+        "client.suspend"
+    } else {
+        "client.resume"
+    };
+    audit(
+        ctx,
+        actor,
+        action,
+        &c,
+        json!({"suspended": a.spec.suspended}),
+        json!({"suspended": suspended}),
+    )
+    .await
 }
 
 pub async fn restart(ctx: &Console, actor: &Admin, id: i64) -> Result<(), ActionError> {
@@ -695,8 +769,18 @@ pub async fn restart(ctx: &Console, actor: &Admin, id: i64) -> Result<(), Action
         .as_ref()
         .and_then(|m| m.get(RESTART_REQUESTED_ANNOTATION).cloned());
     let patch = json!({"metadata": {"annotations": {RESTART_REQUESTED_ANNOTATION: at}}});
-    ctx.cluster.patch(&c.namespace, &c.assistant_name, patch).await?;
-    audit(ctx, actor, "client.restart", &c, json!({"restart_requested_at": before}), json!({"restart_requested_at": at})).await
+    ctx.cluster
+        .patch(&c.namespace, &c.assistant_name, patch)
+        .await?;
+    audit(
+        ctx,
+        actor,
+        "client.restart",
+        &c,
+        json!({"restart_requested_at": before}),
+        json!({"restart_requested_at": at}),
+    )
+    .await
 }
 
 /// Re-validates the Assistant with one change and keeps only the problems of that field.
@@ -704,21 +788,29 @@ fn validate_change(ctx: &Console, a: &Assistant, field: &str) -> Result<(), Acti
     match validate(a, &ctx.config, None) {
         Ok(()) => Ok(()),
         Err(p) => {
-            let mine: Vec<FieldError> = p
-                .0
-                .into_iter()
-                .filter(|p| p.field.starts_with(field))
-                .map(|p| FieldError {
-                    field: p.field,
-                    message: p.message,
-                })
-                .collect();
-            if mine.is_empty() { Ok(()) } else { Err(ActionError::Invalid(mine)) }
+            let mine: Vec<FieldError> =
+                p.0.into_iter()
+                    .filter(|p| p.field.starts_with(field))
+                    .map(|p| FieldError {
+                        field: p.field,
+                        message: p.message,
+                    })
+                    .collect();
+            if mine.is_empty() {
+                Ok(())
+            } else {
+                Err(ActionError::Invalid(mine))
+            }
         }
     }
 }
 
-pub async fn change_version(ctx: &Console, actor: &Admin, id: i64, version: &str) -> Result<(), ActionError> {
+pub async fn change_version(
+    ctx: &Console,
+    actor: &Admin,
+    id: i64,
+    version: &str,
+) -> Result<(), ActionError> {
     let c = live_client(ctx, id).await?;
     let mut a = assistant_of(ctx, &c).await?;
     let version = version.trim();
@@ -727,32 +819,68 @@ pub async fn change_version(ctx: &Console, actor: &Admin, id: i64, version: &str
     a.spec.gateway.get_or_insert_with(Default::default).version = new.clone();
     validate_change(ctx, &a, "spec.gateway.version")?;
     let patch = json!({"spec": {"gateway": {"version": new}}});
-    ctx.cluster.patch(&c.namespace, &c.assistant_name, patch).await?;
-    audit(ctx, actor, "client.change_version", &c, json!({"version": before}), json!({"version": new})).await
+    ctx.cluster
+        .patch(&c.namespace, &c.assistant_name, patch)
+        .await?;
+    audit(
+        ctx,
+        actor,
+        "client.change_version",
+        &c,
+        json!({"version": before}),
+        json!({"version": new}),
+    )
+    .await
 }
 
-pub async fn change_plan(ctx: &Console, actor: &Admin, id: i64, plan: &str) -> Result<(), ActionError> {
+pub async fn change_plan(
+    ctx: &Console,
+    actor: &Admin,
+    id: i64,
+    plan: &str,
+) -> Result<(), ActionError> {
     let c = live_client(ctx, id).await?;
     let mut a = assistant_of(ctx, &c).await?;
     let plan = plan.trim().to_string();
     a.spec.plan = Some(plan.clone());
     validate_change(ctx, &a, "spec.plan")?;
     ctx.cluster
-        .patch(&c.namespace, &c.assistant_name, json!({"spec": {"plan": plan}}))
+        .patch(
+            &c.namespace,
+            &c.assistant_name,
+            json!({"spec": {"plan": plan}}),
+        )
         .await?;
     ctx.db.update_client_plan(id, &plan, now()).await?;
-    audit(ctx, actor, "client.change_plan", &c, json!({"plan": c.plan}), json!({"plan": plan})).await
+    audit(
+        ctx,
+        actor,
+        "client.change_plan",
+        &c,
+        json!({"plan": c.plan}),
+        json!({"plan": plan}),
+    )
+    .await
 }
 
 /// New gateway token; returned once for display. The gateway restarts to pick it up.
-pub async fn rotate_token(ctx: &Console, actor: &Admin, id: i64) -> Result<GatewayToken, ActionError> {
+pub async fn rotate_token(
+    ctx: &Console,
+    actor: &Admin,
+    id: i64,
+) -> Result<GatewayToken, ActionError> {
     let c = live_client(ctx, id).await?;
     let a = assistant_of(ctx, &c).await?;
     let token = GatewayToken::generate();
     let names = ChildNames::for_assistant(&a);
     match ctx
         .cluster
-        .patch_secret_key(&c.namespace, &names.gateway_token_secret, children::gateway_token_secret::TOKEN_KEY, token.expose())
+        .patch_secret_key(
+            &c.namespace,
+            &names.gateway_token_secret,
+            children::gateway_token_secret::TOKEN_KEY,
+            token.expose(),
+        )
         .await
     {
         Err(ClusterError::NotFound) => write_gateway_token(ctx, &a, &token).await?,
@@ -760,9 +888,21 @@ pub async fn rotate_token(ctx: &Console, actor: &Admin, id: i64) -> Result<Gatew
     }
     let at = jiff::Timestamp::now().to_string();
     ctx.cluster
-        .patch(&c.namespace, &c.assistant_name, json!({"metadata": {"annotations": {RESTART_REQUESTED_ANNOTATION: at}}}))
+        .patch(
+            &c.namespace,
+            &c.assistant_name,
+            json!({"metadata": {"annotations": {RESTART_REQUESTED_ANNOTATION: at}}}),
+        )
         .await?;
-    audit(ctx, actor, "client.rotate_token", &c, json!({"secret": names.gateway_token_secret}), json!({"secret": names.gateway_token_secret, "rotated": true})).await?;
+    audit(
+        ctx,
+        actor,
+        "client.rotate_token",
+        &c,
+        json!({"secret": names.gateway_token_secret}),
+        json!({"secret": names.gateway_token_secret, "rotated": true}),
+    )
+    .await?;
     Ok(token)
 }
 
@@ -776,12 +916,20 @@ pub struct DeleteRequest {
     pub retention: Option<String>,
 }
 
-pub async fn delete_client(ctx: &Console, actor: &Admin, id: i64, req: &DeleteRequest) -> Result<(), ActionError> {
+pub async fn delete_client(
+    ctx: &Console,
+    actor: &Admin,
+    id: i64,
+    req: &DeleteRequest,
+) -> Result<(), ActionError> {
     let c = live_client(ctx, id).await?;
     if req.confirm.trim() != c.assistant_name {
         return Err(ActionError::invalid(
             "confirm",
-            format!("type the Assistant name {:?} to confirm deletion", c.assistant_name),
+            format!(
+                "type the Assistant name {:?} to confirm deletion",
+                c.assistant_name
+            ),
         ));
     }
     let retention = match req.retention.as_deref().filter(|r| !r.is_empty()) {
@@ -795,7 +943,11 @@ pub async fn delete_client(ctx: &Console, actor: &Admin, id: i64, req: &DeleteRe
                 && r != was
             {
                 ctx.cluster
-                    .patch(&c.namespace, &c.assistant_name, json!({"spec": {"storage": {"onDelete": format!("{r:?}")}}}))
+                    .patch(
+                        &c.namespace,
+                        &c.assistant_name,
+                        json!({"spec": {"storage": {"onDelete": format!("{r:?}")}}}),
+                    )
                     .await?;
             }
             match ctx.cluster.delete(&c.namespace, &c.assistant_name).await {
@@ -825,14 +977,21 @@ pub struct RecordUpdate {
     pub notes: String,
 }
 
-pub async fn update_record(ctx: &Console, actor: &Admin, id: i64, u: &RecordUpdate) -> Result<(), ActionError> {
+pub async fn update_record(
+    ctx: &Console,
+    actor: &Admin,
+    id: i64,
+    u: &RecordUpdate,
+) -> Result<(), ActionError> {
     let c = live_client(ctx, id).await?;
     let mut errs = Vec::new();
     check_record_fields(u.billing_status.trim(), &u.notes, &mut errs);
     if !errs.is_empty() {
         return Err(ActionError::Invalid(errs));
     }
-    ctx.db.update_client_record(id, u.billing_status.trim(), &u.notes, now()).await?;
+    ctx.db
+        .update_client_record(id, u.billing_status.trim(), &u.notes, now())
+        .await?;
     audit(
         ctx,
         actor,
@@ -887,12 +1046,23 @@ pub async fn fleet(ctx: &Console) -> Result<Fleet, ActionError> {
 // ----- API tokens -----
 
 /// Creates an API token for `actor`; the value is returned once.
-pub async fn create_api_token(ctx: &Console, actor: &Admin, name: &str) -> Result<String, ActionError> {
+pub async fn create_api_token(
+    ctx: &Console,
+    actor: &Admin,
+    name: &str,
+) -> Result<String, ActionError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(ActionError::invalid("name", "must be 1 to 100 characters without control characters"));
+        return Err(ActionError::invalid(
+            "name",
+            "must be 1 to 100 characters without control characters",
+        ));
     }
-    let token = format!("{}{}", super::auth::API_TOKEN_PREFIX, super::auth::random_token());
+    let token = format!(
+        "{}{}",
+        super::auth::API_TOKEN_PREFIX,
+        super::auth::random_token()
+    );
     let prefix: String = token.chars().take(10).collect();
     let t = now();
     let id = ctx
@@ -900,7 +1070,15 @@ pub async fn create_api_token(ctx: &Console, actor: &Admin, name: &str) -> Resul
         .create_api_token(actor.id, name, &super::auth::token_hash(&token), &prefix, t)
         .await?;
     ctx.db
-        .audit(t, &actor.email, "api_token.create", None, &format!("api-token/{id}"), None, Some(&json!({"name": name, "prefix": prefix}).to_string()))
+        .audit(
+            t,
+            &actor.email,
+            "api_token.create",
+            None,
+            &format!("api-token/{id}"),
+            None,
+            Some(&json!({"name": name, "prefix": prefix}).to_string()),
+        )
         .await?;
     Ok(token)
 }
@@ -910,7 +1088,15 @@ pub async fn revoke_api_token(ctx: &Console, actor: &Admin, id: i64) -> Result<(
         return Err(ActionError::NotFound);
     }
     ctx.db
-        .audit(now(), &actor.email, "api_token.revoke", None, &format!("api-token/{id}"), None, None)
+        .audit(
+            now(),
+            &actor.email,
+            "api_token.revoke",
+            None,
+            &format!("api-token/{id}"),
+            None,
+            None,
+        )
         .await?;
     Ok(())
 }

@@ -69,7 +69,10 @@ pub struct UsageLine {
 
 pub async fn report(ctx: &Console, month: &str) -> Result<Vec<UsageLine>, ActionError> {
     if !valid_month(month) {
-        return Err(ActionError::invalid("month", format!("{month:?} is not a month like 2026-09")));
+        return Err(ActionError::invalid(
+            "month",
+            format!("{month:?} is not a month like 2026-09"),
+        ));
     }
     Ok(ctx
         .db

@@ -34,12 +34,19 @@ pub async fn sqlite() -> TestApp {
 /// `None` (with a notice) when no PostgreSQL server is configured.
 pub async fn postgres() -> Option<TestApp> {
     let Ok(base) = std::env::var("CLAWHOST_TEST_POSTGRES_URL") else {
-        eprintln!("skipped: CLAWHOST_TEST_POSTGRES_URL is unset (run under tests/postgres/with-postgres.sh)");
+        eprintln!(
+            "skipped: CLAWHOST_TEST_POSTGRES_URL is unset (run under tests/postgres/with-postgres.sh)"
+        );
         return None;
     };
     sqlx::any::install_default_drivers();
-    let name = format!("clawhost_test_{}", auth::random_token().to_lowercase().replace(['-', '_'], "")[..16].to_string());
-    let pool = sqlx::AnyPool::connect(&base).await.expect("connect to PostgreSQL");
+    let name = format!(
+        "clawhost_test_{}",
+        &auth::random_token().to_lowercase().replace(['-', '_'], "")[..16]
+    );
+    let pool = sqlx::AnyPool::connect(&base)
+        .await
+        .expect("connect to PostgreSQL");
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&pool)
         .await
@@ -61,7 +68,11 @@ pub async fn build(url: &str, dir: Option<tempfile::TempDir>) -> TestApp {
     seed_records(&ctx).await.unwrap();
     let now = service::now();
     // A cheap hash: these tests exercise sessions, not argon2 (the login test does).
-    let admin = ctx.db.create_admin("admin@example.com", "unused", now).await.unwrap();
+    let admin = ctx
+        .db
+        .create_admin("admin@example.com", "unused", now)
+        .await
+        .unwrap();
     let sid = auth::random_token();
     let csrf = auth::random_token();
     ctx.db
@@ -112,7 +123,9 @@ impl TestApp {
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .unwrap();
         Resp {
             status,
             headers,
@@ -121,19 +134,26 @@ impl TestApp {
     }
 
     pub async fn get(&self, uri: &str) -> Resp {
-        self.send(Request::get(uri).header("cookie", &self.cookie).body(Body::empty()).unwrap())
-            .await
+        self.send(
+            Request::get(uri)
+                .header("cookie", &self.cookie)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
     }
 
     pub async fn get_anon(&self, uri: &str) -> Resp {
-        self.send(Request::get(uri).body(Body::empty()).unwrap()).await
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
     }
 
     /// Form post with the session and its CSRF token.
     pub async fn post(&self, uri: &str, fields: &[(&str, &str)]) -> Resp {
         let mut all = vec![("_csrf", self.csrf.as_str())];
         all.extend_from_slice(fields);
-        self.post_raw(uri, Some(&self.cookie), &form_body(&all)).await
+        self.post_raw(uri, Some(&self.cookie), &form_body(&all))
+            .await
     }
 
     pub async fn post_raw(&self, uri: &str, cookie: Option<&str>, body: &str) -> Resp {
@@ -141,7 +161,8 @@ impl TestApp {
         if let Some(c) = cookie {
             r = r.header("cookie", c);
         }
-        self.send(r.body(Body::from(body.to_string())).unwrap()).await
+        self.send(r.body(Body::from(body.to_string())).unwrap())
+            .await
     }
 
     pub async fn api(&self, method: Method, uri: &str, body: Option<serde_json::Value>) -> Resp {
@@ -170,7 +191,12 @@ impl TestApp {
     }
 
     pub async fn audit_count(&self) -> usize {
-        self.ctx.db.audit_events(None, 10_000, 0).await.unwrap().len()
+        self.ctx
+            .db
+            .audit_events(None, 10_000, 0)
+            .await
+            .unwrap()
+            .len()
     }
 }
 

@@ -41,7 +41,11 @@ pub struct PageQuery {
     page: Option<u32>,
 }
 
-pub async fn show(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Query(q): Query<PageQuery>) -> Response {
+pub async fn show(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Query(q): Query<PageQuery>,
+) -> Response {
     let page = q.page.unwrap_or(1).max(1) as i64;
     let events = match ctx.db.audit_events(None, PAGE, (page - 1) * PAGE).await {
         Ok(e) => e,

@@ -9,7 +9,9 @@ use http::{HeaderMap, StatusCode, header};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
-use crate::console::auth::{self as a, CSRF_FIELD, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS};
+use crate::console::auth::{
+    self as a, CSRF_FIELD, LOGIN_CSRF_COOKIE, SESSION_COOKIE, SESSION_SECONDS,
+};
 use crate::console::service::now;
 use crate::console::{Ctx, Session};
 
@@ -62,10 +64,21 @@ fn secure(ctx: &Ctx, headers: &HeaderMap) -> bool {
     super::super::is_secure(ctx, headers)
 }
 
-fn login_response(ctx: &Ctx, headers: &HeaderMap, status: StatusCode, email: &str, error: Option<&str>) -> Response {
+fn login_response(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    status: StatusCode,
+    email: &str,
+    error: Option<&str>,
+) -> Response {
     let csrf = a::random_token();
     let cookie = a::set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, secure(ctx, headers));
-    (status, [(header::SET_COOKIE, cookie)], login_markup(&csrf, email, error)).into_response()
+    (
+        status,
+        [(header::SET_COOKIE, cookie)],
+        login_markup(&csrf, email, error),
+    )
+        .into_response()
 }
 
 pub async fn login_page(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
@@ -80,7 +93,12 @@ pub struct LoginForm {
     password: String,
 }
 
-pub async fn login(State(ctx): State<Ctx>, PeerIp(ip): PeerIp, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+pub async fn login(
+    State(ctx): State<Ctx>,
+    PeerIp(ip): PeerIp,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let email = f.email.trim().to_lowercase();
     let mut keys = vec![format!("email:{email}")];
     if let Some(ip) = ip {
@@ -99,7 +117,13 @@ pub async fn login(State(ctx): State<Ctx>, PeerIp(ip): PeerIp, headers: HeaderMa
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "sign-in lookup failed");
-            return login_response(&ctx, &headers, StatusCode::SERVICE_UNAVAILABLE, &email, Some("The database is unavailable."));
+            return login_response(
+                &ctx,
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                &email,
+                Some("The database is unavailable."),
+            );
         }
     };
     let ok = match &admin {
@@ -112,20 +136,49 @@ pub async fn login(State(ctx): State<Ctx>, PeerIp(ip): PeerIp, headers: HeaderMa
     let Some(adm) = admin.filter(|_| ok) else {
         ctx.login_limiter.record_failure(&keys);
         tracing::info!(email = %email, "failed sign-in");
-        return login_response(&ctx, &headers, StatusCode::UNAUTHORIZED, &email, Some("Wrong e-mail or password."));
+        return login_response(
+            &ctx,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            &email,
+            Some("Wrong e-mail or password."),
+        );
     };
     ctx.login_limiter.reset(&keys[..1]);
     let sid = a::random_token();
     let t = now();
     if let Err(e) = ctx
         .db
-        .create_session(&a::token_hash(&sid), adm.admin.id, &a::random_token(), t, t + SESSION_SECONDS)
+        .create_session(
+            &a::token_hash(&sid),
+            adm.admin.id,
+            &a::random_token(),
+            t,
+            t + SESSION_SECONDS,
+        )
         .await
     {
         tracing::error!(error = %e, "session creation failed");
-        return login_response(&ctx, &headers, StatusCode::SERVICE_UNAVAILABLE, &email, Some("The database is unavailable."));
+        return login_response(
+            &ctx,
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &email,
+            Some("The database is unavailable."),
+        );
     }
-    let _ = ctx.db.audit(t, &adm.admin.email, "admin.sign_in", None, "console", None, None).await;
+    let _ = ctx
+        .db
+        .audit(
+            t,
+            &adm.admin.email,
+            "admin.sign_in",
+            None,
+            "console",
+            None,
+            None,
+        )
+        .await;
     let s = secure(&ctx, &headers);
     let mut res = Redirect::to("/clients").into_response();
     let h = res.headers_mut();
@@ -138,11 +191,26 @@ pub async fn login(State(ctx): State<Ctx>, PeerIp(ip): PeerIp, headers: HeaderMa
     res
 }
 
-pub async fn logout(State(ctx): State<Ctx>, axum::Extension(s): axum::Extension<Session>, headers: HeaderMap) -> Response {
+pub async fn logout(
+    State(ctx): State<Ctx>,
+    axum::Extension(s): axum::Extension<Session>,
+    headers: HeaderMap,
+) -> Response {
     if let Some(id) = a::cookie(&headers, SESSION_COOKIE) {
         let _ = ctx.db.delete_session(&a::token_hash(id)).await;
     }
-    let _ = ctx.db.audit(now(), &s.admin.email, "admin.sign_out", None, "console", None, None).await;
+    let _ = ctx
+        .db
+        .audit(
+            now(),
+            &s.admin.email,
+            "admin.sign_out",
+            None,
+            "console",
+            None,
+            None,
+        )
+        .await;
     let mut res = Redirect::to("/login").into_response();
     if let Ok(v) = a::set_cookie(SESSION_COOKIE, "", 0, s.secure).parse() {
         res.headers_mut().append(header::SET_COOKIE, v);

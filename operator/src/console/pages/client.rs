@@ -189,7 +189,14 @@ pub async fn show(
 }
 
 /// The page that shows a new gateway token, once.
-pub fn token_page(ctx: &Ctx, s: &Session, id: i64, title: &str, token: &GatewayToken, warnings: &[String]) -> Markup {
+pub fn token_page(
+    ctx: &Ctx,
+    s: &Session,
+    id: i64,
+    title: &str,
+    token: &GatewayToken,
+    warnings: &[String],
+) -> Markup {
     let body = html! {
         h1 { (title) }
         @if !warnings.is_empty() { ul.errors { @for w in warnings { li { (w) } } } }
@@ -207,24 +214,42 @@ fn done(id: i64, what: &str) -> Response {
     Redirect::to(&format!("/clients/{id}?done={what}")).into_response()
 }
 
-fn outcome(ctx: &Ctx, s: &Session, id: i64, r: Result<(), service::ActionError>, what: &str) -> Response {
+fn outcome(
+    ctx: &Ctx,
+    s: &Session,
+    id: i64,
+    r: Result<(), service::ActionError>,
+    what: &str,
+) -> Response {
     match r {
         Ok(()) => done(id, what),
         Err(e) => super::action_error(ctx, s, &e, &format!("/clients/{id}")),
     }
 }
 
-pub async fn suspend(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Path(id): Path<i64>) -> Response {
+pub async fn suspend(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
     let r = service::set_suspended(&ctx, &s.admin, id, true).await;
     outcome(&ctx, &s, id, r, "suspended")
 }
 
-pub async fn resume(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Path(id): Path<i64>) -> Response {
+pub async fn resume(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
     let r = service::set_suspended(&ctx, &s.admin, id, false).await;
     outcome(&ctx, &s, id, r, "resumed")
 }
 
-pub async fn restart(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Path(id): Path<i64>) -> Response {
+pub async fn restart(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
     let r = service::restart(&ctx, &s.admin, id).await;
     outcome(&ctx, &s, id, r, "restarted")
 }
@@ -235,7 +260,12 @@ pub struct VersionForm {
     version: String,
 }
 
-pub async fn version(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Path(id): Path<i64>, Form(f): Form<VersionForm>) -> Response {
+pub async fn version(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+    Form(f): Form<VersionForm>,
+) -> Response {
     match service::change_version(&ctx, &s.admin, id, &f.version).await {
         Ok(()) => done(id, "version"),
         Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
@@ -248,21 +278,35 @@ pub struct PlanForm {
     plan: String,
 }
 
-pub async fn plan(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Path(id): Path<i64>, Form(f): Form<PlanForm>) -> Response {
+pub async fn plan(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+    Form(f): Form<PlanForm>,
+) -> Response {
     match service::change_plan(&ctx, &s.admin, id, &f.plan).await {
         Ok(()) => done(id, "plan"),
         Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
     }
 }
 
-pub async fn rotate_token(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Path(id): Path<i64>) -> Response {
+pub async fn rotate_token(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
     match service::rotate_token(&ctx, &s.admin, id).await {
         Ok(t) => no_store(token_page(&ctx, &s, id, "Gateway token rotated", &t, &[])),
         Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
     }
 }
 
-pub async fn record(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Path(id): Path<i64>, Form(f): Form<RecordUpdate>) -> Response {
+pub async fn record(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+    Form(f): Form<RecordUpdate>,
+) -> Response {
     match service::update_record(&ctx, &s.admin, id, &f).await {
         Ok(()) => done(id, "record"),
         Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
@@ -295,21 +339,40 @@ fn delete_page(ctx: &Ctx, s: &Session, d: &service::ClientDetail, error: Option<
     layout(ctx, s, Nav::Clients, "Delete client", body)
 }
 
-pub async fn delete_form(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Path(id): Path<i64>) -> Response {
+pub async fn delete_form(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
     match service::client_detail(&ctx, id).await {
-        Ok(d) if d.view.record.deleted_at.is_none() => delete_page(&ctx, &s, &d, None).into_response(),
+        Ok(d) if d.view.record.deleted_at.is_none() => {
+            delete_page(&ctx, &s, &d, None).into_response()
+        }
         Ok(_) => Redirect::to(&format!("/clients/{id}")).into_response(),
         Err(e) => super::action_error(&ctx, &s, &e, "/clients"),
     }
 }
 
-pub async fn delete(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Path(id): Path<i64>, Form(f): Form<DeleteRequest>) -> Response {
+pub async fn delete(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+    Form(f): Form<DeleteRequest>,
+) -> Response {
     match service::delete_client(&ctx, &s.admin, id, &f).await {
         Ok(()) => Redirect::to("/clients").into_response(),
         Err(service::ActionError::Invalid(errs)) => match service::client_detail(&ctx, id).await {
             Ok(d) => {
-                let msg = errs.iter().map(|e| e.message.clone()).collect::<Vec<_>>().join("; ");
-                (http::StatusCode::UNPROCESSABLE_ENTITY, delete_page(&ctx, &s, &d, Some(&msg))).into_response()
+                let msg = errs
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                (
+                    http::StatusCode::UNPROCESSABLE_ENTITY,
+                    delete_page(&ctx, &s, &d, Some(&msg)),
+                )
+                    .into_response()
             }
             Err(e) => super::action_error(&ctx, &s, &e, "/clients"),
         },

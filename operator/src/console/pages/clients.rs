@@ -8,12 +8,19 @@ use maud::{Markup, html};
 
 use super::{Nav, age, csrf, layout, no_store, opt, phase_badge, ready_badge};
 use crate::api::Phase;
-use crate::console::service::{self, ActionError, BILLING_STATUSES, FieldError, ListQuery, MODEL_PROVIDERS, NewClient};
+use crate::console::service::{
+    self, ActionError, BILLING_STATUSES, FieldError, ListQuery, MODEL_PROVIDERS, NewClient,
+};
 use crate::console::{Ctx, Session};
 
 fn page_link(q: &ListQuery, page: u32) -> String {
     let mut parts = vec![format!("page={page}")];
-    for (k, v) in [("q", &q.q), ("plan", &q.plan), ("phase", &q.phase), ("billing", &q.billing)] {
+    for (k, v) in [
+        ("q", &q.q),
+        ("plan", &q.plan),
+        ("phase", &q.phase),
+        ("billing", &q.billing),
+    ] {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             parts.push(format!("{k}={}", urlencoding::encode(v)));
         }
@@ -24,7 +31,11 @@ fn page_link(q: &ListQuery, page: u32) -> String {
     format!("/clients?{}", parts.join("&"))
 }
 
-pub async fn list(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Query(q): Query<ListQuery>) -> Response {
+pub async fn list(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Query(q): Query<ListQuery>,
+) -> Response {
     let page = match service::list_clients(&ctx, &q).await {
         Ok(p) => p,
         Err(e) => return super::action_error(&ctx, &s, &e, "/clients"),
@@ -91,7 +102,11 @@ pub async fn list(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Quer
 
 fn field_errors<'a>(errs: &'a [FieldError], prefixes: &[&str]) -> Vec<&'a FieldError> {
     errs.iter()
-        .filter(|e| prefixes.iter().any(|p| e.field == *p || e.field.starts_with(&format!("{p}."))))
+        .filter(|e| {
+            prefixes
+                .iter()
+                .any(|p| e.field == *p || e.field.starts_with(&format!("{p}.")))
+        })
         .collect()
 }
 
@@ -101,7 +116,10 @@ fn errs_markup(errs: &[FieldError], prefixes: &[&str]) -> Markup {
 
 /// The new-client form, with values and per-field messages after a refused submission.
 pub fn new_client_form(ctx: &Ctx, s: &Session, v: &NewClient, errs: &[FieldError]) -> Markup {
-    let plan = v.plan.clone().unwrap_or_else(|| ctx.config.default_plan.clone());
+    let plan = v
+        .plan
+        .clone()
+        .unwrap_or_else(|| ctx.config.default_plan.clone());
     let billing = v.billing_status.clone().unwrap_or_else(|| "active".into());
     let on_delete = v.on_delete.clone().unwrap_or_else(|| "Retain".into());
     let body = html! {
@@ -191,15 +209,30 @@ pub async fn new_form(State(ctx): State<Ctx>, Extension(s): Extension<Session>) 
     new_client_form(&ctx, &s, &NewClient::default(), &[]).into_response()
 }
 
-pub async fn create(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Form(n): Form<NewClient>) -> Response {
+pub async fn create(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Form(n): Form<NewClient>,
+) -> Response {
     match service::create_client(&ctx, &s.admin, &n).await {
-        Ok(c) => no_store(super::client::token_page(&ctx, &s, c.client_id, "Client created", &c.gateway_token, &c.warnings)),
+        Ok(c) => no_store(super::client::token_page(
+            &ctx,
+            &s,
+            c.client_id,
+            "Client created",
+            &c.gateway_token,
+            &c.warnings,
+        )),
         Err(ActionError::Invalid(errs)) => {
             // Secrets are not echoed back into the form.
             let mut v = n.clone();
             v.tailscale_auth_key = None;
             v.model_api_key = None;
-            (StatusCode::UNPROCESSABLE_ENTITY, new_client_form(&ctx, &s, &v, &errs)).into_response()
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                new_client_form(&ctx, &s, &v, &errs),
+            )
+                .into_response()
         }
         Err(e) => super::action_error(&ctx, &s, &e, "/clients/new"),
     }

@@ -11,7 +11,13 @@ use super::{Nav, layout, phase_badge};
 use crate::console::service;
 use crate::console::{Ctx, Session};
 
-fn breakdown(title: &str, m: &BTreeMap<String, i64>, total: i64, link: Option<&str>, badge: bool) -> Markup {
+fn breakdown(
+    title: &str,
+    m: &BTreeMap<String, i64>,
+    total: i64,
+    link: Option<&str>,
+    badge: bool,
+) -> Markup {
     let max = m.values().copied().max().unwrap_or(1).max(1);
     html! {
         div.panel {
@@ -42,7 +48,10 @@ pub async fn show(State(ctx): State<Ctx>, Extension(s): Extension<Session>) -> R
         Err(e) => return super::action_error(&ctx, &s, &e, "/clients"),
     };
     let running = f.by_phase.get("Running").copied().unwrap_or(0);
-    let attention: i64 = ["Degraded", "Failed", "Missing"].iter().filter_map(|p| f.by_phase.get(*p)).sum();
+    let attention: i64 = ["Degraded", "Failed", "Missing"]
+        .iter()
+        .filter_map(|p| f.by_phase.get(*p))
+        .sum();
     let body = html! {
         h1 { "Fleet" }
         div.stats {

@@ -29,7 +29,11 @@ pub async fn css() -> Response {
 }
 
 pub async fn not_found() -> Response {
-    (StatusCode::NOT_FOUND, message_page("Not found", "There is no page at this address.")).into_response()
+    (
+        StatusCode::NOT_FOUND,
+        message_page("Not found", "There is no page at this address."),
+    )
+        .into_response()
 }
 
 /// A bare page (no navigation) with a title and a message.

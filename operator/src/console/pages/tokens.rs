@@ -67,7 +67,11 @@ pub struct NewToken {
     name: String,
 }
 
-pub async fn create(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Form(f): Form<NewToken>) -> Response {
+pub async fn create(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Form(f): Form<NewToken>,
+) -> Response {
     match service::create_api_token(&ctx, &s.admin, &f.name).await {
         // Every response is Cache-Control: no-store (security_headers), so the token is not cached.
         Ok(t) => page(&ctx, &s, Some(&t)).await,
@@ -75,7 +79,11 @@ pub async fn create(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Fo
     }
 }
 
-pub async fn revoke(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Path(id): Path<i64>) -> Response {
+pub async fn revoke(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
     match service::revoke_api_token(&ctx, &s.admin, id).await {
         Ok(()) => Redirect::to("/tokens").into_response(),
         Err(e) => super::action_error(&ctx, &s, &e, "/tokens"),

@@ -18,8 +18,15 @@ pub struct MonthQuery {
     pub month: Option<String>,
 }
 
-pub async fn show(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Query(q): Query<MonthQuery>) -> Response {
-    let month = q.month.filter(|m| !m.is_empty()).unwrap_or_else(|| month_of(now()));
+pub async fn show(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Query(q): Query<MonthQuery>,
+) -> Response {
+    let month = q
+        .month
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| month_of(now()));
     let lines = match usage::report(&ctx, &month).await {
         Ok(l) => l,
         Err(e) => return super::action_error(&ctx, &s, &e, "/usage"),
@@ -58,13 +65,23 @@ pub async fn show(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Quer
     layout(&ctx, &s, Nav::Usage, "Usage", body).into_response()
 }
 
-pub async fn csv(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Query(q): Query<MonthQuery>) -> Response {
-    let month = q.month.filter(|m| !m.is_empty()).unwrap_or_else(|| month_of(now()));
+pub async fn csv(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Query(q): Query<MonthQuery>,
+) -> Response {
+    let month = q
+        .month
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| month_of(now()));
     match usage::report(&ctx, &month).await {
         Ok(lines) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (header::CONTENT_DISPOSITION, format!("attachment; filename=\"clawhost-usage-{month}.csv\"")),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"clawhost-usage-{month}.csv\""),
+                ),
             ],
             usage::to_csv(&month, &lines),
         )
@@ -72,4 +89,3 @@ pub async fn csv(State(ctx): State<Ctx>, Extension(s): Extension<Session>, Query
         Err(e) => super::action_error(&ctx, &s, &e, "/usage"),
     }
 }
-
