@@ -5,10 +5,12 @@
 //! - [`children`]: pure builders of every object an Assistant owns.
 //! - [`render`]: offline rendering (`clawhost render`).
 //! - [`rbac`]: the permissions the operator and console need.
+//! - [`console`]: the admin console (clients, billing records, usage, audit).
 
 pub mod api;
 pub mod children;
 pub mod config;
+pub mod console;
 pub mod crd;
 pub mod rbac;
 pub mod render;

@@ -1,0 +1,242 @@
+//! JSON API `/api/v1`: the same actions as the pages, for scripts. Bearer tokens only.
+
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Ctx;
+use super::db::Admin;
+use super::service::{self, ActionError, DeleteRequest, ListQuery, NewClient, RecordUpdate};
+use super::usage;
+
+pub fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+fn action_error(e: ActionError) -> Response {
+    let status = e.status();
+    match e {
+        ActionError::Invalid(list) => (
+            status,
+            Json(json!({ "error": "invalid input", "problems": list })),
+        )
+            .into_response(),
+        ActionError::Db(d) => {
+            tracing::error!(error = %d, "database error");
+            error(status, "database error")
+        }
+        other => error(status, &other.to_string()),
+    }
+}
+
+/// JSON bodies that do not parse are a 400 with serde's message, never a panic.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<S> for JsonBody<T> {
+    type Rejection = Response;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(JsonBody(v)),
+            Err(e) => Err(error(StatusCode::BAD_REQUEST, &e.body_text())),
+        }
+    }
+}
+
+pub async fn list_clients(State(ctx): State<Ctx>, Query(q): Query<ListQuery>) -> Response {
+    match service::list_clients(&ctx, &q).await {
+        Ok(p) => {
+            let ok = p.cluster_error.is_none();
+            Json(json!({
+                "items": p.items.iter().map(|v| v.summary(ok)).collect::<Vec<_>>(),
+                "total": p.total,
+                "page": p.page,
+                "per_page": p.per_page,
+                "cluster_error": p.cluster_error,
+            }))
+            .into_response()
+        }
+        Err(e) => action_error(e),
+    }
+}
+
+pub async fn get_client(State(ctx): State<Ctx>, Path(id): Path<i64>) -> Response {
+    match service::client_detail(&ctx, id).await {
+        Ok(d) => {
+            let ok = d.cluster_error.is_none();
+            let a = d.view.assistant.as_deref();
+            Json(json!({
+                "client": d.view.summary(ok),
+                "notes": d.view.record.notes,
+                "spec": a.map(|a| json!({
+                    "plan": a.spec.plan,
+                    "suspended": a.spec.suspended,
+                    "version": a.spec.gateway.as_ref().and_then(|g| g.version.clone()),
+                    "storage": a.spec.storage,
+                    "tailscale": a.spec.tailscale.as_ref().map(|t| json!({"hostname": t.hostname, "tags": t.tags, "funnel": t.funnel})),
+                    // Names only: values may be credentials.
+                    "env": a.spec.gateway.as_ref().map(|g| g.env.iter().map(|e| e.name.clone()).collect::<Vec<_>>()).unwrap_or_default(),
+                })),
+                "conditions": a.and_then(|a| a.status.as_ref()).map(|s| s.conditions.clone()).unwrap_or_default(),
+                "events": d.events.as_ref().ok(),
+                "log": d.log.as_ref().ok().cloned().flatten(),
+                "usage": {"month": d.month, "running_minutes": d.usage_minutes},
+                "cluster_error": d.cluster_error,
+            }))
+            .into_response()
+        }
+        Err(e) => action_error(e),
+    }
+}
+
+pub async fn create_client(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    JsonBody(n): JsonBody<NewClient>,
+) -> Response {
+    match service::create_client(&ctx, &a, &n).await {
+        Ok(c) => (
+            StatusCode::CREATED,
+            Json(json!({
+                "id": c.client_id,
+                // Returned once; the console keeps no copy.
+                "gateway_token": c.gateway_token.expose(),
+                "warnings": c.warnings,
+            })),
+        )
+            .into_response(),
+        Err(e) => action_error(e),
+    }
+}
+
+fn done(r: Result<(), ActionError>) -> Response {
+    match r {
+        Ok(()) => Json(json!({"ok": true})).into_response(),
+        Err(e) => action_error(e),
+    }
+}
+
+pub async fn suspend(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Response {
+    done(service::set_suspended(&ctx, &a, id, true).await)
+}
+
+pub async fn resume(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Response {
+    done(service::set_suspended(&ctx, &a, id, false).await)
+}
+
+pub async fn restart(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Response {
+    done(service::restart(&ctx, &a, id).await)
+}
+
+#[derive(Deserialize)]
+pub struct VersionBody {
+    #[serde(default)]
+    version: String,
+}
+
+pub async fn version(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+    JsonBody(b): JsonBody<VersionBody>,
+) -> Response {
+    done(service::change_version(&ctx, &a, id, &b.version).await)
+}
+
+#[derive(Deserialize)]
+pub struct PlanBody {
+    plan: String,
+}
+
+pub async fn plan(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+    JsonBody(b): JsonBody<PlanBody>,
+) -> Response {
+    done(service::change_plan(&ctx, &a, id, &b.plan).await)
+}
+
+pub async fn rotate_token(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Response {
+    match service::rotate_token(&ctx, &a, id).await {
+        Ok(t) => Json(json!({"gateway_token": t.expose()})).into_response(),
+        Err(e) => action_error(e),
+    }
+}
+
+pub async fn record(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+    JsonBody(b): JsonBody<RecordUpdate>,
+) -> Response {
+    done(service::update_record(&ctx, &a, id, &b).await)
+}
+
+pub async fn delete_client(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+    Query(q): Query<DeleteRequest>,
+) -> Response {
+    done(service::delete_client(&ctx, &a, id, &q).await)
+}
+
+pub async fn fleet(State(ctx): State<Ctx>) -> Response {
+    match service::fleet(&ctx).await {
+        Ok(f) => Json(f).into_response(),
+        Err(e) => action_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct MonthQuery {
+    #[serde(default)]
+    month: Option<String>,
+}
+
+pub async fn usage(State(ctx): State<Ctx>, Query(q): Query<MonthQuery>) -> Response {
+    let month = q.month.unwrap_or_else(|| service::month_of(service::now()));
+    match usage::report(&ctx, &month).await {
+        Ok(lines) => Json(json!({"month": month, "clients": lines})).into_response(),
+        Err(e) => action_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    client_id: Option<i64>,
+    #[serde(default)]
+    page: Option<u32>,
+}
+
+pub async fn audit(State(ctx): State<Ctx>, Query(q): Query<AuditQuery>) -> Response {
+    let page = q.page.unwrap_or(1).max(1) as i64;
+    match ctx
+        .db
+        .audit_events(q.client_id, 100, (page - 1) * 100)
+        .await
+    {
+        Ok(e) => Json(json!({"events": e, "page": page})).into_response(),
+        Err(e) => action_error(e.into()),
+    }
+}

@@ -1,0 +1,562 @@
+//! The admin console: where the operator of the hosting business manages clients.
+//!
+//! - [`db`]: SQLite (embedded default) or PostgreSQL through sqlx, migrations embedded.
+//! - [`cluster`]: the Kubernetes side behind a trait (kube, in-memory, unavailable).
+//! - [`service`]: every action, shared by the pages and the JSON API.
+//! - [`auth`]: passwords, sessions, API tokens, CSRF, rate limiting.
+//! - [`pages`] and [`api`]: thin HTTP handlers; [`routes`] is the one route table.
+
+pub mod api;
+pub mod auth;
+pub mod bench;
+pub mod cluster;
+pub mod db;
+pub mod pages;
+pub mod service;
+pub mod usage;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{MethodRouter, get, post};
+use http::{HeaderValue, Method, StatusCode, header};
+
+use crate::config::OperatorConfig;
+use cluster::Cluster;
+use db::{Admin, Db};
+
+/// Settings of one console process.
+#[derive(Debug, Clone)]
+pub struct ConsoleOptions {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    /// Namespace new Assistants (and their Secrets) are created in.
+    pub namespace: String,
+    /// Always mark cookies Secure (behind TLS without X-Forwarded-Proto).
+    pub secure_cookies: bool,
+    /// Use the seeded in-memory cluster (demos, browser tests).
+    pub fake_cluster: bool,
+    pub usage_interval: Duration,
+}
+
+impl Default for ConsoleOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: db::default_url(),
+            namespace: "clawhost-clients".into(),
+            secure_cookies: false,
+            fake_cluster: false,
+            usage_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Shared state of the console.
+pub struct Console {
+    pub db: Db,
+    pub cluster: Arc<dyn Cluster>,
+    pub config: OperatorConfig,
+    pub opts: ConsoleOptions,
+    pub login_limiter: auth::RateLimiter,
+}
+
+impl Console {
+    pub fn new(
+        db: Db,
+        cluster: Arc<dyn Cluster>,
+        config: OperatorConfig,
+        opts: ConsoleOptions,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            cluster,
+            config,
+            opts,
+            // 5 failures per 15 minutes per e-mail and per client address.
+            login_limiter: auth::RateLimiter::new(5, Duration::from_secs(15 * 60)),
+        })
+    }
+}
+
+pub type Ctx = Arc<Console>;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Sign-in page, style sheet, health check.
+    Public,
+    /// Page read with a session cookie.
+    Page,
+    /// State-changing form post: session cookie plus the session's CSRF token.
+    Form,
+    /// Sign-in form post: CSRF token bound to a pre-session cookie.
+    LoginForm,
+    /// JSON API with a bearer token (cookies are not accepted, so CSRF cannot apply).
+    ApiRead,
+    ApiWrite,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteInfo {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// The signed-in admin and the session's CSRF token (pages).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub admin: Admin,
+    pub csrf: String,
+    /// Whether cookies must be Secure (TLS).
+    pub secure: bool,
+}
+
+/// The one route table: the router is built from it and the authorization test walks it,
+/// so no route can exist without an access rule.
+fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
+    use Access::*;
+    let r = |method: Method, path: &'static str, access: Access, mr: MethodRouter<Ctx>| {
+        (
+            RouteInfo {
+                method,
+                path,
+                access,
+            },
+            mr,
+        )
+    };
+    vec![
+        r(Method::GET, "/healthz", Public, get(|| async { "ok" })),
+        r(Method::GET, "/static/console.css", Public, get(pages::css)),
+        r(Method::GET, "/login", Public, get(pages::auth::login_page)),
+        r(Method::POST, "/login", LoginForm, post(pages::auth::login)),
+        r(Method::POST, "/logout", Form, post(pages::auth::logout)),
+        r(
+            Method::GET,
+            "/",
+            Page,
+            get(|| async { Redirect::to("/clients") }),
+        ),
+        r(Method::GET, "/clients", Page, get(pages::clients::list)),
+        r(
+            Method::GET,
+            "/clients/new",
+            Page,
+            get(pages::clients::new_form),
+        ),
+        r(Method::POST, "/clients", Form, post(pages::clients::create)),
+        r(Method::GET, "/clients/{id}", Page, get(pages::client::show)),
+        r(
+            Method::POST,
+            "/clients/{id}/suspend",
+            Form,
+            post(pages::client::suspend),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/resume",
+            Form,
+            post(pages::client::resume),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/restart",
+            Form,
+            post(pages::client::restart),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/version",
+            Form,
+            post(pages::client::version),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/plan",
+            Form,
+            post(pages::client::plan),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/rotate-token",
+            Form,
+            post(pages::client::rotate_token),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/record",
+            Form,
+            post(pages::client::record),
+        ),
+        r(
+            Method::GET,
+            "/clients/{id}/delete",
+            Page,
+            get(pages::client::delete_form),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/delete",
+            Form,
+            post(pages::client::delete),
+        ),
+        r(Method::GET, "/fleet", Page, get(pages::fleet::show)),
+        r(Method::GET, "/usage", Page, get(pages::usage::show)),
+        r(Method::GET, "/usage.csv", Page, get(pages::usage::csv)),
+        r(Method::GET, "/audit", Page, get(pages::audit::show)),
+        r(Method::GET, "/tokens", Page, get(pages::tokens::show)),
+        r(Method::POST, "/tokens", Form, post(pages::tokens::create)),
+        r(
+            Method::POST,
+            "/tokens/{id}/revoke",
+            Form,
+            post(pages::tokens::revoke),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/clients",
+            ApiRead,
+            get(api::list_clients),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients",
+            ApiWrite,
+            post(api::create_client),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/clients/{id}",
+            ApiRead,
+            get(api::get_client),
+        ),
+        r(
+            Method::DELETE,
+            "/api/v1/clients/{id}",
+            ApiWrite,
+            axum::routing::delete(api::delete_client),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/suspend",
+            ApiWrite,
+            post(api::suspend),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/resume",
+            ApiWrite,
+            post(api::resume),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/restart",
+            ApiWrite,
+            post(api::restart),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/version",
+            ApiWrite,
+            post(api::version),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/plan",
+            ApiWrite,
+            post(api::plan),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/rotate-token",
+            ApiWrite,
+            post(api::rotate_token),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/record",
+            ApiWrite,
+            post(api::record),
+        ),
+        r(Method::GET, "/api/v1/fleet", ApiRead, get(api::fleet)),
+        r(Method::GET, "/api/v1/usage", ApiRead, get(api::usage)),
+        r(Method::GET, "/api/v1/audit", ApiRead, get(api::audit)),
+    ]
+}
+
+/// Every route with its access rule.
+pub fn routes() -> Vec<RouteInfo> {
+    table().into_iter().map(|(i, _)| i).collect()
+}
+
+/// The console's HTTP application.
+pub fn app(ctx: Ctx) -> Router {
+    let mut router: Router<Ctx> = Router::new();
+    for (info, mr) in table() {
+        let guarded = match info.access {
+            Access::Public => mr,
+            Access::Page => mr.layer(middleware::from_fn_with_state(ctx.clone(), require_session)),
+            Access::Form => mr.layer(middleware::from_fn_with_state(
+                ctx.clone(),
+                require_session_csrf,
+            )),
+            Access::LoginForm => mr.layer(middleware::from_fn(require_login_csrf)),
+            Access::ApiRead | Access::ApiWrite => mr.layer(middleware::from_fn_with_state(
+                ctx.clone(),
+                require_api_token,
+            )),
+        };
+        router = router.route(info.path, guarded);
+    }
+    router
+        .fallback(pages::not_found)
+        .layer(DefaultBodyLimit::max(256 * 1024))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(ctx)
+}
+
+fn is_secure(ctx: &Console, headers: &http::HeaderMap) -> bool {
+    ctx.opts.secure_cookies
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+}
+
+async fn session_of(ctx: &Console, headers: &http::HeaderMap) -> Option<Session> {
+    let id = auth::cookie(headers, auth::SESSION_COOKIE)?;
+    let (admin, csrf) = ctx
+        .db
+        .session(&auth::token_hash(id), service::now())
+        .await
+        .ok()??;
+    Some(Session {
+        admin,
+        csrf,
+        secure: is_secure(ctx, headers),
+    })
+}
+
+async fn require_session(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Response {
+    match session_of(&ctx, req.headers()).await {
+        Some(s) => {
+            req.extensions_mut().insert(s.admin.clone());
+            req.extensions_mut().insert(s);
+            next.run(req).await
+        }
+        None => Redirect::to("/login").into_response(),
+    }
+}
+
+const FORM_LIMIT: usize = 256 * 1024;
+
+/// Reads the `_csrf` field of a url-encoded body, then hands the body on unchanged.
+async fn take_form_csrf(req: Request) -> Result<(Request, Option<String>), Response> {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, FORM_LIMIT)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "form too large").into_response())?;
+    let token = form_urlencoded_field(&bytes, auth::CSRF_FIELD);
+    Ok((Request::from_parts(parts, Body::from(bytes)), token))
+}
+
+fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
+    let s = std::str::from_utf8(body).ok()?;
+    s.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| {
+            urlencoding::decode(&v.replace('+', " "))
+                .ok()
+                .map(|v| v.into_owned())
+        })
+}
+
+fn csrf_refused() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        pages::message_page(
+            "Request refused",
+            "The form was missing a valid CSRF token. Reload the page and try again.",
+        ),
+    )
+        .into_response()
+}
+
+async fn require_session_csrf(State(ctx): State<Ctx>, req: Request, next: Next) -> Response {
+    let Some(s) = session_of(&ctx, req.headers()).await else {
+        return Redirect::to("/login").into_response();
+    };
+    let (mut req, token) = match take_form_csrf(req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match token {
+        Some(t) if auth::constant_time_eq(&t, &s.csrf) => {
+            req.extensions_mut().insert(s.admin.clone());
+            req.extensions_mut().insert(s);
+            next.run(req).await
+        }
+        _ => csrf_refused(),
+    }
+}
+
+/// Sign-in has no session yet: its CSRF token is a double-submit cookie set by the form.
+async fn require_login_csrf(req: Request, next: Next) -> Response {
+    let cookie = auth::cookie(req.headers(), auth::LOGIN_CSRF_COOKIE).map(str::to_string);
+    let (req, token) = match take_form_csrf(req).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match (cookie, token) {
+        (Some(c), Some(t)) if !c.is_empty() && auth::constant_time_eq(&c, &t) => {
+            next.run(req).await
+        }
+        _ => csrf_refused(),
+    }
+}
+
+async fn require_api_token(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Response {
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .map(str::to_string);
+    let admin = match token {
+        Some(t) if t.starts_with(auth::API_TOKEN_PREFIX) => ctx
+            .db
+            .api_token_admin(&auth::token_hash(&t), service::now())
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    match admin {
+        Some(a) => {
+            req.extensions_mut().insert(a);
+            next.run(req).await
+        }
+        None => api::error(
+            StatusCode::UNAUTHORIZED,
+            "a valid API token is required (Authorization: Bearer chk_...)",
+        ),
+    }
+}
+
+/// No scripts, no external assets, no framing: the CSP allows only our own style sheet.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    res
+}
+
+/// Builds the cluster side: fake, kube (with a watch cache) or unavailable with the reason.
+pub async fn connect_cluster(opts: &ConsoleOptions, config: &OperatorConfig) -> Arc<dyn Cluster> {
+    if opts.fake_cluster {
+        return Arc::new(cluster::MemoryCluster::seeded(
+            &opts.namespace,
+            &config.gateway.default_version,
+        ));
+    }
+    match kube::Client::try_default().await {
+        Ok(client) => Arc::new(cluster::KubeCluster::with_watch(client)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no Kubernetes configuration; serving database features only");
+            Arc::new(cluster::UnavailableCluster {
+                reason: format!("no Kubernetes configuration could be loaded ({e})"),
+            })
+        }
+    }
+}
+
+/// Gives every Assistant of the (fake) cluster a client record, once.
+pub async fn seed_records(ctx: &Console) -> Result<(), service::ActionError> {
+    for a in ctx.cluster.list().await? {
+        let ns = a.metadata.namespace.clone().unwrap_or_default();
+        let name = a.metadata.name.clone().unwrap_or_default();
+        if ctx.db.client_by_assistant(&ns, &name).await?.is_none() {
+            let rec = db::NewClientRecord {
+                name: a.spec.owner.name.clone(),
+                email: a.spec.owner.email.clone(),
+                plan: a
+                    .spec
+                    .plan
+                    .clone()
+                    .unwrap_or_else(|| ctx.config.default_plan.clone()),
+                billing_status: "active".into(),
+                notes: String::new(),
+                namespace: ns,
+                assistant_name: name,
+            };
+            ctx.db.insert_client(&rec, service::now()).await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{0}")]
+    Db(#[from] db::DbError),
+    #[error("cannot listen on {0}: {1}")]
+    Bind(SocketAddr, std::io::Error),
+    #[error("console server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Runs the console until `shutdown` completes.
+pub async fn serve(
+    opts: ConsoleOptions,
+    config: OperatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let db = Db::connect(&opts.database_url).await?;
+    let cluster = connect_cluster(&opts, &config).await;
+    let ctx = Console::new(db, cluster, config, opts.clone());
+    if opts.fake_cluster
+        && let Err(e) = seed_records(&ctx).await
+    {
+        tracing::warn!(error = %e, "seeding demo records failed");
+    }
+    let sampler = tokio::spawn(usage::run_sampler(ctx.clone(), opts.usage_interval));
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|e| ServeError::Bind(opts.listen, e))?;
+    tracing::info!(listen = %opts.listen, "console serving");
+    let r = axum::serve(
+        listener,
+        app(ctx).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .map_err(ServeError::Serve);
+    sampler.abort();
+    r
+}

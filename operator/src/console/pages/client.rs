@@ -1,0 +1,381 @@
+//! One client: its record, its Assistant, events, log, usage and the actions.
+
+use axum::Extension;
+use axum::extract::{Form, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::{Nav, csrf, fmt_time, layout, no_store, opt, phase_badge, ready_badge};
+use crate::children::GatewayToken;
+use crate::console::service::{self, BILLING_STATUSES, DeleteRequest, RecordUpdate};
+use crate::console::{Ctx, Session};
+
+#[derive(Deserialize, Default)]
+pub struct Notice {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// Fixed texts only: a notice never reflects request content.
+fn notice_text(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "suspended" => "The assistant is being suspended.",
+        "resumed" => "The assistant is being resumed.",
+        "restarted" => "A restart of the gateway was requested.",
+        "version" => "The openclaw version was changed; the gateway rolls to it.",
+        "plan" => "The plan was changed.",
+        "record" => "The client record was saved.",
+        _ => return None,
+    })
+}
+
+pub async fn show(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+    Query(n): Query<Notice>,
+) -> Response {
+    let d = match service::client_detail(&ctx, id).await {
+        Ok(d) => d,
+        Err(e) => return super::action_error(&ctx, &s, &e, "/clients"),
+    };
+    let v = &d.view;
+    let r = &v.record;
+    let ok = d.cluster_error.is_none();
+    let a = v.assistant.as_deref();
+    let deleted = r.deleted_at.is_some();
+    let suspended = a.is_some_and(|a| a.spec.suspended);
+    let g = a.map(|a| a.gateway()).unwrap_or_default();
+    let st = a.map(|a| a.storage()).unwrap_or_default();
+    let ts = a.map(|a| a.tailscale()).unwrap_or_default();
+    let status = a.and_then(|a| a.status.clone()).unwrap_or_default();
+    let body = html! {
+        @if let Some(t) = n.done.as_deref().and_then(notice_text) { div.notice { (t) } }
+        div.titlebar {
+            div {
+                h1.wrap { (r.name) }
+                div.dim.wrap { code { (r.namespace) "/" (r.assistant_name) } " · " (r.email) }
+            }
+            div { (phase_badge(v.phase(ok))) " " (ready_badge(v.ready())) }
+        }
+        @if deleted { ul.errors { li { "This client was deleted on " (fmt_time(r.deleted_at.unwrap_or_default())) "; the record is kept for invoicing." } } }
+        @if !deleted && a.is_some() {
+            div.panel {
+                h2 { "Actions" }
+                div.actions {
+                    @if suspended {
+                        form method="post" action={ "/clients/" (r.id) "/resume" } { (csrf(&s)) button type="submit" { "Resume" } }
+                    } @else {
+                        form method="post" action={ "/clients/" (r.id) "/suspend" } { (csrf(&s)) button type="submit" { "Suspend" } }
+                    }
+                    form method="post" action={ "/clients/" (r.id) "/restart" } { (csrf(&s)) button type="submit" { "Restart" } }
+                    form method="post" action={ "/clients/" (r.id) "/version" } {
+                        (csrf(&s))
+                        input type="text" name="version" size="12" value=[g.version.as_deref()] placeholder=(ctx.config.gateway.default_version) aria-label="openclaw version";
+                        button type="submit" { "Change version" }
+                    }
+                    form method="post" action={ "/clients/" (r.id) "/plan" } {
+                        (csrf(&s))
+                        select name="plan" aria-label="Plan" {
+                            @for p in ctx.config.plans.keys() { option value=(p) selected[r.plan == *p] { (p) } }
+                        }
+                        button type="submit" { "Change plan" }
+                    }
+                    form method="post" action={ "/clients/" (r.id) "/rotate-token" } { (csrf(&s)) button type="submit" { "Rotate gateway token" } }
+                    a.button.danger href={ "/clients/" (r.id) "/delete" } { "Delete…" }
+                }
+            }
+        }
+        div.grid {
+            div.panel {
+                h2 { "Assistant" }
+                @if let Some(a) = a {
+                    dl.kv {
+                        dt { "Plan" } dd { (a.spec.plan.as_deref().unwrap_or(&ctx.config.default_plan)) }
+                        dt { "Version" } dd { (opt(v.version().as_deref())) @if g.version.is_none() { span.dim { " (fleet default)" } } }
+                        dt { "Image" } dd { (opt(status.image.as_deref().or(g.image.as_deref()))) }
+                        dt { "Suspended" } dd { (if a.spec.suspended { "yes" } else { "no" }) }
+                        dt { "Storage" } dd { (st.size.as_deref().unwrap_or("plan default")) " · class " (st.storage_class_name.as_deref().unwrap_or("default")) " · on delete " strong { (format!("{:?}", st.on_delete)) } }
+                        dt { "Tailnet" } dd { (opt(v.tailnet().as_deref())) }
+                        dt { "Tailscale" } dd {
+                            "hostname " (ts.hostname.as_deref().unwrap_or("derived"))
+                            @if !ts.tags.is_empty() { " · tags " (ts.tags.join(", ")) }
+                            @if ts.funnel { " · Funnel on" }
+                        }
+                        dt { "Environment" } dd {
+                            // Names only: values may be credentials.
+                            @if g.env.is_empty() { span.dim { "—" } }
+                            @for e in &g.env { code { (e.name) } " " }
+                        }
+                        dt { "Gateway token" } dd { code { (opt(status.gateway_token_secret.as_deref())) } span.dim { " (Secret; value never shown)" } }
+                        dt { "Created" } dd { (fmt_time(v.created())) }
+                    }
+                } @else if let Some(e) = &d.cluster_error {
+                    p.error { "Instance state unavailable: " (e) }
+                } @else {
+                    p.dim { "The cluster has no Assistant " code { (r.assistant_name) } "." }
+                }
+            }
+            div.panel {
+                h2 { "Client record" }
+                form method="post" action={ "/clients/" (r.id) "/record" } {
+                    (csrf(&s))
+                    dl.kv {
+                        dt { "Billing status" }
+                        dd { select name="billing_status" disabled[deleted] {
+                            @for b in BILLING_STATUSES { option value=(b) selected[r.billing_status == b] { (b) } }
+                        } }
+                        dt { "Usage " (d.month) } dd { strong { (format!("{:.1}", d.usage_minutes as f64 / 60.0)) " h" } span.dim { " (" (d.usage_minutes) " running minutes)" } }
+                        dt { "Client since" } dd { (fmt_time(r.created_at)) }
+                    }
+                    p { label for="notes" { "Notes" } }
+                    textarea #notes name="notes" disabled[deleted] { (r.notes) }
+                    @if !deleted { p { button type="submit" { "Save record" } } }
+                }
+            }
+        }
+        div.panel {
+            h2 { "Conditions" }
+            table {
+                thead { tr { th { "Type" } th { "Status" } th { "Reason" } th { "Message" } th { "Since" } } }
+                tbody {
+                    @for c in &status.conditions {
+                        tr {
+                            td { (c.type_) }
+                            td { @if c.status == "True" { span.badge.ok { "True" } } @else { span.badge.warn { (c.status) } } }
+                            td { (c.reason) }
+                            td.wrap { (c.message) }
+                            td { (fmt_time(c.last_transition_time.0.as_second())) }
+                        }
+                    }
+                    @if status.conditions.is_empty() { tr { td colspan="5" .dim { "No conditions reported." } } }
+                }
+            }
+        }
+        div.panel {
+            h2 { "Recent events" }
+            @match &d.events {
+                Err(e) => p.error { (e) },
+                Ok(evs) => table {
+                    thead { tr { th { "Type" } th { "Reason" } th { "Object" } th { "Message" } th.num { "Count" } th { "Last seen" } } }
+                    tbody {
+                        @for e in evs {
+                            tr {
+                                td { @if e.type_ == "Warning" { span.badge.warn { (e.type_) } } @else { (e.type_) } }
+                                td { (e.reason) } td { (e.object) } td.wrap { (e.message) }
+                                td.num { (e.count) } td { (opt(e.last_seen.as_deref())) }
+                            }
+                        }
+                        @if evs.is_empty() { tr { td colspan="6" .dim { "No recent events." } } }
+                    }
+                },
+            }
+        }
+        div.panel {
+            h2 { "Gateway log " span.dim { "(last " (service::LOG_LINES) " lines)" } }
+            @match &d.log {
+                Err(e) => p.error { (e) },
+                Ok(None) => p.dim { "No gateway pod is running." },
+                Ok(Some(l)) => pre.log { (l) },
+            }
+        }
+        div.panel {
+            h2 { "Audit trail" }
+            (super::audit::audit_table(&d.audit, false))
+        }
+    };
+    layout(&ctx, &s, Nav::Clients, &r.name, body).into_response()
+}
+
+/// The page that shows a new gateway token, once.
+pub fn token_page(
+    ctx: &Ctx,
+    s: &Session,
+    id: i64,
+    title: &str,
+    token: &GatewayToken,
+    warnings: &[String],
+) -> Markup {
+    let body = html! {
+        h1 { (title) }
+        @if !warnings.is_empty() { ul.errors { @for w in warnings { li { (w) } } } }
+        div.secret {
+            strong { "Gateway token" }
+            p { "Give this token to the client for their devices. It is shown only now: it is not stored by the console and cannot be displayed again (rotate it to issue a new one)." }
+            code #gateway-token { (token.expose()) }
+        }
+        p { a.button.primary href={ "/clients/" (id) } { "Continue to the client" } }
+    };
+    layout(ctx, s, Nav::Clients, title, body)
+}
+
+fn done(id: i64, what: &str) -> Response {
+    Redirect::to(&format!("/clients/{id}?done={what}")).into_response()
+}
+
+fn outcome(
+    ctx: &Ctx,
+    s: &Session,
+    id: i64,
+    r: Result<(), service::ActionError>,
+    what: &str,
+) -> Response {
+    match r {
+        Ok(()) => done(id, what),
+        Err(e) => super::action_error(ctx, s, &e, &format!("/clients/{id}")),
+    }
+}
+
+pub async fn suspend(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
+    let r = service::set_suspended(&ctx, &s.admin, id, true).await;
+    outcome(&ctx, &s, id, r, "suspended")
+}
+
+pub async fn resume(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
+    let r = service::set_suspended(&ctx, &s.admin, id, false).await;
+    outcome(&ctx, &s, id, r, "resumed")
+}
+
+pub async fn restart(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
+    let r = service::restart(&ctx, &s.admin, id).await;
+    outcome(&ctx, &s, id, r, "restarted")
+}
+
+#[derive(Deserialize)]
+pub struct VersionForm {
+    #[serde(default)]
+    version: String,
+}
+
+pub async fn version(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+    Form(f): Form<VersionForm>,
+) -> Response {
+    match service::change_version(&ctx, &s.admin, id, &f.version).await {
+        Ok(()) => done(id, "version"),
+        Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PlanForm {
+    #[serde(default)]
+    plan: String,
+}
+
+pub async fn plan(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+    Form(f): Form<PlanForm>,
+) -> Response {
+    match service::change_plan(&ctx, &s.admin, id, &f.plan).await {
+        Ok(()) => done(id, "plan"),
+        Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
+    }
+}
+
+pub async fn rotate_token(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
+    match service::rotate_token(&ctx, &s.admin, id).await {
+        Ok(t) => no_store(token_page(&ctx, &s, id, "Gateway token rotated", &t, &[])),
+        Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
+    }
+}
+
+pub async fn record(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+    Form(f): Form<RecordUpdate>,
+) -> Response {
+    match service::update_record(&ctx, &s.admin, id, &f).await {
+        Ok(()) => done(id, "record"),
+        Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
+    }
+}
+
+fn delete_page(ctx: &Ctx, s: &Session, d: &service::ClientDetail, error: Option<&str>) -> Markup {
+    let r = &d.view.record;
+    let current = d.view.assistant.as_ref().map(|a| a.storage().on_delete);
+    let retain = current != Some(crate::api::OnDelete::Delete);
+    let body = html! {
+        h1.wrap { "Delete " (r.name) }
+        div.panel.danger-zone {
+            @if let Some(e) = error { ul.errors { li { (e) } } }
+            p { "This deletes the Assistant " code { (r.namespace) "/" (r.assistant_name) } ", its gateway and its Secrets. The client record and usage stay for invoicing." }
+            form method="post" action={ "/clients/" (r.id) "/delete" } {
+                (csrf(s))
+                p { strong { "The client's volume:" } }
+                p { label { input type="radio" name="retention" value="Retain" checked[retain]; " Retain — keep the data volume (it is unlinked and labelled retained)" } }
+                p { label { input type="radio" name="retention" value="Delete" checked[!retain]; " Delete — destroy the client's data with the assistant" } }
+                p { label for="confirm" { "Type " code { (r.assistant_name) } " to confirm:" } }
+                p { input #confirm type="text" name="confirm" autocomplete="off" required; }
+                div.actions {
+                    button.danger type="submit" { "Delete client" }
+                    a.button href={ "/clients/" (r.id) } { "Cancel" }
+                }
+            }
+        }
+    };
+    layout(ctx, s, Nav::Clients, "Delete client", body)
+}
+
+pub async fn delete_form(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+) -> Response {
+    match service::client_detail(&ctx, id).await {
+        Ok(d) if d.view.record.deleted_at.is_none() => {
+            delete_page(&ctx, &s, &d, None).into_response()
+        }
+        Ok(_) => Redirect::to(&format!("/clients/{id}")).into_response(),
+        Err(e) => super::action_error(&ctx, &s, &e, "/clients"),
+    }
+}
+
+pub async fn delete(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<i64>,
+    Form(f): Form<DeleteRequest>,
+) -> Response {
+    match service::delete_client(&ctx, &s.admin, id, &f).await {
+        Ok(()) => Redirect::to("/clients").into_response(),
+        Err(service::ActionError::Invalid(errs)) => match service::client_detail(&ctx, id).await {
+            Ok(d) => {
+                let msg = errs
+                    .iter()
+                    .map(|e| e.message.clone())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                (
+                    http::StatusCode::UNPROCESSABLE_ENTITY,
+                    delete_page(&ctx, &s, &d, Some(&msg)),
+                )
+                    .into_response()
+            }
+            Err(e) => super::action_error(&ctx, &s, &e, "/clients"),
+        },
+        Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
+    }
+}

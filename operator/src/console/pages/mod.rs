@@ -1,0 +1,192 @@
+//! Server-rendered pages (maud escapes every interpolated value). No JavaScript.
+
+pub mod audit;
+pub mod auth;
+pub mod client;
+pub mod clients;
+pub mod fleet;
+pub mod tokens;
+pub mod usage;
+
+use axum::response::{IntoResponse, Response};
+use http::{StatusCode, header};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::service::ActionError;
+use super::{Console, Session};
+
+pub const CSS: &str = include_str!("console.css");
+
+pub async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        message_page("Not found", "There is no page at this address."),
+    )
+        .into_response()
+}
+
+/// A bare page (no navigation) with a title and a message.
+pub fn message_page(title: &str, message: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { (head(title)) }
+            body.bare {
+                main.narrow {
+                    div.login {
+                        h1 { (title) }
+                        p { (message) }
+                        p { a href="/clients" { "Back to the console" } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn head(title: &str) -> Markup {
+    html! {
+        meta charset="utf-8";
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        title { (title) " · clawhost console" }
+        link rel="stylesheet" href="/static/console.css";
+        link rel="icon" href="data:,";
+    }
+}
+
+/// Which navigation entry is highlighted.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Nav {
+    Clients,
+    Fleet,
+    Usage,
+    Audit,
+    Tokens,
+}
+
+/// The page frame: navigation, the cluster banner, the signed-in admin and sign-out.
+pub fn layout(ctx: &Console, s: &Session, nav: Nav, title: &str, body: Markup) -> Markup {
+    let item = |n: Nav, href: &str, label: &str| {
+        html! { a href=(href) class=[(n == nav).then_some("active")] { (label) } }
+    };
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { (head(title)) }
+            body {
+                header.top {
+                    a.brand href="/clients" { span.logo { "◆" } " clawhost" span.sub { "console" } }
+                    nav {
+                        (item(Nav::Clients, "/clients", "Clients"))
+                        (item(Nav::Fleet, "/fleet", "Fleet"))
+                        (item(Nav::Usage, "/usage", "Usage"))
+                        (item(Nav::Audit, "/audit", "Audit log"))
+                        (item(Nav::Tokens, "/tokens", "API tokens"))
+                    }
+                    div.who {
+                        span { (s.admin.email) }
+                        form method="post" action="/logout" {
+                            (csrf(s))
+                            button.link type="submit" { "Sign out" }
+                        }
+                    }
+                }
+                @if let Some(reason) = ctx.cluster.health() {
+                    div.banner role="alert" {
+                        strong { "Kubernetes cluster unreachable. " }
+                        "Client records, usage and the audit log still work; instance state and actions are unavailable. Reason: "
+                        code { (reason) }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+pub fn csrf(s: &Session) -> Markup {
+    html! { input type="hidden" name=(super::auth::CSRF_FIELD) value=(s.csrf); }
+}
+
+/// Renders an action error as a page with the right status.
+pub fn action_error(ctx: &Console, s: &Session, e: &ActionError, back: &str) -> Response {
+    let body = html! {
+        h1 { "The action was not carried out" }
+        @match e {
+            ActionError::Invalid(list) => {
+                ul.errors { @for f in list { li { code { (f.field) } ": " (f.message) } } }
+            }
+            ActionError::Db(_) => p.error { "A database error occurred; it has been logged." }
+            other => p.error { (other.to_string()) }
+        }
+        p { a.button href=(back) { "Back" } }
+    };
+    if let ActionError::Db(d) = e {
+        tracing::error!(error = %d, "database error");
+    }
+    (e.status(), layout(ctx, s, Nav::Clients, "Error", body)).into_response()
+}
+
+pub fn fmt_time(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+/// "3d", "5h", "12m": the age column, like kubectl.
+pub fn age(unix: i64, now: i64) -> String {
+    let s = (now - unix).max(0);
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86_399 => format!("{}h", s / 3600),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
+pub fn phase_badge(phase: &str) -> Markup {
+    let class = match phase {
+        "Running" => "ok",
+        "Suspended" => "muted",
+        "Degraded" | "Pending" | "Provisioning" | "Terminating" => "warn",
+        "Failed" | "Missing" => "bad",
+        _ => "muted",
+    };
+    html! { span class={ "badge " (class) } { (phase) } }
+}
+
+pub fn ready_badge(ready: Option<bool>) -> Markup {
+    match ready {
+        Some(true) => html! { span.badge.ok { "Ready" } },
+        Some(false) => html! { span.badge.warn { "Not ready" } },
+        None => html! { span.dim { "—" } },
+    }
+}
+
+pub fn opt(s: Option<&str>) -> Markup {
+    match s {
+        Some(v) if !v.is_empty() => html! { (v) },
+        _ => html! { span.dim { "—" } },
+    }
+}
+
+/// Marks content as already escaped (only for static strings).
+pub fn raw(s: &'static str) -> PreEscaped<&'static str> {
+    PreEscaped(s)
+}
+
+/// A page response that is never cached (it may hold a one-time token).
+pub fn no_store(m: Markup) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], m).into_response()
+}

@@ -1,0 +1,227 @@
+//! Authorization: walks the one route table, so a new route cannot be forgotten. Every
+//! non-public route refuses an anonymous request; every state-changing route refuses a
+//! request without a valid CSRF token; the API refuses cookies (so CSRF cannot apply).
+
+mod console_support;
+
+use axum::body::Body;
+use clawhost::console::{Access, routes};
+use console_support::*;
+use http::{Method, Request, StatusCode};
+
+fn concrete(path: &str, id: i64) -> String {
+    path.replace("{id}", &id.to_string())
+}
+
+fn request(
+    method: &Method,
+    uri: &str,
+    cookie: Option<&str>,
+    body: &str,
+    json: bool,
+) -> Request<Body> {
+    let mut r = Request::builder().method(method.clone()).uri(uri);
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    r = r.header(
+        "content-type",
+        if json {
+            "application/json"
+        } else {
+            "application/x-www-form-urlencoded"
+        },
+    );
+    r.body(Body::from(body.to_string())).unwrap()
+}
+
+async fn every_route_is_guarded(app: TestApp) {
+    let id = app.client_id("acme-legal").await;
+    let audit_before = app.audit_count().await;
+    let table = routes();
+    assert!(table.len() >= 40, "route table lists every route");
+    let mut checked = 0;
+    for r in &table {
+        let uri = concrete(r.path, id);
+        // A body that would be accepted, so only the guard can refuse it.
+        let form = "confirm=acme-legal&retention=Delete&version=2026.10.1&plan=large&billing_status=trial&notes=x&name=t&email=a@example.com&password=x";
+        match r.access {
+            Access::Public => {
+                let res = app.send(request(&r.method, &uri, None, "", false)).await;
+                assert!(
+                    res.status.is_success(),
+                    "{} {uri} is public: {}",
+                    r.method,
+                    res.status
+                );
+            }
+            Access::Page => {
+                assert_eq!(r.method, Method::GET, "pages only read");
+                let res = app.send(request(&r.method, &uri, None, "", false)).await;
+                assert_eq!(res.status, StatusCode::SEE_OTHER, "{uri} anonymous");
+                assert_eq!(res.location(), Some("/login"));
+                let bogus = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        Some("clawhost_session=forged"),
+                        "",
+                        false,
+                    ))
+                    .await;
+                assert_eq!(bogus.status, StatusCode::SEE_OTHER, "{uri} forged session");
+            }
+            Access::Form => {
+                assert_ne!(r.method, Method::GET);
+                let anon = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        None,
+                        &format!("_csrf={}&{form}", app.csrf),
+                        false,
+                    ))
+                    .await;
+                assert_eq!(anon.status, StatusCode::SEE_OTHER, "{uri} anonymous");
+                assert_eq!(anon.location(), Some("/login"));
+                let no_csrf = app
+                    .send(request(&r.method, &uri, Some(&app.cookie), form, false))
+                    .await;
+                assert_eq!(no_csrf.status, StatusCode::FORBIDDEN, "{uri} without CSRF");
+                let wrong = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        Some(&app.cookie),
+                        &format!("_csrf=wrong&{form}"),
+                        false,
+                    ))
+                    .await;
+                assert_eq!(
+                    wrong.status,
+                    StatusCode::FORBIDDEN,
+                    "{uri} with a wrong CSRF token"
+                );
+                // Another session's token does not work either.
+                let other = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        Some(&app.cookie),
+                        &format!("_csrf={}{form}", "x".repeat(43)),
+                        false,
+                    ))
+                    .await;
+                assert_eq!(other.status, StatusCode::FORBIDDEN, "{uri}");
+            }
+            Access::LoginForm => {
+                let no_cookie = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        None,
+                        &format!("_csrf=abc&{form}"),
+                        false,
+                    ))
+                    .await;
+                assert_eq!(
+                    no_cookie.status,
+                    StatusCode::FORBIDDEN,
+                    "{uri} without the CSRF cookie"
+                );
+                let mismatch = app
+                    .send(request(
+                        &r.method,
+                        &uri,
+                        Some("clawhost_login_csrf=abc"),
+                        &format!("_csrf=abd&{form}"),
+                        false,
+                    ))
+                    .await;
+                assert_eq!(
+                    mismatch.status,
+                    StatusCode::FORBIDDEN,
+                    "{uri} CSRF mismatch"
+                );
+            }
+            Access::ApiRead | Access::ApiWrite => {
+                let body = if r.method == Method::GET || r.method == Method::DELETE {
+                    ""
+                } else {
+                    "{\"plan\":\"large\",\"version\":\"2026.10.1\"}"
+                };
+                let anon = app.send(request(&r.method, &uri, None, body, true)).await;
+                assert_eq!(anon.status, StatusCode::UNAUTHORIZED, "{uri} anonymous");
+                // A signed-in browser session is not an API credential: no CSRF exposure.
+                let cookie = app
+                    .send(request(&r.method, &uri, Some(&app.cookie), body, true))
+                    .await;
+                assert_eq!(
+                    cookie.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{uri} with only a session cookie"
+                );
+                let mut bad = request(&r.method, &uri, None, body, true);
+                bad.headers_mut().insert(
+                    "authorization",
+                    "Bearer chk_not-a-real-token".parse().unwrap(),
+                );
+                assert_eq!(
+                    app.send(bad).await.status,
+                    StatusCode::UNAUTHORIZED,
+                    "{uri} unknown token"
+                );
+                if r.access == Access::ApiWrite {
+                    assert_ne!(r.method, Method::GET, "API writes are not GET");
+                }
+            }
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, table.len());
+    // Nothing changed: no audit event, every Assistant still there and unchanged.
+    assert_eq!(app.audit_count().await, audit_before);
+    use clawhost::console::cluster::Cluster;
+    let a = app
+        .cluster
+        .get(NS, "acme-legal")
+        .await
+        .unwrap()
+        .expect("not deleted");
+    assert!(!a.spec.suspended && a.spec.plan.as_deref() == Some("standard"));
+    assert!(
+        app.ctx
+            .db
+            .client(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .deleted_at
+            .is_none()
+    );
+}
+
+async fn state_changing_routes_are_never_get(_app: TestApp) {
+    for r in routes() {
+        if r.method == Method::GET {
+            assert!(
+                matches!(r.access, Access::Public | Access::Page | Access::ApiRead),
+                "{} {} changes state via GET",
+                r.method,
+                r.path
+            );
+        } else {
+            assert!(
+                matches!(
+                    r.access,
+                    Access::Form | Access::LoginForm | Access::ApiWrite
+                ),
+                "{} {}",
+                r.method,
+                r.path
+            );
+        }
+    }
+}
+
+both_backends!(every_route_is_guarded, state_changing_routes_are_never_get);

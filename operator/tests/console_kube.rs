@@ -1,0 +1,279 @@
+//! The kube implementation of the console's cluster trait, against kube's mocked client
+//! (as in kube-rs/controller-rs's ApiServerVerifier): each test checks the exact API
+//! requests (method, path, query, patch type, body) and how answers are mapped.
+
+use clawhost::api::Assistant;
+use clawhost::console::cluster::{Cluster, ClusterError, KubeCluster, demo_assistant};
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+fn mocked() -> (KubeCluster, Handle) {
+    let (svc, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    (KubeCluster::new(kube::Client::new(svc, "default")), handle)
+}
+
+fn json_response(status: u16, v: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(v).unwrap()))
+        .unwrap()
+}
+
+fn status_404() -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "assistants.clawhost.dev \"x\" not found", "reason": "NotFound", "code": 404})
+}
+
+fn assistant_json(name: &str) -> Value {
+    let mut a = demo_assistant("clients", name, "Alice", "alice@example.com", "small");
+    a.metadata.uid = Some("uid-1".into());
+    let mut v = serde_json::to_value(&a).unwrap();
+    v["apiVersion"] = json!("clawhost.dev/v1alpha1");
+    v["kind"] = json!("Assistant");
+    v["status"] = json!({"phase": "Running"});
+    v
+}
+
+/// Next request: (method, path?query, content-type, body).
+async fn next(
+    handle: &mut Handle,
+) -> (
+    Method,
+    String,
+    Option<String>,
+    Value,
+    tower_test::mock::SendResponse<Response<Body>>,
+) {
+    let (req, send) = handle.next_request().await.expect("a request");
+    let method = req.method().clone();
+    let uri = req.uri().path_and_query().unwrap().to_string();
+    let ct = req
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string());
+    let bytes = req.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap()
+    };
+    (method, uri, ct, body, send)
+}
+
+#[tokio::test]
+async fn get_list_and_not_found() {
+    let (c, mut h) = mocked();
+    let server = tokio::spawn(async move {
+        let (m, uri, _, _, send) = next(&mut h).await;
+        assert_eq!(
+            (m, uri.as_str()),
+            (
+                Method::GET,
+                "/apis/clawhost.dev/v1alpha1/namespaces/clients/assistants/alice"
+            )
+        );
+        send.send_response(json_response(200, &assistant_json("alice")));
+        let (m, uri, _, _, send) = next(&mut h).await;
+        assert_eq!(
+            (m, uri.as_str()),
+            (
+                Method::GET,
+                "/apis/clawhost.dev/v1alpha1/namespaces/clients/assistants/ghost"
+            )
+        );
+        send.send_response(json_response(404, &status_404()));
+        let (m, uri, _, _, send) = next(&mut h).await;
+        assert_eq!(m, Method::GET);
+        assert!(
+            uri.starts_with("/apis/clawhost.dev/v1alpha1/assistants"),
+            "{uri}"
+        );
+        send.send_response(json_response(200, &json!({"apiVersion": "clawhost.dev/v1alpha1", "kind": "AssistantList", "metadata": {}, "items": [assistant_json("alice"), assistant_json("bob")]})));
+    });
+    let a: Assistant = c.get("clients", "alice").await.unwrap().unwrap();
+    assert_eq!(a.spec.owner.email, "alice@example.com");
+    assert!(c.get("clients", "ghost").await.unwrap().is_none());
+    assert_eq!(c.list().await.unwrap().len(), 2);
+    assert_eq!(c.health(), None);
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn writes_use_the_allowed_verbs_and_patch_types() {
+    let (c, mut h) = mocked();
+    let server = tokio::spawn(async move {
+        // create Assistant
+        let (m, uri, _, body, send) = next(&mut h).await;
+        assert_eq!(m, Method::POST);
+        assert!(
+            uri.starts_with("/apis/clawhost.dev/v1alpha1/namespaces/clients/assistants?"),
+            "{uri}"
+        );
+        assert!(uri.contains("fieldManager=clawhost-console"), "{uri}");
+        assert_eq!(body["spec"]["owner"]["name"], "Alice");
+        send.send_response(json_response(201, &assistant_json("alice")));
+        // merge patch (suspend)
+        let (m, uri, ct, body, send) = next(&mut h).await;
+        assert_eq!(m, Method::PATCH);
+        assert!(
+            uri.starts_with("/apis/clawhost.dev/v1alpha1/namespaces/clients/assistants/alice?"),
+            "{uri}"
+        );
+        assert_eq!(ct.as_deref(), Some("application/merge-patch+json"));
+        assert_eq!(body, json!({"spec": {"suspended": true}}));
+        send.send_response(json_response(200, &assistant_json("alice")));
+        // create Secret
+        let (m, uri, _, body, send) = next(&mut h).await;
+        assert_eq!(m, Method::POST);
+        assert!(
+            uri.starts_with("/api/v1/namespaces/clients/secrets?"),
+            "{uri}"
+        );
+        assert_eq!(body["stringData"]["authkey"], "tskey-1");
+        send.send_response(json_response(409, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "secrets \"s\" already exists", "reason": "AlreadyExists", "code": 409})));
+        // patch one Secret key (never a read)
+        let (m, uri, ct, body, send) = next(&mut h).await;
+        assert_eq!(m, Method::PATCH);
+        assert!(
+            uri.starts_with("/api/v1/namespaces/clients/secrets/alice-gateway-token?"),
+            "{uri}"
+        );
+        assert_eq!(ct.as_deref(), Some("application/merge-patch+json"));
+        assert_eq!(body, json!({"data": {"token": "bmV3LXRva2Vu"}}));
+        send.send_response(json_response(200, &json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "alice-gateway-token"}})));
+        // delete
+        let (m, uri, _, _, send) = next(&mut h).await;
+        assert_eq!(m, Method::DELETE);
+        assert_eq!(
+            uri.trim_end_matches('?'),
+            "/apis/clawhost.dev/v1alpha1/namespaces/clients/assistants/alice"
+        );
+        send.send_response(json_response(200, &assistant_json("alice")));
+        // API refusal (e.g. CEL validation) maps to Rejected with the server's message
+        let (_, _, _, _, send) = next(&mut h).await;
+        send.send_response(json_response(422, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "storage.size may grow but never shrink", "reason": "Invalid", "code": 422})));
+    });
+    let a = demo_assistant("clients", "alice", "Alice", "alice@example.com", "small");
+    c.create(&a).await.unwrap();
+    c.patch("clients", "alice", json!({"spec": {"suspended": true}}))
+        .await
+        .unwrap();
+    let secret = k8s_openapi::api::core::v1::Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some("s".into()),
+            namespace: Some("clients".into()),
+            ..Default::default()
+        },
+        string_data: Some([("authkey".to_string(), "tskey-1".to_string())].into()),
+        ..Default::default()
+    };
+    assert!(matches!(
+        c.create_secret(&secret).await,
+        Err(ClusterError::AlreadyExists(_))
+    ));
+    c.patch_secret_key("clients", "alice-gateway-token", "token", "new-token")
+        .await
+        .unwrap();
+    c.delete("clients", "alice").await.unwrap();
+    let e = c
+        .patch(
+            "clients",
+            "alice",
+            json!({"spec": {"storage": {"size": "1Gi"}}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        ClusterError::Rejected("storage.size may grow but never shrink".into())
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn events_and_gateway_log() {
+    let (c, mut h) = mocked();
+    let server = tokio::spawn(async move {
+        for object in ["alice", "alice-0"] {
+            let (m, uri, _, _, send) = next(&mut h).await;
+            assert_eq!(m, Method::GET);
+            assert!(
+                uri.starts_with("/api/v1/namespaces/clients/events?"),
+                "{uri}"
+            );
+            assert!(
+                uri.contains(&format!("fieldSelector=involvedObject.name%3D{object}")),
+                "{uri}"
+            );
+            send.send_response(json_response(200, &json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [{
+                "metadata": {"name": format!("{object}.1"), "namespace": "clients"},
+                "involvedObject": {"kind": if object == "alice" {"Assistant"} else {"Pod"}, "name": object},
+                "reason": "Reconciled", "message": format!("about {object}"), "type": "Normal", "count": 2,
+                "lastTimestamp": if object == "alice" {"2026-09-01T10:00:00Z"} else {"2026-09-01T11:00:00Z"}
+            }]})));
+        }
+        let (m, uri, _, _, send) = next(&mut h).await;
+        assert_eq!(m, Method::GET);
+        assert!(
+            uri.starts_with("/api/v1/namespaces/clients/pods/alice-0/log?"),
+            "{uri}"
+        );
+        assert!(
+            uri.contains("container=gateway") && uri.contains("tailLines=50"),
+            "{uri}"
+        );
+        send.send_response(
+            Response::builder()
+                .status(200)
+                .body(Body::from(b"line 1\nline 2\n".to_vec()))
+                .unwrap(),
+        );
+        let (_, uri, _, _, send) = next(&mut h).await;
+        assert!(uri.contains("/pods/bob-0/log"), "{uri}");
+        send.send_response(json_response(404, &status_404()));
+    });
+    let ev = c.events("clients", "alice").await.unwrap();
+    assert_eq!(ev.len(), 2);
+    assert_eq!(ev[0].object, "Pod/alice-0", "newest first");
+    assert_eq!(ev[1].message, "about alice");
+    assert_eq!(
+        c.gateway_log("clients", "alice", 50)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("line 1\nline 2\n")
+    );
+    assert_eq!(
+        c.gateway_log("clients", "bob", 50).await.unwrap(),
+        None,
+        "no pod yet"
+    );
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn connection_failure_is_unreachable_and_sets_health() {
+    let (c, mut h) = mocked();
+    let server = tokio::spawn(async move {
+        let (_, send) = h.next_request().await.unwrap();
+        send.send_error(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connection refused",
+        ));
+        let (_, send) = h.next_request().await.unwrap();
+        send.send_response(json_response(200, &assistant_json("alice")));
+    });
+    let e = c.get("clients", "alice").await.unwrap_err();
+    assert!(
+        matches!(e, ClusterError::Unreachable(ref m) if m.contains("connection refused")),
+        "{e:?}"
+    );
+    assert!(c.health().unwrap().contains("connection refused"));
+    c.get("clients", "alice").await.unwrap();
+    assert_eq!(c.health(), None, "recovers on the next success");
+    server.await.unwrap();
+}

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Browser tests of the console in real headless Chromium (playwright-core, no bundled
+# browser). Starts `clawhost console --fake-cluster` on a free loopback port against a temp
+# SQLite database, creates an admin, runs console.test.mjs, prints "browser: N passed, M failed".
+# Env: CLAWHOST_BIN (default: cargo build), CHROMIUM (default /usr/bin/chromium),
+#      BROWSER_DEPS (npm cache dir, default ~/.cache/clawhost/browser-deps),
+#      SCREENSHOTS (default docs/images).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+PLAYWRIGHT_VERSION=1.65.1
+
+if [ -z "${CLAWHOST_BIN:-}" ]; then
+  (cd "$root" && cargo build -q -p clawhost)
+  CLAWHOST_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/clawhost"
+fi
+export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+if [ ! -x "$CHROMIUM" ]; then
+  echo "browser: installing chromium" >&2
+  apt-get install -y chromium >/dev/null
+fi
+deps=${BROWSER_DEPS:-$HOME/.cache/clawhost/browser-deps}
+if [ ! -f "$deps/node_modules/playwright-core/package.json" ] || \
+   ! grep -q "\"version\": \"$PLAYWRIGHT_VERSION\"" "$deps/node_modules/playwright-core/package.json"; then
+  mkdir -p "$deps"
+  [ -f "$deps/package.json" ] || echo '{"private":true}' > "$deps/package.json"
+  (cd "$deps" && npm install --no-audit --no-fund --silent "playwright-core@$PLAYWRIGHT_VERSION")
+fi
+export NODE_PATH="$deps/node_modules"
+
+tmp=$(mktemp -d /tmp/clawhost-browser.XXXXXX)
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+db="sqlite://$tmp/console.sqlite"
+export ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD='browser-test-password-1'
+printf '%s\n' "$ADMIN_PASSWORD" | "$CLAWHOST_BIN" admin create --email "$ADMIN_EMAIL" --password-stdin --database-url "$db" >/dev/null
+CLAWHOST_CONSOLE_FAKE_CLUSTER=1 CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS=1 RUST_LOG=warn \
+  "$CLAWHOST_BIN" console --listen "127.0.0.1:$port" --database-url "$db" >"$tmp/console.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do
+  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+export BASE_URL="http://127.0.0.1:$port" USER_DATA_DIR="$tmp/profile"
+export SCREENSHOTS=${SCREENSHOTS:-$root/docs/images}
+mkdir -p "$SCREENSHOTS"
+set +e
+node "$here/console.test.mjs"
+rc=$?
+set -e
+[ $rc -eq 0 ] || { echo "--- console log ---"; tail -50 "$tmp/console.log"; }
+exit $rc
