@@ -58,6 +58,8 @@ enum Command {
     Serve {
         #[command(flatten)]
         server: ServerArgs,
+        #[command(flatten)]
+        console: ConsoleServerArgs,
     },
     /// Operator config tools.
     Config {
@@ -81,6 +83,13 @@ struct ConsoleArgs {
     /// Operator config (plans, defaults) the console validates against.
     #[arg(long, env = "CLAWHOST_CONFIG")]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    server: ConsoleServerArgs,
+}
+
+/// Console settings shared by `clawhost console` and `clawhost serve`.
+#[derive(clap::Args)]
+struct ConsoleServerArgs {
     #[arg(
         long,
         default_value = "127.0.0.1:8080",
@@ -102,6 +111,25 @@ struct ConsoleArgs {
     /// Use a seeded in-memory cluster instead of Kubernetes (demos and browser tests).
     #[arg(long, hide = true, env = "CLAWHOST_CONSOLE_FAKE_CLUSTER", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
     fake_cluster: bool,
+}
+
+impl ConsoleServerArgs {
+    fn options(self) -> clawhost::console::ConsoleOptions {
+        let mut opts = clawhost::console::ConsoleOptions {
+            listen: self.listen,
+            database_url: self.db.url(),
+            namespace: self.namespace,
+            secure_cookies: self.secure_cookies,
+            fake_cluster: self.fake_cluster,
+            ..Default::default()
+        };
+        if let Ok(v) = std::env::var("CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS")
+            && let Ok(n) = v.parse::<u64>()
+        {
+            opts.usage_interval = std::time::Duration::from_secs(n.max(1));
+        }
+        opts
+    }
 }
 
 #[derive(clap::Args)]
@@ -187,9 +215,10 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn run_server(server: ServerArgs, with_console: bool) -> anyhow::Result<ExitCode> {
+fn run_server(server: ServerArgs, console: Option<ConsoleServerArgs>) -> anyhow::Result<ExitCode> {
     init_logging(server.log_format);
     let config = load_config(server.config.as_ref())?;
+    let config_for_console = config.clone();
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let shutdown = clawhost::runtime::shutdown_signal();
@@ -200,11 +229,19 @@ fn run_server(server: ServerArgs, with_console: bool) -> anyhow::Result<ExitCode
             },
             shutdown.clone(),
         );
-        if with_console {
-            // The console joins here once it lands (issue 6).
-            operator.await?;
-        } else {
-            operator.await?;
+        match console {
+            Some(console) => {
+                let mut stop = shutdown.clone();
+                let console =
+                    clawhost::console::serve(console.options(), config_for_console, async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    });
+                // Either failing stops both: a half-running control plane hides problems.
+                tokio::try_join!(operator, async {
+                    console.await.map_err(anyhow::Error::from)
+                })?;
+            }
+            None => operator.await?,
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -268,8 +305,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Operator { server } => run_server(server, false),
-        Command::Serve { server } => run_server(server, true),
+        Command::Operator { server } => run_server(server, None),
+        Command::Serve { server, console } => run_server(server, Some(console)),
         Command::Crd => {
             print!("{}", crd::crd_yaml());
             Ok(ExitCode::SUCCESS)
@@ -352,22 +389,11 @@ fn run_console(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
     }
     init_tracing();
     let config = load_config(args.config.as_ref())?;
-    let mut opts = console::ConsoleOptions {
-        listen: args.listen,
-        database_url: args.db.url(),
-        namespace: args.namespace,
-        secure_cookies: args.secure_cookies,
-        fake_cluster: args.fake_cluster,
-        ..Default::default()
-    };
-    if let Ok(v) = std::env::var("CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS")
-        && let Ok(n) = v.parse::<u64>()
-    {
-        opts.usage_interval = std::time::Duration::from_secs(n.max(1));
-    }
+    let opts = args.server.options();
     runtime()?.block_on(async move {
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let mut stop = clawhost::runtime::shutdown_signal();
+        let shutdown = async move {
+            let _ = stop.wait_for(|s| *s).await;
         };
         console::serve(opts, config, shutdown).await
     })?;

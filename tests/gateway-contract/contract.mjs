@@ -8,6 +8,10 @@
 //   CLAWHOST_CONTRACT_IDLE_SECONDS     idle wait before the second memory sample (default 60)
 //   CLAWHOST_CONTRACT_STARTUP_TIMEOUT  seconds to wait for /startupz "started" (default 240)
 //   CLAWHOST_CONTRACT_KEEP=1           keep the work directory (volumes, logs) for a post-mortem
+//   CLAWHOST_CONTRACT_OPTIONAL_SECRETS=1  give optional secretKeyRefs made-up values too (default:
+//                                      unset, as when the Secret is absent; a made-up
+//                                      TELEGRAM_BOT_TOKEN enables Telegram, and offline its stop
+//                                      then takes openclaw's whole 325 s budget and exits non-zero)
 
 import fs from "node:fs";
 import http from "node:http";
@@ -356,9 +360,12 @@ async function main() {
     assert(new Map(o.env).get("OPENCLAW_GATEWAY_PORT") === "41234", "env port");
     assert(o.args.join(" ") === "openclaw gateway run --bind loopback --port 41234 --auth token", o.args.join(" "));
     const p2 = structuredClone(plan);
-    p2.container = { ...plan.container, env: [{ name: "A", value: "x" }, { name: "B", value: "$(A)/y$$(A)" }] };
+    const opt = { name: "C", valueFrom: { secretKeyRef: { name: "s", key: "k", optional: true } } };
+    p2.container = { ...plan.container, env: [{ name: "A", value: "x" }, { name: "B", value: "$(A)/y$$(A)" }, opt] };
     const r2 = new Map(resolveEnv(p2, { token: "t" }).env);
     assert(r2.get("B") === "x/y$(A)", `$(VAR) expansion gave ${r2.get("B")}`);
+    assert(!r2.has("C"), "optional secret ref not left unset");
+    assert(new Map(resolveEnv(p2, { token: "t", optionalSecrets: true }).env).get("C")?.startsWith("contract-test-"), "optionalSecrets ignored");
     assert(durationMs("45m") === 2700000 && durationMs("1h30m") === 5400000 && durationMs("x") === null, "durationMs");
   });
   await check("harness: kubelet-style Secret volume writes (..data swap, stable key symlink, old dir removed)", () => {
@@ -454,7 +461,11 @@ async function main() {
     info(`config Secret volume: ${CONTRACT.configKey} mode ${secretFileOpts.fileMode.toString(8)}, group ${secretFileOpts.gid ?? "root"} (fsGroup)`);
   }
   const TOKEN = crypto.randomBytes(24).toString("base64url");
-  const resolved = resolveEnv(plan, { token: TOKEN, madeUp: (w) => `contract-test-${w}-${crypto.randomBytes(4).toString("hex")}` });
+  const resolved = resolveEnv(plan, {
+    token: TOKEN,
+    madeUp: (w) => `contract-test-${w}-${crypto.randomBytes(4).toString("hex")}`,
+    optionalSecrets: process.env.CLAWHOST_CONTRACT_OPTIONAL_SECRETS === "1",
+  });
   for (const note of resolved.notes) info(note);
   const imageEnv = { PATH: IMAGE_PATH, ...df.env };
   /** The container's environment: image ENV, then the pod's env (with a free port). */

@@ -235,9 +235,12 @@ export function setPath(obj, dotted, value) {
 
 /**
  * Resolves the container env as the kubelet would, with made-up values for every secret
- * (the gateway token gets `token`). Returns [[name, value], ...] in order.
+ * (the gateway token gets `token`). Optional secret refs are left unset unless
+ * `optionalSecrets` (a made-up channel token such as TELEGRAM_BOT_TOKEN switches that
+ * channel on, and offline it then stalls the gateway's shutdown for its whole budget).
+ * Returns { env: [[name, value], ...] in order, notes }.
  */
-export function resolveEnv(plan, { token, madeUp = (what) => `contract-test-${what}` } = {}) {
+export function resolveEnv(plan, { token, madeUp = (what) => `contract-test-${what}`, optionalSecrets = false } = {}) {
   const out = new Map();
   const notes = [];
   const items = plan.list.items;
@@ -264,7 +267,13 @@ export function resolveEnv(plan, { token, madeUp = (what) => `contract-test-${wh
       );
     } else if (e.valueFrom?.secretKeyRef) {
       const r = e.valueFrom.secretKeyRef;
-      v = plan.tokenRef && r.name === plan.tokenRef.name && r.key === plan.tokenRef.key ? token : madeUp(`${r.name}-${r.key}`);
+      const isToken = plan.tokenRef && r.name === plan.tokenRef.name && r.key === plan.tokenRef.key;
+      if (!isToken && r.optional === true && !optionalSecrets) {
+        // What the kubelet does when an optional Secret (or key) does not exist: no variable.
+        notes.push(`optional secretKeyRef ${e.name} (${r.name}/${r.key}) left unset, as when that Secret is absent`);
+        continue;
+      }
+      v = isToken ? token : madeUp(`${r.name}-${r.key}`);
     } else if (e.valueFrom?.configMapKeyRef) {
       const r = e.valueFrom.configMapKeyRef;
       v = cm(r.name)?.data?.[r.key] ?? madeUp(`${r.name}-${r.key}`);

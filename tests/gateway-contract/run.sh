@@ -15,6 +15,7 @@
 #   CLAWHOST_CONTRACT_IDLE_SECONDS     idle time before the second memory sample (default 60)
 #   CLAWHOST_CONTRACT_STARTUP_TIMEOUT  seconds to wait for the gateway to start (default 240)
 #   CLAWHOST_CONTRACT_KEEP=1           keep the work dir (volumes, logs) after the run
+#   CLAWHOST_CONTRACT_OPTIONAL_SECRETS=1  also fake optional secretKeyRefs (see contract.mjs)
 # Last line: `gateway-contract: N passed, M failed`; exit status 0 only when M is 0.
 set -euo pipefail
 
