@@ -22,7 +22,8 @@ use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{Predicate, predicates};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
@@ -230,8 +231,21 @@ async fn run_controller(
     }
     let managed = watcher::Config::default().labels("app.kubernetes.io/managed-by=clawhost");
     let concurrency = ctx.config.reconcile.concurrency;
-    let controller = Controller::new(api(&client), watcher::Config::default().any_semantic());
-    let store: Store<Assistant> = controller.store();
+    // Our own status writes change neither generation, annotations, finalizers nor the
+    // deletion mark, so they do not re-trigger a reconcile.
+    let (store, writer) = reflector::store::<Assistant>();
+    let assistants = watcher(api(&client), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(
+            predicates::generation
+                .combine(predicates::annotations)
+                .combine(predicates::finalizers)
+                .combine(|a: &Assistant| Some(u64::from(a.metadata.deletion_timestamp.is_some()))),
+            Default::default(),
+        );
+    let controller = Controller::for_stream(assistants, store.clone());
     let secret_refs = store.clone();
 
     // Children are watched by metadata only: a change triggers a reconcile, which reads the

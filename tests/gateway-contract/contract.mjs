@@ -328,10 +328,11 @@ function runProbe(kind, port) {
 const MiB = (kib) => `${(kib / 1024).toFixed(0)} MiB`;
 function describeMemory(m) {
   const parts = m.procs.map((p) => `${p.name === "node" || p.name === "MainThread" ? path.basename(p.cmd[1] ?? p.name) : p.name} ${MiB(p.rssKiB)}`);
-  return `RSS ${MiB(m.rssKiB)} (${parts.join(", ")}); PSS ${MiB(m.pssKiB)}`;
+  return `RSS ${MiB(m.rssKiB)} (${parts.join(", ")}); PSS ${MiB(m.pssKiB)}; anonymous ${MiB(m.anonKiB)}; peak RSS (sum of VmHWM) ${MiB(m.hwmKiB)}; CPU ${m.cpuSec.toFixed(1)} s`;
 }
 
 // =======================================================================================
+const T0 = Date.now();
 async function main() {
   info(`work dir ${WORK}${KEEP ? " (kept)" : ""}; node ${NODE_VERSION}, openclaw ${OPENCLAW_VERSION}`);
 
@@ -579,6 +580,27 @@ async function main() {
       assert(j.issues?.some((i) => i.path === want.path && i.message === want.message), `issues ${JSON.stringify(j.issues)}`);
       return `exit 1, issues ${JSON.stringify(j.issues)}`;
     });
+    const hasJsonschema = spawnSync("python3", ["-c", "import jsonschema"], { stdio: "ignore" }).status === 0;
+    if (hasJsonschema) {
+      await sub("schema: a plain draft-07 validator (python jsonschema) with the snapshot gives the corpus' rawSchemaValid verdicts", async () => {
+        const py = [
+          "import json, sys, jsonschema",
+          "s = json.load(open(sys.argv[1])); c = json.load(open(sys.argv[2]))",
+          "v = jsonschema.Draft7Validator(s)",
+          "print(json.dumps([{'name': k['name'], 'valid': not any(True for _ in v.iter_errors(k['config']))} for k in c['cases']]))",
+        ].join("\n");
+        const r = await run("python3", ["-c", py, path.join(IMAGE_DIR, "openclaw-config.schema.json"), path.join(HERE, "fixtures", "config-corpus.json")], { timeoutMs: 120000 });
+        assert(r.code === 0, r.stderr.slice(0, 500));
+        const got = JSON.parse(r.stdout);
+        const corpus = JSON.parse(readText(path.join(HERE, "fixtures", "config-corpus.json")));
+        const wrong = corpus.cases.filter((c, i) => got[i].valid !== c.rawSchemaValid).map((c) => c.name);
+        assert(wrong.length === 0, `raw schema verdict differs from the corpus for: ${wrong.join("; ")}`);
+        const differ = corpus.cases.filter((c) => c.rawSchemaValid !== c.valid).length;
+        return `${corpus.cases.length} cases; ${differ} where the raw schema and openclaw disagree`;
+      });
+    } else {
+      info("skipped the raw-schema corpus check: python3 with jsonschema not available");
+    }
     await sub("validate: the config corpus (fixtures/config-corpus.json) gets openclaw's recorded verdicts", async () => {
       const corpus = JSON.parse(readText(path.join(HERE, "fixtures", "config-corpus.json")));
       const wrong = [];
@@ -906,6 +928,7 @@ try {
 } catch (e) {
   report(false, "harness", e?.stack ?? String(e));
 }
+info(`contract test took ${((Date.now() - T0) / 1000).toFixed(0)} s (idle wait ${IDLE_SECONDS} s)`);
 if (failures.length) console.log(`# failed: ${failures.join(" | ")}`);
 console.log(`gateway-contract: ${passed} passed, ${failed} failed`);
 cleanup();

@@ -513,6 +513,9 @@ export function procInfo(pid) {
       uid: Number(field("Uid").split(/\s+/)[0]),
       gid: Number(field("Gid").split(/\s+/)[0]),
       rssKiB: Number(field("VmRSS").split(/\s+/)[0] || 0),
+      anonKiB: Number(field("RssAnon").split(/\s+/)[0] || 0),
+      hwmKiB: Number(field("VmHWM").split(/\s+/)[0] || 0),
+      cpuSec: cpuSeconds(pid),
       pssKiB,
       cmd,
     };
@@ -521,10 +524,21 @@ export function procInfo(pid) {
   }
 }
 
+/** utime + stime of a process, in seconds (USER_HZ is 100 on Linux). */
+function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // fields 14 and 15 of proc(5)
+  } catch {
+    return 0;
+  }
+}
+
 export function memoryOfTree(rootPid) {
   const procs = processTree(rootPid).map(procInfo).filter(Boolean);
   const sum = (k) => procs.reduce((a, p) => a + (p[k] ?? 0), 0);
-  return { procs, rssKiB: sum("rssKiB"), pssKiB: sum("pssKiB") };
+  return { procs, rssKiB: sum("rssKiB"), pssKiB: sum("pssKiB"), anonKiB: sum("anonKiB"), hwmKiB: sum("hwmKiB"), cpuSec: sum("cpuSec") };
 }
 
 export function freePort() {

