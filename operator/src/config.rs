@@ -168,13 +168,14 @@ fn resources(req_cpu: &str, req_mem: &str, lim_cpu: &str, lim_mem: &str) -> Reso
 
 impl Default for OperatorConfig {
     fn default() -> Self {
-        // Sizes from docs/performance.md: an idle openclaw 2026.9.6 gateway holds ~1 GiB
-        // across its processes, so 1.5 GiB is the smallest limit that leaves headroom.
+        // Sizes from docs/performance.md: an idle openclaw 2026.9.6 gateway container holds
+        // ~1.1 GiB RSS and peaks ~1.2 GiB at start-up, so no request is below 1280Mi (lower
+        // would make these pods the first evicted) and no limit below 2Gi.
         let plans = BTreeMap::from([
             (
                 "small".to_string(),
                 Plan {
-                    resources: resources("250m", "1Gi", "1", "1536Mi"),
+                    resources: resources("250m", "1280Mi", "1", "2Gi"),
                     storage_size: Quantity("5Gi".into()),
                     max_concurrent: 2,
                 },
@@ -182,7 +183,7 @@ impl Default for OperatorConfig {
             (
                 "standard".to_string(),
                 Plan {
-                    resources: resources("500m", "1536Mi", "2", "2Gi"),
+                    resources: resources("500m", "1536Mi", "2", "3Gi"),
                     storage_size: Quantity("10Gi".into()),
                     max_concurrent: 4,
                 },

@@ -367,6 +367,7 @@ pub async fn run(
         metrics: metrics.clone(),
         recorder: Some(Recorder::new(client.clone(), reporter)),
         tailnet: crate::tailscale_api::from_config(&config)?,
+        reconcile_timeout: reconciler::RECONCILE_TIMEOUT,
     });
     health.set_running(true);
     let namespaces: Vec<Option<String>> = if config.namespaces.is_empty() {

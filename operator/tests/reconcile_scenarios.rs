@@ -591,3 +591,26 @@ async fn every_request_is_covered_by_the_operator_rbac() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_hanging_api_call_times_out_and_the_next_reconcile_converges() {
+    let fake = FakeApiServer::new();
+    let mut ctx = Context::new(fake.client(), OperatorConfig::default());
+    ctx.reconcile_timeout = std::time::Duration::from_millis(300);
+    let h = Harness {
+        fake,
+        ctx: Arc::new(ctx),
+    };
+    h.seed("alice");
+    h.fake.inject(Fault {
+        method: Some(Method::GET),
+        path_contains: "statefulsets".into(),
+        times: 1,
+        kind: FaultKind::Delay(std::time::Duration::from_secs(5)),
+    });
+    let err = h.reconcile("alice").await.unwrap_err();
+    assert!(matches!(err, reconciler::Error::Timeout(_)), "{err}");
+    assert_eq!(err.reason(), "timeout");
+    h.reconcile("alice").await.unwrap();
+    assert_eq!(h.sts_replicas("alice"), 1);
+}

@@ -39,6 +39,8 @@ pub enum Error {
     Tailnet(String),
     #[error("Assistant has no namespace")]
     NoNamespace,
+    #[error("reconcile took longer than {0:?} (a hanging API call); retrying")]
+    Timeout(Duration),
 }
 
 impl Error {
@@ -49,6 +51,7 @@ impl Error {
             Error::Kube(_) => "api_transport".into(),
             Error::Tailnet(_) => "tailnet_api".into(),
             Error::NoNamespace => "no_namespace".into(),
+            Error::Timeout(_) => "timeout".into(),
         }
     }
 }
@@ -60,6 +63,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub recorder: Option<Recorder>,
     pub tailnet: Option<Arc<dyn tailnet_api::TailnetApi>>,
+    /// Upper bound of one reconcile, so a hanging API call cannot stall an Assistant.
+    pub reconcile_timeout: Duration,
 }
 
 impl Context {
@@ -70,9 +75,13 @@ impl Context {
             metrics: Arc::new(Metrics::default()),
             recorder: None,
             tailnet: None,
+            reconcile_timeout: RECONCILE_TIMEOUT,
         }
     }
 }
+
+/// Default upper bound of one reconcile.
+pub const RECONCILE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Requeue intervals: quick while something is converging, slow when all is well.
 const CONVERGING: Duration = Duration::from_secs(15);
@@ -86,7 +95,15 @@ pub(crate) fn api_resource<K: Resource<DynamicType = ()>>() -> ApiResource {
 /// write status.
 pub async fn reconcile(assistant: Arc<Assistant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let result = reconcile_inner(&assistant, &ctx).await;
+    let result = match tokio::time::timeout(
+        ctx.reconcile_timeout,
+        reconcile_inner(&assistant, &ctx),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout(ctx.reconcile_timeout)),
+    };
     ctx.metrics
         .observe_reconcile(started.elapsed(), result.as_ref().err().map(Error::reason));
     result
