@@ -522,9 +522,7 @@ impl FakeApiServer {
                 && namespace
                     .as_deref()
                     .is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns))
-                && selector
-                    .as_deref()
-                    .is_none_or(|s| matches_selector(obj, s))
+                && selector.as_deref().is_none_or(|s| matches_selector(obj, s))
         };
         let line = move |kind: &str, obj: &Value| {
             let obj = if meta_only && kind != "ERROR" {
@@ -532,7 +530,9 @@ impl FakeApiServer {
             } else {
                 obj.clone()
             };
-            let mut bytes = json!({"type": kind, "object": obj}).to_string().into_bytes();
+            let mut bytes = json!({"type": kind, "object": obj})
+                .to_string()
+                .into_bytes();
             bytes.push(b'\n');
             Bytes::from(bytes)
         };
