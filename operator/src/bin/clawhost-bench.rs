@@ -389,7 +389,8 @@ async fn store_caught_up(
 }
 
 async fn operator_side(api: &str, n: usize) -> anyhow::Result<Figures> {
-    use kube::runtime::events::{Recorder, Reporter};
+    use clawhost::reconciler::events::EventPublisher;
+    use kube::runtime::events::Reporter;
     use kube::runtime::{WatchStreamExt, reflector, watcher};
 
     let client = kube::Client::try_from(kube::Config::new(api.parse()?))?;
@@ -402,7 +403,7 @@ async fn operator_side(api: &str, n: usize) -> anyhow::Result<Figures> {
         client: client.clone(),
         config: Arc::new(config),
         metrics: Default::default(),
-        recorder: Some(Recorder::new(
+        recorder: Some(EventPublisher::new(
             client.clone(),
             Reporter {
                 controller: "clawhost".into(),
