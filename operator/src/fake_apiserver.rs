@@ -168,9 +168,9 @@ struct ParsedPath {
 fn parse_path(path: &str) -> Option<ParsedPath> {
     let path = path.split('?').next()?;
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (prefix, rest) = match parts.first()? {
-        &"api" => (format!("api/{}", parts.get(1)?), &parts[2..]),
-        &"apis" => (
+    let (prefix, rest) = match *parts.first()? {
+        "api" => (format!("api/{}", parts.get(1)?), &parts[2..]),
+        "apis" => (
             format!("apis/{}/{}", parts.get(1)?, parts.get(2)?),
             &parts[3..],
         ),
