@@ -3,8 +3,13 @@
 //! subresources, finalizers, 409 on conflicts) plus request recording and fault injection.
 //! It is a kube `Client` transport, so the operator's real code runs against it unchanged.
 //!
+//! Watches are served too (`?watch=true`: a stream of `{"type","object"}` lines replaying
+//! changes after the given resourceVersion, then live ones until `timeoutSeconds`), as are
+//! metadata-only requests (`Accept: ...;as=PartialObjectMetadata...`), so a kube
+//! `Controller` runs against it; [`FakeApiServer::router`] serves it over real HTTP.
+//!
 //! What it does not model, and the `#[ignore]`d cluster tests cover: server-side defaulting,
-//! field ownership conflicts, admission, watches.
+//! field ownership conflicts, admission.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -13,8 +18,17 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
 use serde_json::{Value, json};
+use tokio::sync::{broadcast, mpsc};
+
+/// Response body of the fake: whole JSON documents, or a watch stream.
+pub type FakeBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// How many past changes are kept for watches that resume from a resourceVersion; a watch
+/// from further back gets `410 Gone` and relists, as with a real API server.
+const WATCH_HISTORY: usize = 50_000;
 
 /// One request as the operator sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +84,15 @@ pub enum FaultKind {
     Delay(Duration),
 }
 
+/// One change, as a watch reports it.
+struct WatchEvent {
+    rv: u64,
+    /// `prefix/plural`, e.g. `api/v1/secrets`.
+    collection: String,
+    kind: &'static str,
+    object: Value,
+}
+
 #[derive(Default)]
 struct State {
     objects: BTreeMap<String, Value>,
@@ -77,12 +100,59 @@ struct State {
     faults: VecDeque<Fault>,
     next_rv: u64,
     next_uid: u64,
+    recording: bool,
+    history: VecDeque<Arc<WatchEvent>>,
+    /// Highest resourceVersion dropped from `history`.
+    history_dropped: u64,
+    watchers: Option<broadcast::Sender<Arc<WatchEvent>>>,
+}
+
+impl State {
+    fn emit(&mut self, kind: &'static str, collection: String, object: &Value) {
+        let rv = object["metadata"]["resourceVersion"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(self.next_rv);
+        let ev = Arc::new(WatchEvent {
+            rv,
+            collection,
+            kind,
+            object: object.clone(),
+        });
+        if self.history.len() >= WATCH_HISTORY
+            && let Some(old) = self.history.pop_front()
+        {
+            self.history_dropped = old.rv;
+        }
+        self.history.push_back(ev.clone());
+        if let Some(tx) = &self.watchers {
+            // No receiver is fine: nobody watches.
+            let _ = tx.send(ev);
+        }
+    }
+}
+
+/// `prefix/plural` of a storage key `prefix/plural/ns/name`.
+fn collection_of(key: &str) -> String {
+    let mut parts: Vec<&str> = key.rsplitn(3, '/').collect();
+    parts.pop().unwrap_or_default().to_string()
 }
 
 /// Shared handle: clone it, hand `client()` to the code under test, inspect afterwards.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct FakeApiServer {
     state: Arc<Mutex<State>>,
+}
+
+impl Default for FakeApiServer {
+    fn default() -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                recording: true,
+                ..Default::default()
+            })),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -175,7 +245,15 @@ impl FakeApiServer {
         let me = self.clone();
         let svc = tower::service_fn(move |req: Request<kube::client::Body>| {
             let me = me.clone();
-            async move { me.handle(req).await }
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                me.handle(parts, body).await
+            }
         });
         kube::Client::new(svc, "default")
     }
@@ -190,6 +268,19 @@ impl FakeApiServer {
 
     pub fn clear_requests(&self) {
         self.state.lock().expect("lock").requests.clear();
+    }
+
+    /// (requests, writes) recorded so far, without copying the log.
+    pub fn request_counts(&self) -> (usize, usize) {
+        let st = self.state.lock().expect("lock");
+        let writes = st.requests.iter().filter(|r| r.is_write()).count();
+        (st.requests.len(), writes)
+    }
+
+    /// Forgets the request log entirely (benchmarks with many requests).
+    pub fn set_recording(&self, on: bool) {
+        let mut st = self.state.lock().expect("lock");
+        st.recording = on;
     }
 
     pub fn writes(&self) -> Vec<Recorded> {
@@ -226,8 +317,13 @@ impl FakeApiServer {
         if meta.get("creationTimestamp").is_none() {
             meta["creationTimestamp"] = json!("2026-11-25T00:00:00Z");
         }
-        st.objects
-            .insert(key(&prefix, &plural, ns.as_deref(), &name), obj.clone());
+        let k = key(&prefix, &plural, ns.as_deref(), &name);
+        let existed = st.objects.insert(k, obj.clone()).is_some();
+        st.emit(
+            if existed { "MODIFIED" } else { "ADDED" },
+            format!("{prefix}/{plural}"),
+            &obj,
+        );
         obj
     }
 
@@ -250,57 +346,77 @@ impl FakeApiServer {
         let mut st = self.state.lock().expect("lock");
         st.next_rv += 1;
         let rv = st.next_rv;
-        if let Some(o) = st.objects.get_mut(&key(prefix, plural, Some(ns), name)) {
-            f(o);
-            o["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let changed = st
+            .objects
+            .get_mut(&key(prefix, plural, Some(ns), name))
+            .map(|o| {
+                f(o);
+                o["metadata"]["resourceVersion"] = json!(rv.to_string());
+                o.clone()
+            });
+        if let Some(o) = changed {
+            st.emit("MODIFIED", format!("{prefix}/{plural}"), &o);
         }
     }
 
     pub fn remove(&self, prefix: &str, plural: &str, ns: &str, name: &str) -> Option<Value> {
         let mut st = self.state.lock().expect("lock");
-        st.objects.remove(&key(prefix, plural, Some(ns), name))
+        let mut o = st.objects.remove(&key(prefix, plural, Some(ns), name))?;
+        st.next_rv += 1;
+        o["metadata"]["resourceVersion"] = json!(st.next_rv.to_string());
+        st.emit("DELETED", format!("{prefix}/{plural}"), &o);
+        Some(o)
     }
 
     pub fn list(&self, prefix: &str, plural: &str) -> Vec<Value> {
         let st = self.state.lock().expect("lock");
         let start = format!("{prefix}/{plural}/");
-        st.objects
-            .iter()
-            .filter(|(k, _)| k.starts_with(&start))
-            .map(|(_, v)| v.clone())
-            .collect()
+        scan(&st.objects, &start).map(|(_, v)| v.clone()).collect()
+    }
+
+    /// Highest resourceVersion among the objects of one collection.
+    pub fn max_resource_version(&self, prefix: &str, plural: &str) -> u64 {
+        let st = self.state.lock().expect("lock");
+        let start = format!("{prefix}/{plural}/");
+        scan(&st.objects, &start)
+            .filter_map(|(_, v)| v["metadata"]["resourceVersion"].as_str()?.parse().ok())
+            .max()
+            .unwrap_or(0)
     }
 
     pub fn object_count(&self) -> usize {
         self.state.lock().expect("lock").objects.len()
     }
 
-    async fn handle(
+    /// Serves one request (in-process transport and HTTP alike).
+    pub async fn handle(
         &self,
-        req: Request<kube::client::Body>,
-    ) -> Result<Response<Full<Bytes>>, std::io::Error> {
-        let method = req.method().clone();
-        let path = req.uri().path().to_string();
-        let query = req.uri().query().unwrap_or_default().to_string();
-        let content_type = req
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let body = req
-            .into_body()
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        parts: http::request::Parts,
+        body: Bytes,
+    ) -> Result<Response<FakeBody>, std::io::Error> {
+        let method = parts.method.clone();
+        let path = parts.uri.path().to_string();
+        let query = parts.uri.query().unwrap_or_default().to_string();
+        let header = |h: http::header::HeaderName| {
+            parts
+                .headers
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header(http::header::CONTENT_TYPE);
+        let meta_only = header(http::header::ACCEPT)
+            .is_some_and(|a| a.starts_with("application/json;as=PartialObjectMetadata"));
 
         let fault = {
             let mut st = self.state.lock().expect("lock");
-            st.requests.push(Recorded {
-                method: method.to_string(),
-                path: path.clone(),
-                content_type: content_type.clone(),
-            });
+            if st.recording {
+                st.requests.push(Recorded {
+                    method: method.to_string(),
+                    path: path.clone(),
+                    content_type: content_type.clone(),
+                });
+            }
             let pos = st.faults.iter().position(|f| {
                 f.method.as_ref().is_none_or(|m| *m == method) && path.contains(&f.path_contains)
             });
@@ -324,7 +440,10 @@ impl FakeApiServer {
                     503 => "ServiceUnavailable",
                     _ => "Unknown",
                 };
-                return Ok(respond(code, status_body(code, reason, "injected fault")));
+                return Ok(boxed(respond(
+                    code,
+                    status_body(code, reason, "injected fault"),
+                )));
             }
             Some(FaultKind::TransportError) => {
                 return Err(std::io::Error::new(
@@ -336,9 +455,26 @@ impl FakeApiServer {
             None => {}
         }
 
+        if path == "/version" {
+            return Ok(boxed(respond(
+                200,
+                json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-fake", "gitCommit": "", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}),
+            )));
+        }
         let Some(p) = parse_path(&path) else {
-            return Ok(respond(404, status_body(404, "NotFound", "unknown path")));
+            return Ok(boxed(respond(
+                404,
+                status_body(404, "NotFound", "unknown path"),
+            )));
         };
+        let is_watch = method == Method::GET
+            && p.name.is_none()
+            && query
+                .split('&')
+                .any(|kv| kv == "watch=true" || kv == "watch=1");
+        if is_watch {
+            return Ok(self.watch(&p, &query, meta_only));
+        }
         let body: Value = if body.is_empty() {
             Value::Null
         } else {
@@ -347,22 +483,168 @@ impl FakeApiServer {
                 .unwrap_or(Value::Null)
         };
         let mut st = self.state.lock().expect("lock");
-        Ok(Self::serve(
+        Ok(boxed(Self::answer(
             &mut st,
             &method,
             &p,
             &query,
             content_type.as_deref(),
+            meta_only,
             body,
-        ))
+        )))
     }
 
-    fn serve(
+    /// A watch: changes after `resourceVersion` (or every current object as ADDED when
+    /// none is given), then live changes until `timeoutSeconds`.
+    fn watch(&self, p: &ParsedPath, query: &str, meta_only: bool) -> Response<FakeBody> {
+        let param = |name: &str| {
+            query.split('&').find_map(|kv| {
+                kv.strip_prefix(name)
+                    .and_then(|v| v.strip_prefix('='))
+                    .map(|v| {
+                        urlencoding::decode(v)
+                            .map(|c| c.into_owned())
+                            .unwrap_or_default()
+                    })
+            })
+        };
+        let since: u64 = param("resourceVersion")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let timeout = param("timeoutSeconds")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1800u64);
+        let selector = param("labelSelector");
+        let collection = format!("{}/{}", p.prefix, p.plural);
+        let namespace = p.namespace.clone();
+        let wanted = move |collection_of_event: &str, obj: &Value| {
+            collection_of_event == collection
+                && namespace
+                    .as_deref()
+                    .is_none_or(|ns| obj["metadata"]["namespace"].as_str() == Some(ns))
+                && selector.as_deref().is_none_or(|s| matches_selector(obj, s))
+        };
+        let line = move |kind: &str, obj: &Value| {
+            let obj = if meta_only && kind != "ERROR" {
+                partial_metadata(obj)
+            } else {
+                obj.clone()
+            };
+            let mut bytes = json!({"type": kind, "object": obj})
+                .to_string()
+                .into_bytes();
+            bytes.push(b'\n');
+            Bytes::from(bytes)
+        };
+
+        let (initial, mut live) = {
+            let mut st = self.state.lock().expect("lock");
+            let mut initial = Vec::new();
+            if since == 0 {
+                let start = format!("{}/{}/", p.prefix, p.plural);
+                for (k, o) in scan(&st.objects, &start) {
+                    if wanted(&collection_of(k), o) {
+                        initial.push(line("ADDED", o));
+                    }
+                }
+            } else if since < st.history_dropped {
+                let gone = status_body(410, "Expired", "too old resource version");
+                initial.push(line("ERROR", &gone));
+                let body = futures::stream::iter(
+                    initial
+                        .into_iter()
+                        .map(|b| Ok::<_, std::io::Error>(http_body::Frame::data(b))),
+                );
+                return stream_response(StreamBody::new(body));
+            } else {
+                for ev in st.history.iter().filter(|e| e.rv > since) {
+                    if wanted(&ev.collection, &ev.object) {
+                        initial.push(line(ev.kind, &ev.object));
+                    }
+                }
+            }
+            let rx = st
+                .watchers
+                .get_or_insert_with(|| broadcast::channel(16_384).0)
+                .subscribe();
+            (initial, rx)
+        };
+
+        let (tx, rx) = mpsc::channel::<Bytes>(1024);
+        tokio::spawn(async move {
+            let deadline = tokio::time::sleep(Duration::from_secs(timeout));
+            tokio::pin!(deadline);
+            for b in initial {
+                if tx.send(b).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                tokio::select! {
+                    _ = &mut deadline => return,
+                    _ = tx.closed() => return,
+                    ev = live.recv() => match ev {
+                        Ok(ev) => {
+                            if wanted(&ev.collection, &ev.object)
+                                && tx.send(line(ev.kind, &ev.object)).await.is_err()
+                            {
+                                return;
+                            }
+                        }
+                        // Lagged or closed: end the watch; the client resumes from the
+                        // last version it saw, replayed from the history.
+                        Err(_) => return,
+                    },
+                }
+            }
+        });
+        let body = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv()
+                .await
+                .map(|b| (Ok::<_, std::io::Error>(http_body::Frame::data(b)), rx))
+        });
+        stream_response(StreamBody::new(body))
+    }
+
+    /// An axum router serving this fake over HTTP (point a kubeconfig at it).
+    pub fn router(&self) -> axum::Router {
+        let me = self.clone();
+        axum::Router::new().fallback(move |req: axum::extract::Request| {
+            let me = me.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = match axum::body::to_bytes(body, 64 << 20).await {
+                    Ok(b) => b,
+                    Err(_) => Bytes::new(),
+                };
+                match me.handle(parts, body).await {
+                    Ok(resp) => resp.map(axum::body::Body::new),
+                    // An injected transport fault: the closest HTTP can do is a bad gateway.
+                    Err(e) => Response::builder()
+                        .status(StatusCode::BAD_GATEWAY)
+                        .body(axum::body::Body::from(e.to_string()))
+                        .expect("valid response"),
+                }
+            }
+        })
+    }
+
+    /// Serves this fake over HTTP on `listener` until the returned task is dropped/aborted.
+    pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
+        let router = self.router();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
         st: &mut State,
         method: &Method,
         p: &ParsedPath,
         query: &str,
         content_type: Option<&str>,
+        meta_only: bool,
         body: Value,
     ) -> Response<Full<Bytes>> {
         let not_found = |name: &str| {
@@ -377,8 +659,10 @@ impl FakeApiServer {
         };
         match (method.as_str(), &p.name) {
             ("GET", None) => {
-                let start = format!("{}/{}/", p.prefix, p.plural);
-                let ns_part = p.namespace.clone().unwrap_or_default();
+                let start = match &p.namespace {
+                    Some(ns) => format!("{}/{}/{ns}/", p.prefix, p.plural),
+                    None => format!("{}/{}/", p.prefix, p.plural),
+                };
                 let selector = query
                     .split('&')
                     .find_map(|kv| kv.strip_prefix("labelSelector="))
@@ -387,20 +671,24 @@ impl FakeApiServer {
                             .map(|c| c.into_owned())
                             .unwrap_or_default()
                     });
-                let items: Vec<Value> = st
-                    .objects
-                    .iter()
-                    .filter(|(k, _)| k.starts_with(&start))
-                    .filter(|(_, v)| {
-                        p.namespace.is_none()
-                            || v["metadata"]["namespace"].as_str() == Some(&ns_part)
-                    })
+                let items: Vec<Value> = scan(&st.objects, &start)
                     .filter(|(_, v)| selector.as_deref().is_none_or(|s| matches_selector(v, s)))
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| {
+                        if meta_only {
+                            partial_metadata(v)
+                        } else {
+                            v.clone()
+                        }
+                    })
                     .collect();
+                let (api_version, kind) = if meta_only {
+                    ("meta.k8s.io/v1", "PartialObjectMetadataList")
+                } else {
+                    ("v1", "List")
+                };
                 respond(
                     200,
-                    json!({"kind": "List", "apiVersion": "v1", "metadata": {"resourceVersion": st.next_rv.to_string()}, "items": items}),
+                    json!({"kind": kind, "apiVersion": api_version, "metadata": {"resourceVersion": st.next_rv.to_string()}, "items": items}),
                 )
             }
             ("GET", Some(name)) => {
@@ -498,10 +786,13 @@ impl FakeApiServer {
                 let finalizers_empty = obj["metadata"]["finalizers"]
                     .as_array()
                     .is_none_or(|f| f.is_empty());
+                let collection = collection_of(&k);
                 if obj["metadata"].get("deletionTimestamp").is_some() && finalizers_empty {
                     st.objects.remove(&k);
+                    st.emit("DELETED", collection, &obj);
                 } else {
                     st.objects.insert(k, obj.clone());
+                    st.emit("MODIFIED", collection, &obj);
                 }
                 respond(200, obj)
             }
@@ -513,13 +804,16 @@ impl FakeApiServer {
                 let has_finalizers = obj["metadata"]["finalizers"]
                     .as_array()
                     .is_some_and(|f| !f.is_empty());
+                st.next_rv += 1;
+                obj["metadata"]["resourceVersion"] = json!(st.next_rv.to_string());
+                let collection = collection_of(&k);
                 if has_finalizers {
-                    st.next_rv += 1;
                     obj["metadata"]["deletionTimestamp"] = json!("2026-11-25T01:00:00Z");
-                    obj["metadata"]["resourceVersion"] = json!(st.next_rv.to_string());
                     st.objects.insert(k, obj.clone());
+                    st.emit("MODIFIED", collection, &obj);
                 } else {
                     st.objects.remove(&k);
+                    st.emit("DELETED", collection, &obj);
                 }
                 respond(200, obj)
             }
@@ -556,6 +850,36 @@ fn api_of(obj: &Value) -> (String, String) {
         k => format!("{}s", k.to_ascii_lowercase()),
     };
     (prefix, plural)
+}
+
+/// Objects whose storage key starts with `start`, in O(log n + matches).
+fn scan<'a>(
+    objects: &'a BTreeMap<String, Value>,
+    start: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+    objects
+        .range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+        .take_while(move |(k, _)| k.starts_with(start))
+}
+
+/// What the API server answers for `as=PartialObjectMetadata`: type and metadata only.
+fn partial_metadata(obj: &Value) -> Value {
+    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata", "metadata": obj["metadata"]})
+}
+
+fn boxed(resp: Response<Full<Bytes>>) -> Response<FakeBody> {
+    resp.map(|b| b.map_err(|never| match never {}).boxed_unsync())
+}
+
+fn stream_response<B>(body: B) -> Response<FakeBody>
+where
+    B: http_body::Body<Data = Bytes, Error = std::io::Error> + Send + 'static,
+{
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body.boxed_unsync())
+        .expect("valid response")
 }
 
 fn respond(code: u16, body: Value) -> Response<Full<Bytes>> {

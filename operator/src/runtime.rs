@@ -21,7 +21,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{Predicate, predicates};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -34,7 +34,7 @@ use crate::api::Assistant;
 use crate::children::ASSISTANT_NAME_ANNOTATION;
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
-use crate::reconciler::{self, Context, observe::required_secret_refs};
+use crate::reconciler::{self, Context, observe::references_secret};
 
 /// Shared health state for the HTTP endpoints.
 #[derive(Clone, Default)]
@@ -275,15 +275,21 @@ async fn run_controller(
             )
             .touched_objects(),
             move |s| {
-                let ns = s.namespace();
-                let name = s.name_any();
+                // The operator's own Secrets come through the managed stream above; only
+                // client Secrets need the scan over every Assistant.
+                if s.labels()
+                    .get("app.kubernetes.io/managed-by")
+                    .map(String::as_str)
+                    == Some("clawhost")
+                {
+                    return Vec::new();
+                }
+                let ns = s.metadata.namespace.as_deref();
+                let name = s.metadata.name.as_deref().unwrap_or_default();
                 secret_refs
                     .state()
                     .into_iter()
-                    .filter(|a| {
-                        a.namespace() == ns
-                            && required_secret_refs(a).iter().any(|(n, _)| *n == name)
-                    })
+                    .filter(|a| a.metadata.namespace.as_deref() == ns && references_secret(a, name))
                     .map(|a| ObjectRef::from_obj(&*a))
                     .collect::<Vec<_>>()
             },
@@ -365,7 +371,10 @@ pub async fn run(
         client: client.clone(),
         config: Arc::new(config.clone()),
         metrics: metrics.clone(),
-        recorder: Some(Recorder::new(client.clone(), reporter)),
+        recorder: Some(reconciler::events::EventPublisher::new(
+            client.clone(),
+            reporter,
+        )),
         tailnet: crate::tailscale_api::from_config(&config)?,
         reconcile_timeout: reconciler::RECONCILE_TIMEOUT,
     });

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod cleanup;
+pub mod events;
 pub mod observe;
 pub mod status;
 pub mod tailnet_api;
@@ -17,7 +18,7 @@ use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use serde_json::{Value, json};
 use tracing::{info, warn};
@@ -61,7 +62,7 @@ pub struct Context {
     pub client: kube::Client,
     pub config: Arc<OperatorConfig>,
     pub metrics: Arc<Metrics>,
-    pub recorder: Option<Recorder>,
+    pub recorder: Option<events::EventPublisher>,
     pub tailnet: Option<Arc<dyn tailnet_api::TailnetApi>>,
     /// Upper bound of one reconcile, so a hanging API call cannot stall an Assistant.
     pub reconcile_timeout: Duration,

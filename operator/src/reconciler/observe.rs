@@ -143,6 +143,30 @@ pub fn required_secret_refs(a: &Assistant) -> Vec<(String, Option<String>)> {
     refs
 }
 
+/// Whether `a` requires the Secret `name` (in its namespace): [`required_secret_refs`]
+/// without allocating, for the Secret watch's mapper, which runs once per Assistant for
+/// every Secret change.
+pub fn references_secret(a: &Assistant, name: &str) -> bool {
+    let ts = a
+        .spec
+        .tailscale
+        .as_ref()
+        .and_then(|t| t.auth_key_secret_ref.as_ref())
+        .is_some_and(|r| r.name == name);
+    ts || a.spec.gateway.as_ref().is_some_and(|gw| {
+        gw.env.iter().any(|e| {
+            e.value_from
+                .as_ref()
+                .and_then(|v| v.secret_key_ref.as_ref())
+                .is_some_and(|s| s.optional != Some(true) && s.name == name)
+        }) || gw.env_from.iter().any(|src| {
+            src.secret_ref
+                .as_ref()
+                .is_some_and(|s| s.optional != Some(true) && s.name == name)
+        })
+    })
+}
+
 async fn missing_references(
     a: &Assistant,
     ctx: &Context,
@@ -164,4 +188,66 @@ async fn missing_references(
         }
     }
     Ok((!missing.is_empty()).then(|| problem("SecretNotFound", missing.join("; "))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::{
+        EnvFromSource, EnvVar, EnvVarSource, SecretEnvSource, SecretKeySelector,
+    };
+
+    #[test]
+    fn references_secret_agrees_with_required_secret_refs() {
+        let mut a = crate::testing::assistant("alice");
+        let mut gw = a.gateway();
+        gw.env = vec![
+            EnvVar {
+                name: "A".into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: "model-key".into(),
+                        key: "k".into(),
+                        optional: None,
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            EnvVar {
+                name: "B".into(),
+                value_from: Some(EnvVarSource {
+                    secret_key_ref: Some(SecretKeySelector {
+                        name: "optional-key".into(),
+                        key: "k".into(),
+                        optional: Some(true),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ];
+        gw.env_from = vec![EnvFromSource {
+            secret_ref: Some(SecretEnvSource {
+                name: "bulk".into(),
+                optional: None,
+            }),
+            ..Default::default()
+        }];
+        a.spec.gateway = Some(gw);
+        let required: Vec<String> = required_secret_refs(&a).into_iter().map(|r| r.0).collect();
+        for name in [
+            "alice-tailscale",
+            "model-key",
+            "optional-key",
+            "bulk",
+            "other",
+        ] {
+            assert_eq!(
+                references_secret(&a, name),
+                required.iter().any(|r| r == name),
+                "{name}"
+            );
+        }
+    }
 }
