@@ -281,3 +281,67 @@ async fn unreachable_api_keeps_process_up_not_ready_and_quiet() {
         op.logs()
     );
 }
+
+/// The API fails the operator's LISTs and WATCHes for a while (500, 429, dropped): the
+/// watches back off and resume, and the Assistant still converges, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_lists_and_watches_are_retried_until_convergence() {
+    use clawhost::fake_apiserver::{Fault, FaultKind};
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeApiServer::new();
+    for (path, kind, times) in [
+        (
+            "/apis/clawhost.dev/v1alpha1/assistants",
+            FaultKind::Status(500),
+            3,
+        ),
+        (
+            "/apis/clawhost.dev/v1alpha1/assistants",
+            FaultKind::Status(429),
+            2,
+        ),
+        ("/apis/apps/v1/statefulsets", FaultKind::Status(503), 2),
+        ("/api/v1/secrets", FaultKind::TransportError, 2),
+    ] {
+        fake.inject(Fault {
+            method: Some(http::Method::GET),
+            path_contains: path.into(),
+            times,
+            kind,
+        });
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let server = fake.serve(listener);
+    seed(&fake, "alice");
+    let kubeconfig = write_kubeconfig(dir.path(), &api);
+    let mut op = Operator::start(dir.path(), &kubeconfig);
+    wait_for(
+        "the StatefulSet despite API faults",
+        Duration::from_secs(90),
+        &op,
+        || fake.get("apis/apps/v1", "statefulsets", NS, "alice"),
+    )
+    .await;
+    wait_for("the Assistant status", Duration::from_secs(60), &op, || {
+        fake.get(CRD, "assistants", NS, "alice")
+            .filter(|a| a["status"]["conditions"].is_array())
+    })
+    .await;
+    let token_creates = fake
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/secrets"))
+        .count();
+    assert_eq!(
+        token_creates, 2,
+        "token and state Secrets created exactly once each"
+    );
+    assert_eq!(
+        op.terminate(Duration::from_secs(10)),
+        Some(0),
+        "log:\n{}",
+        op.logs()
+    );
+    server.abort();
+}
