@@ -210,6 +210,32 @@ check_config() { # check_config RENDERED
   return "$rc"
 }
 
+check_listen() { # check_listen RENDERED: servers listen on the pod IP where probes look
+  python - "$1" <<'PY'
+import sys, yaml
+bad = 0
+for d in yaml.safe_load_all(open(sys.argv[1])):
+    if not d or d.get("kind") != "Deployment":
+        continue
+    for c in d["spec"]["template"]["spec"]["containers"]:
+        args = c.get("args", [])
+        ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        if args[:1] == ["console"]:
+            flag, port = "--listen", ports.get("http")
+        elif args[:1] == ["operator"]:
+            flag, port = "--metrics-addr", ports.get("http-metrics")
+        else:
+            continue
+        # The binary's defaults: console 127.0.0.1:8080 (unreachable in a pod), operator 0.0.0.0:9090.
+        addr = args[args.index(flag) + 1] if flag in args else ("127.0.0.1:8080" if flag == "--listen" else "0.0.0.0:9090")
+        host, _, p = addr.rpartition(":")
+        ok = host in ("0.0.0.0", "[::]") and int(p) == port
+        print(f"{d['metadata']['name']}: {flag} {addr} (probes/Service use port {port}) {'ok' if ok else 'UNREACHABLE'}")
+        bad += not ok
+sys.exit(1 if bad else 0)
+PY
+}
+
 # ----------------------------------------------------------------------- run
 echo "chart: $CHART  (helm $(helm version --template '{{.Version}}'))"
 run_check "lint (default values)" check_lint
@@ -229,6 +255,7 @@ run_check "RBAC operator, leader election off (default values)" \
 run_check "RBAC operator, leader election on (ci/full-values.yaml)" \
   check_rbac operator "$work/rbac-full.yaml" "prod-clawhost-operator"
 run_check "RBAC console" check_rbac console "$work/rbac-default.yaml" "$RELEASE-console"
+run_check "servers listen on the pod IP (default values)" check_listen "$work/rbac-default.yaml"
 run_check "operator config (default values)" check_config "$work/rbac-default.yaml"
 run_check "operator config (ci/full-values.yaml)" check_config "$work/rbac-full.yaml"
 
