@@ -182,6 +182,11 @@ impl KubeCluster {
         *self.last_error.lock().expect("lock") = None;
         v
     }
+
+    /// Records the outcome for the reachability banner and maps the error.
+    fn settle<T>(&self, r: Result<T, kube::Error>) -> Result<(), ClusterError> {
+        r.map(|_| self.ok(())).map_err(|e| self.map_err(e))
+    }
 }
 
 fn event_info(e: Event) -> EventInfo {
@@ -279,13 +284,7 @@ impl Cluster for KubeCluster {
     fn delete<'a>(&'a self, ns: &'a str, name: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
         async move {
             let api: Api<Assistant> = Api::namespaced(self.client.clone(), ns);
-            match api.delete(name, &DeleteParams::default()).await {
-                Ok(_) => {
-                    self.ok(());
-                    Ok(())
-                }
-                Err(e) => Err(self.map_err(e)),
-            }
+            self.settle(api.delete(name, &DeleteParams::default()).await)
         }
         .boxed()
     }
@@ -298,13 +297,7 @@ impl Cluster for KubeCluster {
                 field_manager: Some(FIELD_MANAGER.into()),
                 ..Default::default()
             };
-            match api.create(&pp, s).await {
-                Ok(_) => {
-                    self.ok(());
-                    Ok(())
-                }
-                Err(e) => Err(self.map_err(e)),
-            }
+            self.settle(api.create(&pp, s).await)
         }
         .boxed()
     }
@@ -323,13 +316,7 @@ impl Cluster for KubeCluster {
                 ..Default::default()
             };
             let patch = serde_json::json!({ "data": { key: b64(value) } });
-            match api.patch(name, &pp, &Patch::Merge(&patch)).await {
-                Ok(_) => {
-                    self.ok(());
-                    Ok(())
-                }
-                Err(e) => Err(self.map_err(e)),
-            }
+            self.settle(api.patch(name, &pp, &Patch::Merge(&patch)).await)
         }
         .boxed()
     }
