@@ -75,63 +75,19 @@ pub fn parse_assistants(file: &str, text: &str) -> (Vec<Assistant>, Vec<RenderEr
                 continue;
             }
         };
-        let Some(obj) = json.as_object() else {
-            errors.push(err(
-                Some(n),
-                None,
-                "expected a mapping (an Assistant object)".into(),
-            ));
-            continue;
+        // `kubectl get asst -o yaml` prints a v1 List: render its items.
+        let is_list = json.get("kind").and_then(Value::as_str) == Some("List")
+            && json.get("apiVersion").and_then(Value::as_str) == Some("v1");
+        let items = if is_list {
+            json.get("items")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            vec![json]
         };
-        let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
-        if api_version != API_VERSION || kind != KIND {
-            errors.push(err(
-                Some(n),
-                None,
-                format!(
-                    "apiVersion {api_version:?} kind {kind:?} is not an Assistant (expected apiVersion {API_VERSION}, kind {KIND})"
-                ),
-            ));
-            continue;
-        }
-        let label = {
-            let meta = obj.get("metadata");
-            let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
-            let ns = meta
-                .and_then(|m| m.get("namespace"))
-                .and_then(Value::as_str)
-                .unwrap_or("default");
-            name.map(|name| format!("{ns}/{name}"))
-        };
-        let mut unknown = Vec::new();
-        let parsed: Result<Assistant, _> = {
-            let mut track = |path: serde_ignored::Path<'_>| {
-                // `?` marks an Option layer; apiVersion/kind are checked above.
-                let path = path.to_string().replace(".?", "").replace("?.", "");
-                if path != "apiVersion" && path != "kind" {
-                    unknown.push(path);
-                }
-            };
-            let de = serde_ignored::Deserializer::new(&json, &mut track);
-            serde_path_to_error::deserialize(de)
-        };
-        match parsed {
-            Err(e) => errors.push(err(Some(n), label, format!("{}: {}", e.path(), e.inner()))),
-            Ok(_) if !unknown.is_empty() => {
-                for path in unknown {
-                    errors.push(err(
-                        Some(n),
-                        label.clone(),
-                        format!("{path}: unknown field (check spelling against docs/assistant-reference.md)"),
-                    ));
-                }
-            }
-            Ok(mut a) => {
-                // As kubectl does: a manifest without a namespace lands in `default`.
-                a.metadata.namespace.get_or_insert_with(|| "default".into());
-                out.push(a);
-            }
+        for item in &items {
+            parse_object(item, n, &err, &mut out, &mut errors);
         }
     }
     if seen_docs == 0 && errors.is_empty() {
@@ -142,6 +98,76 @@ pub fn parse_assistants(file: &str, text: &str) -> (Vec<Assistant>, Vec<RenderEr
         ));
     }
     (out, errors)
+}
+
+/// Parses one object of document `n` into `out`, or its problems into `errors`.
+fn parse_object(
+    json: &Value,
+    n: usize,
+    err: &dyn Fn(Option<usize>, Option<String>, String) -> RenderError,
+    out: &mut Vec<Assistant>,
+    errors: &mut Vec<RenderError>,
+) {
+    let Some(obj) = json.as_object() else {
+        errors.push(err(
+            Some(n),
+            None,
+            "expected a mapping (an Assistant object)".into(),
+        ));
+        return;
+    };
+    let api_version = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    if api_version != API_VERSION || kind != KIND {
+        errors.push(err(
+            Some(n),
+            None,
+            format!(
+                "apiVersion {api_version:?} kind {kind:?} is not an Assistant (expected apiVersion {API_VERSION}, kind {KIND})"
+            ),
+        ));
+        return;
+    }
+    let label = {
+        let meta = obj.get("metadata");
+        let name = meta.and_then(|m| m.get("name")).and_then(Value::as_str);
+        let ns = meta
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+            .unwrap_or("default");
+        name.map(|name| format!("{ns}/{name}"))
+    };
+    let mut unknown = Vec::new();
+    let parsed: Result<Assistant, _> = {
+        let mut track = |path: serde_ignored::Path<'_>| {
+            // `?` marks an Option layer; apiVersion/kind are checked above.
+            let path = path.to_string().replace(".?", "").replace("?.", "");
+            if path != "apiVersion" && path != "kind" {
+                unknown.push(path);
+            }
+        };
+        let de = serde_ignored::Deserializer::new(json, &mut track);
+        serde_path_to_error::deserialize(de)
+    };
+    match parsed {
+        Err(e) => errors.push(err(Some(n), label, format!("{}: {}", e.path(), e.inner()))),
+        Ok(_) if !unknown.is_empty() => {
+            for path in unknown {
+                errors.push(err(
+                    Some(n),
+                    label.clone(),
+                    format!(
+                        "{path}: unknown field (check spelling against docs/assistant-reference.md)"
+                    ),
+                ));
+            }
+        }
+        Ok(mut a) => {
+            // As kubectl does: a manifest without a namespace lands in `default`.
+            a.metadata.namespace.get_or_insert_with(|| "default".into());
+            out.push(a);
+        }
+    }
 }
 
 /// Renders the children of every Assistant; Secrets carry placeholders, never generated
@@ -377,6 +403,28 @@ spec:
         assert!(all.contains("spec.owner.email"), "{all}");
         assert!(all.contains("spec.gateway.version"), "{all}");
         assert!(all.contains("spec.gateway.config.gateway.bind"), "{all}");
+    }
+
+    #[test]
+    fn kubectl_list_output_renders_each_item() {
+        // What `kubectl get asst -o yaml` prints: a v1 List with status and server fields.
+        let item = |name: &str| {
+            serde_json::json!({
+                "apiVersion": "clawhost.dev/v1alpha1", "kind": "Assistant",
+                "metadata": {"name": name, "namespace": "clients", "uid": "u-1", "resourceVersion": "7",
+                             "generation": 2, "creationTimestamp": "2026-11-25T00:00:00Z"},
+                "spec": {"owner": {"name": "A", "email": "a@example.com"},
+                         "tailscale": {"authKeySecretRef": {"name": "t", "key": "k"}}},
+                "status": {"phase": "Running"}
+            })
+        };
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [item("a1"), item("a2")]});
+        let (a, errs) = parse_assistants("list.yaml", &serde_yaml::to_string(&list).unwrap());
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(a.len(), 2);
+        let objs = render_assistant(&a[1], &config()).unwrap();
+        // With a real uid, children carry the controller ownerReference.
+        assert_eq!(objs[0]["metadata"]["ownerReferences"][0]["uid"], "u-1");
     }
 
     #[test]
