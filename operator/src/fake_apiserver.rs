@@ -938,3 +938,35 @@ mod tests {
         assert!(api.get_opt("a").await.unwrap().is_none());
     }
 }
+
+/// Manifests of a minimal client, shared by the reconcile scenarios, the process tests and
+/// the benchmark.
+pub mod fixtures {
+    use serde_json::{Value, json};
+
+    /// A valid Assistant referencing the auth-key Secret `<name>-ts` (key `authkey`).
+    pub fn assistant(ns: &str, name: &str) -> Value {
+        json!({
+            "apiVersion": "clawhost.dev/v1alpha1",
+            "kind": "Assistant",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {
+                "owner": {"name": "Alice", "email": "alice@example.com"},
+                "tailscale": {"authKeySecretRef": {"name": format!("{name}-ts"), "key": "authkey"}}
+            }
+        })
+    }
+
+    /// The client's Tailscale auth-key Secret that [`assistant`] references.
+    pub fn auth_key_secret(ns: &str, name: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-ts"), "namespace": ns}, "stringData": {"authkey": "tskey-auth-test"}})
+    }
+}
+
+impl FakeApiServer {
+    /// Stores a client: its auth-key Secret and its Assistant.
+    pub fn seed_client(&self, ns: &str, name: &str) {
+        self.put(fixtures::auth_key_secret(ns, name));
+        self.put(fixtures::assistant(ns, name));
+    }
+}

@@ -135,16 +135,7 @@ async fn wait_for<T>(
 }
 
 fn seed(fake: &FakeApiServer, name: &str) {
-    fake.put(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-ts"), "namespace": NS}, "stringData": {"authkey": "tskey-auth-test"}}));
-    fake.put(json!({
-        "apiVersion": "clawhost.dev/v1alpha1",
-        "kind": "Assistant",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "owner": {"name": "Alice", "email": "alice@example.com"},
-            "tailscale": {"authKeySecretRef": {"name": format!("{name}-ts"), "key": "authkey"}}
-        }
-    }));
+    fake.seed_client(NS, name);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use clawhost::api::{Assistant, Phase};
 use clawhost::config::OperatorConfig;
-use clawhost::fake_apiserver::{FakeApiServer, Fault, FaultKind};
+use clawhost::fake_apiserver::{FakeApiServer, Fault, FaultKind, fixtures};
 use clawhost::reconciler::{self, Context, FINALIZER};
 use http::Method;
 use serde_json::{Value, json};
@@ -14,19 +14,11 @@ const NS: &str = "clients";
 const CRD: &str = "apis/clawhost.dev/v1alpha1";
 
 fn assistant_json(name: &str) -> Value {
-    json!({
-        "apiVersion": "clawhost.dev/v1alpha1",
-        "kind": "Assistant",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "owner": {"name": "Alice", "email": "alice@example.com"},
-            "tailscale": {"authKeySecretRef": {"name": format!("{name}-ts"), "key": "authkey"}}
-        }
-    })
+    fixtures::assistant(NS, name)
 }
 
 fn auth_secret(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-ts"), "namespace": NS}, "stringData": {"authkey": "tskey-auth-test"}})
+    fixtures::auth_key_secret(NS, name)
 }
 
 struct Harness {
@@ -44,8 +36,7 @@ impl Harness {
         Self { fake, ctx }
     }
     fn seed(&self, name: &str) {
-        self.fake.put(auth_secret(name));
-        self.fake.put(assistant_json(name));
+        self.fake.seed_client(NS, name);
     }
     fn assistant(&self, name: &str) -> Assistant {
         serde_json::from_value(

@@ -185,22 +185,6 @@ fn print_table(rows: &[Figures]) {
 
 // ---------------------------------------------------------------- the API server process
 
-fn assistant_json(name: &str) -> Value {
-    json!({
-        "apiVersion": "clawhost.dev/v1alpha1",
-        "kind": "Assistant",
-        "metadata": {"name": name, "namespace": NS},
-        "spec": {
-            "owner": {"name": "Bench Client", "email": "bench@example.com"},
-            "tailscale": {"authKeySecretRef": {"name": format!("{name}-ts"), "key": "authkey"}}
-        }
-    })
-}
-
-fn auth_secret(name: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("{name}-ts"), "namespace": NS}, "stringData": {"authkey": "tskey-auth-bench"}})
-}
-
 /// Every StatefulSet gets a ready pod, every claim is bound: what the cluster would do.
 fn cluster_runs(fake: &FakeApiServer) {
     for sts in fake.list("apis/apps/v1", "statefulsets") {
@@ -226,8 +210,7 @@ fn fake_apiserver(seed: usize) -> anyhow::Result<()> {
     let fake = FakeApiServer::new();
     for i in 0..seed {
         let name = format!("client-{i:05}");
-        fake.put(auth_secret(&name));
-        fake.put(assistant_json(&name));
+        fake.seed_client(NS, &name);
     }
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async move {
