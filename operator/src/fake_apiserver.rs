@@ -772,6 +772,10 @@ impl FakeApiServer {
                 if obj == before && existing.is_some() {
                     return respond(200, obj);
                 }
+                // A dry run answers what would be stored and stores nothing.
+                if query.split('&').any(|kv| kv == "dryRun=All") {
+                    return respond(200, obj);
+                }
                 if existing.is_none() {
                     return respond(201, Self::insert(st, obj));
                 }

@@ -18,6 +18,13 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// Child kind and what the apply step did (bounded: a handful of kinds and outcomes).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApplyLabel {
+    pub kind: String,
+    pub outcome: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabel {
     pub phase: String,
@@ -28,6 +35,9 @@ pub struct Metrics {
     pub errors: Family<ReasonLabel, Counter>,
     pub duration: Histogram,
     pub assistants: Family<PhaseLabel, Gauge>,
+    /// Apply decisions per child kind: applied (created, changed, drift), normalised
+    /// (a dry run found nothing to write), refused.
+    pub applies: Family<ApplyLabel, Counter>,
     phases: Mutex<HashMap<String, Phase>>,
     failures: Mutex<HashMap<String, u32>>,
 }
@@ -39,6 +49,7 @@ impl Default for Metrics {
             errors: Family::default(),
             duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             assistants: Family::default(),
+            applies: Family::default(),
             phases: Mutex::default(),
             failures: Mutex::default(),
         }
@@ -66,10 +77,42 @@ impl Metrics {
             self.duration.clone(),
         );
         registry.register(
+            "clawhost_child_applies",
+            "Child object apply decisions, by kind and outcome (created, changed, drift_restored, normalised, refused)",
+            self.applies.clone(),
+        );
+        registry.register(
             "clawhost_assistants",
             "Assistants by phase",
             self.assistants.clone(),
         );
+    }
+
+    /// Records what the apply step did for one child; unchanged children are not counted.
+    pub fn observe_apply(&self, kind: &str, outcome: crate::reconciler::apply::Outcome) {
+        use crate::reconciler::apply::{Comparison, Outcome};
+        let outcome = match outcome {
+            Outcome::Unchanged => return,
+            Outcome::NormalisedOnly => "normalised",
+            Outcome::Applied(Comparison::Missing) => "created",
+            Outcome::Applied(Comparison::DesiredChanged) => "changed",
+            Outcome::Applied(_) => "drift_restored",
+        };
+        self.applies
+            .get_or_create(&ApplyLabel {
+                kind: kind.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn observe_refusal(&self, kind: &str) {
+        self.applies
+            .get_or_create(&ApplyLabel {
+                kind: kind.to_string(),
+                outcome: "refused".to_string(),
+            })
+            .inc();
     }
 
     pub fn observe_reconcile(&self, took: Duration, error: Option<String>) {

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -36,22 +36,44 @@ use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
 use crate::reconciler::{self, Context, observe::references_secret};
 
-/// Shared health state for the HTTP endpoints.
+/// Shared health state for the HTTP endpoints: ready while connected and no watch is
+/// failing, so an operator that cannot see changes says so instead of looking healthy.
 #[derive(Clone, Default)]
 pub struct Health {
     connected: Arc<AtomicBool>,
-    running: Arc<AtomicBool>,
+    failing_watches: Arc<AtomicUsize>,
 }
 
 impl Health {
     pub fn set_connected(&self, v: bool) {
         self.connected.store(v, Ordering::Relaxed);
     }
-    pub fn set_running(&self, v: bool) {
-        self.running.store(v, Ordering::Relaxed);
-    }
     pub fn ready(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
+        self.connected.load(Ordering::Relaxed) && self.failing_watches.load(Ordering::Relaxed) == 0
+    }
+
+    /// Passes a watch stream through, tracking whether it currently fails: the first error
+    /// marks it failing (logged once), the next event it delivers marks it recovered.
+    pub fn track<S, T, E>(&self, what: &'static str, stream: S) -> impl futures::Stream<Item = S::Item> + use<S, T, E>
+    where
+        S: futures::Stream<Item = Result<T, E>>,
+        E: std::fmt::Display,
+    {
+        let failing = self.failing_watches.clone();
+        let mut is_failing = false;
+        stream.inspect(move |item| match (item, is_failing) {
+            (Err(e), false) => {
+                is_failing = true;
+                failing.fetch_add(1, Ordering::Relaxed);
+                warn!(watch = what, error = %e, "watch failed; retrying with backoff (readyz reports 503 until it recovers)");
+            }
+            (Ok(_), true) => {
+                is_failing = false;
+                failing.fetch_sub(1, Ordering::Relaxed);
+                info!(watch = what, "watch recovered");
+            }
+            _ => {}
+        })
     }
 }
 
@@ -209,6 +231,7 @@ async fn run_controller(
     client: Client,
     namespace: Option<String>,
     ctx: Arc<Context>,
+    health: Health,
     shutdown: watch::Receiver<bool>,
 ) {
     let api = |c: &Client| -> Api<Assistant> {
@@ -234,8 +257,11 @@ async fn run_controller(
     // Our own status writes change neither generation, annotations, finalizers nor the
     // deletion mark, so they do not re-trigger a reconcile.
     let (store, writer) = reflector::store::<Assistant>();
-    let assistants = watcher(api(&client), watcher::Config::default().any_semantic())
-        .default_backoff()
+    let assistants = health
+        .track(
+            "assistants",
+            watcher(api(&client), watcher::Config::default().any_semantic()).default_backoff(),
+        )
         .reflect(writer)
         .applied_objects()
         .predicate_filter(
@@ -253,7 +279,13 @@ async fn run_controller(
     // mapped by its annotation instead of ownerReferences.
     macro_rules! child_stream {
         ($k:ty) => {
-            watcher(meta_api::<$k>(&client, &namespace), managed.clone()).touched_objects()
+            health
+                .track(
+                    stringify!($k),
+                    watcher(meta_api::<$k>(&client, &namespace), managed.clone())
+                        .default_backoff(),
+                )
+                .touched_objects()
         };
     }
     let controller = controller
@@ -269,11 +301,16 @@ async fn run_controller(
         .watches_stream(child_stream!(Pod), |o| owner_of(&o))
         // Secrets the client owns (auth key, model keys): a fix is picked up at once.
         .watches_stream(
-            watcher(
-                meta_api::<Secret>(&client, &namespace),
-                watcher::Config::default(),
-            )
-            .touched_objects(),
+            health
+                .track(
+                    "client secrets",
+                    watcher(
+                        meta_api::<Secret>(&client, &namespace),
+                        watcher::Config::default(),
+                    )
+                    .default_backoff(),
+                )
+                .touched_objects(),
             move |s| {
                 // The operator's own Secrets come through the managed stream above; only
                 // client Secrets need the scan over every Assistant.
@@ -334,7 +371,9 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(opts.metrics_addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.metrics_addr))?;
-    info!(addr = %opts.metrics_addr, "serving /healthz, /readyz, /metrics");
+    // The bound address, so port 0 (tests) tells where it landed.
+    let bound = listener.local_addr().unwrap_or(opts.metrics_addr);
+    info!(addr = %bound, "serving /healthz, /readyz, /metrics");
     let mut http_stop = shutdown.clone();
     let http = tokio::spawn(
         axum::serve(listener, router)
@@ -378,7 +417,6 @@ pub async fn run(
         tailnet: crate::tailscale_api::from_config(&config)?,
         reconcile_timeout: reconciler::RECONCILE_TIMEOUT,
     });
-    health.set_running(true);
     let namespaces: Vec<Option<String>> = if config.namespaces.is_empty() {
         vec![None]
     } else {
@@ -388,7 +426,15 @@ pub async fn run(
     let controllers = futures::future::join_all(
         namespaces
             .into_iter()
-            .map(|ns| run_controller(client.clone(), ns, ctx.clone(), shutdown.clone())),
+            .map(|ns| {
+                run_controller(
+                    client.clone(),
+                    ns,
+                    ctx.clone(),
+                    health.clone(),
+                    shutdown.clone(),
+                )
+            }),
     );
     match leader {
         Some(mut lost) => {

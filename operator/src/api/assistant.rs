@@ -148,6 +148,14 @@ pub struct StorageSpec {
     /// What happens to the volume when the Assistant is deleted.
     #[serde(default)]
     pub on_delete: OnDelete,
+
+    /// Take over a volume kept from a deleted Assistant of the same name: the `metadata.uid`
+    /// of that PersistentVolumeClaim (the `VolumeBelongsToAnotherAssistant` condition names
+    /// it). Without it, such a volume is never mounted, so one client's data never reaches
+    /// another by a reused name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub adopt_retained_volume: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -233,7 +241,7 @@ pub struct AssistantStatus {
     pub phase: Option<Phase>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, ConfigValid, StorageReady, GatewayReady, TailnetReady.
+    /// Ready, ConfigValid, Applied, StorageReady, GatewayReady, TailnetReady.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use super::{BuildError, ChildNames, child_meta};
+use super::{ASSISTANT_UID_ANNOTATION, BuildError, ChildNames, child_meta};
 use crate::api::{Assistant, OnDelete};
 use crate::config::OperatorConfig;
 
@@ -41,6 +41,13 @@ pub fn build(
     let mut metadata = child_meta(assistant, &names.data_volume, "data");
     if assistant.storage().on_delete == OnDelete::Retain {
         metadata.owner_references = None;
+    }
+    // Which Assistant the volume belongs to, even after it is retained and unlinked.
+    if let Some(uid) = &assistant.metadata.uid {
+        metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(ASSISTANT_UID_ANNOTATION.to_string(), uid.clone());
     }
     let size = requested_size(assistant, config).ok_or(BuildError::MissingMetadata("plan"))?;
     Ok(PersistentVolumeClaim {
@@ -93,6 +100,7 @@ mod tests {
             size: Some("20Gi".into()),
             storage_class_name: Some("fast".into()),
             on_delete: OnDelete::Delete,
+            ..Default::default()
         });
         let pvc = build(&a, &config()).unwrap();
         assert_eq!(pvc.metadata.owner_references.unwrap()[0].kind, "Assistant");

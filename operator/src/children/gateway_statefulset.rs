@@ -142,7 +142,8 @@ fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount {
         name: name.into(),
         mount_path: path.into(),
-        read_only: Some(read_only),
+        // Only `true` is sent: the API server drops the default `false`.
+        read_only: read_only.then_some(true),
         ..Default::default()
     }
 }
@@ -351,7 +352,8 @@ fn volumes(assistant: &Assistant) -> Vec<Volume> {
             name: "data".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                 claim_name: names.data_volume.clone(),
-                read_only: Some(false),
+                // false is the default, which the API server drops: leave it unset.
+                read_only: None,
             }),
             ..Default::default()
         },

@@ -32,6 +32,9 @@ pub const ASSISTANT_LABEL: &str = "clawhost.dev/assistant";
 /// Annotation on every child: the full Assistant name (labels cap at 63 characters), so
 /// watch events map back to the Assistant even for objects it does not own.
 pub const ASSISTANT_NAME_ANNOTATION: &str = "clawhost.dev/assistant-name";
+/// Annotation on the data volume: the uid of the Assistant it belongs to. A new Assistant
+/// that reuses a name never mounts a volume recorded for another uid.
+pub const ASSISTANT_UID_ANNOTATION: &str = "clawhost.dev/assistant-uid";
 /// Label set on a volume kept after its Assistant was deleted.
 pub const RETAINED_LABEL: &str = "clawhost.dev/retained";
 /// Pod-template annotation: hash of everything that needs a restart to take effect.

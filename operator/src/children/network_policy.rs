@@ -114,8 +114,11 @@ pub fn build(
                 match_labels: Some(selector_labels(assistant)),
                 ..Default::default()
             }),
+            // Ingress listed with no rules denies all ingress. The rule list stays absent:
+            // the API server drops an empty list, and sending one rewrites the object on
+            // every apply.
             policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
-            ingress: Some(vec![]),
+            ingress: None,
             egress: Some(egress),
         }),
     }))
@@ -137,7 +140,7 @@ mod tests {
     #[test]
     fn denies_all_ingress() {
         let spec = policy(&config());
-        assert_eq!(spec.ingress, Some(vec![]));
+        assert_eq!(spec.ingress, None);
         assert!(spec.policy_types.unwrap().contains(&"Ingress".to_string()));
     }
 

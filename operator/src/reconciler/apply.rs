@@ -3,7 +3,10 @@
 //!
 //! "Matches" means both: the live object carries the hash of the desired object we last
 //! applied (catches fields we stopped setting, which a subset check cannot see), and every
-//! field we set still has our value (catches hand edits).
+//! field we set still has our value (catches hand edits). When only the second fails, a
+//! server-side dry run decides (see [`ensure`]): the real API server drops and normalises
+//! values in ways no client-side comparison can fully know, and guessing wrong must cost a
+//! read, never a write loop. Why this design: `docs/architecture.md`.
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::ApiResource;
@@ -60,12 +63,15 @@ fn as_stored(desired: &Value) -> Value {
 }
 
 /// Whether every field of `want` is present in `have` with the same value. Lists must match
-/// element by element. Quantities compare by value (the API server canonicalises them).
+/// element by element. Quantities compare by value (the API server canonicalises them). A
+/// field `want` sets to its zero value (`false`, `0`, `""`, `[]`, `{}`, null) matches when
+/// `have` lacks it: the API server drops such values, and an absent field means the same.
 pub fn is_subset(want: &Value, have: &Value, parent_key: &str) -> bool {
     match (want, have) {
-        (Value::Object(w), Value::Object(h)) => w
-            .iter()
-            .all(|(k, wv)| h.get(k).is_some_and(|hv| is_subset(wv, hv, k))),
+        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, wv)| match h.get(k) {
+            Some(hv) => is_subset(wv, hv, k),
+            None => is_zero(wv),
+        }),
         (Value::Array(w), Value::Array(h)) => {
             w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b, parent_key))
         }
@@ -81,6 +87,18 @@ pub fn is_subset(want: &Value, have: &Value, parent_key: &str) -> bool {
     }
 }
 
+/// A value the API server stores as "absent".
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.values().all(is_zero),
+    }
+}
+
 fn quantity_parent(key: &str) -> bool {
     matches!(
         key,
@@ -88,25 +106,106 @@ fn quantity_parent(key: &str) -> bool {
     )
 }
 
-/// Whether `desired` (already carrying its hash) must be applied over `live`.
-pub fn needs_apply(desired: &Value, live: Option<&Value>) -> bool {
-    let Some(live) = live else { return true };
-    let want_hash = desired
-        .pointer(&format!(
+/// How a live child stands against the desired object (which carries its hash).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    /// Not there: create it.
+    Missing,
+    /// The desired object changed since it was last applied (the hash differs).
+    DesiredChanged,
+    /// Same desired object, but some field we set reads differently: a hand edit, or a
+    /// value the API server normalises in a way this comparison does not know.
+    FieldsDiffer,
+    /// Nothing to do.
+    InSync,
+}
+
+/// Compares without I/O; see [`Comparison`].
+pub fn compare(desired: &Value, live: Option<&Value>) -> Comparison {
+    let Some(live) = live else {
+        return Comparison::Missing;
+    };
+    let hash_of = |v: &Value| {
+        v.pointer(&format!(
             "/metadata/annotations/{}",
             APPLIED_HASH_ANNOTATION.replace('/', "~1")
         ))
-        .and_then(Value::as_str);
-    let have_hash = live
-        .pointer(&format!(
-            "/metadata/annotations/{}",
-            APPLIED_HASH_ANNOTATION.replace('/', "~1")
-        ))
-        .and_then(Value::as_str);
-    if want_hash != have_hash {
-        return true;
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+    };
+    if hash_of(desired) != hash_of(live) {
+        Comparison::DesiredChanged
+    } else if is_subset(&as_stored(desired), live, "") {
+        Comparison::InSync
+    } else {
+        Comparison::FieldsDiffer
     }
-    !is_subset(&as_stored(desired), live, "")
+}
+
+/// Whether `desired` (already carrying its hash) must be applied over `live`, by the
+/// I/O-free comparison alone.
+pub fn needs_apply(desired: &Value, live: Option<&Value>) -> bool {
+    compare(desired, live) != Comparison::InSync
+}
+
+/// What [`ensure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing was written.
+    Unchanged,
+    /// One server-side apply was written.
+    Applied(Comparison),
+    /// The fields differed only as the API server stores them (a server-side dry run
+    /// produced the live object): nothing was written.
+    NormalisedOnly,
+}
+
+/// Applies `desired` unless the live object already is what the API server would store.
+///
+/// The I/O-free [`compare`] decides the common cases. When it sees differing fields under
+/// an unchanged hash, the server decides: a dry-run apply shows what it would store, and a
+/// real write happens only when that differs from the live object. So a field the server
+/// normalises in a way we did not foresee costs one dry-run request per reconcile, never
+/// a write loop.
+pub async fn ensure(
+    client: &kube::Client,
+    resource: &ApiResource,
+    namespace: &str,
+    desired: &Value,
+    live: Option<&Value>,
+) -> Result<Outcome, kube::Error> {
+    let comparison = compare(desired, live);
+    match comparison {
+        Comparison::InSync => return Ok(Outcome::Unchanged),
+        Comparison::FieldsDiffer => {
+            let would_store = apply_with(client, resource, namespace, desired, true).await?;
+            let would_store = serde_json::to_value(would_store).unwrap_or_default();
+            if live.is_some_and(|live| same_content(&would_store, live)) {
+                return Ok(Outcome::NormalisedOnly);
+            }
+        }
+        Comparison::Missing | Comparison::DesiredChanged => {}
+    }
+    apply(client, resource, namespace, desired).await?;
+    Ok(Outcome::Applied(comparison))
+}
+
+/// Equal but for what every write changes (resourceVersion, generation, managedFields)
+/// and status, which the apply does not touch.
+fn same_content(a: &Value, b: &Value) -> bool {
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("status");
+        }
+        if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+            for k in ["resourceVersion", "generation", "managedFields"] {
+                m.remove(k);
+            }
+        }
+        v
+    };
+    strip(a) == strip(b)
 }
 
 /// Server-side apply, forced: the operator owns the fields it sets.
@@ -116,14 +215,21 @@ pub async fn apply(
     namespace: &str,
     desired: &Value,
 ) -> Result<DynamicObject, kube::Error> {
+    apply_with(client, resource, namespace, desired, false).await
+}
+
+async fn apply_with(
+    client: &kube::Client,
+    resource: &ApiResource,
+    namespace: &str,
+    desired: &Value,
+    dry_run: bool,
+) -> Result<DynamicObject, kube::Error> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
     let name = desired["metadata"]["name"].as_str().unwrap_or_default();
-    api.patch(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(desired),
-    )
-    .await
+    let mut params = PatchParams::apply(FIELD_MANAGER).force();
+    params.dry_run = dry_run;
+    api.patch(name, &params, &Patch::Apply(desired)).await
 }
 
 #[cfg(test)]
@@ -149,6 +255,37 @@ mod tests {
         assert!(is_subset(&want, &have, ""));
         let bigger = json!({"resources": {"limits": {"memory": "2Gi", "cpu": "1"}}});
         assert!(!is_subset(&want, &bigger, ""));
+    }
+
+    #[test]
+    fn zero_values_match_absent_fields_but_not_other_values() {
+        let want = json!({"spec": {"ingress": [], "readOnly": false, "replicas": 0, "labels": {}}});
+        assert!(is_subset(&want, &json!({"spec": {}}), ""));
+        assert!(!is_subset(&want, &json!({"spec": {"replicas": 1}}), ""));
+        assert!(!is_subset(&want, &json!({"spec": {"readOnly": true}}), ""));
+        assert!(!is_subset(&json!({"a": true}), &json!({}), ""));
+        assert!(!is_subset(&json!({"a": [1]}), &json!({}), ""));
+    }
+
+    #[test]
+    fn compare_names_why() {
+        let desired = with_hash(json!({"kind": "Service", "metadata": {"name": "x"}, "spec": {"a": 1}}));
+        assert_eq!(compare(&desired, None), Comparison::Missing);
+        assert_eq!(compare(&desired, Some(&desired)), Comparison::InSync);
+        let mut edited = desired.clone();
+        edited["spec"]["a"] = json!(2);
+        assert_eq!(compare(&desired, Some(&edited)), Comparison::FieldsDiffer);
+        let other = with_hash(json!({"kind": "Service", "metadata": {"name": "x"}, "spec": {"a": 3}}));
+        assert_eq!(compare(&other, Some(&desired)), Comparison::DesiredChanged);
+    }
+
+    #[test]
+    fn same_content_ignores_write_bookkeeping_only() {
+        let a = json!({"metadata": {"name": "x", "resourceVersion": "1", "generation": 1, "managedFields": []}, "spec": {"a": 1}, "status": {"b": 1}});
+        let b = json!({"metadata": {"name": "x", "resourceVersion": "2", "generation": 2}, "spec": {"a": 1}});
+        assert!(same_content(&a, &b));
+        let c = json!({"metadata": {"name": "x"}, "spec": {"a": 2}});
+        assert!(!same_content(&a, &c));
     }
 
     #[test]

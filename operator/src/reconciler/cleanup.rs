@@ -19,6 +19,10 @@ use crate::api::{Assistant, OnDelete};
 use crate::children::{self, RETAINED_LABEL, typed_value};
 
 const WAIT_FOR_POD: Duration = Duration::from_secs(5);
+/// On a retained volume: `namespace/name` of the Assistant it was kept from.
+pub const RETAINED_FROM_ANNOTATION: &str = "clawhost.dev/retained-from";
+/// On a retained volume: the e-mail of the client it belonged to.
+pub const RETAINED_OWNER_EMAIL_ANNOTATION: &str = "clawhost.dev/retained-owner-email";
 
 pub async fn run(a: &Assistant, ctx: &Context) -> Result<Action, Error> {
     if !a.finalizers().iter().any(|f| f == FINALIZER) {
@@ -89,7 +93,11 @@ pub async fn run(a: &Assistant, ctx: &Context) -> Result<Action, Error> {
 
     // 3. The volume: keep it (unlinked, labelled) or delete it, as the client chose.
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
-    if let Some(pvc) = pvcs.get_opt(&n.data_volume).await? {
+    let ours = |pvc: &PersistentVolumeClaim| {
+        super::observe::volume_ownership(a, Some(pvc)) == super::observe::VolumeOwnership::Ours
+    };
+    // Another Assistant's volume (retained under this name) is never touched here.
+    if let Some(pvc) = pvcs.get_opt(&n.data_volume).await?.filter(ours) {
         match a.storage().on_delete {
             OnDelete::Retain => {
                 let uid = a.uid().unwrap_or_default();
@@ -107,8 +115,8 @@ pub async fn run(a: &Assistant, ctx: &Context) -> Result<Action, Error> {
                             "ownerReferences": owners,
                             "labels": {RETAINED_LABEL: "true"},
                             "annotations": {
-                                "clawhost.dev/retained-from": format!("{ns}/{}", a.name_any()),
-                                "clawhost.dev/retained-owner-email": a.spec.owner.email,
+                                RETAINED_FROM_ANNOTATION: format!("{ns}/{}", a.name_any()),
+                                RETAINED_OWNER_EMAIL_ANNOTATION: a.spec.owner.email,
                             },
                         }
                     });

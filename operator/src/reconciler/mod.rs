@@ -42,6 +42,8 @@ pub enum Error {
     NoNamespace,
     #[error("reconcile took longer than {0:?} (a hanging API call); retrying")]
     Timeout(Duration),
+    #[error("the API server refused {0} (see the Applied condition); retrying with backoff")]
+    Refused(String),
 }
 
 impl Error {
@@ -53,6 +55,7 @@ impl Error {
             Error::Tailnet(_) => "tailnet_api".into(),
             Error::NoNamespace => "no_namespace".into(),
             Error::Timeout(_) => "timeout".into(),
+            Error::Refused(_) => "apply_refused".into(),
         }
     }
 }
@@ -117,17 +120,68 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
     }
     ensure_finalizer(a, ctx, &ns).await?;
 
-    let observed = observe::observe(a, ctx, &ns).await?;
+    let mut observed = observe::observe(a, ctx, &ns).await?;
     if observed.state.config_problem.is_none() {
+        if let Some(claim) = &observed.adopt_volume {
+            adopt_retained_volume(a, ctx, &ns, claim).await?;
+        }
         ensure_created(a, ctx, &ns, &observed).await?;
-        apply_children(a, ctx, &ns, &observed.live).await?;
+        observed.state.refused = apply_children(a, ctx, &ns, &observed.live).await?;
     }
     let status = status::compute(a, &ctx.config, &observed.state);
     let phase = status.phase.unwrap_or_default();
     write_status(a, ctx, &ns, status).await?;
     ctx.metrics.set_phase(&assistant_key(a), phase);
+    if !observed.state.refused.is_empty() {
+        // Status and the Event say why; the error makes the retry back off.
+        let what = observed
+            .state
+            .refused
+            .iter()
+            .map(|r| format!("{} {}", r.kind, r.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(Error::Refused(what));
+    }
     ctx.metrics.reset_backoff(&assistant_key(a));
     Ok(next_check(phase, &ctx.config))
+}
+
+/// Hands a retained volume to this Assistant, as its spec explicitly asked: records the new
+/// owner and drops the retained marks, so the claim is this Assistant's from now on.
+async fn adopt_retained_volume(
+    a: &Assistant,
+    ctx: &Context,
+    ns: &str,
+    claim: &str,
+) -> Result<(), Error> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = json!({
+        "metadata": {
+            "labels": {children::RETAINED_LABEL: null},
+            "annotations": {
+                children::ASSISTANT_UID_ANNOTATION: a.uid(),
+                cleanup::RETAINED_FROM_ANNOTATION: null,
+                cleanup::RETAINED_OWNER_EMAIL_ANNOTATION: null,
+            },
+        }
+    });
+    api.patch(claim, &PatchParams::default(), &Patch::Merge(patch))
+        .await?;
+    info!(pvc = claim, "adopted a retained volume, as spec.storage.adoptRetainedVolume asks");
+    if let Some(recorder) = &ctx.recorder {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "AdoptedRetainedVolume".into(),
+            note: Some(format!("took over the retained volume {claim}")),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &a.object_ref(&())).await {
+            warn!(error = %e, "could not publish event");
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn assistant_key(a: &Assistant) -> String {
@@ -230,12 +284,15 @@ pub struct LiveChildren {
     pub statefulset: Option<Value>,
 }
 
+/// Applies every desired child that differs from its live copy. Children the API server
+/// refuses (4xx: admission, validation, quota, RBAC) are returned so status can say so,
+/// and the others are still applied; transport and server errors abort for a retry.
 async fn apply_children(
     a: &Assistant,
     ctx: &Context,
     ns: &str,
     live: &LiveChildren,
-) -> Result<(), Error> {
+) -> Result<Vec<status::ApplyRefusal>, Error> {
     let c = &ctx.config;
     let b = |e| invalid(e);
     let desired: Vec<(ApiResource, Value, Option<&Value>)> = vec![
@@ -283,14 +340,47 @@ async fn apply_children(
         typed_value(&children::gateway_statefulset::build(a, c).map_err(b)?),
         live.statefulset.as_ref(),
     ));
+    let mut refused = Vec::new();
     for (resource, object, current) in desired {
         let object = apply::with_hash(object);
-        if apply::needs_apply(&object, current) {
-            apply::apply(&ctx.client, &resource, ns, &object).await?;
-            info!(kind = %resource.kind, name = object["metadata"]["name"].as_str(), "applied");
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        match apply::ensure(&ctx.client, &resource, ns, &object, current).await {
+            Ok(outcome) => {
+                ctx.metrics.observe_apply(&resource.kind, outcome);
+                if let apply::Outcome::Applied(why) = outcome {
+                    info!(kind = %resource.kind, name, ?why, "applied");
+                }
+            }
+            Err(kube::Error::Api(e)) if is_refusal(e.code) => {
+                ctx.metrics.observe_refusal(&resource.kind);
+                let r = refusal(&resource.kind, name, &e);
+                warn!(kind = %resource.kind, name, code = e.code, message = %r.message, "the API server refused a child object");
+                refused.push(r);
+            }
+            Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
+    Ok(refused)
+}
+
+/// Answers that retrying alone will not change: the request itself is refused.
+fn is_refusal(code: u16) -> bool {
+    matches!(code, 400 | 403 | 404 | 422)
+}
+
+/// The refusal as status shows it. A Secret's refusal keeps only the reason: the server's
+/// message may quote a value.
+fn refusal(kind: &str, name: &str, e: &kube::core::Status) -> status::ApplyRefusal {
+    let message = if kind == "Secret" {
+        format!("{} ({})", e.reason, e.code)
+    } else {
+        e.message.clone()
+    };
+    status::ApplyRefusal {
+        kind: kind.to_string(),
+        name: name.to_string(),
+        message,
+    }
 }
 
 async fn write_status(

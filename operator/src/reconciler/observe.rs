@@ -20,6 +20,56 @@ use crate::api::validation::{self, PreviousState};
 pub struct Observation {
     pub live: LiveChildren,
     pub state: Observed,
+    /// A retained volume this Assistant takes over, as its spec asks (the claim's name).
+    pub adopt_volume: Option<String>,
+}
+
+/// Whose the data volume is, as far as this Assistant is concerned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum VolumeOwnership {
+    /// No volume, or this Assistant's (also a claim from before uids were recorded that
+    /// was never retained).
+    Ours,
+    /// Another Assistant's volume that the spec explicitly adopts.
+    Adopt,
+    /// Another Assistant's volume (typically retained after deletion): never mounted.
+    Foreign(super::status::ConfigProblem),
+}
+
+/// Decides [`VolumeOwnership`] from the live claim's recorded owner uid and retained mark.
+pub fn volume_ownership(a: &Assistant, pvc: Option<&PersistentVolumeClaim>) -> VolumeOwnership {
+    use crate::children::{ASSISTANT_UID_ANNOTATION, RETAINED_LABEL};
+    use kube::ResourceExt;
+    let (Some(pvc), Some(uid)) = (pvc, a.metadata.uid.as_deref()) else {
+        return VolumeOwnership::Ours;
+    };
+    let recorded = pvc.annotations().get(ASSISTANT_UID_ANNOTATION);
+    let retained = pvc.labels().get(RETAINED_LABEL).map(String::as_str) == Some("true");
+    let ours = match recorded {
+        Some(owner) => owner == uid,
+        None => !retained,
+    };
+    if ours {
+        return VolumeOwnership::Ours;
+    }
+    let claim_uid = pvc.uid().unwrap_or_default();
+    if a.storage().adopt_retained_volume.as_deref() == Some(claim_uid.as_str()) {
+        return VolumeOwnership::Adopt;
+    }
+    let name = pvc.name_any();
+    let from = pvc
+        .annotations()
+        .get(super::cleanup::RETAINED_FROM_ANNOTATION)
+        .map(|f| format!(", kept from the deleted Assistant {f}"))
+        .unwrap_or_default();
+    VolumeOwnership::Foreign(problem(
+        "VolumeBelongsToAnotherAssistant",
+        format!(
+            "the volume {name} belongs to another Assistant{from}; it is not mounted. \
+             For a fresh volume, back up and delete (or rename) that claim; to give its data \
+             to this Assistant on purpose, set spec.storage.adoptRetainedVolume: {claim_uid}"
+        ),
+    ))
 }
 
 async fn get(
@@ -76,6 +126,9 @@ pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observati
         .await?,
     );
     let volume: Option<PersistentVolumeClaim> = typed(&live.volume);
+    let ownership = volume_ownership(a, volume.as_ref());
+    // Another Assistant's volume says nothing about this one's storage.
+    let volume = volume.filter(|_| !matches!(ownership, VolumeOwnership::Foreign(_)));
 
     let previous = volume.as_ref().map(|pvc| PreviousState {
         requested_storage: pvc
@@ -87,23 +140,30 @@ pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observati
             .map(|q| q.0.clone()),
         storage_class_name: pvc.spec.as_ref().and_then(|s| s.storage_class_name.clone()),
     });
-    let config_problem = match validation::validate(a, &ctx.config, previous.as_ref()) {
-        Err(problems) => {
+    let validated = match &ownership {
+        VolumeOwnership::Foreign(p) => Err(p.clone()),
+        _ => validation::validate(a, &ctx.config, previous.as_ref()).map_err(|problems| {
             let shrink = problems
                 .0
                 .iter()
                 .any(|p| p.message.contains("never shrink"));
-            Some(problem(
+            problem(
                 if shrink {
                     "StorageShrinkRefused"
                 } else {
                     "InvalidSpec"
                 },
                 problems.to_string(),
-            ))
-        }
+            )
+        }),
+    };
+    let config_problem = match validated {
+        Err(p) => Some(p),
         Ok(()) => missing_references(a, ctx, ns).await?,
     };
+    let adopt_volume = (ownership == VolumeOwnership::Adopt)
+        .then(|| volume.as_ref().and_then(|v| v.metadata.name.clone()))
+        .flatten();
     Ok(Observation {
         live,
         state: Observed {
@@ -112,7 +172,9 @@ pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observati
             pod,
             tailscale_state,
             deleting: false,
+            refused: Vec::new(),
         },
+        adopt_volume,
     })
 }
 

@@ -16,6 +16,7 @@ pub const CONFIG_VALID: &str = "ConfigValid";
 pub const STORAGE_READY: &str = "StorageReady";
 pub const GATEWAY_READY: &str = "GatewayReady";
 pub const TAILNET_READY: &str = "TailnetReady";
+pub const APPLIED: &str = "Applied";
 
 /// Container waiting reasons that need a human, not patience.
 const FAILING_REASONS: [&str; 6] = [
@@ -34,10 +35,28 @@ pub struct ConfigProblem {
     pub message: String,
 }
 
+/// A child object the API server refused to take (admission, validation, quota, RBAC):
+/// retrying alone will not fix it, so it is shown in status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplyRefusal {
+    pub kind: String,
+    pub name: String,
+    /// The server's message (never a Secret's content: see `reconciler::refusal`).
+    pub message: String,
+}
+
+impl std::fmt::Display for ApplyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.kind, self.name, self.message)
+    }
+}
+
 /// What the reconciler saw in the cluster.
 #[derive(Debug, Clone, Default)]
 pub struct Observed {
     pub config_problem: Option<ConfigProblem>,
+    /// Children the API server refused in this reconcile.
+    pub refused: Vec<ApplyRefusal>,
     pub volume: Option<PersistentVolumeClaim>,
     pub pod: Option<Pod>,
     pub tailscale_state: Option<Secret>,
@@ -175,15 +194,21 @@ fn gateway_condition(a: &Assistant, obs: &Observed, generation: Option<i64>) -> 
         && let Some(reason) = w.reason.as_deref()
         && FAILING_REASONS.contains(&reason)
     {
-        return cond(
-            GATEWAY_READY,
-            false,
-            reason,
+        let oom_killed = gw
+            .and_then(|c| c.last_state.as_ref())
+            .and_then(|s| s.terminated.as_ref())
+            .and_then(|t| t.reason.as_deref())
+            == Some("OOMKilled");
+        let message = if oom_killed {
+            format!(
+                "the gateway ran out of memory (OOMKilled) and is in {reason}: give it a larger plan or a higher resources.limits.memory"
+            )
+        } else {
             w.message
                 .clone()
-                .unwrap_or_else(|| format!("gateway container is in {reason}")),
-            generation,
-        );
+                .unwrap_or_else(|| format!("gateway container is in {reason}"))
+        };
+        return cond(GATEWAY_READY, false, reason, message, generation);
     }
     if gw.is_some_and(|c| c.ready) {
         return cond(
@@ -279,18 +304,42 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
     let names = ChildNames::for_assistant(a);
     let config_valid = match &obs.config_problem {
         Some(p) => cond(CONFIG_VALID, false, p.reason, p.message.clone(), generation),
-        None => cond(
-            CONFIG_VALID,
+        None => cond(CONFIG_VALID, true, "Valid", "the spec is valid", generation),
+    };
+    let applied = match (&obs.config_problem, obs.refused.as_slice()) {
+        (Some(_), _) => cond(
+            APPLIED,
+            false,
+            "NotApplied",
+            "nothing is applied while ConfigValid is False",
+            generation,
+        ),
+        (None, []) => cond(
+            APPLIED,
             true,
-            "Valid",
-            "the spec is valid and applied",
+            "Applied",
+            "every child object matches the spec",
+            generation,
+        ),
+        (None, refused) => cond(
+            APPLIED,
+            false,
+            "ApplyRefused",
+            format!(
+                "the API server refused {}",
+                refused
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
             generation,
         ),
     };
     let (storage_c, storage) = storage_condition(obs, generation);
     let gateway_c = gateway_condition(a, obs, generation);
     let (tailnet_c, tailnet) = tailnet_condition(a, obs, generation);
-    let parts = [&config_valid, &storage_c, &gateway_c, &tailnet_c];
+    let parts = [&config_valid, &applied, &storage_c, &gateway_c, &tailnet_c];
     let not_ready: Vec<&Condition> = parts
         .iter()
         .copied()
@@ -317,7 +366,7 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
         FAILING_REASONS.contains(&gateway_c.reason.as_str()) || storage_c.reason == "Lost";
     let phase = if obs.deleting {
         Phase::Terminating
-    } else if obs.config_problem.is_some() {
+    } else if obs.config_problem.is_some() || !obs.refused.is_empty() {
         Phase::Failed
     } else if a.spec.suspended {
         Phase::Suspended
@@ -331,7 +380,7 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
     } else {
         Phase::Provisioning
     };
-    let mut conditions = vec![ready, config_valid, storage_c, gateway_c, tailnet_c];
+    let mut conditions = vec![ready, config_valid, applied, storage_c, gateway_c, tailnet_c];
     keep_transition_times(
         &mut conditions,
         a.status

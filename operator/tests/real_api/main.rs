@@ -1,0 +1,9 @@
+//! The real-API tier: the operator against a real kube-apiserver, etcd and
+//! kube-controller-manager (`clawhost-envtest`, enabled by `KUBEBUILDER_ASSETS`). Claims
+//! about the operator's behaviour count once they hold here; the in-memory API server
+//! stays for fault injection. Tests run one at a time (two cores).
+
+mod builders;
+mod fleet;
+mod restart;
+mod support;
