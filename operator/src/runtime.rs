@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -41,39 +41,101 @@ use crate::reconciler::{self, Context, observe::references_secret};
 #[derive(Clone, Default)]
 pub struct Health {
     connected: Arc<AtomicBool>,
-    failing_watches: Arc<AtomicUsize>,
+    watches: Arc<std::sync::Mutex<Vec<Arc<WatchState>>>>,
+}
+
+/// One watch's health. A watch that resumes after an error yields nothing until something
+/// changes, so recovery is not an event: a watch counts as failing while its last error is
+/// more recent than [`WATCH_RETRY_MAX`] plus a margin (a still-failing watch errs at least
+/// that often) and no event arrived since.
+#[derive(Default)]
+struct WatchState {
+    /// Milliseconds since [`health_epoch`] of the last error; 0 when none or cleared.
+    last_error_ms: AtomicU64,
+}
+
+/// Longest wait between two attempts of a failing watch.
+pub const WATCH_RETRY_MAX: Duration = Duration::from_secs(5);
+const WATCH_FAILING_FOR: Duration = Duration::from_secs(10);
+
+fn health_epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
+}
+
+fn now_ms() -> u64 {
+    // Never 0, which means "no error".
+    health_epoch().elapsed().as_millis() as u64 + 1
 }
 
 impl Health {
     pub fn set_connected(&self, v: bool) {
         self.connected.store(v, Ordering::Relaxed);
     }
+
     pub fn ready(&self) -> bool {
-        self.connected.load(Ordering::Relaxed) && self.failing_watches.load(Ordering::Relaxed) == 0
+        let now = now_ms();
+        let failing_for = WATCH_FAILING_FOR.as_millis() as u64;
+        self.connected.load(Ordering::Relaxed)
+            && self.watches.lock().expect("lock").iter().all(|w| {
+                let last = w.last_error_ms.load(Ordering::Relaxed);
+                last == 0 || now.saturating_sub(last) > failing_for
+            })
     }
 
-    /// Passes a watch stream through, tracking whether it currently fails: the first error
-    /// marks it failing (logged once), the next event it delivers marks it recovered.
-    pub fn track<S, T, E>(&self, what: &'static str, stream: S) -> impl futures::Stream<Item = S::Item> + use<S, T, E>
+    /// Passes a watch stream through, tracking its health for `/readyz` and logging the
+    /// first error of each outage.
+    pub fn track<S, T, E>(
+        &self,
+        what: &'static str,
+        stream: S,
+    ) -> impl futures::Stream<Item = S::Item> + use<S, T, E>
     where
         S: futures::Stream<Item = Result<T, E>>,
         E: std::fmt::Display,
     {
-        let failing = self.failing_watches.clone();
-        let mut is_failing = false;
-        stream.inspect(move |item| match (item, is_failing) {
-            (Err(e), false) => {
-                is_failing = true;
-                failing.fetch_add(1, Ordering::Relaxed);
-                warn!(watch = what, error = %e, "watch failed; retrying with backoff (readyz reports 503 until it recovers)");
+        let state = Arc::new(WatchState::default());
+        self.watches.lock().expect("lock").push(state.clone());
+        stream.inspect(move |item| {
+            let last = state.last_error_ms.load(Ordering::Relaxed);
+            match item {
+                Err(e) => {
+                    let now = now_ms();
+                    if last == 0 || now.saturating_sub(last) > WATCH_FAILING_FOR.as_millis() as u64 {
+                        warn!(watch = what, error = %e, "watch failed; retrying (readyz reports 503 until it recovers)");
+                    }
+                    state.last_error_ms.store(now, Ordering::Relaxed);
+                }
+                Ok(_) if last != 0 => {
+                    state.last_error_ms.store(0, Ordering::Relaxed);
+                    info!(watch = what, "watch recovered");
+                }
+                Ok(_) => {}
             }
-            (Ok(_), true) => {
-                is_failing = false;
-                failing.fetch_sub(1, Ordering::Relaxed);
-                info!(watch = what, "watch recovered");
-            }
-            _ => {}
         })
+    }
+}
+
+/// Retry delays of a failing watch: 0.5 s doubling to [`WATCH_RETRY_MAX`]. Shorter than
+/// kube's default (30 s) so the operator is back within seconds of an API server restart;
+/// a dozen watches retrying every 5 s is no load on a recovering server.
+#[derive(Debug, Clone, Default)]
+pub struct WatchRetry {
+    attempt: u32,
+}
+
+impl Iterator for WatchRetry {
+    type Item = Duration;
+    fn next(&mut self) -> Option<Duration> {
+        let delay = Duration::from_millis(500).saturating_mul(1 << self.attempt.min(4));
+        self.attempt = self.attempt.saturating_add(1);
+        Some(delay.min(WATCH_RETRY_MAX))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchRetry {
+    fn reset(&mut self) {
+        self.attempt = 0;
     }
 }
 
@@ -137,6 +199,20 @@ fn config_source() -> String {
     }
 }
 
+/// The operator's API client: kube's configuration inference, without kube's built-in
+/// retry of 429/503/504. That retry waits inside the request (up to 15 times, with delays
+/// growing toward minutes), so after an API server restart a watch answered 429 while the
+/// server warms up just hangs: no error reaches the watcher, nothing is logged, `/readyz`
+/// stays green and new Assistants are never seen. Failures must surface instead: watches
+/// retry with their own short backoff, reconciles with per-Assistant backoff.
+pub async fn operator_client() -> Result<Client, kube::Error> {
+    let mut config = kube::Config::infer()
+        .await
+        .map_err(kube::Error::InferConfig)?;
+    config.default_retry = false;
+    Client::try_from(config)
+}
+
 /// Connects to the cluster, retrying with capped backoff. Logs the first failure, then only
 /// when the error changes or every tenth attempt, so an unreachable cluster does not spam.
 pub async fn connect(mut shutdown: watch::Receiver<bool>) -> Option<Client> {
@@ -144,7 +220,7 @@ pub async fn connect(mut shutdown: watch::Receiver<bool>) -> Option<Client> {
     let mut last_error = String::new();
     for attempt in 1u64.. {
         let result = async {
-            let client = Client::try_default().await.map_err(|e| e.to_string())?;
+            let client = operator_client().await.map_err(|e| e.to_string())?;
             client
                 .apiserver_version()
                 .await
@@ -260,7 +336,8 @@ async fn run_controller(
     let assistants = health
         .track(
             "assistants",
-            watcher(api(&client), watcher::Config::default().any_semantic()).default_backoff(),
+            watcher(api(&client), watcher::Config::default().any_semantic())
+                .backoff(WatchRetry::default()),
         )
         .reflect(writer)
         .applied_objects()
@@ -270,67 +347,85 @@ async fn run_controller(
                 .combine(predicates::finalizers)
                 .combine(|a: &Assistant| Some(u64::from(a.metadata.deletion_timestamp.is_some()))),
             Default::default(),
-        );
-    let controller = Controller::for_stream(assistants, store.clone());
+        )
+        .filter_map(|a| futures::future::ready(a.ok()));
+    let (assistant_tx, assistant_rx) = futures::channel::mpsc::unbounded();
+    spawn_watch(assistants, assistant_tx, shutdown.clone());
+    let controller = Controller::for_stream(
+        assistant_rx.map(Ok::<_, watcher::Error>),
+        store.clone(),
+    );
     let secret_refs = store.clone();
 
     // Children are watched by metadata only: a change triggers a reconcile, which reads the
     // object itself. Retained volumes and pods have no Assistant owner, so every child is
     // mapped by its annotation instead of ownerReferences.
-    macro_rules! child_stream {
+    let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded::<ObjectRef<Assistant>>();
+    macro_rules! watch_children {
         ($k:ty) => {
-            health
-                .track(
-                    stringify!($k),
-                    watcher(meta_api::<$k>(&client, &namespace), managed.clone())
-                        .default_backoff(),
-                )
-                .touched_objects()
+            spawn_watch(
+                health
+                    .track(
+                        stringify!($k),
+                        watcher(meta_api::<$k>(&client, &namespace), managed.clone())
+                            .backoff(WatchRetry::default()),
+                    )
+                    .touched_objects()
+                    .filter_map(|o| futures::future::ready(o.ok().and_then(|o| owner_of(&o)))),
+                trigger_tx.clone(),
+                shutdown.clone(),
+            )
         };
     }
-    let controller = controller
-        .with_config(controller::Config::default().concurrency(concurrency))
-        .watches_stream(child_stream!(Secret), |o| owner_of(&o))
-        .watches_stream(child_stream!(ServiceAccount), |o| owner_of(&o))
-        .watches_stream(child_stream!(Role), |o| owner_of(&o))
-        .watches_stream(child_stream!(RoleBinding), |o| owner_of(&o))
-        .watches_stream(child_stream!(PersistentVolumeClaim), |o| owner_of(&o))
-        .watches_stream(child_stream!(Service), |o| owner_of(&o))
-        .watches_stream(child_stream!(NetworkPolicy), |o| owner_of(&o))
-        .watches_stream(child_stream!(StatefulSet), |o| owner_of(&o))
-        .watches_stream(child_stream!(Pod), |o| owner_of(&o))
-        // Secrets the client owns (auth key, model keys): a fix is picked up at once.
-        .watches_stream(
-            health
-                .track(
-                    "client secrets",
-                    watcher(
-                        meta_api::<Secret>(&client, &namespace),
-                        watcher::Config::default(),
-                    )
-                    .default_backoff(),
-                )
-                .touched_objects(),
-            move |s| {
-                // The operator's own Secrets come through the managed stream above; only
-                // client Secrets need the scan over every Assistant.
-                if s.labels()
-                    .get("app.kubernetes.io/managed-by")
-                    .map(String::as_str)
-                    == Some("clawhost")
-                {
-                    return Vec::new();
-                }
-                let ns = s.metadata.namespace.as_deref();
-                let name = s.metadata.name.as_deref().unwrap_or_default();
+    watch_children!(Secret);
+    watch_children!(ServiceAccount);
+    watch_children!(Role);
+    watch_children!(RoleBinding);
+    watch_children!(PersistentVolumeClaim);
+    watch_children!(Service);
+    watch_children!(NetworkPolicy);
+    watch_children!(StatefulSet);
+    watch_children!(Pod);
+    // Secrets the client owns (auth key, model keys): a fix is picked up at once.
+    let client_secrets = health
+        .track(
+            "client secrets",
+            watcher(
+                meta_api::<Secret>(&client, &namespace),
+                watcher::Config::default(),
+            )
+            .backoff(WatchRetry::default()),
+        )
+        .touched_objects()
+        .filter_map(|s| futures::future::ready(s.ok()))
+        .flat_map(move |s| {
+            // The operator's own Secrets come through the managed stream above; only
+            // client Secrets need the scan over every Assistant.
+            let own = s
+                .labels()
+                .get("app.kubernetes.io/managed-by")
+                .map(String::as_str)
+                == Some("clawhost");
+            let ns = s.metadata.namespace.as_deref();
+            let name = s.metadata.name.as_deref().unwrap_or_default();
+            let refs: Vec<ObjectRef<Assistant>> = if own {
+                Vec::new()
+            } else {
                 secret_refs
                     .state()
                     .into_iter()
-                    .filter(|a| a.metadata.namespace.as_deref() == ns && references_secret(a, name))
+                    .filter(|a| {
+                        a.metadata.namespace.as_deref() == ns && references_secret(a, name)
+                    })
                     .map(|a| ObjectRef::from_obj(&*a))
-                    .collect::<Vec<_>>()
-            },
-        );
+                    .collect()
+            };
+            futures::stream::iter(refs)
+        });
+    spawn_watch(client_secrets, trigger_tx, shutdown.clone());
+    let controller = controller
+        .with_config(controller::Config::default().concurrency(concurrency))
+        .reconcile_on(trigger_rx);
     let mut stop = shutdown.clone();
     controller
         .graceful_shutdown_on(async move {
@@ -352,6 +447,39 @@ async fn run_controller(
             }
         })
         .await;
+}
+
+/// Drives a watch on a task of its own and forwards what it yields to the controller.
+///
+/// The controller polls its inputs only as fast as its scheduler takes work; a watch that
+/// is not polled neither notices an API server outage nor reconnects after it. Measured on
+/// a real API server: with the watches inside the controller, watch retries after a restart
+/// came seconds to minutes apart and new Assistants went unseen. On their own tasks they
+/// retry on their backoff and `/readyz` reflects them.
+fn spawn_watch<S, T>(
+    stream: S,
+    to_controller: futures::channel::mpsc::UnboundedSender<T>,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    S: futures::Stream<Item = T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                item = stream.next() => match item {
+                    Some(item) => {
+                        if to_controller.unbounded_send(item).is_err() {
+                            return; // the controller stopped
+                        }
+                    }
+                    None => return,
+                },
+                _ = shutdown.wait_for(|s| *s) => return,
+            }
+        }
+    });
 }
 
 /// Options of `clawhost operator`.

@@ -264,7 +264,11 @@ async fn refused_apply_is_reported(cp: &clawhost_envtest::ControlPlane, admin: &
         (limits.get("memory").map(|q| q.0.as_str()) == Some("4Gi")).then_some(())
     })
     .await;
-    wait_for("an ApplyRefused event", STEP, || async { (events_for(admin, ns, "minimal", "ApplyRefused").await == 1).then_some(()) }).await;
+    // One Event per condition that turned ApplyRefused (Applied, and Ready after it).
+    let refused_events = wait_for("ApplyRefused events", STEP, || async {
+        Some(events_for(admin, ns, "minimal", "ApplyRefused").await).filter(|n| *n >= 1)
+    })
+    .await;
     let metrics = op.metrics_text().await;
     assert!(
         metrics.lines().any(|l| l.starts_with("clawhost_child_applies_total{") && l.contains("PersistentVolumeClaim") && l.contains("refused")),
@@ -275,6 +279,11 @@ async fn refused_apply_is_reported(cp: &clawhost_envtest::ControlPlane, admin: &
     let attempts = operator_writes_to(cp, since, "persistentvolumeclaims", "minimal-data").await
         + operator_requests(cp, since).iter().filter(|e| e.verb == "patch" && e.name() == "minimal-data" && e.code() == Some(422)).count();
     assert!(attempts <= 6, "{attempts} attempts to patch minimal-data in ~25 s: not backed off");
+    assert_eq!(
+        events_for(admin, ns, "minimal", "ApplyRefused").await,
+        refused_events,
+        "retries publish no further Events"
+    );
     // Undo: back to the plan the volume has.
     patch_assistant(admin, ns, "minimal", json!({"spec": {"plan": "standard"}})).await;
     wait_converged(admin, ns, "minimal", Duration::from_secs(330)).await;
@@ -334,39 +343,41 @@ async fn delete_removes_the_volume(admin: &Client, ns: &str) {
 }
 
 async fn pod_lifecycle_follows_the_kubelet(admin: &Client, ns: &str) {
+    // A bound volume, so only the pod and the tailnet stand between it and Running.
+    create_assistant(admin, &assistant_json(ns, "lively", json!({"storage": {"size": "1Gi", "storageClassName": "expandable"}}))).await;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), ns);
-    wait_for("the controller manager to create large-0", STEP, || async { pods.get_opt("large-0").await.ok()? }).await;
+    wait_for("the controller manager to create lively-0", STEP, || async { pods.get_opt("lively-0").await.ok()? }).await;
     // The sidecar stores where the device is; the test writes it as tailscale would.
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
     secrets
-        .patch("large-tailscale-state", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"device_fqdn": "large.tailnet-test.ts.net.", "device_ips": "[\"100.64.0.7\"]"}})))
+        .patch("lively-tailscale-state", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"device_fqdn": "lively.tailnet-test.ts.net.", "device_ips": "[\"100.64.0.7\"]"}})))
         .await
         .unwrap();
     let phase_reason = |want_phase: &'static str, want_reason: &'static str| {
         move || async move {
-            let a = get_assistant(admin, ns, "large").await?;
+            let a = get_assistant(admin, ns, "lively").await?;
             let phase = a.status.as_ref()?.phase?.to_string();
             let reason = condition(&a, "GatewayReady")?.1;
             (phase == want_phase && reason == want_reason).then_some(a)
         }
     };
-    set_pod_status(admin, ns, "large-0", pod_status(true, None)).await;
+    set_pod_status(admin, ns, "lively-0", pod_status(true, None)).await;
     wait_for("Running once the pod is ready", STEP, phase_reason("Running", "Ready")).await;
-    set_pod_status(admin, ns, "large-0", pod_status(false, Some(("CrashLoopBackOff", None)))).await;
+    set_pod_status(admin, ns, "lively-0", pod_status(false, Some(("CrashLoopBackOff", None)))).await;
     wait_for("Degraded while crash-looping", STEP, phase_reason("Degraded", "CrashLoopBackOff")).await;
-    set_pod_status(admin, ns, "large-0", pod_status(false, Some(("CrashLoopBackOff", Some("OOMKilled"))))).await;
+    set_pod_status(admin, ns, "lively-0", pod_status(false, Some(("CrashLoopBackOff", Some("OOMKilled"))))).await;
     let a = wait_for("OOMKilled named", STEP, || async {
-        let a = get_assistant(admin, ns, "large").await?;
+        let a = get_assistant(admin, ns, "lively").await?;
         condition(&a, "GatewayReady")?.2.contains("OOMKilled").then_some(a)
     })
     .await;
     assert_eq!(a.status.unwrap().phase.unwrap().to_string(), "Degraded");
-    set_pod_status(admin, ns, "large-0", pod_status(true, None)).await;
+    set_pod_status(admin, ns, "lively-0", pod_status(true, None)).await;
     wait_for("Running again", STEP, phase_reason("Running", "Ready")).await;
     // One Event per transition, however many reconciles ran meanwhile.
     let mut counts = BTreeMap::new();
     for reason in ["CrashLoopBackOff", "Ready"] {
-        counts.insert(reason, events_for(admin, ns, "large", reason).await);
+        counts.insert(reason, events_for(admin, ns, "lively", reason).await);
     }
     assert_eq!(counts["CrashLoopBackOff"], 2, "{counts:?}"); // GatewayReady and Ready turned CrashLoopBackOff once
     assert!(counts["Ready"] >= 2, "{counts:?}");

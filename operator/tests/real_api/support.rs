@@ -210,7 +210,7 @@ impl Operator {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawhost"));
         cmd.args(["operator", "--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
             .env("KUBECONFIG", cp.kubeconfig(OPERATOR_USER))
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", std::env::var("OPERATOR_RUST_LOG").unwrap_or_else(|_| "info".into()))
             .env_remove("CLAWHOST_CONFIG")
             .env_remove("KUBERNETES_SERVICE_HOST")
             .stdout(Stdio::null())
@@ -233,8 +233,8 @@ impl Operator {
             async move {
                 text.lines()
                     .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                    .find(|l| l["fields"]["message"] == "serving /healthz, /readyz, /metrics")
-                    .and_then(|l| l["fields"]["addr"].as_str().map(str::to_owned))
+                    .find(|l| l["message"] == "serving /healthz, /readyz, /metrics")
+                    .and_then(|l| l["addr"].as_str().map(str::to_owned))
             }
         })
         .await;
