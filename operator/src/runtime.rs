@@ -351,10 +351,8 @@ async fn run_controller(
         .filter_map(|a| futures::future::ready(a.ok()));
     let (assistant_tx, assistant_rx) = futures::channel::mpsc::unbounded();
     spawn_watch(assistants, assistant_tx, shutdown.clone());
-    let controller = Controller::for_stream(
-        assistant_rx.map(Ok::<_, watcher::Error>),
-        store.clone(),
-    );
+    let controller =
+        Controller::for_stream(assistant_rx.map(Ok::<_, watcher::Error>), store.clone());
     let secret_refs = store.clone();
 
     // Children are watched by metadata only: a change triggers a reconcile, which reads the
@@ -414,9 +412,7 @@ async fn run_controller(
                 secret_refs
                     .state()
                     .into_iter()
-                    .filter(|a| {
-                        a.metadata.namespace.as_deref() == ns && references_secret(a, name)
-                    })
+                    .filter(|a| a.metadata.namespace.as_deref() == ns && references_secret(a, name))
                     .map(|a| ObjectRef::from_obj(&*a))
                     .collect()
             };
@@ -551,19 +547,15 @@ pub async fn run(
         config.namespaces.iter().cloned().map(Some).collect()
     };
     info!(namespaces = ?config.namespaces, concurrency = config.reconcile.concurrency, "starting the Assistant controller");
-    let controllers = futures::future::join_all(
-        namespaces
-            .into_iter()
-            .map(|ns| {
-                run_controller(
-                    client.clone(),
-                    ns,
-                    ctx.clone(),
-                    health.clone(),
-                    shutdown.clone(),
-                )
-            }),
-    );
+    let controllers = futures::future::join_all(namespaces.into_iter().map(|ns| {
+        run_controller(
+            client.clone(),
+            ns,
+            ctx.clone(),
+            health.clone(),
+            shutdown.clone(),
+        )
+    }));
     match leader {
         Some(mut lost) => {
             tokio::select! {

@@ -269,13 +269,15 @@ mod tests {
 
     #[test]
     fn compare_names_why() {
-        let desired = with_hash(json!({"kind": "Service", "metadata": {"name": "x"}, "spec": {"a": 1}}));
+        let desired =
+            with_hash(json!({"kind": "Service", "metadata": {"name": "x"}, "spec": {"a": 1}}));
         assert_eq!(compare(&desired, None), Comparison::Missing);
         assert_eq!(compare(&desired, Some(&desired)), Comparison::InSync);
         let mut edited = desired.clone();
         edited["spec"]["a"] = json!(2);
         assert_eq!(compare(&desired, Some(&edited)), Comparison::FieldsDiffer);
-        let other = with_hash(json!({"kind": "Service", "metadata": {"name": "x"}, "spec": {"a": 3}}));
+        let other =
+            with_hash(json!({"kind": "Service", "metadata": {"name": "x"}, "spec": {"a": 3}}));
         assert_eq!(compare(&other, Some(&desired)), Comparison::DesiredChanged);
     }
 

@@ -168,7 +168,10 @@ async fn adopt_retained_volume(
     });
     api.patch(claim, &PatchParams::default(), &Patch::Merge(patch))
         .await?;
-    info!(pvc = claim, "adopted a retained volume, as spec.storage.adoptRetainedVolume asks");
+    info!(
+        pvc = claim,
+        "adopted a retained volume, as spec.storage.adoptRetainedVolume asks"
+    );
     if let Some(recorder) = &ctx.recorder {
         let event = Event {
             type_: EventType::Normal,

@@ -380,7 +380,14 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
     } else {
         Phase::Provisioning
     };
-    let mut conditions = vec![ready, config_valid, applied, storage_c, gateway_c, tailnet_c];
+    let mut conditions = vec![
+        ready,
+        config_valid,
+        applied,
+        storage_c,
+        gateway_c,
+        tailnet_c,
+    ];
     keep_transition_times(
         &mut conditions,
         a.status

@@ -23,7 +23,11 @@ fn inputs() -> Vec<Assistant> {
         .arg(cases.path())
         .output()
         .expect("python3 tests/manifests/edge_cases.py");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut files: Vec<_> = std::fs::read_dir(root.join("examples"))
         .unwrap()
         .chain(std::fs::read_dir(cases.path()).unwrap())
@@ -37,7 +41,11 @@ fn inputs() -> Vec<Assistant> {
             serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()))
         })
         .collect();
-    assert!(assistants.len() >= 16, "expected examples + edge cases, got {}", assistants.len());
+    assert!(
+        assistants.len() >= 16,
+        "expected examples + edge cases, got {}",
+        assistants.len()
+    );
     assistants
 }
 
@@ -79,7 +87,7 @@ fn changed_paths(a: &Value, b: &Value, at: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_builder_output_is_stored_unchanged_on_a_second_apply() {
-    let _one = serial();
+    let _one = serial().await;
     let Some(cp) = control_plane(false).await else {
         return;
     };
@@ -123,7 +131,9 @@ async fn every_builder_output_is_stored_unchanged_on_a_second_apply() {
             // stable. That one write is the server's, not a loop: accept exactly that, and
             // require the next apply to change nothing.
             if changed == ["/metadata/resourceVersion".to_string()] {
-                let third = apply::apply(&admin, &resource, &ns, &desired).await.unwrap();
+                let third = apply::apply(&admin, &resource, &ns, &desired)
+                    .await
+                    .unwrap();
                 if third.metadata.resource_version != second.metadata.resource_version {
                     failures.push(format!("{label}: every apply rewrites it"));
                 }

@@ -32,11 +32,23 @@ fn fleet() -> Vec<Value> {
         ("small", json!({"plan": "small"})),
         ("large", json!({"plan": "large"})),
         ("sleepy", json!({"suspended": true})),
-        ("custom", json!({"resources": {"requests": {"cpu": "100m", "memory": "1.5Gi"}, "limits": {"cpu": "1500m", "memory": "3Gi"}}})),
-        ("public", json!({"tailscale": {"authKeySecretRef": {"name": "ts-auth", "key": "authkey"}, "funnel": true, "tags": ["tag:a", "tag:b-2"], "hostname": "public-gw"}})),
-        ("ephemeral", json!({"storage": {"size": "1Gi", "onDelete": "Delete"}})),
-        ("configured", json!({"gateway": {"version": "2026.9.6", "config": {"agents": {"defaults": {"maxConcurrent": 1}}},
-            "env": [{"name": "TELEGRAM_BOT_TOKEN", "valueFrom": {"secretKeyRef": {"name": "ts-auth", "key": "authkey"}}}]}})),
+        (
+            "custom",
+            json!({"resources": {"requests": {"cpu": "100m", "memory": "1.5Gi"}, "limits": {"cpu": "1500m", "memory": "3Gi"}}}),
+        ),
+        (
+            "public",
+            json!({"tailscale": {"authKeySecretRef": {"name": "ts-auth", "key": "authkey"}, "funnel": true, "tags": ["tag:a", "tag:b-2"], "hostname": "public-gw"}}),
+        ),
+        (
+            "ephemeral",
+            json!({"storage": {"size": "1Gi", "onDelete": "Delete"}}),
+        ),
+        (
+            "configured",
+            json!({"gateway": {"version": "2026.9.6", "config": {"agents": {"defaults": {"maxConcurrent": 1}}},
+            "env": [{"name": "TELEGRAM_BOT_TOKEN", "valueFrom": {"secretKeyRef": {"name": "ts-auth", "key": "authkey"}}}]}}),
+        ),
     ];
     let mut out = Vec::new();
     for ns in NAMESPACES {
@@ -59,20 +71,30 @@ async fn converged(client: &Client, ns: &str, name: &str) -> Option<Assistant> {
 }
 
 async fn wait_converged(client: &Client, ns: &str, name: &str, timeout: Duration) -> Assistant {
-    wait_for(&format!("{ns}/{name} to converge"), timeout, || converged(client, ns, name)).await
-}
-
-/// Waits until the operator has written nothing for `quiet`, then returns the time.
-async fn wait_quiet(cp: &clawhost_envtest::ControlPlane, quiet: Duration) -> jiff::Timestamp {
-    wait_for("the operator to go quiet", Duration::from_secs(120), || async {
-        let since = jiff::Timestamp::now() - jiff::SignedDuration::try_from(quiet).unwrap();
-        let recent = operator_requests(cp, since);
-        recent.iter().all(|e| !e.is_write()).then(jiff::Timestamp::now)
+    wait_for(&format!("{ns}/{name} to converge"), timeout, || {
+        converged(client, ns, name)
     })
     .await
 }
 
-fn writes<'a>(events: &'a [clawhost_envtest::AuditEvent]) -> Vec<&'a clawhost_envtest::AuditEvent> {
+/// Waits until the operator has written nothing for `quiet`, then returns the time.
+async fn wait_quiet(cp: &clawhost_envtest::ControlPlane, quiet: Duration) -> jiff::Timestamp {
+    wait_for(
+        "the operator to go quiet",
+        Duration::from_secs(120),
+        || async {
+            let since = jiff::Timestamp::now() - jiff::SignedDuration::try_from(quiet).unwrap();
+            let recent = operator_requests(cp, since);
+            recent
+                .iter()
+                .all(|e| !e.is_write())
+                .then(jiff::Timestamp::now)
+        },
+    )
+    .await
+}
+
+fn writes(events: &[clawhost_envtest::AuditEvent]) -> Vec<&clawhost_envtest::AuditEvent> {
     events.iter().filter(|e| e.is_write()).collect()
 }
 
@@ -92,7 +114,7 @@ async fn events_for(client: &Client, ns: &str, name: &str, reason: &str) -> usiz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_fleet_on_the_real_api_server() {
-    let _one = serial();
+    let _one = serial().await;
     let Some(cp) = control_plane(true).await else {
         return;
     };
@@ -123,9 +145,15 @@ async fn operator_fleet_on_the_real_api_server() {
     let started = jiff::Timestamp::now();
     let clock = Instant::now();
     let mut op = Operator::start(&cp, None).await;
-    wait_for("/readyz 200", STEP, || async { (op.readyz().await == Some(200)).then_some(()) }).await;
+    wait_for("/readyz 200", STEP, || async {
+        (op.readyz().await == Some(200)).then_some(())
+    })
+    .await;
     for a in &fleet {
-        let (ns, name) = (a["metadata"]["namespace"].as_str().unwrap(), a["metadata"]["name"].as_str().unwrap());
+        let (ns, name) = (
+            a["metadata"]["namespace"].as_str().unwrap(),
+            a["metadata"]["name"].as_str().unwrap(),
+        );
         wait_converged(&admin, ns, name, CONVERGE).await;
     }
     let converge_time = clock.elapsed();
@@ -133,8 +161,12 @@ async fn operator_fleet_on_the_real_api_server() {
     let first_writes = writes(&first).len();
     eprintln!(
         "fleet: {} Assistants converged in {:.1} s: {} requests, {} writes ({:.1} requests, {:.1} writes per Assistant)",
-        fleet.len(), converge_time.as_secs_f64(), first.len(), first_writes,
-        first.len() as f64 / fleet.len() as f64, first_writes as f64 / fleet.len() as f64
+        fleet.len(),
+        converge_time.as_secs_f64(),
+        first.len(),
+        first_writes,
+        first.len() as f64 / fleet.len() as f64,
+        first_writes as f64 / fleet.len() as f64
     );
 
     // Idle: requeues of unready Assistants keep reconciling; none may write.
@@ -144,9 +176,16 @@ async fn operator_fleet_on_the_real_api_server() {
     let idle_writes = writes(&idle);
     eprintln!(
         "fleet: idle window {} s: {} requests, {} writes, {} dry runs",
-        IDLE_WINDOW.as_secs(), idle.len(), idle_writes.len(), idle.iter().filter(|e| e.is_dry_run()).count()
+        IDLE_WINDOW.as_secs(),
+        idle.len(),
+        idle_writes.len(),
+        idle.iter().filter(|e| e.is_dry_run()).count()
     );
-    assert!(idle_writes.is_empty(), "writes while idle:\n{}", describe(&idle_writes));
+    assert!(
+        idle_writes.is_empty(),
+        "writes while idle:\n{}",
+        describe(&idle_writes)
+    );
 
     let ns = "clients-a";
     drift_is_undone_with_one_write_each(&cp, &admin, ns).await;
@@ -159,46 +198,87 @@ async fn operator_fleet_on_the_real_api_server() {
 
     let all = operator_requests(&cp, started);
     let forbidden: Vec<_> = all.iter().filter(|e| e.code() == Some(403)).collect();
-    assert!(forbidden.is_empty(), "RBAC refused the operator:\n{}", describe(&forbidden));
-    eprintln!("fleet: {} operator requests in all, 0 refused by RBAC", all.len());
-    assert_eq!(op.terminate(Duration::from_secs(30)), Some(0), "SIGTERM stops it cleanly");
+    assert!(
+        forbidden.is_empty(),
+        "RBAC refused the operator:\n{}",
+        describe(&forbidden)
+    );
+    eprintln!(
+        "fleet: {} operator requests in all, 0 refused by RBAC",
+        all.len()
+    );
+    assert_eq!(
+        op.terminate(Duration::from_secs(30)),
+        Some(0),
+        "SIGTERM stops it cleanly"
+    );
 }
 
-async fn operator_writes_to(cp: &clawhost_envtest::ControlPlane, since: jiff::Timestamp, resource: &str, name: &str) -> usize {
+async fn operator_writes_to(
+    cp: &clawhost_envtest::ControlPlane,
+    since: jiff::Timestamp,
+    resource: &str,
+    name: &str,
+) -> usize {
     operator_requests(cp, since)
         .iter()
         .filter(|e| e.is_write() && e.resource() == resource && e.name() == name)
         .count()
 }
 
-async fn drift_is_undone_with_one_write_each(cp: &clawhost_envtest::ControlPlane, admin: &Client, ns: &str) {
+async fn drift_is_undone_with_one_write_each(
+    cp: &clawhost_envtest::ControlPlane,
+    admin: &Client,
+    ns: &str,
+) {
     // A hand-edited StatefulSet.
     let since = jiff::Timestamp::now();
     let sts: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
-    sts.patch("minimal", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}})))
-        .await
-        .unwrap();
+    sts.patch(
+        "minimal",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 3}})),
+    )
+    .await
+    .unwrap();
     wait_for("the StatefulSet edit to be undone", STEP, || async {
         (sts.get("minimal").await.ok()?.spec?.replicas == Some(1)).then_some(())
     })
     .await;
     wait_quiet(cp, Duration::from_secs(5)).await;
-    assert_eq!(operator_writes_to(cp, since, "statefulsets", "minimal").await, 1, "one write restores the StatefulSet");
+    assert_eq!(
+        operator_writes_to(cp, since, "statefulsets", "minimal").await,
+        1,
+        "one write restores the StatefulSet"
+    );
 
     // A deleted NetworkPolicy.
     let since = jiff::Timestamp::now();
     let np: Api<NetworkPolicy> = Api::namespaced(admin.clone(), ns);
-    np.delete("minimal-gateway", &DeleteParams::default()).await.unwrap();
-    wait_for("the NetworkPolicy to come back", STEP, || async { np.get_opt("minimal-gateway").await.ok()? }).await;
+    np.delete("minimal-gateway", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("the NetworkPolicy to come back", STEP, || async {
+        np.get_opt("minimal-gateway").await.ok()?
+    })
+    .await;
     wait_quiet(cp, Duration::from_secs(5)).await;
-    assert_eq!(operator_writes_to(cp, since, "networkpolicies", "minimal-gateway").await, 1, "one write restores the NetworkPolicy");
+    assert_eq!(
+        operator_writes_to(cp, since, "networkpolicies", "minimal-gateway").await,
+        1,
+        "one write restores the NetworkPolicy"
+    );
 
     // A hand-changed gateway config Secret.
     let since = jiff::Timestamp::now();
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
     let before = secrets.get("minimal-gateway-config").await.unwrap().data;
     secrets
-        .patch("minimal-gateway-config", &PatchParams::default(), &Patch::Merge(json!({"stringData": {"openclaw.json": "{}"}})))
+        .patch(
+            "minimal-gateway-config",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"stringData": {"openclaw.json": "{}"}})),
+        )
         .await
         .unwrap();
     wait_for("the config Secret to be restored", STEP, || async {
@@ -206,15 +286,28 @@ async fn drift_is_undone_with_one_write_each(cp: &clawhost_envtest::ControlPlane
     })
     .await;
     wait_quiet(cp, Duration::from_secs(5)).await;
-    assert_eq!(operator_writes_to(cp, since, "secrets", "minimal-gateway-config").await, 1, "one write restores the config Secret");
+    assert_eq!(
+        operator_writes_to(cp, since, "secrets", "minimal-gateway-config").await,
+        1,
+        "one write restores the config Secret"
+    );
 }
 
 async fn suspend_and_resume(admin: &Client, ns: &str) {
     let sts: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
     for (suspended, replicas, phase) in [(true, 0, "Suspended"), (false, 1, "")] {
-        patch_assistant(admin, ns, "small", json!({"spec": {"suspended": suspended}})).await;
+        patch_assistant(
+            admin,
+            ns,
+            "small",
+            json!({"spec": {"suspended": suspended}}),
+        )
+        .await;
         let a = wait_converged(admin, ns, "small", STEP).await;
-        assert_eq!(sts.get("small").await.unwrap().spec.unwrap().replicas, Some(replicas));
+        assert_eq!(
+            sts.get("small").await.unwrap().spec.unwrap().replicas,
+            Some(replicas)
+        );
         let got = a.status.unwrap().phase.unwrap().to_string();
         if !phase.is_empty() {
             assert_eq!(got, phase);
@@ -225,22 +318,63 @@ async fn suspend_and_resume(admin: &Client, ns: &str) {
 }
 
 async fn storage_grows(cp: &clawhost_envtest::ControlPlane, admin: &Client, ns: &str) {
-    create_assistant(admin, &assistant_json(ns, "grow", json!({"storage": {"size": "1Gi", "storageClassName": "expandable"}}))).await;
+    create_assistant(
+        admin,
+        &assistant_json(
+            ns,
+            "grow",
+            json!({"storage": {"size": "1Gi", "storageClassName": "expandable"}}),
+        ),
+    )
+    .await;
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), ns);
     wait_for("grow-data to bind", STEP, || async {
-        (pvcs.get_opt("grow-data").await.ok()??.status?.phase.as_deref() == Some("Bound")).then_some(())
+        (pvcs
+            .get_opt("grow-data")
+            .await
+            .ok()??
+            .status?
+            .phase
+            .as_deref()
+            == Some("Bound"))
+        .then_some(())
     })
     .await;
     wait_converged(admin, ns, "grow", STEP).await;
     let since = jiff::Timestamp::now();
-    patch_assistant(admin, ns, "grow", json!({"spec": {"storage": {"size": "2Gi"}}})).await;
+    patch_assistant(
+        admin,
+        ns,
+        "grow",
+        json!({"spec": {"storage": {"size": "2Gi"}}}),
+    )
+    .await;
     let a = wait_converged(admin, ns, "grow", STEP).await;
-    let requested = pvcs.get("grow-data").await.unwrap().spec.unwrap().resources.unwrap().requests.unwrap()["storage"].0.clone();
+    let requested = pvcs
+        .get("grow-data")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .resources
+        .unwrap()
+        .requests
+        .unwrap()["storage"]
+        .0
+        .clone();
     assert_eq!(requested, "2Gi", "{:?}", a.status);
-    assert_eq!(operator_writes_to(cp, since, "persistentvolumeclaims", "grow-data").await, 1);
+    assert_eq!(
+        operator_writes_to(cp, since, "persistentvolumeclaims", "grow-data").await,
+        1
+    );
 }
 
-async fn refused_apply_is_reported(cp: &clawhost_envtest::ControlPlane, admin: &Client, op: &Operator, ns: &str) {
+async fn refused_apply_is_reported(
+    cp: &clawhost_envtest::ControlPlane,
+    admin: &Client,
+    op: &Operator,
+    ns: &str,
+) {
     // The default plan's volume is unbound (no default StorageClass): growing it is
     // forbidden by the API server, so a plan upgrade cannot be fully applied.
     let since = jiff::Timestamp::now();
@@ -253,16 +387,37 @@ async fn refused_apply_is_reported(cp: &clawhost_envtest::ControlPlane, admin: &
     .await;
     let (_, reason, message) = condition(&a, "Applied").unwrap();
     assert_eq!(reason, "ApplyRefused");
-    assert!(message.contains("PersistentVolumeClaim minimal-data") && message.contains("Forbidden"), "{message}");
-    assert_eq!(a.status.as_ref().unwrap().phase.unwrap().to_string(), "Failed");
-    assert_ne!(condition(&a, "ConfigValid").unwrap().2, "the spec is valid and applied");
+    assert!(
+        message.contains("PersistentVolumeClaim minimal-data") && message.contains("Forbidden"),
+        "{message}"
+    );
+    assert_eq!(
+        a.status.as_ref().unwrap().phase.unwrap().to_string(),
+        "Failed"
+    );
+    assert_ne!(
+        condition(&a, "ConfigValid").unwrap().2,
+        "the spec is valid and applied"
+    );
     // Everything else is applied: the StatefulSet runs with the new plan's memory.
     let sts: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
-    wait_for("the large plan's resources on the StatefulSet", STEP, || async {
-        let s = sts.get("minimal").await.ok()?;
-        let limits = s.spec?.template.spec?.containers.into_iter().find(|c| c.name == "gateway")?.resources?.limits?;
-        (limits.get("memory").map(|q| q.0.as_str()) == Some("4Gi")).then_some(())
-    })
+    wait_for(
+        "the large plan's resources on the StatefulSet",
+        STEP,
+        || async {
+            let s = sts.get("minimal").await.ok()?;
+            let limits = s
+                .spec?
+                .template
+                .spec?
+                .containers
+                .into_iter()
+                .find(|c| c.name == "gateway")?
+                .resources?
+                .limits?;
+            (limits.get("memory").map(|q| q.0.as_str()) == Some("4Gi")).then_some(())
+        },
+    )
     .await;
     // One Event per condition that turned ApplyRefused (Applied, and Ready after it).
     let refused_events = wait_for("ApplyRefused events", STEP, || async {
@@ -271,14 +426,21 @@ async fn refused_apply_is_reported(cp: &clawhost_envtest::ControlPlane, admin: &
     .await;
     let metrics = op.metrics_text().await;
     assert!(
-        metrics.lines().any(|l| l.starts_with("clawhost_child_applies_total{") && l.contains("PersistentVolumeClaim") && l.contains("refused")),
+        metrics
+            .lines()
+            .any(|l| l.starts_with("clawhost_child_applies_total{")
+                && l.contains("PersistentVolumeClaim")
+                && l.contains("refused")),
         "{metrics}"
     );
     // Backed off: a handful of retries, not a hot loop.
     tokio::time::sleep(Duration::from_secs(20)).await; // the window whose retries are counted
-    let attempts = operator_writes_to(cp, since, "persistentvolumeclaims", "minimal-data").await
-        + operator_requests(cp, since).iter().filter(|e| e.verb == "patch" && e.name() == "minimal-data" && e.code() == Some(422)).count();
-    assert!(attempts <= 6, "{attempts} attempts to patch minimal-data in ~25 s: not backed off");
+    // Every patch of the claim since the plan change, refused or not (dry runs excluded).
+    let attempts = operator_writes_to(cp, since, "persistentvolumeclaims", "minimal-data").await;
+    assert!(
+        attempts <= 6,
+        "{attempts} attempts to patch minimal-data in ~25 s: not backed off"
+    );
     assert_eq!(
         events_for(admin, ns, "minimal", "ApplyRefused").await,
         refused_events,
@@ -296,13 +458,37 @@ async fn retained_volume_is_not_handed_to_a_new_client(admin: &Client, ns: &str)
     create_assistant(admin, &assistant_json(ns, "frank", json!({}))).await;
     let first = wait_converged(admin, ns, "frank", STEP).await;
     let old_sts_uid = sts.get("frank").await.unwrap().uid();
-    assistants.delete("frank", &DeleteParams::default()).await.unwrap();
-    wait_for("frank to be deleted", STEP, || async { assistants.get_opt("frank").await.ok()?.is_none().then_some(()) }).await;
-    let retained = pvcs.get("frank-data").await.expect("the volume is retained");
-    assert_eq!(retained.labels().get("clawhost.dev/retained").map(String::as_str), Some("true"));
-    assert_eq!(retained.annotations().get("clawhost.dev/assistant-uid"), first.uid().as_ref());
+    assistants
+        .delete("frank", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for("frank to be deleted", STEP, || async {
+        assistants
+            .get_opt("frank")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let retained = pvcs
+        .get("frank-data")
+        .await
+        .expect("the volume is retained");
+    assert_eq!(
+        retained
+            .labels()
+            .get("clawhost.dev/retained")
+            .map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        retained.annotations().get("clawhost.dev/assistant-uid"),
+        first.uid().as_ref()
+    );
     wait_for("the old StatefulSet to be collected", STEP, || async {
-        (sts.get_opt("frank").await.ok()?.map(|s| s.uid()) != Some(old_sts_uid.clone())).then_some(())
+        (sts.get_opt("frank").await.ok()?.map(|s| s.uid()) != Some(old_sts_uid.clone()))
+            .then_some(())
     })
     .await;
 
@@ -312,19 +498,35 @@ async fn retained_volume_is_not_handed_to_a_new_client(admin: &Client, ns: &str)
     create_assistant(admin, &other).await;
     let a = wait_for("the volume conflict in status", STEP, || async {
         let a = get_assistant(admin, ns, "frank").await?;
-        (observed(&a) && condition(&a, "ConfigValid")?.1 == "VolumeBelongsToAnotherAssistant").then_some(a)
+        (observed(&a) && condition(&a, "ConfigValid")?.1 == "VolumeBelongsToAnotherAssistant")
+            .then_some(a)
     })
     .await;
     let message = condition(&a, "ConfigValid").unwrap().2;
     let claim_uid = retained.uid().unwrap();
-    assert!(message.contains("frank-data") && message.contains(&claim_uid), "{message}");
-    assert!(sts.get_opt("frank").await.unwrap().is_none(), "no pod may mount another client's volume");
+    assert!(
+        message.contains("frank-data") && message.contains(&claim_uid),
+        "{message}"
+    );
+    assert!(
+        sts.get_opt("frank").await.unwrap().is_none(),
+        "no pod may mount another client's volume"
+    );
 
     // Adopting it is an explicit choice.
-    patch_assistant(admin, ns, "frank", json!({"spec": {"storage": {"adoptRetainedVolume": claim_uid}}})).await;
+    patch_assistant(
+        admin,
+        ns,
+        "frank",
+        json!({"spec": {"storage": {"adoptRetainedVolume": claim_uid}}}),
+    )
+    .await;
     let adopted = wait_converged(admin, ns, "frank", STEP).await;
     let pvc = pvcs.get("frank-data").await.unwrap();
-    assert_eq!(pvc.annotations().get("clawhost.dev/assistant-uid"), adopted.uid().as_ref());
+    assert_eq!(
+        pvc.annotations().get("clawhost.dev/assistant-uid"),
+        adopted.uid().as_ref()
+    );
     assert!(!pvc.labels().contains_key("clawhost.dev/retained"));
 }
 
@@ -332,7 +534,10 @@ async fn delete_removes_the_volume(admin: &Client, ns: &str) {
     let assistants: Api<Assistant> = Api::namespaced(admin.clone(), ns);
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), ns);
     assert!(pvcs.get_opt("ephemeral-data").await.unwrap().is_some());
-    assistants.delete("ephemeral", &DeleteParams::default()).await.unwrap();
+    assistants
+        .delete("ephemeral", &DeleteParams::default())
+        .await
+        .unwrap();
     wait_for("ephemeral and its volume to go", STEP, || async {
         let gone = assistants.get_opt("ephemeral").await.ok()?.is_none();
         // A deleted claim may linger with the pvc-protection finalizer while a pod used it.
@@ -344,9 +549,22 @@ async fn delete_removes_the_volume(admin: &Client, ns: &str) {
 
 async fn pod_lifecycle_follows_the_kubelet(admin: &Client, ns: &str) {
     // A bound volume, so only the pod and the tailnet stand between it and Running.
-    create_assistant(admin, &assistant_json(ns, "lively", json!({"storage": {"size": "1Gi", "storageClassName": "expandable"}}))).await;
+    create_assistant(
+        admin,
+        &assistant_json(
+            ns,
+            "lively",
+            json!({"storage": {"size": "1Gi", "storageClassName": "expandable"}}),
+        ),
+    )
+    .await;
     let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(admin.clone(), ns);
-    wait_for("the controller manager to create lively-0", STEP, || async { pods.get_opt("lively-0").await.ok()? }).await;
+    wait_for(
+        "the controller manager to create lively-0",
+        STEP,
+        || async { pods.get_opt("lively-0").await.ok()? },
+    )
+    .await;
     // The sidecar stores where the device is; the test writes it as tailscale would.
     let secrets: Api<Secret> = Api::namespaced(admin.clone(), ns);
     secrets
@@ -362,13 +580,38 @@ async fn pod_lifecycle_follows_the_kubelet(admin: &Client, ns: &str) {
         }
     };
     set_pod_status(admin, ns, "lively-0", pod_status(true, None)).await;
-    wait_for("Running once the pod is ready", STEP, phase_reason("Running", "Ready")).await;
-    set_pod_status(admin, ns, "lively-0", pod_status(false, Some(("CrashLoopBackOff", None)))).await;
-    wait_for("Degraded while crash-looping", STEP, phase_reason("Degraded", "CrashLoopBackOff")).await;
-    set_pod_status(admin, ns, "lively-0", pod_status(false, Some(("CrashLoopBackOff", Some("OOMKilled"))))).await;
+    wait_for(
+        "Running once the pod is ready",
+        STEP,
+        phase_reason("Running", "Ready"),
+    )
+    .await;
+    set_pod_status(
+        admin,
+        ns,
+        "lively-0",
+        pod_status(false, Some(("CrashLoopBackOff", None))),
+    )
+    .await;
+    wait_for(
+        "Degraded while crash-looping",
+        STEP,
+        phase_reason("Degraded", "CrashLoopBackOff"),
+    )
+    .await;
+    set_pod_status(
+        admin,
+        ns,
+        "lively-0",
+        pod_status(false, Some(("CrashLoopBackOff", Some("OOMKilled")))),
+    )
+    .await;
     let a = wait_for("OOMKilled named", STEP, || async {
         let a = get_assistant(admin, ns, "lively").await?;
-        condition(&a, "GatewayReady")?.2.contains("OOMKilled").then_some(a)
+        condition(&a, "GatewayReady")?
+            .2
+            .contains("OOMKilled")
+            .then_some(a)
     })
     .await;
     assert_eq!(a.status.unwrap().phase.unwrap().to_string(), "Degraded");

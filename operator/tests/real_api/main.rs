@@ -4,6 +4,8 @@
 //! stays for fault injection. Tests run one at a time (two cores).
 
 mod builders;
+mod console;
 mod fleet;
+mod in_process;
 mod restart;
 mod support;

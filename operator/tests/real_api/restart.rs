@@ -19,7 +19,7 @@ async fn replicas(sts: &Api<StatefulSet>, name: &str) -> Option<i32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_recovers_from_an_api_server_restart() {
-    let _one = serial();
+    let _one = serial().await;
     let Some(mut cp) = control_plane(false).await else {
         return;
     };
@@ -32,7 +32,10 @@ async fn operator_recovers_from_an_api_server_restart() {
     // A short resync: a stale cached spec would be re-applied within seconds.
     let op = Operator::start(&cp, Some("reconcile:\n  resyncSeconds: 5\n")).await;
     let sts: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
-    wait_for("before to converge", STEP, || async { replicas(&sts, "before").await.filter(|r| *r == 1) }).await;
+    wait_for("before to converge", STEP, || async {
+        replicas(&sts, "before").await.filter(|r| *r == 1)
+    })
+    .await;
 
     cp.stop_apiserver().await;
     let down = Instant::now();
@@ -53,19 +56,31 @@ async fn operator_recovers_from_an_api_server_restart() {
     let admin = cp.client("admin").await;
     let sts: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
     create_assistant(&admin, &assistant_json(ns, "after", json!({}))).await;
-    wait_for("after (created after the restart) to get its StatefulSet", STEP, || async {
-        replicas(&sts, "after").await.filter(|r| *r == 1)
-    })
+    wait_for(
+        "after (created after the restart) to get its StatefulSet",
+        STEP,
+        || async { replicas(&sts, "after").await.filter(|r| *r == 1) },
+    )
     .await;
     let reconciling_again = up.elapsed();
     patch_assistant(&admin, ns, "before", json!({"spec": {"suspended": true}})).await;
-    wait_for("the suspend to be applied", STEP, || async { replicas(&sts, "before").await.filter(|r| *r == 0) }).await;
+    wait_for("the suspend to be applied", STEP, || async {
+        replicas(&sts, "before").await.filter(|r| *r == 0)
+    })
+    .await;
     patch_assistant(&admin, ns, "before", json!({"spec": {"suspended": false}})).await;
-    wait_for("the resume to be applied", STEP, || async { replicas(&sts, "before").await.filter(|r| *r == 1) }).await;
+    wait_for("the resume to be applied", STEP, || async {
+        replicas(&sts, "before").await.filter(|r| *r == 1)
+    })
+    .await;
     // Several resyncs later the resumed client is still resumed: no stale spec came back.
     // Three resync periods in which nothing may happen (a window, not synchronisation).
     tokio::time::sleep(Duration::from_secs(16)).await;
-    assert_eq!(replicas(&sts, "before").await, Some(1), "a stale spec suspended the client again");
+    assert_eq!(
+        replicas(&sts, "before").await,
+        Some(1),
+        "a stale spec suspended the client again"
+    );
     let a = get_assistant(&admin, ns, "before").await.unwrap();
     assert!(observed(&a));
     assert_ne!(a.status.unwrap().phase.unwrap().to_string(), "Suspended");

@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clawhost::api::Assistant;
@@ -19,10 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 pub const OPERATOR_USER: &str = "clawhost-operator";
 
 /// Real control planes are heavy on two cores: tests of this tier run one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-pub fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+/// Held for a whole test (tokio's lock works across each test's own runtime).
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().await
 }
 
 pub fn repo_root() -> PathBuf {
@@ -48,29 +48,50 @@ pub async fn control_plane(controller_manager: bool) -> Option<ControlPlane> {
 /// Binds the operator's user to exactly the rules `clawhost rbac operator` prints (the chart
 /// check proves the chart's ClusterRole has the same rules).
 pub async fn grant_operator_rbac(admin: &Client) {
+    grant_rbac(admin, "operator", OPERATOR_USER).await;
+}
+
+/// Binds `user` to the rules `clawhost rbac <component>` prints, cluster-wide.
+pub async fn grant_rbac(admin: &Client, component: &str, user: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_clawhost"))
-        .args(["rbac", "operator"])
+        .args(["rbac", component])
         .output()
-        .expect("clawhost rbac operator");
+        .expect("clawhost rbac");
     assert!(out.status.success());
     let rules: Value = serde_yaml::from_slice(&out.stdout).expect("rules are YAML");
     let rules = match rules {
         Value::Array(r) => Value::Array(r),
         other => other["rules"].clone(),
     };
+    let name = format!("clawhost-{component}");
     let role = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": "clawhost-operator"}, "rules": rules,
+        "metadata": {"name": name}, "rules": rules,
     });
     let binding = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": "clawhost-operator"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "clawhost-operator"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": OPERATOR_USER}],
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
     });
-    for (plural, obj) in [("clusterroles", role), ("clusterrolebindings", binding)] {
-        apply_json(admin, "rbac.authorization.k8s.io/v1", "ClusterRole", plural, None, &obj).await;
-    }
+    apply_json(
+        admin,
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRole",
+        "clusterroles",
+        None,
+        &role,
+    )
+    .await;
+    apply_json(
+        admin,
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        "clusterrolebindings",
+        None,
+        &binding,
+    )
+    .await;
 }
 
 /// Server-side apply of any object as the test (field manager `test`).
@@ -96,7 +117,11 @@ pub async fn apply_json(
     };
     let name = obj["metadata"]["name"].as_str().unwrap();
     let out = api
-        .patch(name, &PatchParams::apply("test").force(), &Patch::Apply(obj))
+        .patch(
+            name,
+            &PatchParams::apply("test").force(),
+            &Patch::Apply(obj),
+        )
         .await
         .unwrap_or_else(|e| panic!("apply {kind} {name}: {e}"));
     serde_json::to_value(out).unwrap()
@@ -206,15 +231,26 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(cp: &ControlPlane, config: Option<&str>) -> Self {
-        let log = cp.dir().join(format!("operator-{}.log", std::process::id()));
+        let log = cp
+            .dir()
+            .join(format!("operator-{}.log", std::process::id()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawhost"));
-        cmd.args(["operator", "--metrics-addr", "127.0.0.1:0", "--log-format", "json"])
-            .env("KUBECONFIG", cp.kubeconfig(OPERATOR_USER))
-            .env("RUST_LOG", std::env::var("OPERATOR_RUST_LOG").unwrap_or_else(|_| "info".into()))
-            .env_remove("CLAWHOST_CONFIG")
-            .env_remove("KUBERNETES_SERVICE_HOST")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap());
+        cmd.args([
+            "operator",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+        ])
+        .env("KUBECONFIG", cp.kubeconfig(OPERATOR_USER))
+        .env(
+            "RUST_LOG",
+            std::env::var("OPERATOR_RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .env_remove("CLAWHOST_CONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
         if let Some(yaml) = config {
             let path = cp.dir().join("operator-config.yaml");
             std::fs::write(&path, yaml).unwrap();
@@ -228,15 +264,19 @@ impl Operator {
         };
         // The operator logs the address it bound (port 0 here: no port races).
         let log_path = op.log.clone();
-        op.metrics = wait_for("the operator's metrics address", Duration::from_secs(30), || {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-            async move {
-                text.lines()
-                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                    .find(|l| l["message"] == "serving /healthz, /readyz, /metrics")
-                    .and_then(|l| l["addr"].as_str().map(str::to_owned))
-            }
-        })
+        op.metrics = wait_for(
+            "the operator's metrics address",
+            Duration::from_secs(30),
+            || {
+                let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+                async move {
+                    text.lines()
+                        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                        .find(|l| l["message"] == "serving /healthz, /readyz, /metrics")
+                        .and_then(|l| l["addr"].as_str().map(str::to_owned))
+                }
+            },
+        )
         .await;
         op
     }
@@ -339,7 +379,10 @@ pub fn describe(events: &[&AuditEvent]) -> String {
                 o.and_then(|o| o.resource.clone()).unwrap_or_default(),
                 o.and_then(|o| o.namespace.clone()).unwrap_or_default(),
                 o.and_then(|o| o.name.clone()).unwrap_or_default(),
-                e.response_status.as_ref().map(|s| s.code).unwrap_or_default(),
+                e.response_status
+                    .as_ref()
+                    .map(|s| s.code)
+                    .unwrap_or_default(),
             )
         })
         .collect::<Vec<_>>()
@@ -349,24 +392,28 @@ pub fn describe(events: &[&AuditEvent]) -> String {
 /// Plays the kubelet: writes the gateway pod's status.
 pub async fn set_pod_status(client: &Client, ns: &str, pod: &str, status: Value) {
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
-    api.patch_status(pod, &PatchParams::default(), &Patch::Merge(&json!({"status": status})))
-        .await
-        .unwrap_or_else(|e| panic!("pod status {ns}/{pod}: {e}"));
+    api.patch_status(
+        pod,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": status})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("pod status {ns}/{pod}: {e}"));
 }
 
 /// A pod status whose gateway container is ready (or waiting with `reason`).
 pub fn pod_status(gateway_ready: bool, waiting: Option<(&str, Option<&str>)>) -> Value {
     let gateway_state = match waiting {
-        Some((reason, _)) => json!({"waiting": {"reason": reason, "message": format!("back-off restarting failed container gateway ({reason})")}}),
+        Some((reason, _)) => {
+            json!({"waiting": {"reason": reason, "message": format!("back-off restarting failed container gateway ({reason})")}})
+        }
         None => json!({"running": {"startedAt": "2026-12-02T00:00:00Z"}}),
     };
     let last = waiting
         .and_then(|(_, last)| last)
         .map(|r| json!({"terminated": {"exitCode": 137, "reason": r, "startedAt": "2026-12-02T00:00:00Z", "finishedAt": "2026-12-02T00:00:01Z"}}))
         .unwrap_or(json!({}));
-    let container = |name: &str, ready: bool, state: Value, last: Value| {
-        json!({"name": name, "ready": ready, "restartCount": 0, "image": "img", "imageID": "", "state": state, "lastState": last})
-    };
+    let container = |name: &str, ready: bool, state: Value, last: Value| json!({"name": name, "ready": ready, "restartCount": 0, "image": "img", "imageID": "", "state": state, "lastState": last});
     json!({
         "phase": "Running",
         "conditions": [{"type": "Ready", "status": if gateway_ready {"True"} else {"False"}}],

@@ -1,13 +1,8 @@
-//! The reconcile scenarios against a real cluster (kind, k3d, ...). Ignored by default:
-//!
-//!   kubectl apply --server-side -f crds/
-//!   KUBECONFIG=~/.kube/config cargo test -p clawhost --test cluster -- --ignored --test-threads=1
-//!
-//! Each test works in its own namespace and deletes it at the end. Pods will not become
-//! ready without a real auth key and image pull; the tests check what the operator owns.
+//! The reconciler called in-process against the real API server (formerly `tests/cluster.rs`,
+//! ignored for want of a cluster): the lifecycle, the CRD's CEL rules, and every rendered
+//! child accepted by a server-side dry run. Each scenario works in its own namespace.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use clawhost::api::Assistant;
 use clawhost::config::OperatorConfig;
@@ -15,14 +10,14 @@ use clawhost::reconciler::{self, Context};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Secret};
 use kube::Client;
+
+use crate::support::{control_plane, serial};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-async fn setup(tag: &str) -> (Client, String) {
-    let client = Client::try_default()
-        .await
-        .expect("KUBECONFIG points at a cluster");
-    let ns = format!("clawhost-test-{tag}-{}", std::process::id());
+async fn setup(client: &Client, tag: &str) -> String {
+    let client = client.clone();
+    let ns = format!("clawhost-test-{tag}");
     let nss: Api<Namespace> = Api::all(client.clone());
     nss.create(
         &PostParams::default(),
@@ -38,7 +33,7 @@ async fn setup(tag: &str) -> (Client, String) {
         )
         .await
         .unwrap();
-    (client, ns)
+    ns
 }
 
 async fn teardown(client: &Client, ns: &str) {
@@ -65,14 +60,12 @@ async fn reconcile(client: &Client, ns: &str, times: usize) {
         reconciler::reconcile(Arc::new(a), ctx.clone())
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
-#[tokio::test]
-#[ignore = "needs a real cluster (KUBECONFIG)"]
-async fn creates_children_suspends_and_retains_the_volume() {
-    let (client, ns) = setup("life").await;
+async fn creates_children_suspends_and_retains_the_volume(client: &Client) {
+    let client = client.clone();
+    let ns = setup(&client, "life").await;
     let api: Api<Assistant> = Api::namespaced(client.clone(), &ns);
     api.create(&PostParams::default(), &assistant(&ns))
         .await
@@ -114,7 +107,7 @@ async fn creates_children_suspends_and_retains_the_volume() {
             }
             None => break,
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        // The cleanup waits for the gateway pod; without a kubelet there is none.
     }
     assert!(
         api.get_opt("alice").await.unwrap().is_none(),
@@ -130,10 +123,9 @@ async fn creates_children_suspends_and_retains_the_volume() {
 }
 
 /// The CRD's CEL rules, enforced by the real API server.
-#[tokio::test]
-#[ignore = "needs a real cluster (KUBECONFIG)"]
-async fn api_server_refuses_shrink_and_storage_class_change() {
-    let (client, ns) = setup("cel").await;
+async fn api_server_refuses_shrink_and_storage_class_change(client: &Client) {
+    let client = client.clone();
+    let ns = setup(&client, "cel").await;
     let api: Api<Assistant> = Api::namespaced(client.clone(), &ns);
     let mut a = assistant(&ns);
     a.spec.storage.as_mut().unwrap().storage_class_name = Some("standard".into());
@@ -179,10 +171,9 @@ async fn api_server_refuses_shrink_and_storage_class_change() {
 }
 
 /// A rendered example is accepted by the real API server (dry run).
-#[tokio::test]
-#[ignore = "needs a real cluster (KUBECONFIG)"]
-async fn rendered_children_pass_server_side_dry_run() {
-    let (client, ns) = setup("render").await;
+async fn rendered_children_pass_server_side_dry_run(client: &Client) {
+    let client = client.clone();
+    let ns = setup(&client, "render").await;
     let mut a = assistant(&ns);
     a.metadata.namespace = Some(ns.clone());
     let objects = clawhost::render::render_assistant(&a, &OperatorConfig::default()).unwrap();
@@ -204,4 +195,16 @@ async fn rendered_children_pass_server_side_dry_run() {
         .unwrap_or_else(|e| panic!("{} {name} refused: {e}", ar.kind));
     }
     teardown(&client, &ns).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconciler_in_process_on_the_real_api_server() {
+    let _one = serial().await;
+    let Some(cp) = control_plane(false).await else {
+        return;
+    };
+    let admin = cp.client("admin").await;
+    creates_children_suspends_and_retains_the_volume(&admin).await;
+    api_server_refuses_shrink_and_storage_class_change(&admin).await;
+    rendered_children_pass_server_side_dry_run(&admin).await;
 }
