@@ -599,7 +599,10 @@ mod leader {
             .with_namespace(&ns)
             .with_identity(&identity)
             .with_duration(le.lease_duration_seconds)
-            .with_field_manager(crate::children::FIELD_MANAGER)
+            // One field manager per replica: mutual exclusion rests on server-side-apply
+            // conflicts between managers, and a shared manager never conflicts (two
+            // replicas both "acquired" the lease on a real API server).
+            .with_field_manager(format!("clawhost-leader-{identity}"))
             .build()
             .await?;
         let (mut channel, _task) = manager.watch().await;

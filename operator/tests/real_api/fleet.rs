@@ -192,12 +192,17 @@ async fn operator_fleet_on_the_real_api_server() {
     suspend_and_resume(&admin, ns).await;
     storage_grows(&cp, &admin, ns).await;
     refused_apply_is_reported(&cp, &admin, &op, ns).await;
+    quota_refusal_is_reported(&admin).await;
     retained_volume_is_not_handed_to_a_new_client(&admin, "clients-b").await;
     delete_removes_the_volume(&admin, "clients-b").await;
     pod_lifecycle_follows_the_kubelet(&admin, "clients-c").await;
 
     let all = operator_requests(&cp, started);
-    let forbidden: Vec<_> = all.iter().filter(|e| e.code() == Some(403)).collect();
+    // The quota's refusals are 403s too; every other 403 would be RBAC's.
+    let forbidden: Vec<_> = all
+        .iter()
+        .filter(|e| e.code() == Some(403) && e.namespace() != "clients-quota")
+        .collect();
     assert!(
         forbidden.is_empty(),
         "RBAC refused the operator:\n{}",
@@ -449,6 +454,55 @@ async fn refused_apply_is_reported(
     // Undo: back to the plan the volume has.
     patch_assistant(admin, ns, "minimal", json!({"spec": {"plan": "standard"}})).await;
     wait_converged(admin, ns, "minimal", Duration::from_secs(330)).await;
+}
+
+/// A namespace quota that allows no volume: admission refuses the claim; status says so
+/// with the server's words, and the rest is applied.
+async fn quota_refusal_is_reported(admin: &Client) {
+    let ns = "clients-quota";
+    namespace(admin, ns).await;
+    auth_key_secret(admin, ns, "ts-auth", "authkey").await;
+    apply_json(
+        admin,
+        "v1",
+        "ResourceQuota",
+        "resourcequotas",
+        Some(ns),
+        &json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "no-volumes", "namespace": ns},
+                "spec": {"hard": {"persistentvolumeclaims": "0"}}}),
+    )
+    .await;
+    // Admission enforces a quota once the controller manager has computed its usage.
+    let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(admin.clone(), ns);
+    wait_for("the quota's usage", STEP, || async {
+        quotas
+            .get("no-volumes")
+            .await
+            .ok()?
+            .status?
+            .used
+            .map(|_| ())
+    })
+    .await;
+    create_assistant(admin, &assistant_json(ns, "capped", json!({}))).await;
+    let a = wait_for("Applied=False on capped", STEP, || async {
+        let a = get_assistant(admin, ns, "capped").await?;
+        (condition(&a, "Applied")?.0 == "False").then_some(a)
+    })
+    .await;
+    let (_, reason, message) = condition(&a, "Applied").unwrap();
+    assert_eq!(reason, "ApplyRefused");
+    assert!(
+        message.contains("PersistentVolumeClaim capped-data") && message.contains("exceeded quota"),
+        "{message}"
+    );
+    let sts: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
+    wait_for(
+        "the StatefulSet, applied despite the refused claim",
+        STEP,
+        || async { sts.get_opt("capped").await.ok()? },
+    )
+    .await;
 }
 
 async fn retained_volume_is_not_handed_to_a_new_client(admin: &Client, ns: &str) {

@@ -7,5 +7,6 @@ mod builders;
 mod console;
 mod fleet;
 mod in_process;
+mod leader;
 mod restart;
 mod support;

@@ -231,9 +231,10 @@ pub struct Operator {
 
 impl Operator {
     pub async fn start(cp: &ControlPlane, config: Option<&str>) -> Self {
-        let log = cp
-            .dir()
-            .join(format!("operator-{}.log", std::process::id()));
+        // Each operator of a test its own log (leader election runs three at once).
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = cp.dir().join(format!("operator-{n}.log"));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawhost"));
         cmd.args([
             "operator",
@@ -252,7 +253,7 @@ impl Operator {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
         if let Some(yaml) = config {
-            let path = cp.dir().join("operator-config.yaml");
+            let path = cp.dir().join(format!("operator-{n}-config.yaml"));
             std::fs::write(&path, yaml).unwrap();
             cmd.env("CLAWHOST_CONFIG", path);
         }
@@ -294,6 +295,12 @@ impl Operator {
             .await
             .map(|(_, b)| b)
             .unwrap_or_default()
+    }
+
+    /// SIGKILL: the process dies without a chance to release anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then the exit code.
