@@ -405,11 +405,25 @@ async fn bench_one(args: &Args, clawhost: &Path, log_dir: &Path, n: usize) -> Re
         }
     }
     let all = operator_events(&cp, t0, None);
-    let forbidden = all.iter().filter(|e| e.code() == Some(403)).count();
+    let forbidden: Vec<&AuditEvent> = all.iter().filter(|e| e.code() == Some(403)).collect();
     println!(
-        "bench: N={n}: {} operator requests in all, {forbidden} refused by RBAC",
-        all.len()
+        "bench: N={n}: {} operator requests in all, {} refused by RBAC",
+        all.len(),
+        forbidden.len()
     );
+    if !forbidden.is_empty() {
+        let listed = forbidden
+            .iter()
+            .map(|e| format!("{} {}", e.request_received_timestamp, kind_of(e)))
+            .collect::<Vec<_>>()
+            .join("\n");
+        println!("bench: N={n}: refused by RBAC:\n{}", indent(&listed));
+        row.notes.push(format!(
+            "{} operator requests refused by RBAC (403):\n{}",
+            forbidden.len(),
+            indent(&listed)
+        ));
+    }
     drop(cp);
     Ok(row)
 }
@@ -497,17 +511,19 @@ async fn restart(cp: &mut ControlPlane, op: &Operator, n: usize, row: &mut Row) 
     let after = operator_events(cp, up_at, None);
     let failed: Vec<&AuditEvent> = after
         .iter()
-        .filter(|e| e.code().is_some_and(|c| c >= 400))
+        .filter(|e| e.code().is_some_and(|c| c >= 400 && c != 404))
         .collect();
     println!(
-        "bench: N={n}: after the restart: {} operator requests, {} failed; by verb/resource:\n{}",
+        "bench: N={n}: after the restart: {} operator requests, {} not found (404), {} \
+         failed otherwise; by verb/resource:\n{}",
         after.len(),
+        after.iter().filter(|e| e.code() == Some(404)).count(),
         failed.len(),
         indent(&by_kind(after.iter()))
     );
     if !failed.is_empty() {
         println!(
-            "bench: N={n}: failed requests after the restart:\n{}",
+            "bench: N={n}: failed requests (not 404) after the restart:\n{}",
             indent(&by_object(failed.iter().copied()))
         );
     }

@@ -38,9 +38,12 @@ async fn exactly_one_of_three_replicas_leads() {
         let _ = leases
             .delete("clawhost-operator", &DeleteParams::default())
             .await;
-        let mut replicas = Vec::new();
-        for _ in 0..3 {
-            replicas.push(Operator::start(&cp, Some(&config)).await);
+        // Started at the same instant, as a Deployment's replicas are.
+        let mut replicas: Vec<Operator> = (0..3)
+            .map(|_| Operator::spawn(&cp, Some(&config)))
+            .collect();
+        for r in &mut replicas {
+            r.wait_serving().await;
         }
         wait_for("a leader", Duration::from_secs(60), || async {
             replicas.iter().any(acquired).then_some(())

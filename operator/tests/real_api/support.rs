@@ -230,7 +230,15 @@ pub struct Operator {
 }
 
 impl Operator {
+    /// Starts the process and waits until it serves its endpoints.
     pub async fn start(cp: &ControlPlane, config: Option<&str>) -> Self {
+        let mut op = Self::spawn(cp, config);
+        op.wait_serving().await;
+        op
+    }
+
+    /// Starts the process without waiting (several replicas at the same instant).
+    pub fn spawn(cp: &ControlPlane, config: Option<&str>) -> Self {
         // Each operator of a test its own log (leader election runs three at once).
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -258,14 +266,17 @@ impl Operator {
             cmd.env("CLAWHOST_CONFIG", path);
         }
         let child = cmd.spawn().expect("start clawhost operator");
-        let mut op = Self {
+        Self {
             child,
             metrics: String::new(),
             log,
-        };
-        // The operator logs the address it bound (port 0 here: no port races).
-        let log_path = op.log.clone();
-        op.metrics = wait_for(
+        }
+    }
+
+    /// Waits until the operator logged the address it bound (port 0: no port races).
+    pub async fn wait_serving(&mut self) {
+        let log_path = self.log.clone();
+        self.metrics = wait_for(
             "the operator's metrics address",
             Duration::from_secs(30),
             || {
@@ -279,7 +290,6 @@ impl Operator {
             },
         )
         .await;
-        op
     }
 
     pub fn logs(&self) -> String {
