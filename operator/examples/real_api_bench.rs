@@ -159,6 +159,7 @@ async fn bench_one(args: &Args, clawhost: &Path, log_dir: &Path, n: usize) -> Re
     .await?;
     let repo_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     cp.install_crds(&[&repo_root.join("crds")]).await?;
+    let mut audit = Audit::new(cp.audit_log());
     let admin = cp.client("admin").await;
     grant_operator_rbac(&admin, clawhost).await?;
     namespace(&admin, NAMESPACE).await?;
@@ -252,7 +253,7 @@ async fn bench_one(args: &Args, clawhost: &Path, log_dir: &Path, n: usize) -> Re
     );
 
     // 3. The audit log of convergence.
-    let conv_events = operator_events(&cp, t0, Some(t_conv));
+    let conv_events = audit.operator_events(t0, Some(t_conv))?;
     let conv_writes = conv_events.iter().filter(|e| e.is_write()).count();
     row.dry_runs_converge = conv_events.iter().filter(|e| e.is_dry_run()).count();
     row.requests_per_new = conv_events.len() as f64 / n as f64;
@@ -283,7 +284,8 @@ async fn bench_one(args: &Args, clawhost: &Path, log_dir: &Path, n: usize) -> Re
     let quiet_wait = Instant::now();
     let quiet = loop {
         let since = jiff::Timestamp::now() - jiff::SignedDuration::try_from(QUIET)?;
-        if operator_events(&cp, since, None)
+        if audit
+            .operator_events(since, None)?
             .iter()
             .all(|e| !e.is_write())
         {
@@ -312,7 +314,7 @@ async fn bench_one(args: &Args, clawhost: &Path, log_dir: &Path, n: usize) -> Re
     let rec1 = op.reconciles().await?;
     let cpu1 = op.cpu_seconds()?;
     let w1 = jiff::Timestamp::now();
-    let idle = operator_events(&cp, w0, Some(w1));
+    let idle = audit.operator_events(w0, Some(w1))?;
     let idle_writes: Vec<&AuditEvent> = idle.iter().filter(|e| e.is_write()).collect();
     row.idle_requests = idle.len();
     row.idle_writes = idle_writes.len();
@@ -394,7 +396,7 @@ async fn bench_one(args: &Args, clawhost: &Path, log_dir: &Path, n: usize) -> Re
     );
 
     // 6. An API server restart.
-    restart(&mut cp, &op, n, &mut row).await?;
+    restart(&mut cp, &mut audit, &op, n, &mut row).await?;
 
     match op.terminate(Duration::from_secs(30)).await {
         Some(0) => println!("bench: N={n}: operator stopped cleanly (SIGTERM, exit 0)"),
@@ -404,7 +406,13 @@ async fn bench_one(args: &Args, clawhost: &Path, log_dir: &Path, n: usize) -> Re
                 .push(format!("operator exit after SIGTERM: {other:?}"));
         }
     }
-    let all = operator_events(&cp, t0, None);
+    let all = audit.operator_events(t0, None)?;
+    if audit.rotations > 0 {
+        println!(
+            "bench: N={n}: the audit log was rotated {} times (all parts read)",
+            audit.rotations
+        );
+    }
     let forbidden: Vec<&AuditEvent> = all.iter().filter(|e| e.code() == Some(403)).collect();
     println!(
         "bench: N={n}: {} operator requests in all, {} refused by RBAC",
@@ -428,7 +436,13 @@ async fn bench_one(args: &Args, clawhost: &Path, log_dir: &Path, n: usize) -> Re
     Ok(row)
 }
 
-async fn restart(cp: &mut ControlPlane, op: &Operator, n: usize, row: &mut Row) -> Result<()> {
+async fn restart(
+    cp: &mut ControlPlane,
+    audit: &mut Audit,
+    op: &Operator,
+    n: usize,
+    row: &mut Row,
+) -> Result<()> {
     println!("bench: N={n}: stopping the API server");
     let stopping = Instant::now();
     cp.stop_apiserver().await;
@@ -508,7 +522,7 @@ async fn restart(cp: &mut ControlPlane, op: &Operator, n: usize, row: &mut Row) 
             "after-restart not converged within {RESTART_TIMEOUT_S} s of the API server restart"
         ));
     }
-    let after = operator_events(cp, up_at, None);
+    let after = audit.operator_events(up_at, None)?;
     let failed: Vec<&AuditEvent> = after
         .iter()
         .filter(|e| e.code().is_some_and(|c| c >= 400 && c != 404))
@@ -847,21 +861,127 @@ async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
 
 // ---- the audit log ----------------------------------------------------------------------
 
-/// The operator's requests received in `[from, to)` (`to`: None for no end).
-fn operator_events(
-    cp: &ControlPlane,
-    from: jiff::Timestamp,
-    to: Option<jiff::Timestamp>,
-) -> Vec<AuditEvent> {
-    cp.audit_events()
-        .into_iter()
-        .filter(|e| {
-            e.user.username == OPERATOR_USER
-                && e.request_received_timestamp
-                    .parse::<jiff::Timestamp>()
-                    .is_ok_and(|t| t >= from && to.is_none_or(|to| t < to))
-        })
-        .collect()
+/// The operator's requests from the API server's audit log, read incrementally and across
+/// rotations: kube-apiserver rotates `audit.log` at 100 MB (`--audit-log-maxsize=0` means
+/// the default size, not "never"), to `audit-<time>.log`, which
+/// [`ControlPlane::audit_events`] does not read. A fleet of 1000 fills 100 MB in minutes.
+struct Audit {
+    path: PathBuf,
+    /// Inode of the file read so far, and how far (up to the last complete line).
+    reading: Option<(u64, u64)>,
+    /// Rotated files already read.
+    rotated: std::collections::BTreeSet<PathBuf>,
+    /// The operator's `ResponseComplete` events with their `requestReceivedTimestamp`.
+    events: Vec<(jiff::Timestamp, AuditEvent)>,
+    rotations: usize,
+}
+
+impl Audit {
+    fn new(path: PathBuf) -> Self {
+        Audit {
+            path,
+            reading: None,
+            rotated: Default::default(),
+            events: Vec::new(),
+            rotations: 0,
+        }
+    }
+
+    /// Reads what was appended (and rotated) since the last call.
+    fn refresh(&mut self) -> Result<()> {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = self.path.parent().context("the audit log's directory")?;
+        let stem = self
+            .path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .context("the audit log's name")?;
+        let prefix = format!("{stem}-");
+        let mut rotated: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".log"))
+                    && !self.rotated.contains(p)
+            })
+            .collect();
+        rotated.sort(); // named by rotation time
+        for p in rotated {
+            let inode = std::fs::metadata(&p)?.ino();
+            let from = match self.reading {
+                Some((ino, offset)) if ino == inode => {
+                    self.reading = None;
+                    offset
+                }
+                _ => 0,
+            };
+            self.read_from(&p, from, true)?;
+            self.rotated.insert(p);
+            self.rotations += 1;
+        }
+        let Ok(meta) = std::fs::metadata(&self.path) else {
+            return Ok(());
+        };
+        let from = match self.reading {
+            Some((ino, offset)) if ino == meta.ino() => offset,
+            None => 0,
+            // Rotated after the directory was listed: the next call reads the rest.
+            Some(_) => return Ok(()),
+        };
+        let to = self.read_from(&self.path.clone(), from, false)?;
+        self.reading = Some((meta.ino(), to));
+        Ok(())
+    }
+
+    /// Parses complete lines from `offset` (all of a rotated file); returns the offset after
+    /// the last complete line.
+    fn read_from(&mut self, path: &Path, offset: u64, to_end: bool) -> Result<u64> {
+        use std::io::{Read as _, Seek as _, SeekFrom};
+        let mut f = std::fs::File::open(path)?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::new();
+        f.read_to_end(&mut buf)?;
+        let complete = if to_end {
+            buf.len()
+        } else {
+            buf.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+        };
+        let needle = format!("\"username\":\"{OPERATOR_USER}\"");
+        for line in buf[..complete].split(|b| *b == b'\n') {
+            let Ok(line) = std::str::from_utf8(line) else {
+                continue;
+            };
+            if !line.contains(&needle) {
+                continue;
+            }
+            let Ok(e) = serde_json::from_str::<AuditEvent>(line) else {
+                continue;
+            };
+            if e.stage != "ResponseComplete" || e.user.username != OPERATOR_USER {
+                continue;
+            }
+            if let Ok(t) = e.request_received_timestamp.parse::<jiff::Timestamp>() {
+                self.events.push((t, e));
+            }
+        }
+        Ok(offset + complete as u64)
+    }
+
+    /// The operator's requests received in `[from, to)` (`to`: None for no end).
+    fn operator_events(
+        &mut self,
+        from: jiff::Timestamp,
+        to: Option<jiff::Timestamp>,
+    ) -> Result<Vec<AuditEvent>> {
+        self.refresh()?;
+        Ok(self
+            .events
+            .iter()
+            .filter(|(t, _)| *t >= from && to.is_none_or(|to| *t < to))
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
 }
 
 fn kind_of(e: &AuditEvent) -> String {

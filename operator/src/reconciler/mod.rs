@@ -125,6 +125,7 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
         if let Some(claim) = &observed.adopt_volume {
             adopt_retained_volume(a, ctx, &ns, claim).await?;
         }
+        let a = &keep_volume_size(a, &ctx.config, observed.state.volume.as_ref());
         ensure_created(a, ctx, &ns, &observed).await?;
         observed.state.refused = apply_children(a, ctx, &ns, &observed.live).await?;
     }
@@ -145,6 +146,34 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
     }
     ctx.metrics.reset_backoff(&assistant_key(a));
     Ok(next_check(phase, &ctx.config))
+}
+
+/// A plan change never shrinks the volume (the API server refuses it, and the data would
+/// not fit): without an explicit `storage.size`, the volume keeps what it already requests
+/// when that is more than the plan's size. CPU and memory follow the new plan.
+pub fn keep_volume_size(
+    a: &Assistant,
+    config: &OperatorConfig,
+    live: Option<&PersistentVolumeClaim>,
+) -> Assistant {
+    use crate::api::quantity;
+    let mut kept = a.clone();
+    let current = live
+        .and_then(|pvc| pvc.spec.as_ref())
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .map(|q| q.0.clone());
+    let from_plan = a.storage().size.is_none();
+    if let (true, Some(current), Some(planned)) = (
+        from_plan,
+        current,
+        children::data_volume::requested_size(a, config),
+    ) && quantity::parse(&current) > quantity::parse(&planned)
+    {
+        kept.spec.storage.get_or_insert_with(Default::default).size = Some(current);
+    }
+    kept
 }
 
 /// Hands a retained volume to this Assistant, as its spec explicitly asked: records the new
@@ -453,4 +482,48 @@ pub(crate) fn problem(reason: &'static str, message: impl Into<String>) -> Confi
 
 pub(crate) fn names(a: &Assistant) -> ChildNames {
     ChildNames::for_assistant(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assistant, config};
+    use k8s_openapi::api::core::v1::{PersistentVolumeClaimSpec, VolumeResourceRequirements};
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    fn pvc(size: &str) -> PersistentVolumeClaim {
+        PersistentVolumeClaim {
+            spec: Some(PersistentVolumeClaimSpec {
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some([("storage".to_string(), Quantity(size.into()))].into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn plan_changes_never_shrink_the_volume() {
+        let cfg = config();
+        let mut a = assistant("alice");
+        a.spec.plan = Some("small".into()); // 5Gi
+        let size = |a: &Assistant| children::data_volume::requested_size(a, &cfg).unwrap();
+        // Downgrade from a 50Gi volume: the volume keeps 50Gi.
+        assert_eq!(
+            size(&keep_volume_size(&a, &cfg, Some(&pvc("50Gi")))),
+            "50Gi"
+        );
+        // Upgrade: the plan's larger size applies.
+        a.spec.plan = Some("large".into());
+        assert_eq!(size(&keep_volume_size(&a, &cfg, Some(&pvc("5Gi")))), "50Gi");
+        // No volume yet, or an explicit size: untouched.
+        assert_eq!(keep_volume_size(&a, &cfg, None).spec, a.spec);
+        a.spec.storage = Some(crate::api::StorageSpec {
+            size: Some("20Gi".into()),
+            ..Default::default()
+        });
+        assert_eq!(keep_volume_size(&a, &cfg, Some(&pvc("50Gi"))).spec, a.spec);
+    }
 }

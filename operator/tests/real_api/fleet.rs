@@ -192,6 +192,7 @@ async fn operator_fleet_on_the_real_api_server() {
     suspend_and_resume(&admin, ns).await;
     storage_grows(&cp, &admin, ns).await;
     refused_apply_is_reported(&cp, &admin, &op, ns).await;
+    plan_downgrade_keeps_the_volume(&admin, ns).await;
     quota_refusal_is_reported(&admin).await;
     retained_volume_is_not_handed_to_a_new_client(&admin, "clients-b").await;
     delete_removes_the_volume(&admin, "clients-b").await;
@@ -454,6 +455,50 @@ async fn refused_apply_is_reported(
     // Undo: back to the plan the volume has.
     patch_assistant(admin, ns, "minimal", json!({"spec": {"plan": "standard"}})).await;
     wait_converged(admin, ns, "minimal", Duration::from_secs(330)).await;
+}
+
+/// large (50Gi) → small: the volume keeps 50Gi (never shrinks through a plan), CPU and
+/// memory follow the small plan, and the client is not Failed.
+async fn plan_downgrade_keeps_the_volume(admin: &Client, ns: &str) {
+    patch_assistant(admin, ns, "large", json!({"spec": {"plan": "small"}})).await;
+    let a = wait_converged(admin, ns, "large", STEP).await;
+    assert_ne!(a.status.unwrap().phase.unwrap().to_string(), "Failed");
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(admin.clone(), ns);
+    let requested = pvcs
+        .get("large-data")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .resources
+        .unwrap()
+        .requests
+        .unwrap()["storage"]
+        .0
+        .clone();
+    assert_eq!(requested, "50Gi");
+    let sts: Api<StatefulSet> = Api::namespaced(admin.clone(), ns);
+    let limits = sts
+        .get("large")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .containers
+        .into_iter()
+        .find(|c| c.name == "gateway")
+        .unwrap()
+        .resources
+        .unwrap()
+        .limits
+        .unwrap();
+    assert_eq!(limits["memory"].0, "2Gi", "the small plan's memory");
+    // And back up: the large plan's size is the volume's already; nothing is refused.
+    patch_assistant(admin, ns, "large", json!({"spec": {"plan": "large"}})).await;
+    wait_converged(admin, ns, "large", STEP).await;
 }
 
 /// A namespace quota that allows no volume: admission refuses the claim; status says so
