@@ -592,7 +592,9 @@ impl ControlPlane {
             format!("--audit-policy-file={}", d("audit-policy.yaml")),
             format!("--audit-log-path={}", d("audit.log")),
             "--audit-log-format=json".into(),
-            "--audit-log-maxsize=0".into(),
+            // No rotation within a test's life: 0 means the default (100 MB, then the log
+            // moves aside and audit_events() would miss what it held).
+            "--audit-log-maxsize=100000".into(),
             "--audit-log-mode=blocking".into(),
             "--allow-privileged=true".into(),
             "--enable-priority-and-fairness=false".into(),
