@@ -87,6 +87,18 @@ if want browser; then
   rc=0; bash tests/browser/run.sh || rc=1; record browser $rc
 fi
 
+# Tests write only to build and temp directories: a change to tracked files is a bug.
+step "clean tree"
+dirty=$(git status --porcelain --untracked-files=no 2>/dev/null || true)
+if [ -n "$dirty" ] && [ -n "${CI:-}" ]; then
+  echo "the tests changed tracked files:"; echo "$dirty"
+  record clean-tree 1
+elif [ -n "$dirty" ]; then
+  echo "note: tracked files differ from HEAD (your own edits, or a test wrote them):"; echo "$dirty"
+else
+  echo "git status: clean"
+fi
+
 echo
 [ ${#failures[@]} -eq 0 ] || echo "failed stages: ${failures[*]}"
 echo "stages: $passed passed, $failed failed"

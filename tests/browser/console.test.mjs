@@ -1,5 +1,5 @@
 // Console browser tests in real headless Chromium: sign in, create a client, suspend it,
-// delete it with the typed confirmation; screenshots of the main pages into docs/images.
+// delete it with the typed confirmation; screenshots of the main pages into $SCREENSHOTS (a build directory unless asked).
 import { createRequire } from 'node:module';
 import path from 'node:path';
 const require = createRequire(import.meta.url);

@@ -4,7 +4,8 @@
 # SQLite database, creates an admin, runs console.test.mjs, prints "browser: N passed, M failed".
 # Env: CLAWHOST_BIN (default: cargo build), CHROMIUM (default /usr/bin/chromium),
 #      BROWSER_DEPS (npm cache dir, default ~/.cache/clawhost/browser-deps),
-#      SCREENSHOTS (default docs/images).
+#      SCREENSHOTS (default: a build directory; refresh the README's pictures with
+#      `SCREENSHOTS=docs/images tests/browser/run.sh`).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -33,19 +34,33 @@ pid=""
 cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# A free port can be taken between picking it and the console binding it: the console
+# exits at once then, and the next attempt picks another port.
 db="sqlite://$tmp/console.sqlite"
 export ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD='browser-test-password-1'
 printf '%s\n' "$ADMIN_PASSWORD" | "$CLAWHOST_BIN" admin create --email "$ADMIN_EMAIL" --password-stdin --database-url "$db" >/dev/null
-CLAWHOST_CONSOLE_FAKE_CLUSTER=1 CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS=1 RUST_LOG=warn \
-  "$CLAWHOST_BIN" console --listen "127.0.0.1:$port" --database-url "$db" >"$tmp/console.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-  sleep 0.1
+up=""
+for attempt in 1 2 3; do
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  CLAWHOST_CONSOLE_FAKE_CLUSTER=1 CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS=1 RUST_LOG=warn \
+    "$CLAWHOST_BIN" console --listen "127.0.0.1:$port" --database-url "$db" >"$tmp/console.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 300); do
+    if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then up=1; break; fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  [ -n "$up" ] && break
+  echo "browser: console did not come up on port $port (attempt $attempt)" >&2
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""
 done
+if [ -z "$up" ]; then
+  echo "--- console log ---"; tail -50 "$tmp/console.log"
+  echo "browser: 0 passed, 1 failed (the console never answered /healthz)"
+  exit 1
+fi
 export BASE_URL="http://127.0.0.1:$port" USER_DATA_DIR="$tmp/profile"
-export SCREENSHOTS=${SCREENSHOTS:-$root/docs/images}
+export SCREENSHOTS=${SCREENSHOTS:-${CARGO_TARGET_DIR:-$root/target}/browser-screenshots}
 mkdir -p "$SCREENSHOTS"
 set +e
 node "$here/console.test.mjs"
