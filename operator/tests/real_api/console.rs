@@ -100,6 +100,16 @@ async fn console_cluster_on_the_real_api_server() {
         || async { console.get(ns, "carol").await.ok()?.is_none().then_some(()) },
     )
     .await;
+    // The same name again: a real deletion ran the operator's cleanup, and the first
+    // carol's volume was retained, so the new one is told it belongs to someone else.
+    console.create(&a).await.expect("re-create after deletion");
+    wait_for("the re-created carol's volume conflict", STEP, || async {
+        let again = console.get(ns, "carol").await.ok()??;
+        (observed(&again)
+            && condition(&again, "ConfigValid")?.1 == "VolumeBelongsToAnotherAssistant")
+            .then_some(())
+    })
+    .await;
     let refused: Vec<_> = cp
         .audit_events()
         .into_iter()

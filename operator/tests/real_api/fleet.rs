@@ -196,6 +196,8 @@ async fn operator_fleet_on_the_real_api_server() {
     quota_refusal_is_reported(&admin).await;
     retained_volume_is_not_handed_to_a_new_client(&admin, "clients-b").await;
     delete_removes_the_volume(&admin, "clients-b").await;
+    another_controllers_finalizer_is_kept(&admin, "clients-b").await;
+    a_late_secret_is_picked_up_by_its_watch(&admin, "clients-c").await;
     pod_lifecycle_follows_the_kubelet(&admin, "clients-c").await;
 
     let all = operator_requests(&cp, started);
@@ -644,6 +646,63 @@ async fn delete_removes_the_volume(admin: &Client, ns: &str) {
         (gone && pvc.is_none_or(|p| p.metadata.deletion_timestamp.is_some())).then_some(())
     })
     .await;
+}
+
+/// Deleting an Assistant that also carries another controller's finalizer: the operator
+/// cleans up and removes only its own; the other stays until its owner removes it.
+async fn another_controllers_finalizer_is_kept(admin: &Client, ns: &str) {
+    let assistants: Api<Assistant> = Api::namespaced(admin.clone(), ns);
+    let mut obj = assistant_json(ns, "shared", json!({}));
+    obj["metadata"]["finalizers"] = json!(["example.com/keep"]);
+    create_assistant(admin, &obj).await;
+    wait_converged(admin, ns, "shared", STEP).await;
+    assistants
+        .delete("shared", &DeleteParams::default())
+        .await
+        .unwrap();
+    let a = wait_for(
+        "the operator to release only its own finalizer",
+        STEP,
+        || async {
+            let a = assistants.get_opt("shared").await.ok()??;
+            (a.metadata.finalizers.as_deref() == Some(&["example.com/keep".to_string()][..]))
+                .then_some(a)
+        },
+    )
+    .await;
+    assert!(a.metadata.deletion_timestamp.is_some());
+    assistants
+        .patch(
+            "shared",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    wait_for("shared to be gone", STEP, || async {
+        assistants
+            .get_opt("shared")
+            .await
+            .ok()?
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+/// A missing auth-key Secret is reported; creating it is picked up by the Secret watch
+/// (nobody touches the Assistant).
+async fn a_late_secret_is_picked_up_by_its_watch(admin: &Client, ns: &str) {
+    let spec = json!({"tailscale": {"authKeySecretRef": {"name": "late-key", "key": "authkey"}}});
+    create_assistant(admin, &assistant_json(ns, "patient", spec)).await;
+    wait_for("SecretNotFound", STEP, || async {
+        let a = get_assistant(admin, ns, "patient").await?;
+        (condition(&a, "ConfigValid")?.1 == "SecretNotFound").then_some(())
+    })
+    .await;
+    auth_key_secret(admin, ns, "late-key", "authkey").await;
+    // Well inside the 60 s requeue of a blocked Assistant: only the watch can be this quick.
+    wait_converged(admin, ns, "patient", Duration::from_secs(20)).await;
 }
 
 async fn pod_lifecycle_follows_the_kubelet(admin: &Client, ns: &str) {
