@@ -68,6 +68,8 @@ if want manifests; then
   bash tests/manifests/check.sh "$out/render.yaml" || rc=1
   # Invalid input must fail with one message per problem, never a panic.
   bash tests/manifests/render_errors.sh || rc=1
+  # The manifest checker itself: it passes good input and fails on each kind of bad input.
+  bash tests/manifests/selftest.sh || rc=1
   rm -rf "$out"
   record manifests $rc
 fi

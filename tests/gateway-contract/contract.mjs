@@ -71,6 +71,7 @@ const NODE = path.join(CACHE, NODE_REL);
 const OPENCLAW = path.join(CACHE, OPENCLAW_REL);
 const IDLE_SECONDS = Number(process.env.CLAWHOST_CONTRACT_IDLE_SECONDS ?? 60);
 const STARTUP_TIMEOUT_MS = Number(process.env.CLAWHOST_CONTRACT_STARTUP_TIMEOUT ?? 240) * 1000;
+const READY_TIMEOUT_MS = Number(process.env.CLAWHOST_CONTRACT_READY_TIMEOUT ?? 60) * 1000;
 const KEEP = process.env.CLAWHOST_CONTRACT_KEEP === "1";
 const IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; // node image PATH
 const BOGUS_KEY = "clawhostContractBogusKey";
@@ -539,9 +540,32 @@ async function main() {
   }
   const base = `http://127.0.0.1:${port1}`;
   const mem = {};
-  await pollUntil("/readyz ready", async () => (await httpJson(`${base}/readyz`)).json?.ready === true, { timeoutMs: 60000 }).catch(() => {});
+  // Readiness after "started": a timeout is a failed check (with the last /readyz body and
+  // the gateway's output), not something to swallow; the memory sample below depends on it.
+  let ready1 = false;
+  await check(`gateway: /readyz reports ready within ${READY_TIMEOUT_MS / 1000} s of "started"`, async () => {
+    const t = Date.now();
+    let last = null;
+    try {
+      await pollUntil(
+        "/readyz ready",
+        async () => {
+          last = await httpJson(`${base}/readyz`);
+          return last.json?.ready === true;
+        },
+        { timeoutMs: READY_TIMEOUT_MS },
+      );
+    } catch (e) {
+      throw new Error(
+        `readiness timeout: ${e?.message ?? e}; last /readyz: ${last ? `${last.status} ${last.text.slice(0, 300)}` : "no answer"}\n` +
+          `gateway output:\n${tail(pod1.stdout() + pod1.stderr())}`,
+      );
+    }
+    ready1 = true;
+    return `ready ${((Date.now() - t) / 1000).toFixed(1)} s after "started"`;
+  });
   mem.startup = memoryOfTree(pod1.tini);
-  info(`memory after start-up: ${describeMemory(mem.startup)}`);
+  info(`memory after start-up${ready1 ? "" : " (NOT ready: readiness timed out)"}: ${describeMemory(mem.startup)}`);
 
   // While the gateway idles (memory sample 2), run the checks that do not touch it.
   const offline = (async () => {
