@@ -434,19 +434,48 @@ spec:
     }
 
     #[test]
-    fn hostile_input_never_panics() {
-        for text in [
-            "\u{0}",
-            "- - - -",
-            "[1, 2, 3]",
-            "!!binary aGVsbG8=",
-            "{a: {b: {c: [}}}",
-            "apiVersion: clawhost.dev/v1alpha1\nkind: Assistant\nspec: 7\n",
-            "apiVersion: clawhost.dev/v1alpha1\nkind: Assistant\nmetadata: {name: \"<script>\"}\nspec: {owner: {name: x, email: a@b.c}}\n",
-            "&a [*a, *a]",
-            "key: &anchor\n  x: 1\nother: *anchor\n",
+    fn hostile_input_is_refused_with_a_reason() {
+        // Each input is refused with exactly one message that says what is wrong.
+        let doc = "in.yaml (document 1): ";
+        for (text, want) in [
+            (
+                "\u{0}",
+                "malformed YAML: control characters are not allowed",
+            ),
+            ("- - - -", "expected a mapping (an Assistant object)"),
+            ("[1, 2, 3]", "expected a mapping (an Assistant object)"),
+            (
+                "!!binary aGVsbG8=",
+                "expected a mapping (an Assistant object)",
+            ),
+            (
+                "{a: {b: {c: [}}}",
+                "malformed YAML: did not find expected node content",
+            ),
+            (
+                "apiVersion: clawhost.dev/v1alpha1\nkind: Assistant\nspec: 7\n",
+                "spec: invalid type: integer `7`, expected struct AssistantSpec",
+            ),
+            (
+                "apiVersion: clawhost.dev/v1alpha1\nkind: Assistant\nmetadata: {name: \"<script>\"}\nspec: {owner: {name: x, email: a@b.c}}\n",
+                "metadata.name: \"<script>\" is not a valid Kubernetes name",
+            ),
+            ("&a [*a, *a]", "malformed YAML: recursion limit exceeded"),
+            (
+                "key: &anchor\n  x: 1\nother: *anchor\n",
+                "apiVersion \"\" kind \"\" is not an Assistant",
+            ),
         ] {
-            let _ = errors_of(text);
+            let e = errors_of(text);
+            assert_eq!(e.len(), 1, "{text:?}: {e:?}");
+            assert!(e[0].contains(want), "{text:?}: want {want:?} in {e:?}");
+            // Parse errors name the file and document; the one that parses (the bad
+            // name) is refused by rendering, which also names the missing Tailscale key.
+            if want.starts_with("metadata.name") {
+                assert!(e[0].contains("spec.tailscale: is required"), "{e:?}");
+            } else {
+                assert!(e[0].starts_with(doc), "{text:?}: {e:?}");
+            }
         }
     }
 }

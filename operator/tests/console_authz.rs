@@ -38,7 +38,29 @@ fn request(
 async fn every_route_is_guarded(app: TestApp) {
     let id = app.client_id("acme-legal").await;
     let audit_before = app.audit_count().await;
+    let (other_cookie, other_csrf) = app.second_session().await;
     let table = routes();
+    // The second session is live (its cookie opens a page), so refusing its token below is
+    // about the token's binding to the session, not a dead session.
+    let page = table
+        .iter()
+        .find(|r| r.access == Access::Page && r.path != "/" && !r.path.contains('{'))
+        .expect("a page route");
+    let live = app
+        .send(request(
+            &page.method,
+            page.path,
+            Some(&other_cookie),
+            "",
+            false,
+        ))
+        .await;
+    assert_eq!(
+        live.status,
+        StatusCode::OK,
+        "second session on {}",
+        page.path
+    );
     assert!(table.len() >= 40, "route table lists every route");
     let mut checked = 0;
     for r in &table {
@@ -102,17 +124,23 @@ async fn every_route_is_guarded(app: TestApp) {
                     StatusCode::FORBIDDEN,
                     "{uri} with a wrong CSRF token"
                 );
-                // Another session's token does not work either.
+                // Another live session's token (well-formed, genuinely issued) does not
+                // work with this session's cookie: the token is bound to its session.
+                assert_ne!(other_csrf, app.csrf);
                 let other = app
                     .send(request(
                         &r.method,
                         &uri,
                         Some(&app.cookie),
-                        &format!("_csrf={}{form}", "x".repeat(43)),
+                        &format!("_csrf={}&{form}", urlencoding::encode(&other_csrf)),
                         false,
                     ))
                     .await;
-                assert_eq!(other.status, StatusCode::FORBIDDEN, "{uri}");
+                assert_eq!(
+                    other.status,
+                    StatusCode::FORBIDDEN,
+                    "{uri} with another session's CSRF token"
+                );
             }
             Access::LoginForm => {
                 let no_cookie = app

@@ -14,12 +14,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const NS: &str = "clients";
 const CRD: &str = "apis/clawhost.dev/v1alpha1";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The message of the JSON log line that names the bound metrics address.
+const SERVING: &str = "serving /healthz, /readyz, /metrics";
+
+/// Sum of the samples of a Prometheus metric (all label sets) in a text exposition.
+fn metric_value(exposition: &str, name: &str) -> Option<f64> {
+    let mut found = None;
+    for line in exposition.lines() {
+        let Some(rest) = line.strip_prefix(name) else {
+            continue;
+        };
+        if !(rest.starts_with(' ') || rest.starts_with('{')) {
+            continue;
+        }
+        let v: f64 = rest.split_whitespace().last()?.parse().ok()?;
+        found = Some(found.unwrap_or(0.0) + v);
+    }
+    found
 }
 
 fn write_kubeconfig(dir: &Path, server: &str) -> std::path::PathBuf {
@@ -41,14 +52,15 @@ struct Operator {
 }
 
 impl Operator {
-    fn start(dir: &Path, kubeconfig: &Path) -> Self {
-        let metrics = format!("127.0.0.1:{}", free_port());
+    /// Starts the operator on an OS-chosen metrics port and waits for the log line that
+    /// names it (no port is picked, released and hoped to be still free).
+    async fn start(dir: &Path, kubeconfig: &Path) -> Self {
         let log = dir.join("operator.log");
         let child = Command::new(env!("CARGO_BIN_EXE_clawhost"))
             .args([
                 "operator",
                 "--metrics-addr",
-                &metrics,
+                "127.0.0.1:0",
                 "--log-format",
                 "json",
             ])
@@ -60,11 +72,38 @@ impl Operator {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("start clawhost operator");
-        Self {
+        let mut op = Self {
             child,
-            metrics,
+            metrics: String::new(),
             log,
-        }
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        op.metrics = loop {
+            let bound = op.logs().lines().find_map(|l| {
+                let v: Value = serde_json::from_str(l).ok()?;
+                (v["message"] == SERVING).then(|| v["addr"].as_str().map(str::to_string))?
+            });
+            if let Some(addr) = bound {
+                break addr;
+            }
+            assert!(
+                op.child.try_wait().unwrap().is_none(),
+                "the operator exited; log:\n{}",
+                op.logs()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "no {SERVING:?} log line with the bound address; log:\n{}",
+                op.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(
+            op.metrics.starts_with("127.0.0.1:") && !op.metrics.ends_with(":0"),
+            "bound address {:?}",
+            op.metrics
+        );
+        op
     }
 
     fn logs(&self) -> String {
@@ -146,7 +185,7 @@ async fn operator_process_reconciles_restores_drift_and_stops_cleanly() {
     let api = format!("http://{}", listener.local_addr().unwrap());
     let server = fake.serve(listener);
     let kubeconfig = write_kubeconfig(dir.path(), &api);
-    let mut op = Operator::start(dir.path(), &kubeconfig);
+    let mut op = Operator::start(dir.path(), &kubeconfig).await;
 
     // Ready once connected.
     let metrics = op.metrics.clone();
@@ -176,11 +215,25 @@ async fn operator_process_reconciles_restores_drift_and_stops_cleanly() {
     })
     .await;
 
-    let (code, body) = http_get(&metrics, "/metrics")
-        .await
-        .expect("/metrics answers");
-    assert_eq!(code, 200);
-    assert!(body.contains("clawhost_reconciles_total"), "{body}");
+    // The counter exists from the start; what matters is that it counted the reconcile
+    // (it is bumped when the reconcile ends, so poll briefly).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = http_get(&metrics, "/metrics")
+            .await
+            .expect("/metrics answers");
+        assert_eq!(code, 200);
+        let total = metric_value(&body, "clawhost_reconciles_total")
+            .unwrap_or_else(|| panic!("no clawhost_reconciles_total sample:\n{body}"));
+        if total > 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "clawhost_reconciles_total still {total} after the StatefulSet appeared:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Drift: someone scales the gateway by hand; the operator puts it back.
     fake.update("apis/apps/v1", "statefulsets", NS, "alice", |o| {
@@ -225,10 +278,38 @@ async fn operator_process_reconciles_restores_drift_and_stops_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_api_keeps_process_up_not_ready_and_quiet() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
-    let closed = free_port();
-    let kubeconfig = write_kubeconfig(dir.path(), &format!("http://127.0.0.1:{closed}"));
-    let mut op = Operator::start(dir.path(), &kubeconfig);
+    // An "API server" that reads each request and hangs up without answering: never
+    // reachable, and it counts the operator's connection attempts (one per request).
+    let hangup = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", hangup.local_addr().unwrap());
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counter = attempts.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = hangup.accept().await else {
+                return;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if !buf.is_empty() {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let kubeconfig = write_kubeconfig(dir.path(), &api);
+    let mut op = Operator::start(dir.path(), &kubeconfig).await;
     let metrics = op.metrics.clone();
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -245,8 +326,23 @@ async fn unreachable_api_keeps_process_up_not_ready_and_quiet() {
     };
     assert_eq!(code, 503);
     assert_eq!(http_get(&metrics, "/healthz").await.map(|r| r.0), Some(200));
-    // Several retries happen in this time (1 s, 2 s, 4 s backoff).
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Wait (not sleep) until the first warning is logged and the operator has retried
+    // twice more (backoff 1 s, 2 s): the same failure must not be logged per attempt.
+    let warned = |logs: &str| {
+        logs.lines()
+            .filter(|l| l.contains("cannot reach the Kubernetes API"))
+            .count()
+    };
+    let tries = wait_for(
+        "the first warning and two retries",
+        Duration::from_secs(60),
+        &op,
+        || {
+            let n = attempts.load(Ordering::SeqCst);
+            (n >= 3 && warned(&op.logs()) >= 1).then_some(n)
+        },
+    )
+    .await;
     assert!(op.child.try_wait().unwrap().is_none(), "the process exited");
     assert_eq!(http_get(&metrics, "/readyz").await.map(|r| r.0), Some(503));
     let logs = op.logs();
@@ -254,7 +350,11 @@ async fn unreachable_api_keeps_process_up_not_ready_and_quiet() {
         .lines()
         .filter(|l| l.contains("cannot reach the Kubernetes API"))
         .collect();
-    assert_eq!(warnings.len(), 1, "want one warning line:\n{logs}");
+    assert_eq!(
+        warnings.len(),
+        1,
+        "want one warning line for {tries} attempts:\n{logs}"
+    );
     let w: Value = serde_json::from_str(warnings[0]).expect("JSON log line");
     assert_eq!(w["level"], "WARN");
     assert!(
@@ -271,6 +371,7 @@ async fn unreachable_api_keeps_process_up_not_ready_and_quiet() {
         "{}",
         op.logs()
     );
+    server.abort();
 }
 
 /// The API fails the operator's LISTs and WATCHes for a while (500, 429, dropped): the
@@ -306,7 +407,7 @@ async fn failing_lists_and_watches_are_retried_until_convergence() {
     let server = fake.serve(listener);
     seed(&fake, "alice");
     let kubeconfig = write_kubeconfig(dir.path(), &api);
-    let mut op = Operator::start(dir.path(), &kubeconfig);
+    let mut op = Operator::start(dir.path(), &kubeconfig).await;
     wait_for(
         "the StatefulSet despite API faults",
         Duration::from_secs(90),

@@ -586,8 +586,13 @@ async fn every_request_is_covered_by_the_operator_rbac() {
 #[tokio::test]
 async fn a_hanging_api_call_times_out_and_the_next_reconcile_converges() {
     let fake = FakeApiServer::new();
+    use std::time::{Duration, Instant};
+    // A budget a loaded runner cannot miss on a healthy reconcile (in-process, milliseconds),
+    // and a hang far beyond it: only the reconcile timeout can end the first call early.
+    let budget = Duration::from_secs(3);
+    let hang = Duration::from_secs(600);
     let mut ctx = Context::new(fake.client(), OperatorConfig::default());
-    ctx.reconcile_timeout = std::time::Duration::from_millis(300);
+    ctx.reconcile_timeout = budget;
     let h = Harness {
         fake,
         ctx: Arc::new(ctx),
@@ -597,11 +602,18 @@ async fn a_hanging_api_call_times_out_and_the_next_reconcile_converges() {
         method: Some(Method::GET),
         path_contains: "statefulsets".into(),
         times: 1,
-        kind: FaultKind::Delay(std::time::Duration::from_secs(5)),
+        kind: FaultKind::Delay(hang),
     });
+    let started = Instant::now();
     let err = h.reconcile("alice").await.unwrap_err();
-    assert!(matches!(err, reconciler::Error::Timeout(_)), "{err}");
+    let took = started.elapsed();
+    assert!(
+        matches!(err, reconciler::Error::Timeout(d) if d == budget),
+        "{err}"
+    );
     assert_eq!(err.reason(), "timeout");
+    // Cut off by the budget, not by the hang ending.
+    assert!(took >= budget && took < hang / 10, "took {took:?}");
     h.reconcile("alice").await.unwrap();
     assert_eq!(h.sts_replicas("alice"), 1);
 }

@@ -2,6 +2,8 @@
 # Runs CMD with a throwaway PostgreSQL 15 cluster: initdb in a temp dir, a free port on
 # 127.0.0.1, DATABASE_URL and CLAWHOST_TEST_POSTGRES_URL exported, stopped afterwards.
 # Usage: tests/postgres/with-postgres.sh cargo test -p clawhost --test console_http
+# Without it (CLAWHOST_TEST_POSTGRES_URL unset) the PostgreSQL test variants are skipped with a
+# notice, except under CI (env CI non-empty), where they fail: CI must run them through here.
 set -euo pipefail
 [ $# -ge 1 ] || { echo "usage: $0 CMD..." >&2; exit 2; }
 

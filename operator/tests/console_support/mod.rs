@@ -22,6 +22,7 @@ pub struct TestApp {
     pub cookie: String,
     pub csrf: String,
     pub token: String,
+    pub admin: i64,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -31,14 +32,34 @@ pub async fn sqlite() -> TestApp {
     build(&url, Some(dir)).await
 }
 
-/// `None` (with a notice) when no PostgreSQL server is configured.
-pub async fn postgres() -> Option<TestApp> {
-    let Ok(base) = std::env::var("CLAWHOST_TEST_POSTGRES_URL") else {
-        eprintln!(
-            "skipped: CLAWHOST_TEST_POSTGRES_URL is unset (run under tests/postgres/with-postgres.sh)"
+/// The PostgreSQL server URL, or `None` when none is configured: then a PostgreSQL
+/// variant is skipped with one line on stderr (not captured by the test harness) per test
+/// binary; under CI (env `CI` non-empty) a missing URL fails instead of passing silently.
+pub fn postgres_url() -> Option<String> {
+    const VAR: &str = "CLAWHOST_TEST_POSTGRES_URL";
+    if let Some(url) = std::env::var(VAR).ok().filter(|u| !u.trim().is_empty()) {
+        return Some(url);
+    }
+    let in_ci = std::env::var("CI").is_ok_and(|v| !v.trim().is_empty());
+    assert!(
+        !in_ci,
+        "{VAR} is unset but CI is set: the PostgreSQL variants must run in CI \
+         (run the tests under tests/postgres/with-postgres.sh, which exports {VAR})"
+    );
+    static NOTICE: std::sync::Once = std::sync::Once::new();
+    NOTICE.call_once(|| {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: PostgreSQL test variants skipped: {VAR} is unset (run under tests/postgres/with-postgres.sh)"
         );
-        return None;
-    };
+    });
+    None
+}
+
+/// `None` (with a notice) when no PostgreSQL server is configured; panics under CI then.
+pub async fn postgres() -> Option<TestApp> {
+    let base = postgres_url()?;
     sqlx::any::install_default_drivers();
     let name = format!(
         "clawhost_test_{}",
@@ -91,6 +112,7 @@ pub async fn build(url: &str, dir: Option<tempfile::TempDir>) -> TestApp {
         cookie: format!("{}={sid}", auth::SESSION_COOKIE),
         csrf,
         token,
+        admin,
         _dir: dir,
     }
 }
@@ -178,6 +200,19 @@ impl TestApp {
             None => Body::empty(),
         };
         self.send(r.body(b).unwrap()).await
+    }
+
+    /// A second live session of the same admin (another browser): its cookie and CSRF token.
+    pub async fn second_session(&self) -> (String, String) {
+        let now = service::now();
+        let sid = auth::random_token();
+        let csrf = auth::random_token();
+        self.ctx
+            .db
+            .create_session(&auth::token_hash(&sid), self.admin, &csrf, now, now + 3600)
+            .await
+            .unwrap();
+        (format!("{}={sid}", auth::SESSION_COOKIE), csrf)
     }
 
     pub async fn client_id(&self, assistant: &str) -> i64 {
