@@ -200,7 +200,12 @@ enum LogFormat {
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,kube=warn,tower=warn,hyper=warn")
+        // kube_client's HTTP layer logs every failed request as an ERROR: during an outage
+        // that is a line per retry, and the operator already reports each failure once
+        // with its context (watch, reconcile).
+        tracing_subscriber::EnvFilter::new(
+            "info,kube=warn,kube_client=warn,kube_client::client::builder=off,kube_runtime=warn,tower=warn,hyper=warn",
+        )
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
