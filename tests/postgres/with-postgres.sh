@@ -20,8 +20,6 @@ fi
 DIR=$(mktemp -d /tmp/clawhost-pg.XXXXXX)
 chmod 755 "$DIR"
 [ ${#AS[@]} -eq 0 ] || chown postgres "$DIR"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-
 cleanup() {
   "${AS[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null 2>&1 || true
   rm -rf "$DIR"
@@ -30,9 +28,18 @@ trap cleanup EXIT
 
 "${AS[@]}" "$PGBIN/initdb" -D "$DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >"$DIR/initdb.log" 2>&1 \
   || { cat "$DIR/initdb.log" >&2; exit 1; }
-"${AS[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
-  -o "-h 127.0.0.1 -p $PORT -k $DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >/dev/null \
-  || { cat "$DIR/server.log" >&2; exit 1; }
+# A free port can be taken between picking it and the server binding it: then the start
+# fails and the next attempt picks another.
+started=""
+for attempt in 1 2 3; do
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  if "${AS[@]}" "$PGBIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
+    -o "-h 127.0.0.1 -p $PORT -k $DIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" start >/dev/null; then
+    started=1; break
+  fi
+  echo "with-postgres: start on port $PORT failed (attempt $attempt)" >&2
+done
+[ -n "$started" ] || { cat "$DIR/server.log" >&2; exit 1; }
 
 export DATABASE_URL="postgres://postgres@127.0.0.1:$PORT/postgres"
 export CLAWHOST_TEST_POSTGRES_URL="$DATABASE_URL"
