@@ -10,3 +10,4 @@ mod in_process;
 mod leader;
 mod restart;
 mod support;
+mod tailnet;
