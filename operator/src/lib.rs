@@ -22,3 +22,4 @@ pub mod runtime;
 pub mod tailscale_api;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod write_fence;

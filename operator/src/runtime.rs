@@ -205,22 +205,31 @@ fn config_source() -> String {
 /// server warms up just hangs: no error reaches the watcher, nothing is logged, `/readyz`
 /// stays green and new Assistants are never seen. Failures must surface instead: watches
 /// retry with their own short backoff, reconciles with per-Assistant backoff.
-pub async fn operator_client() -> Result<Client, kube::Error> {
+pub async fn operator_client(
+    fence: Arc<crate::write_fence::WriteFence>,
+) -> Result<Client, kube::Error> {
     let mut config = kube::Config::infer()
         .await
         .map_err(kube::Error::InferConfig)?;
     config.default_retry = false;
-    Client::try_from(config)
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&crate::write_fence::FenceLayer(fence))
+        .build())
 }
 
 /// Connects to the cluster, retrying with capped backoff. Logs the first failure, then only
 /// when the error changes or every tenth attempt, so an unreachable cluster does not spam.
-pub async fn connect(mut shutdown: watch::Receiver<bool>) -> Option<Client> {
+pub async fn connect(
+    mut shutdown: watch::Receiver<bool>,
+    fence: Arc<crate::write_fence::WriteFence>,
+) -> Option<Client> {
     let mut delay = Duration::from_secs(1);
     let mut last_error = String::new();
     for attempt in 1u64.. {
         let result = async {
-            let client = operator_client().await.map_err(|e| e.to_string())?;
+            let client = operator_client(fence.clone())
+                .await
+                .map_err(|e| e.to_string())?;
             client
                 .apiserver_version()
                 .await
@@ -507,7 +516,8 @@ pub async fn run(
             .into_future(),
     );
 
-    let Some(client) = connect(shutdown.clone()).await else {
+    let fence = Arc::new(crate::write_fence::WriteFence::default());
+    let Some(client) = connect(shutdown.clone(), fence.clone()).await else {
         let _ = http.await;
         return Ok(());
     };
@@ -525,6 +535,10 @@ pub async fn run(
     } else {
         None
     };
+    if leader.is_some() {
+        // From now on a pause past the lease stops this replica before it can write.
+        fence.arm();
+    }
 
     let reporter = Reporter {
         controller: "clawhost".into(),

@@ -70,7 +70,7 @@ pub async fn grant_rbac(admin: &Client, component: &str, user: &str) {
     });
     let binding = json!({
         "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-        "metadata": {"name": name},
+        "metadata": {"name": format!("{name}-{user}")},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
     });
@@ -239,6 +239,11 @@ impl Operator {
 
     /// Starts the process without waiting (several replicas at the same instant).
     pub fn spawn(cp: &ControlPlane, config: Option<&str>) -> Self {
+        Self::spawn_as(cp, config, OPERATOR_USER)
+    }
+
+    /// Like [`Operator::spawn`], as another user (to tell replicas apart in the audit log).
+    pub fn spawn_as(cp: &ControlPlane, config: Option<&str>, user: &str) -> Self {
         // Each operator of a test its own log (leader election runs three at once).
         static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -251,7 +256,7 @@ impl Operator {
             "--log-format",
             "json",
         ])
-        .env("KUBECONFIG", cp.kubeconfig(OPERATOR_USER))
+        .env("KUBECONFIG", cp.kubeconfig(user))
         .env(
             "RUST_LOG",
             std::env::var("OPERATOR_RUST_LOG").unwrap_or_else(|_| "info".into()),
@@ -305,6 +310,19 @@ impl Operator {
             .await
             .map(|(_, b)| b)
             .unwrap_or_default()
+    }
+
+    /// Sends a signal (SIGSTOP / SIGCONT to freeze and resume it).
+    pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: signalling our own child by its pid.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, sig);
+        }
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// SIGKILL: the process dies without a chance to release anything.
