@@ -24,11 +24,18 @@ pub const RETAINED_FROM_ANNOTATION: &str = "clawhost.dev/retained-from";
 /// On a retained volume: the e-mail of the client it belonged to.
 pub const RETAINED_OWNER_EMAIL_ANNOTATION: &str = "clawhost.dev/retained-owner-email";
 
-pub async fn run(a: &Assistant, ctx: &Context) -> Result<Action, Error> {
+pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
+    let ns = cached.namespace().ok_or(Error::NoNamespace)?;
+    // The controller's cache can lag a cleanup that just finished (a reconcile queued by a
+    // child's watch event): read the Assistant itself, so no step runs twice for it.
+    let api: Api<Assistant> = Api::namespaced(ctx.client.clone(), &ns);
+    let Some(fresh) = api.get_opt(&cached.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    let a = &fresh;
     if !a.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::await_change());
     }
-    let ns = a.namespace().ok_or(Error::NoNamespace)?;
     let n = names(a);
     let terminating = crate::reconciler::status::compute(
         a,

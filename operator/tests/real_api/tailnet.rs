@@ -44,8 +44,15 @@ async fn tailscale_stand_in() -> (String, Calls) {
             "/api/v2/device/{id}",
             delete(
                 move |axum::extract::Path(id): axum::extract::Path<String>| async move {
-                    c3.lock().unwrap().push(format!("delete {id}"));
-                    axum::http::StatusCode::OK
+                    let mut calls = c3.lock().unwrap();
+                    let gone = calls.iter().any(|c| *c == format!("delete {id}"));
+                    calls.push(format!("delete {id}"));
+                    // As the real API answers: a device removed already is not found.
+                    if gone {
+                        axum::http::StatusCode::NOT_FOUND
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
                 },
             ),
         );
