@@ -14,6 +14,7 @@
 //! ```
 
 mod audit;
+pub mod process;
 
 use std::fmt::Write as _;
 use std::fs::OpenOptions;

@@ -3,13 +3,14 @@
 //! as a child process; then what an administrator would see: children and status appear,
 //! health and metrics answer, drift is undone, SIGTERM stops it cleanly, logs are JSON.
 
+use clawhost_envtest::process::http_get;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
 
 use clawhost::fake_apiserver::FakeApiServer;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const NS: &str = "clients";
 const CRD: &str = "apis/clawhost.dev/v1alpha1";
@@ -112,18 +113,7 @@ impl Operator {
 
     /// Sends SIGTERM and waits for the exit code.
     fn terminate(&mut self, within: Duration) -> Option<i32> {
-        // SAFETY: signalling our own child by its pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status.code().unwrap_or(-1));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        clawhost_envtest::process::terminate(&mut self.child, within)
     }
 }
 
@@ -134,25 +124,6 @@ impl Drop for Operator {
             let _ = self.child.wait();
         }
     }
-}
-
-/// A plain HTTP/1.1 GET: (status code, body).
-async fn http_get(addr: &str, path: &str) -> Option<(u16, String)> {
-    let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .ok()?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).await.ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Some((code, body))
 }
 
 async fn wait_for<T>(
