@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything CI runs, on a fresh Debian machine or a warm one (installs what is missing,
-# reuses caches). Usage: tests/run.sh [stage...]   stages: lint unit manifests chart gateway browser
+# reuses caches). Usage: tests/run.sh [stage...]   stages: lint unit manifests chart images gateway browser
 # Each stage prints its own "N passed, M failed" line; the last line sums them up.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -9,7 +9,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/clawhost-target}
 export CLAWHOST_CACHE=${CLAWHOST_CACHE:-$HOME/.cache/clawhost}
 export CLAWHOST_BIN="$CARGO_TARGET_DIR/debug/clawhost"
 stages=("$@")
-[ ${#stages[@]} -gt 0 ] || stages=(lint unit manifests chart gateway browser)
+[ ${#stages[@]} -gt 0 ] || stages=(lint unit manifests chart images gateway browser)
 want() { local s; for s in "${stages[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 step() { printf '\n=== %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
 passed=0; failed=0; failures=()
@@ -23,7 +23,10 @@ command -v shellcheck >/dev/null || need+=(shellcheck)
 [ -x /usr/bin/chromium ] || { want browser && need+=(chromium); }
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v unzip >/dev/null || need+=(unzip)
-command -v tini >/dev/null || { want gateway && need+=(tini); }
+if want images || want gateway; then
+  command -v buildah >/dev/null || need+=(buildah)
+  command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   apt-get update -qq >/dev/null
@@ -48,7 +51,7 @@ if want lint; then
   rc=0
   cargo fmt --all -- --check || rc=1
   cargo clippy --locked --all-targets -- -D warnings || rc=1
-  shellcheck -x gateway-image/entrypoint.sh tests/run.sh .ci/run || rc=1
+  shellcheck -x gateway-image/entrypoint.sh tests/run.sh .ci/run tests/images/*.sh || rc=1
   record lint $rc
 fi
 
@@ -79,8 +82,16 @@ if want chart; then
   rc=0; bash tests/chart/check.sh || rc=1; record chart $rc
 fi
 
+if want images; then
+  step "images: gateway-image/Dockerfile and operator.Dockerfile built with buildah; the operator image checked"
+  rc=0
+  bash tests/images/build.sh gateway operator || rc=1
+  [ $rc -ne 0 ] || bash tests/images/check-operator.sh || rc=1
+  record images $rc
+fi
+
 if want gateway; then
-  step "gateway contract against the real openclaw"
+  step "gateway contract: the rendered pod spec on the built gateway image"
   rc=0; bash tests/gateway-contract/run.sh || rc=1; record gateway-contract $rc
 fi
 

@@ -32,6 +32,7 @@ import {
   setPath,
   kubeletWrite,
   parseDockerfile,
+  imageConfigFromInspect,
   childrenOf,
   processTree,
   procInfo,
@@ -56,24 +57,42 @@ const opt = (name, dflt) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : dflt;
 };
-const CACHE = opt("cache");
-const NODE_REL = opt("node-rel"); // relative to CACHE: .../bin/node
-const OPENCLAW_REL = opt("openclaw-rel"); // relative to CACHE: .../node_modules/openclaw/openclaw.mjs
+// The built image: its root filesystem (mounted by run.sh) and its config (buildah inspect).
+const ROOTFS = opt("rootfs");
+const IMAGE_INSPECT = opt("image-inspect");
+const IMAGE_TAG = opt("image", "");
 const NODE_VERSION = opt("node-version");
 const OPENCLAW_VERSION = opt("openclaw-version");
 const RENDER_FILE = opt("render");
 const RENDER_NOTE = opt("render-note", "");
-if (!CACHE || !NODE_REL || !OPENCLAW_REL || !NODE_VERSION || !OPENCLAW_VERSION) {
+if (!ROOTFS || !IMAGE_INSPECT || !NODE_VERSION || !OPENCLAW_VERSION) {
   console.error("contract.mjs: run me through tests/gateway-contract/run.sh");
   process.exit(2);
 }
-const NODE = path.join(CACHE, NODE_REL);
-const OPENCLAW = path.join(CACHE, OPENCLAW_REL);
+/** A path inside the image, as a host path under ROOTFS (symlinks resolved inside the image). */
+function inImage(p) {
+  let host = path.join(ROOTFS, p);
+  for (let hops = 0; hops < 10; hops++) {
+    let st;
+    try {
+      st = fs.lstatSync(host);
+    } catch {
+      return host;
+    }
+    if (!st.isSymbolicLink()) return host;
+    const t = fs.readlinkSync(host);
+    host = t.startsWith("/") ? path.join(ROOTFS, t) : path.resolve(path.dirname(host), t);
+  }
+  return host;
+}
+// The image's own node and openclaw, run from its root filesystem for the CLI-only checks.
+const NODE = inImage("/usr/local/bin/node");
+const OPENCLAW = inImage("/usr/local/bin/openclaw");
+const IMAGE = imageConfigFromInspect(JSON.parse(fs.readFileSync(IMAGE_INSPECT, "utf8")));
 const IDLE_SECONDS = Number(process.env.CLAWHOST_CONTRACT_IDLE_SECONDS ?? 60);
 const STARTUP_TIMEOUT_MS = Number(process.env.CLAWHOST_CONTRACT_STARTUP_TIMEOUT ?? 240) * 1000;
 const READY_TIMEOUT_MS = Number(process.env.CLAWHOST_CONTRACT_READY_TIMEOUT ?? 60) * 1000;
 const KEEP = process.env.CLAWHOST_CONTRACT_KEEP === "1";
-const IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"; // node image PATH
 const BOGUS_KEY = "clawhostContractBogusKey";
 
 // ---------------------------------------------------------------------------------------
@@ -113,7 +132,7 @@ function info(line) {
 // ---------------------------------------------------------------------------------------
 // Work dir and the pod simulator
 const WORK = fs.mkdtempSync(path.join(os.tmpdir(), "gateway-contract."));
-fs.chmodSync(WORK, 0o755); // uid 1000 traverses it (before podsim hides /tmp)
+fs.chmodSync(WORK, 0o755);
 const livePods = new Set();
 
 function cleanup() {
@@ -173,20 +192,18 @@ class Pod {
     const podsim = [
       path.join(HERE, "podsim.sh"),
       this.runDir,
+      ROOTFS,
       this.pvc,
       this.secret,
-      CACHE,
-      IMAGE_DIR,
-      NODE_REL,
-      OPENCLAW_REL,
       String(this.uid),
       String(this.gid),
+      IMAGE.workdir,
       "--",
       ...this.env.map(([k, v]) => `${k}=${v}`),
       ...this.cmd,
     ];
     this.startedAt = Date.now();
-    this.proc = spawn("unshare", ["--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--", "/bin/sh", ...podsim], {
+    this.proc = spawn("unshare", ["--mount", "--pid", "--fork", "--propagation", "private", "--", "/bin/sh", ...podsim], {
       stdio: ["ignore", out, err],
     });
     fs.closeSync(out);
@@ -320,7 +337,7 @@ function fakeServer(handler) {
 }
 function runProbe(kind, port) {
   const t0 = Date.now();
-  return run(NODE, [path.join(IMAGE_DIR, "clawhost-probe"), kind], {
+  return run(NODE, [inImage("/usr/local/bin/clawhost-probe"), kind], {
     env: { PATH: process.env.PATH, OPENCLAW_GATEWAY_PORT: String(port) },
     timeoutMs: 20000,
   }).then((r) => ({ ...r, ms: Date.now() - t0 }));
@@ -395,23 +412,47 @@ async function main() {
     assert(df.args.OPENCLAW_VERSION === OPENCLAW_VERSION, `ARG OPENCLAW_VERSION=${df.args.OPENCLAW_VERSION}, test pins ${OPENCLAW_VERSION}`);
     assert(/npm install[^\n]*--global[^\n]*"openclaw@\$\{OPENCLAW_VERSION\}"/.test(dockerfileText.replace(/\\\n/g, " ")), "no `npm install --global ... \"openclaw@${OPENCLAW_VERSION}\"`");
   });
-  await check("Dockerfile: ENTRYPOINT, CMD, USER, WORKDIR and ENV match the pod contract", () => {
+  await check(`image config: ENTRYPOINT, CMD, USER, WORKDIR, ENV, HEALTHCHECK match the pod contract (${IMAGE_TAG})`, () => {
     const p = [];
     const ep = ["/usr/bin/tini", "--", "/usr/local/bin/clawhost-entrypoint"];
-    if (JSON.stringify(df.entrypoint) !== JSON.stringify(ep)) p.push(`ENTRYPOINT ${JSON.stringify(df.entrypoint)}`);
-    if (JSON.stringify(df.cmd) !== JSON.stringify(CONTRACT.args)) p.push(`CMD ${JSON.stringify(df.cmd)}`);
-    if (!/^1000(:1000)?$/.test(df.user ?? "")) p.push(`USER ${df.user} (want numeric 1000:1000 so runAsNonRoot can verify it)`);
-    if (df.workdir !== CONTRACT.homeMount) p.push(`WORKDIR ${df.workdir} (openclaw needs an existing cwd; want ${CONTRACT.homeMount})`);
+    if (JSON.stringify(IMAGE.entrypoint) !== JSON.stringify(ep)) p.push(`ENTRYPOINT ${JSON.stringify(IMAGE.entrypoint)}`);
+    if (JSON.stringify(IMAGE.cmd) !== JSON.stringify(CONTRACT.args)) p.push(`CMD ${JSON.stringify(IMAGE.cmd)}`);
+    if (!/^1000(:1000)?$/.test(IMAGE.user ?? "")) p.push(`USER ${IMAGE.user} (want numeric 1000:1000 so runAsNonRoot can verify it)`);
+    if (IMAGE.workdir !== CONTRACT.homeMount) p.push(`WORKDIR ${IMAGE.workdir} (openclaw needs an existing cwd; want ${CONTRACT.homeMount})`);
     for (const k of ["HOME", "OPENCLAW_STATE_DIR", "OPENCLAW_NO_AUTO_UPDATE", "TMPDIR"]) {
-      if (df.env[k] !== CONTRACT.env[k]) p.push(`ENV ${k}=${df.env[k]} (want ${CONTRACT.env[k]})`);
+      if (IMAGE.env[k] !== CONTRACT.env[k]) p.push(`ENV ${k}=${IMAGE.env[k]} (want ${CONTRACT.env[k]})`);
     }
+    if (!(IMAGE.env.PATH ?? "").split(":").includes("/usr/local/bin")) p.push(`ENV PATH=${IMAGE.env.PATH} lacks /usr/local/bin`);
     for (const l of ["org.opencontainers.image.version", "org.opencontainers.image.source", "org.opencontainers.image.title"]) {
-      if (!df.labels[l]) p.push(`LABEL ${l} missing`);
+      if (!IMAGE.labels[l]) p.push(`LABEL ${l} missing`);
     }
-    if (df.labels["org.opencontainers.image.version"] !== OPENCLAW_VERSION) p.push(`LABEL version ${df.labels["org.opencontainers.image.version"]}`);
-    if (!/COPY[^\n]*entrypoint\.sh[^\n]*\/usr\/local\/bin\/clawhost-entrypoint/.test(dockerfileText)) p.push("entrypoint.sh not copied to /usr/local/bin/clawhost-entrypoint");
-    if (!/COPY[^\n]*clawhost-probe[^\n]*\/usr\/local\/bin\/clawhost-probe/.test(dockerfileText)) p.push("clawhost-probe not copied to /usr/local/bin/clawhost-probe");
+    if (IMAGE.labels["org.opencontainers.image.version"] !== OPENCLAW_VERSION) p.push(`LABEL version ${IMAGE.labels["org.opencontainers.image.version"]}`);
+    const hc = IMAGE.healthcheck;
+    if (JSON.stringify(hc?.test) !== JSON.stringify(["CMD", "/usr/local/bin/clawhost-probe", "ready"])) p.push(`HEALTHCHECK ${JSON.stringify(hc?.test)}`);
+    if (!(hc?.timeoutS >= 3)) p.push(`HEALTHCHECK timeout ${hc?.timeoutS} s (the probe's own budget is 3 s)`);
+    if (IMAGE.stopsignal && IMAGE.stopsignal !== "SIGTERM") p.push(`STOPSIGNAL ${IMAGE.stopsignal}`);
+    if (!IMAGE.exposedPorts.includes("18789/tcp")) p.push(`EXPOSE ${IMAGE.exposedPorts.join(",")}`);
     assert(p.length === 0, p.join("; "));
+    return `user ${IMAGE.user}, workdir ${IMAGE.workdir}, healthcheck every ${hc.intervalS} s`;
+  });
+  await check("image files: node and openclaw at the pinned versions; entrypoint and probe are the committed scripts, executable", async () => {
+    const p = [];
+    for (const [inImg, src] of [["/usr/local/bin/clawhost-entrypoint", "entrypoint.sh"], ["/usr/local/bin/clawhost-probe", "clawhost-probe"]]) {
+      const f = inImage(inImg);
+      if (!fs.existsSync(f)) {
+        p.push(`${inImg} missing`);
+        continue;
+      }
+      if (!fs.readFileSync(f).equals(fs.readFileSync(path.join(IMAGE_DIR, src)))) p.push(`${inImg} differs from gateway-image/${src}`);
+      if ((fs.statSync(f).mode & 0o005) !== 0o005) p.push(`${inImg} mode ${(fs.statSync(f).mode & 0o777).toString(8)} (uid 1000 must read and run it)`);
+    }
+    if (!fs.existsSync(inImage("/usr/bin/tini"))) p.push("/usr/bin/tini missing");
+    const nv = await run(NODE, ["--version"]);
+    if (nv.stdout.trim() !== `v${NODE_VERSION}`) p.push(`node ${nv.stdout.trim()} (want v${NODE_VERSION})`);
+    const ov = await run(NODE, [OPENCLAW, "--version"], { env: { PATH: path.dirname(NODE), HOME: WORK } });
+    if (!ov.stdout.includes(`OpenClaw ${OPENCLAW_VERSION}`)) p.push(`openclaw --version: ${ov.stdout.trim() || ov.stderr.trim()}`);
+    assert(p.length === 0, p.join("; "));
+    return `node ${nv.stdout.trim()}, ${ov.stdout.trim().split("\n")[0]}`;
   });
   await check("shellcheck: entrypoint.sh, toolchain.sh, update-config-schema.sh, run.sh, podsim.sh", async () => {
     const files = [
@@ -469,7 +510,7 @@ async function main() {
     optionalSecrets: process.env.CLAWHOST_CONTRACT_OPTIONAL_SECRETS === "1",
   });
   for (const note of resolved.notes) info(note);
-  const imageEnv = { PATH: IMAGE_PATH, ...df.env };
+  const imageEnv = { ...IMAGE.env };
   /** The container's environment: image ENV, then the pod's env (with a free port). */
   const containerEnv = (port, overrides = {}) => {
     const o = overridePort(resolved.env, plan.container.args ?? [], port);
@@ -478,7 +519,7 @@ async function main() {
     for (const [k, v] of Object.entries(overrides)) m.set(k, v);
     return { env: [...m.entries()], args: o.args };
   };
-  const podCmd = (args) => [...df.entrypoint, ...(args.length ? args : df.cmd)];
+  const podCmd = (args) => [...IMAGE.entrypoint, ...(args.length ? args : IMAGE.cmd)];
   const envMap = new Map(containerEnv(18789).env);
   const runtimeEnvForCli = Object.fromEntries([...envMap].filter(([k]) => !["HOME", "TMPDIR", "PATH", "OPENCLAW_STATE_DIR", "OPENCLAW_CONFIG_PATH"].includes(k)));
 
@@ -727,7 +768,18 @@ async function main() {
   // Probes: exactly the rendered exec commands, inside the pod (its mounts, uid, env).
   const probeEnv = c1.env.map(([k, v]) => `${k}=${v}`);
   const execInPod = (cmd) =>
-    run("nsenter", ["--target", String(pod1.tini), "--mount", "--pid", "--", "setpriv", `--reuid=${CONTRACT.uid}`, `--regid=${CONTRACT.gid}`, `--groups=${CONTRACT.gid}`, "--no-new-privs", "env", "-i", ...probeEnv, ...cmd], { timeoutMs: 30000 });
+    run(
+      "nsenter",
+      ["--target", String(pod1.tini), "--mount", "--pid", "--", "setpriv", "--no-new-privs", "--inh-caps=-all", "--",
+        "chroot", `--userspec=${CONTRACT.uid}:${CONTRACT.gid}`, `--groups=${CONTRACT.gid}`, path.join(pod1.runDir, "root"),
+        "/usr/bin/env", "-i", `--chdir=${IMAGE.workdir}`, ...probeEnv, ...cmd],
+      { timeoutMs: 30000 },
+    );
+  await check(`image HEALTHCHECK ${JSON.stringify(IMAGE.healthcheck?.test?.slice(1))} exits 0 in the pod`, async () => {
+    const r = await execInPod(IMAGE.healthcheck.test.slice(1));
+    assert(r.code === 0, `exit ${r.code}: ${r.stdout}${r.stderr}`);
+    return r.stdout.trim().slice(0, 120);
+  });
   for (const kind of ["startupProbe", "readinessProbe", "livenessProbe"]) {
     await check(`probe: rendered ${kind} ${JSON.stringify(plan.container[kind]?.exec?.command)} exits 0 in the pod`, async () => {
       const cmd = plan.container[kind]?.exec?.command;
@@ -905,6 +957,16 @@ async function main() {
     const logs = stripAnsi(pod1.allLogs());
     const hits = logs.split("\n").filter((l) => /EROFS|read-only file system|EACCES|permission denied/i.test(l));
     assert(hits.length === 0, hits.slice(0, 5).join("\n"));
+    // The overlay's upper dir holds whatever reached the image's root: only the mount
+    // points the runtime made may be there.
+    const mountPoints = new Set(["home", "home/node", "etc", "etc/openclaw", "etc/hosts", "etc/hostname", "etc/resolv.conf", "tmp", "proc", "dev", "sys"]);
+    const walk = (d, rel = "") =>
+      fs.readdirSync(d, { withFileTypes: true }).flatMap((e) => {
+        const r = rel ? `${rel}/${e.name}` : e.name;
+        return e.isDirectory() && !mountPoints.has(r) ? [r, ...walk(path.join(d, e.name), r)] : [r];
+      });
+    const stray = walk(path.join(pod1.runDir, "upper")).filter((r) => !mountPoints.has(r));
+    assert(stray.length === 0, `written to the image's root: ${stray.slice(0, 10).join(", ")}`);
     const top = (d) => fs.readdirSync(d).sort().join(" ");
     return `PVC: ${top(pvc)} | .openclaw: ${top(path.join(pvc, ".openclaw"))} | /tmp: ${top(path.join(pod1.runDir, "emptydir"))}`;
   });

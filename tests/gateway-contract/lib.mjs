@@ -400,6 +400,33 @@ export function kubeletWrite(dir, files, { fileMode = 0o644, gid = null } = {}) 
 // ---------------------------------------------------------------------------------------
 // Dockerfile (just enough to read our own: JSON-form ENTRYPOINT/CMD, ENV k=v, ARG, USER).
 
+/**
+ * The runtime config of a built image, from `buildah inspect --type image` (Docker format, so
+ * HEALTHCHECK is kept): what a container runtime starts, independent of the Dockerfile text.
+ */
+export function imageConfigFromInspect(inspect) {
+  const c = inspect?.Docker?.config ?? inspect?.OCIv1?.config;
+  if (!c) throw new Error("image inspect output has no Docker.config / OCIv1.config");
+  const env = {};
+  for (const kv of c.Env ?? []) {
+    const i = kv.indexOf("=");
+    if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+  }
+  const hc = c.Healthcheck ?? null;
+  const sec = (ns) => (typeof ns === "number" ? ns / 1e9 : null);
+  return {
+    entrypoint: c.Entrypoint ?? null,
+    cmd: c.Cmd ?? null,
+    user: c.User ?? null,
+    workdir: c.WorkingDir ?? null,
+    env,
+    labels: c.Labels ?? {},
+    stopsignal: c.StopSignal ?? null,
+    exposedPorts: Object.keys(c.ExposedPorts ?? {}),
+    healthcheck: hc ? { test: hc.Test ?? null, intervalS: sec(hc.Interval), timeoutS: sec(hc.Timeout), startPeriodS: sec(hc.StartPeriod) } : null,
+  };
+}
+
 export function parseDockerfile(text) {
   const lines = [];
   let cur = "";

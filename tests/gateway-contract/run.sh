@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The gateway contract test: the operator's rendered pod spec against the real, pinned
-# openclaw gateway, run the way the pod runs it (tini + clawhost-entrypoint, uid 1000,
-# read-only root, read-only kubelet-style config dir, emptyDir /tmp, PVC at /home/node).
+# The gateway contract test: the operator's rendered pod spec against the gateway image built
+# from gateway-image/Dockerfile (tests/images/build.sh), run the way the pod runs it: the
+# image's root filesystem, read-only, its ENTRYPOINT/CMD/USER/WORKDIR/ENV from the image
+# config, uid 1000, the kubelet-style config dir, emptyDir /tmp, the PVC at /home/node.
 #
 #   tests/gateway-contract/run.sh
 #
-# Needs root (mount/PID/network namespaces stand in for the container runtime) and the
-# package registries (npm, Debian) on the first run; after that everything is cached.
+# Needs root (buildah; mount/PID/network namespaces stand in for the container runtime) and
+# the package registries (npm, Debian) on the first run; after that everything is cached.
 # Env:
 #   CLAWHOST_CACHE                     cache dir (default ~/.cache/clawhost)
 #   CLAWHOST_BIN                       clawhost binary (default: cargo run -q -p clawhost --)
@@ -30,12 +31,11 @@ fail_early() {
 	exit 1
 }
 
-# --- 1. tools: Node + openclaw (pinned by gateway-image/Dockerfile) and a few Debian ones ---
+# --- 1. the gateway image, built from gateway-image/Dockerfile (cached), and its rootfs -------
 if [ "$(id -u)" != 0 ]; then
-	fail_early "setup: needs root (namespaces stand in for the container runtime)"
+	fail_early "setup: needs root (buildah; namespaces stand in for the container runtime)"
 fi
 missing=()
-command -v tini >/dev/null 2>&1 || [ -x /usr/bin/tini ] || missing+=(tini)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
@@ -48,16 +48,29 @@ if [ "${#missing[@]}" -gt 0 ]; then
 			fail_early "setup: apt-get install ${missing[*]} failed"
 	fi
 fi
-[ -x /usr/bin/tini ] || fail_early "setup: /usr/bin/tini missing (the image's ENTRYPOINT uses that path)"
-
 # shellcheck source-path=SCRIPTDIR source=../../gateway-image/toolchain.sh
 . "$root/gateway-image/toolchain.sh"
-toolchain_install || fail_early "setup: installing node $NODE_VERSION / openclaw $OPENCLAW_VERSION into $CLAWHOST_CACHE failed"
-say "node $NODE_VERSION and openclaw $OPENCLAW_VERSION from $CLAWHOST_CACHE"
+toolchain_pins || fail_early "setup: cannot read the pinned versions from gateway-image/Dockerfile"
+bash "$root/tests/images/build.sh" gateway >&2 || fail_early "image: building gateway-image/Dockerfile failed (output above)"
+image=$(cat "${CLAWHOST_CACHE:-$HOME/.cache/clawhost}/images/gateway.tag")
+
+work=$(mktemp -d)
+container=""
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	if [ -n "$container" ]; then
+		buildah umount "$container" >/dev/null 2>&1 || true
+		buildah rm "$container" >/dev/null 2>&1 || true
+	fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+buildah inspect --type image "$image" >"$work/image-inspect.json" || fail_early "image: buildah inspect $image failed"
+container=$(buildah from --pull-never "$image") || fail_early "image: buildah from $image failed"
+rootfs=$(buildah mount "$container") || fail_early "image: buildah mount failed"
+say "image $image, root filesystem $rootfs"
 
 # --- 2. the rendered objects ----------------------------------------------------------------
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 render_json=$work/render.json
 render_note=""
 if [ -n "${CLAWHOST_RENDER_JSON:-}" ]; then
@@ -82,8 +95,8 @@ fi
 # anything but 127.0.0.1/::1; the test talks to it there.
 status=0
 unshare --net -- /bin/sh -c 'ip link set lo up && exec "$@"' sh \
-	"$NODE_BIN" "$here/contract.mjs" \
-	--cache "$CLAWHOST_CACHE" --node-rel "$NODE_REL" --openclaw-rel "$OPENCLAW_REL" \
+	"$rootfs/usr/local/bin/node" "$here/contract.mjs" \
+	--rootfs "$rootfs" --image-inspect "$work/image-inspect.json" --image "$image" \
 	--node-version "$NODE_VERSION" --openclaw-version "$OPENCLAW_VERSION" \
 	--render "$render_json" --render-note "$render_note" || status=$?
 exit "$status"
