@@ -1,4 +1,4 @@
-//! Operator metrics (OpenMetrics via prometheus-client) and per-Assistant error backoff.
+//! Operator metrics (OpenMetrics via prometheus-client).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -39,7 +39,6 @@ pub struct Metrics {
     /// (a dry run found nothing to write), refused.
     pub applies: Family<ApplyLabel, Counter>,
     phases: Mutex<HashMap<String, Phase>>,
-    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Default for Metrics {
@@ -51,14 +50,11 @@ impl Default for Metrics {
             assistants: Family::default(),
             applies: Family::default(),
             phases: Mutex::default(),
-            failures: Mutex::default(),
         }
     }
 }
 
 /// Longest wait between retries of a failing Assistant.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
 impl Metrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -78,7 +74,7 @@ impl Metrics {
         );
         registry.register(
             "clawhost_child_applies",
-            "Child object apply decisions, by kind and outcome (created, changed, drift_restored, normalised, refused)",
+            "Child object apply decisions, by kind and outcome (created, changed, drift_restored, normalised, refused, pruned)",
             self.applies.clone(),
         );
         registry.register(
@@ -107,10 +103,19 @@ impl Metrics {
     }
 
     pub fn observe_refusal(&self, kind: &str) {
+        self.count_apply(kind, "refused");
+    }
+
+    /// A child deleted because it is no longer desired.
+    pub fn observe_prune(&self, kind: &str) {
+        self.count_apply(kind, "pruned");
+    }
+
+    fn count_apply(&self, kind: &str, outcome: &str) {
         self.applies
             .get_or_create(&ApplyLabel {
                 kind: kind.to_string(),
-                outcome: "refused".to_string(),
+                outcome: outcome.to_string(),
             })
             .inc();
     }
@@ -143,6 +148,7 @@ impl Metrics {
             .inc();
     }
 
+    /// Drops a deleted Assistant from the phase gauge.
     pub fn forget(&self, key: &str) {
         if let Some(old) = self.phases.lock().expect("lock").remove(key) {
             self.assistants
@@ -151,36 +157,12 @@ impl Metrics {
                 })
                 .dec();
         }
-        self.failures.lock().expect("lock").remove(key);
-    }
-
-    /// Next retry delay for a failing Assistant: 5 s doubling to 5 min.
-    pub fn backoff(&self, key: &str) -> Duration {
-        let mut f = self.failures.lock().expect("lock");
-        let n = f.entry(key.to_string()).or_insert(0);
-        *n = n.saturating_add(1);
-        let secs = 5u64.saturating_mul(1u64 << (*n - 1).min(10));
-        Duration::from_secs(secs).min(MAX_BACKOFF)
-    }
-
-    pub fn reset_backoff(&self, key: &str) {
-        self.failures.lock().expect("lock").remove(key);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_bounded() {
-        let m = Metrics::default();
-        let d: Vec<u64> = (0..10).map(|_| m.backoff("a").as_secs()).collect();
-        assert_eq!(&d[..4], &[5, 10, 20, 40]);
-        assert_eq!(*d.last().unwrap(), 300);
-        m.reset_backoff("a");
-        assert_eq!(m.backoff("a").as_secs(), 5);
-    }
 
     #[test]
     fn phase_gauge_moves_between_phases() {

@@ -4,6 +4,8 @@
 
 use k8s_openapi::api::rbac::v1::PolicyRule;
 
+use crate::children::kinds::CHILD_KINDS;
+
 fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     PolicyRule {
         api_groups: Some(vec![group.to_string()]),
@@ -13,16 +15,13 @@ fn rule(group: &str, resources: &[&str], verbs: &[&str]) -> PolicyRule {
     }
 }
 
-const CHILD_VERBS: &[&str] = &[
-    "get", "list", "watch", "create", "patch", "update", "delete",
-];
-
 /// What the operator does: watch Assistants, write their status and finalizer, apply every
-/// child kind, read pods, publish events, hold a leader Lease, discover the API server's
-/// addresses for the NetworkPolicy. It also grants the sidecar Role's rules, so it must hold
-/// them itself (RBAC escalation prevention): secrets get/update/patch and events create/patch.
+/// child kind (from the child-kind table), publish events, hold a leader Lease, discover the
+/// API server's addresses for the NetworkPolicy. It also grants the sidecar Role's rules, so
+/// it must hold them itself (RBAC escalation prevention): secrets get/update/patch and
+/// events create/patch.
 pub fn operator_rules() -> Vec<PolicyRule> {
-    vec![
+    let mut rules = vec![
         rule(
             "clawhost.dev",
             &["assistants"],
@@ -34,24 +33,9 @@ pub fn operator_rules() -> Vec<PolicyRule> {
             &["get", "patch", "update"],
         ),
         rule("clawhost.dev", &["assistants/finalizers"], &["update"]),
-        rule(
-            "",
-            &["secrets"],
-            &["get", "list", "watch", "create", "patch", "update"],
-        ),
-        rule(
-            "",
-            &["serviceaccounts", "services", "persistentvolumeclaims"],
-            CHILD_VERBS,
-        ),
-        rule("apps", &["statefulsets"], CHILD_VERBS),
-        rule(
-            "rbac.authorization.k8s.io",
-            &["roles", "rolebindings"],
-            CHILD_VERBS,
-        ),
-        rule("networking.k8s.io", &["networkpolicies"], CHILD_VERBS),
-        rule("", &["pods"], &["get", "list", "watch"]),
+    ];
+    rules.extend(child_rules());
+    rules.extend([
         rule("", &["events"], &["create", "patch"]),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
         rule(
@@ -60,7 +44,44 @@ pub fn operator_rules() -> Vec<PolicyRule> {
             &["get", "create", "patch"],
         ),
         rule("discovery.k8s.io", &["endpointslices"], &["get", "list"]),
-    ]
+    ]);
+    rules
+}
+
+/// One rule per API group and verb set, resources in table order: what every child kind
+/// needs. Kinds sharing a resource (the three Secrets) get the union of their verbs.
+fn child_rules() -> Vec<PolicyRule> {
+    let mut per_resource: Vec<(String, String, Vec<&str>)> = Vec::new();
+    for kind in CHILD_KINDS {
+        let r = (kind.resource)();
+        match per_resource
+            .iter_mut()
+            .find(|(g, p, _)| *g == r.group && *p == r.plural)
+        {
+            Some((_, _, verbs)) => {
+                for v in kind.verbs {
+                    if !verbs.contains(v) {
+                        verbs.push(v);
+                    }
+                }
+            }
+            None => per_resource.push((r.group, r.plural, kind.verbs.to_vec())),
+        }
+    }
+    let mut rules: Vec<(String, Vec<&str>, Vec<String>)> = Vec::new();
+    for (group, plural, verbs) in per_resource {
+        match rules.iter_mut().find(|(g, v, _)| *g == group && *v == verbs) {
+            Some((_, _, resources)) => resources.push(plural),
+            None => rules.push((group, verbs, vec![plural])),
+        }
+    }
+    rules
+        .into_iter()
+        .map(|(group, verbs, resources)| {
+            let resources: Vec<&str> = resources.iter().map(String::as_str).collect();
+            rule(&group, &resources, &verbs)
+        })
+        .collect()
 }
 
 /// What the admin console does: manage Assistants and the client's Secrets, read pods, logs
@@ -108,6 +129,46 @@ pub fn allows(
 mod tests {
     use super::*;
     use crate::children::tailscale_rbac::sidecar_rules;
+
+    /// Every (group, resource, verb) the operator held before the child-kind table drove
+    /// these rules: the table changes how they are written, not what is granted.
+    #[test]
+    fn operator_permissions_are_exactly_these() {
+        let mut got: Vec<String> = operator_rules()
+            .iter()
+            .flat_map(|r| {
+                let g = r.api_groups.as_ref().unwrap()[0].clone();
+                r.resources.clone().unwrap().into_iter().flat_map(move |res| {
+                    let g = g.clone();
+                    r.verbs.iter().map(move |v| format!("{g}/{res}:{v}"))
+                })
+            })
+            .collect();
+        got.sort();
+        let child = ["get", "list", "watch", "create", "patch", "update", "delete"];
+        let mut want: Vec<String> = Vec::new();
+        let mut add = |g: &str, res: &str, verbs: &[&str]| {
+            want.extend(verbs.iter().map(|v| format!("{g}/{res}:{v}")))
+        };
+        add("clawhost.dev", "assistants", &["get", "list", "watch", "patch", "update"]);
+        add("clawhost.dev", "assistants/status", &["get", "patch", "update"]);
+        add("clawhost.dev", "assistants/finalizers", &["update"]);
+        add("", "secrets", &["get", "list", "watch", "create", "patch", "update"]);
+        for res in ["serviceaccounts", "services", "persistentvolumeclaims"] {
+            add("", res, &child);
+        }
+        add("apps", "statefulsets", &child);
+        add("rbac.authorization.k8s.io", "roles", &child);
+        add("rbac.authorization.k8s.io", "rolebindings", &child);
+        add("networking.k8s.io", "networkpolicies", &child);
+        add("", "pods", &["get", "list", "watch"]);
+        add("", "events", &["create", "patch"]);
+        add("events.k8s.io", "events", &["create", "patch"]);
+        add("coordination.k8s.io", "leases", &["get", "create", "patch"]);
+        add("discovery.k8s.io", "endpointslices", &["get", "list"]);
+        want.sort();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn no_wildcards() {

@@ -176,8 +176,7 @@ pub fn render_assistant(
     assistant: &Assistant,
     config: &OperatorConfig,
 ) -> Result<Vec<Value>, BuildError> {
-    let children = children::build_all(assistant, config, &GatewayToken::placeholder())?;
-    Ok(children.to_values())
+    children::build_all(assistant, config, &GatewayToken::placeholder())
 }
 
 /// Reads, validates and renders files; returns the objects or every problem found.

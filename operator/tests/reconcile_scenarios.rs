@@ -111,8 +111,10 @@ async fn first_reconcile_creates_every_child_with_exact_requests() {
     h.reconcile("alice").await.unwrap();
     let expected = [
         "PATCH assistants", // finalizer
-        "GET secrets",
-        "GET secrets",
+        // every kind of the child-kind table, in its order
+        "GET secrets", // token
+        "GET secrets", // config
+        "GET secrets", // tailscale state
         "GET serviceaccounts",
         "GET roles",
         "GET rolebindings",
@@ -120,8 +122,7 @@ async fn first_reconcile_creates_every_child_with_exact_requests() {
         "GET services",
         "GET networkpolicies",
         "GET statefulsets",
-        "GET secrets",
-        "GET pods",     // tailscale state, pod
+        "GET pods",
         "GET secrets",  // the referenced auth key
         "POST secrets", // token
         "POST secrets", // tailscale state

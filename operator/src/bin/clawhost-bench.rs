@@ -386,6 +386,7 @@ async fn operator_side(api: &str, n: usize) -> anyhow::Result<Figures> {
         client: client.clone(),
         config: Arc::new(config),
         metrics: Default::default(),
+        backoff: Default::default(),
         recorder: Some(EventPublisher::new(
             client.clone(),
             Reporter {

@@ -9,6 +9,7 @@ pub mod gateway_config_secret;
 pub mod gateway_statefulset;
 pub mod gateway_token_secret;
 pub mod headless_service;
+pub mod kinds;
 pub mod network_policy;
 pub mod tailscale_rbac;
 pub mod tailscale_state_secret;
@@ -172,61 +173,14 @@ pub fn child_meta(assistant: &Assistant, name: &str, component: &str) -> ObjectM
     }
 }
 
-/// Every child object of one Assistant, in apply order.
-#[derive(Debug, Clone)]
-pub struct Children {
-    pub gateway_token_secret: k8s_openapi::api::core::v1::Secret,
-    pub gateway_config_secret: k8s_openapi::api::core::v1::Secret,
-    pub tailscale_state_secret: k8s_openapi::api::core::v1::Secret,
-    pub service_account: k8s_openapi::api::core::v1::ServiceAccount,
-    pub tailscale_role: k8s_openapi::api::rbac::v1::Role,
-    pub tailscale_role_binding: k8s_openapi::api::rbac::v1::RoleBinding,
-    pub data_volume: k8s_openapi::api::core::v1::PersistentVolumeClaim,
-    pub headless_service: k8s_openapi::api::core::v1::Service,
-    pub network_policy: Option<k8s_openapi::api::networking::v1::NetworkPolicy>,
-    pub statefulset: k8s_openapi::api::apps::v1::StatefulSet,
-}
-
-/// Validates the Assistant, then builds every child.
+/// Validates the Assistant, then builds every desired child, in apply order.
 pub fn build_all(
     assistant: &Assistant,
     config: &OperatorConfig,
     token: &GatewayToken,
-) -> Result<Children, BuildError> {
+) -> Result<Vec<serde_json::Value>, BuildError> {
     validation::validate(assistant, config, None)?;
-    Ok(Children {
-        gateway_token_secret: gateway_token_secret::build(assistant, config, token)?,
-        gateway_config_secret: gateway_config_secret::build(assistant, config)?,
-        tailscale_state_secret: tailscale_state_secret::build(assistant, config)?,
-        service_account: tailscale_rbac::service_account(assistant, config)?,
-        tailscale_role: tailscale_rbac::role(assistant, config)?,
-        tailscale_role_binding: tailscale_rbac::role_binding(assistant, config)?,
-        data_volume: data_volume::build(assistant, config)?,
-        headless_service: headless_service::build(assistant, config)?,
-        network_policy: network_policy::build(assistant, config)?,
-        statefulset: gateway_statefulset::build(assistant, config)?,
-    })
-}
-
-impl Children {
-    /// Every object as JSON, in apply order (for render and tests).
-    pub fn to_values(&self) -> Vec<serde_json::Value> {
-        let mut out = vec![
-            typed_value(&self.gateway_token_secret),
-            typed_value(&self.gateway_config_secret),
-            typed_value(&self.tailscale_state_secret),
-            typed_value(&self.service_account),
-            typed_value(&self.tailscale_role),
-            typed_value(&self.tailscale_role_binding),
-            typed_value(&self.data_volume),
-            typed_value(&self.headless_service),
-        ];
-        if let Some(np) = &self.network_policy {
-            out.push(typed_value(np));
-        }
-        out.push(typed_value(&self.statefulset));
-        out
-    }
+    kinds::desired_children(assistant, config, token)
 }
 
 /// JSON of a k8s-openapi object with apiVersion and kind set.

@@ -30,6 +30,7 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
     // child's watch event): read the Assistant itself, so no step runs twice for it.
     let api: Api<Assistant> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(fresh) = api.get_opt(&cached.name_any()).await? else {
+        forget(ctx, cached);
         return Ok(Action::await_change());
     };
     let a = &fresh;
@@ -166,5 +167,13 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
         Err(e) => return Err(e.into()),
     }
     info!("cleanup finished; finalizer removed");
+    forget(ctx, a);
     Ok(Action::await_change())
+}
+
+/// A deleted Assistant leaves the phase gauge and the backoff table.
+fn forget(ctx: &Context, a: &Assistant) {
+    let key = super::assistant_key(a);
+    ctx.metrics.forget(&key);
+    ctx.backoff.reset(&key);
 }

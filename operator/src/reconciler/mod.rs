@@ -2,6 +2,7 @@
 //! apply, writes status. The recipe is [`reconcile`]; deletion is [`cleanup`].
 
 pub mod apply;
+pub mod backoff;
 pub mod cleanup;
 pub mod events;
 pub mod observe;
@@ -11,11 +12,10 @@ pub mod tailnet_api;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::ApiResource;
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
@@ -24,7 +24,8 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use crate::api::Assistant;
-use crate::children::{self, ChildNames, FIELD_MANAGER, GatewayToken, typed_value};
+use crate::children::kinds::{CHILD_KINDS, ChildId, ChildKind, Lifecycle};
+use crate::children::{self, ChildNames, FIELD_MANAGER, GatewayToken};
 use crate::config::OperatorConfig;
 use crate::metrics::Metrics;
 use status::ConfigProblem;
@@ -65,6 +66,8 @@ pub struct Context {
     pub client: kube::Client,
     pub config: Arc<OperatorConfig>,
     pub metrics: Arc<Metrics>,
+    /// Retry delays of failing Assistants.
+    pub backoff: backoff::Backoff,
     pub recorder: Option<events::EventPublisher>,
     pub tailnet: Option<Arc<dyn tailnet_api::TailnetApi>>,
     /// Upper bound of one reconcile, so a hanging API call cannot stall an Assistant.
@@ -77,6 +80,7 @@ impl Context {
             client,
             config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
+            backoff: backoff::Backoff::default(),
             recorder: None,
             tailnet: None,
             reconcile_timeout: RECONCILE_TIMEOUT,
@@ -95,8 +99,8 @@ pub(crate) fn api_resource<K: Resource<DynamicType = ()>>() -> ApiResource {
     ApiResource::erase::<K>(&())
 }
 
-/// The recipe: validate → ensure token/state Secrets → apply children → read back →
-/// write status.
+/// The recipe: read → validate → create the once-only Secrets → apply what is desired,
+/// prune what is not → write status.
 pub async fn reconcile(assistant: Arc<Assistant>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
     let result = match tokio::time::timeout(
@@ -144,7 +148,7 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
             .join(", ");
         return Err(Error::Refused(what));
     }
-    ctx.metrics.reset_backoff(&assistant_key(a));
+    ctx.backoff.reset(&assistant_key(a));
     Ok(next_check(phase, &ctx.config))
 }
 
@@ -267,19 +271,18 @@ async fn ensure_created(
     observed: &observe::Observation,
 ) -> Result<(), Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    if observed.live.token_secret.is_none() {
+    for kind in CHILD_KINDS {
+        let Lifecycle::CreatedOnce(build) = kind.lifecycle else {
+            continue;
+        };
+        if observed.live.get(kind.id).is_some() {
+            continue;
+        }
         let token = GatewayToken::generate();
-        let secret =
-            children::gateway_token_secret::build(a, &ctx.config, &token).map_err(invalid)?;
+        let secret: Secret = serde_json::from_value(build(a, &ctx.config, &token).map_err(invalid)?)
+            .expect("once-only children are Secrets");
         create_once(&secrets, &secret).await?;
-        info!(
-            secret = secret.metadata.name.as_deref(),
-            "created gateway token secret"
-        );
-    }
-    if observed.state.tailscale_state.is_none() {
-        let secret = children::tailscale_state_secret::build(a, &ctx.config).map_err(invalid)?;
-        create_once(&secrets, &secret).await?;
+        info!(secret = secret.metadata.name.as_deref(), "created once-only secret");
     }
     if let Some(tailnet) = &ctx.tailnet {
         tailnet_api::ensure_auth_key(a, ctx, tailnet.as_ref(), ns, observed).await?;
@@ -302,78 +305,39 @@ pub(crate) async fn create_once(api: &Api<Secret>, secret: &Secret) -> Result<()
     }
 }
 
-/// Live copies of the children, as read by `observe`.
+/// Live copies of the children, as read by `observe`, by child.
 #[derive(Debug, Default, Clone)]
-pub struct LiveChildren {
-    pub token_secret: Option<Value>,
-    pub config_secret: Option<Value>,
-    pub service_account: Option<Value>,
-    pub role: Option<Value>,
-    pub role_binding: Option<Value>,
-    pub volume: Option<Value>,
-    pub service: Option<Value>,
-    pub network_policy: Option<Value>,
-    pub statefulset: Option<Value>,
+pub struct LiveChildren(pub BTreeMap<ChildId, Value>);
+
+impl LiveChildren {
+    pub fn get(&self, id: ChildId) -> Option<&Value> {
+        self.0.get(&id)
+    }
 }
 
-/// Applies every desired child that differs from its live copy. Children the API server
-/// refuses (4xx: admission, validation, quota, RBAC) are returned so status can say so,
-/// and the others are still applied; transport and server errors abort for a retry.
+/// Applies every desired child that differs from its live copy and prunes the children no
+/// longer desired. Children the API server refuses (4xx: admission, validation, quota,
+/// RBAC) are returned so status can say so, and the others are still applied; transport
+/// and server errors abort for a retry.
 async fn apply_children(
     a: &Assistant,
     ctx: &Context,
     ns: &str,
     live: &LiveChildren,
 ) -> Result<Vec<status::ApplyRefusal>, Error> {
-    let c = &ctx.config;
-    let b = |e| invalid(e);
-    let desired: Vec<(ApiResource, Value, Option<&Value>)> = vec![
-        (
-            api_resource::<Secret>(),
-            typed_value(&children::gateway_config_secret::build(a, c).map_err(b)?),
-            live.config_secret.as_ref(),
-        ),
-        (
-            api_resource::<ServiceAccount>(),
-            typed_value(&children::tailscale_rbac::service_account(a, c).map_err(b)?),
-            live.service_account.as_ref(),
-        ),
-        (
-            api_resource::<Role>(),
-            typed_value(&children::tailscale_rbac::role(a, c).map_err(b)?),
-            live.role.as_ref(),
-        ),
-        (
-            api_resource::<RoleBinding>(),
-            typed_value(&children::tailscale_rbac::role_binding(a, c).map_err(b)?),
-            live.role_binding.as_ref(),
-        ),
-        (
-            api_resource::<PersistentVolumeClaim>(),
-            typed_value(&children::data_volume::build(a, c).map_err(b)?),
-            live.volume.as_ref(),
-        ),
-        (
-            api_resource::<Service>(),
-            typed_value(&children::headless_service::build(a, c).map_err(b)?),
-            live.service.as_ref(),
-        ),
-    ];
-    let mut desired = desired;
-    if let Some(np) = children::network_policy::build(a, c).map_err(b)? {
-        desired.push((
-            api_resource::<NetworkPolicy>(),
-            typed_value(&np),
-            live.network_policy.as_ref(),
-        ));
-    }
-    desired.push((
-        api_resource::<StatefulSet>(),
-        typed_value(&children::gateway_statefulset::build(a, c).map_err(b)?),
-        live.statefulset.as_ref(),
-    ));
     let mut refused = Vec::new();
-    for (resource, object, current) in desired {
+    for kind in CHILD_KINDS {
+        let Lifecycle::Applied(build) = kind.lifecycle else {
+            continue;
+        };
+        let resource = (kind.resource)();
+        let current = live.get(kind.id);
+        let Some(object) = build(a, &ctx.config).map_err(invalid)? else {
+            if let Some(current) = current {
+                prune(a, ctx, ns, kind, current).await?;
+            }
+            continue;
+        };
         let object = apply::with_hash(object);
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
         match apply::ensure(&ctx.client, &resource, ns, &object, current).await {
@@ -393,6 +357,60 @@ async fn apply_children(
         }
     }
     Ok(refused)
+}
+
+/// Deletes a child that is no longer desired (e.g. NetworkPolicies switched off in the
+/// operator config), when the kind allows it and the object is this Assistant's: it carries
+/// our managed-by label and this Assistant's name. The uid precondition makes sure the
+/// object deleted is the one read. Never the data volume.
+async fn prune(
+    a: &Assistant,
+    ctx: &Context,
+    ns: &str,
+    kind: &ChildKind,
+    current: &Value,
+) -> Result<(), Error> {
+    if !children::kinds::prunable(kind) || !is_ours(a, current) {
+        return Ok(());
+    }
+    let name = current["metadata"]["name"].as_str().unwrap_or_default();
+    let api: Api<DynamicObject> = Api::namespaced_with(ctx.client.clone(), ns, &(kind.resource)());
+    let params = DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: current["metadata"]["uid"].as_str().map(str::to_string),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(name, &params).await {
+        Ok(_) => {}
+        // Gone already, or replaced by another object of that name: nothing of ours to prune.
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
+    ctx.metrics.observe_prune(kind.kind);
+    info!(kind = kind.kind, name, "pruned a child that is no longer desired");
+    if let Some(recorder) = &ctx.recorder {
+        let event = Event {
+            type_: EventType::Normal,
+            reason: "Pruned".into(),
+            note: Some(format!("deleted {} {name}: no longer desired", kind.kind)),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = recorder.publish(&event, &a.object_ref(&())).await {
+            warn!(error = %e, "could not publish event");
+        }
+    }
+    Ok(())
+}
+
+/// Whether a live child is this Assistant's (and not a same-named object someone else made).
+fn is_ours(a: &Assistant, object: &Value) -> bool {
+    let meta = &object["metadata"];
+    meta["labels"]["app.kubernetes.io/managed-by"] == "clawhost"
+        && meta["annotations"][children::ASSISTANT_NAME_ANNOTATION].as_str()
+            == a.metadata.name.as_deref()
 }
 
 /// Answers that retrying alone will not change: the request itself is refused.
@@ -467,7 +485,7 @@ async fn publish_transitions(a: &Assistant, ctx: &Context, new: &crate::api::Ass
 /// Requeue after an error with per-object exponential backoff (bounded), so a broken
 /// Assistant never hot-loops and a transient API error retries soon.
 pub fn error_policy(a: Arc<Assistant>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.metrics.backoff(&assistant_key(&a));
+    let delay = ctx.backoff.next_delay(&assistant_key(&a));
     warn!(error = %error, retry_in_s = delay.as_secs(), "reconcile failed");
     Action::requeue(delay)
 }

@@ -2,16 +2,14 @@
 //! Reads go to the API server (no child caches), which keeps operator memory flat however
 //! many clients there are; the controller's watches only trigger reconciles.
 
-use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
 use serde_json::Value;
 
 use super::status::Observed;
-use super::{Context, Error, LiveChildren, api_resource, names, problem};
+use super::{Context, Error, LiveChildren, names, problem};
+use crate::children::kinds::{CHILD_KINDS, ChildId};
 use crate::api::Assistant;
 use crate::api::validation::{self, PreviousState};
 
@@ -85,47 +83,22 @@ async fn get(
         .map(|o| serde_json::to_value(o).expect("objects serialize")))
 }
 
-fn typed<K: serde::de::DeserializeOwned>(v: &Option<Value>) -> Option<K> {
-    v.as_ref()
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
+fn typed<K: serde::de::DeserializeOwned>(v: Option<&Value>) -> Option<K> {
+    v.and_then(|v| serde_json::from_value(v.clone()).ok())
 }
 
 pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observation, Error> {
     let n = names(a);
-    let c = &ctx.client;
-    let live = LiveChildren {
-        token_secret: get(c, &api_resource::<Secret>(), ns, &n.gateway_token_secret).await?,
-        config_secret: get(c, &api_resource::<Secret>(), ns, &n.gateway_config_secret).await?,
-        service_account: get(c, &api_resource::<ServiceAccount>(), ns, &n.service_account).await?,
-        role: get(c, &api_resource::<Role>(), ns, &n.tailscale_role).await?,
-        role_binding: get(c, &api_resource::<RoleBinding>(), ns, &n.tailscale_role).await?,
-        volume: get(
-            c,
-            &api_resource::<PersistentVolumeClaim>(),
-            ns,
-            &n.data_volume,
-        )
-        .await?,
-        service: get(c, &api_resource::<Service>(), ns, &n.service).await?,
-        network_policy: if ctx.config.network_policy.enabled {
-            get(c, &api_resource::<NetworkPolicy>(), ns, &n.network_policy).await?
-        } else {
-            None
-        },
-        statefulset: get(c, &api_resource::<StatefulSet>(), ns, &n.statefulset).await?,
-    };
-    let tailscale_state: Option<Secret> =
-        typed(&get(c, &api_resource::<Secret>(), ns, &n.tailscale_state_secret).await?);
-    let pod: Option<Pod> = typed(
-        &get(
-            c,
-            &api_resource::<Pod>(),
-            ns,
-            &format!("{}-0", n.statefulset),
-        )
-        .await?,
-    );
-    let volume: Option<PersistentVolumeClaim> = typed(&live.volume);
+    // Every kind in the table, desired or not: prune needs to see what is no longer wanted.
+    let mut live = LiveChildren::default();
+    for kind in CHILD_KINDS {
+        if let Some(object) = get(&ctx.client, &(kind.resource)(), ns, &(kind.name)(&n)).await? {
+            live.0.insert(kind.id, object);
+        }
+    }
+    let tailscale_state: Option<Secret> = typed(live.get(ChildId::TailscaleStateSecret));
+    let pod: Option<Pod> = typed(live.get(ChildId::Pod));
+    let volume: Option<PersistentVolumeClaim> = typed(live.get(ChildId::DataVolume));
     let ownership = volume_ownership(a, volume.as_ref());
     // Another Assistant's volume says nothing about this one's storage.
     let volume = volume.filter(|_| !matches!(ownership, VolumeOwnership::Foreign(_)));

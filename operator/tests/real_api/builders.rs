@@ -105,7 +105,7 @@ async fn every_builder_output_is_stored_unchanged_on_a_second_apply() {
         let assistant = create_assistant(&admin, &serde_json::to_value(&input).unwrap()).await;
         let built = children::build_all(&assistant, &config, &GatewayToken::generate())
             .unwrap_or_else(|e| panic!("{}: {e}", assistant.name_any()));
-        for object in built.to_values() {
+        for object in built {
             let desired = apply::with_hash(object);
             let resource = resource_of(&desired);
             let label = format!(

@@ -8,6 +8,7 @@ mod console;
 mod fleet;
 mod in_process;
 mod leader;
+mod prune;
 mod restart;
 mod support;
 mod tailnet;
