@@ -7,13 +7,10 @@
 //! - [`rbac`]: the permissions the operator and console need.
 //! - [`console`]: the admin console (clients, billing records, usage, audit).
 
-pub mod api;
-pub mod children;
-pub mod config;
+// The pure core, re-exported so every layer names it the same way.
+pub use clawhost_core::{api, children, config, crd, rbac, render};
+
 pub mod console;
-pub mod crd;
-pub mod rbac;
-pub mod render;
 
 pub mod fake_apiserver;
 pub mod metrics;
@@ -21,5 +18,5 @@ pub mod reconciler;
 pub mod runtime;
 pub mod tailscale_api;
 #[cfg(test)]
-pub(crate) mod testing;
+pub(crate) use clawhost_core::testing;
 pub mod write_fence;
