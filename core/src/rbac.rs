@@ -70,7 +70,10 @@ fn child_rules() -> Vec<PolicyRule> {
     }
     let mut rules: Vec<(String, Vec<&str>, Vec<String>)> = Vec::new();
     for (group, plural, verbs) in per_resource {
-        match rules.iter_mut().find(|(g, v, _)| *g == group && *v == verbs) {
+        match rules
+            .iter_mut()
+            .find(|(g, v, _)| *g == group && *v == verbs)
+        {
             Some((_, _, resources)) => resources.push(plural),
             None => rules.push((group, verbs, vec![plural])),
         }
@@ -138,22 +141,40 @@ mod tests {
             .iter()
             .flat_map(|r| {
                 let g = r.api_groups.as_ref().unwrap()[0].clone();
-                r.resources.clone().unwrap().into_iter().flat_map(move |res| {
-                    let g = g.clone();
-                    r.verbs.iter().map(move |v| format!("{g}/{res}:{v}"))
-                })
+                r.resources
+                    .clone()
+                    .unwrap()
+                    .into_iter()
+                    .flat_map(move |res| {
+                        let g = g.clone();
+                        r.verbs.iter().map(move |v| format!("{g}/{res}:{v}"))
+                    })
             })
             .collect();
         got.sort();
-        let child = ["get", "list", "watch", "create", "patch", "update", "delete"];
+        let child = [
+            "get", "list", "watch", "create", "patch", "update", "delete",
+        ];
         let mut want: Vec<String> = Vec::new();
         let mut add = |g: &str, res: &str, verbs: &[&str]| {
             want.extend(verbs.iter().map(|v| format!("{g}/{res}:{v}")))
         };
-        add("clawhost.dev", "assistants", &["get", "list", "watch", "patch", "update"]);
-        add("clawhost.dev", "assistants/status", &["get", "patch", "update"]);
+        add(
+            "clawhost.dev",
+            "assistants",
+            &["get", "list", "watch", "patch", "update"],
+        );
+        add(
+            "clawhost.dev",
+            "assistants/status",
+            &["get", "patch", "update"],
+        );
         add("clawhost.dev", "assistants/finalizers", &["update"]);
-        add("", "secrets", &["get", "list", "watch", "create", "patch", "update"]);
+        add(
+            "",
+            "secrets",
+            &["get", "list", "watch", "create", "patch", "update"],
+        );
         for res in ["serviceaccounts", "services", "persistentvolumeclaims"] {
             add("", res, &child);
         }

@@ -8,7 +8,7 @@
 //! - [`console`]: the admin console (clients, billing records, usage, audit).
 
 // The pure core, re-exported so every layer names it the same way.
-pub use clawhost_core::{api, children, config, crd, rbac, render};
+pub use clawhost_core::{api, children, config, crd, openclaw, problems, rbac, render, validation};
 
 pub mod console;
 
@@ -16,7 +16,7 @@ pub mod fake_apiserver;
 pub mod metrics;
 pub mod reconciler;
 pub mod runtime;
-pub mod tailscale_api;
+pub mod tailscale;
 #[cfg(test)]
 pub(crate) use clawhost_core::testing;
 pub mod write_fence;

@@ -545,7 +545,7 @@ pub async fn run(
             client.clone(),
             reporter,
         )),
-        tailnet: crate::tailscale_api::from_config(&config)?,
+        tailnet: crate::tailscale::from_config(&config)?,
         reconcile_timeout: reconciler::RECONCILE_TIMEOUT,
     });
     let namespaces: Vec<Option<String>> = if config.namespaces.is_empty() {

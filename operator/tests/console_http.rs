@@ -4,9 +4,9 @@
 mod console_support;
 
 use axum::body::Body;
-use clawhost::api::validation::validate;
 use clawhost::console::service::{self, NewClient};
 use clawhost::console::usage;
+use clawhost::validation::validate;
 use console_support::*;
 use http::{Method, Request, StatusCode};
 use serde_json::json;

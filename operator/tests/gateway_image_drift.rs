@@ -72,7 +72,7 @@ fn probe_script_checks_the_bodies_of_the_three_endpoints() {
 #[test]
 fn openclaw_schema_snapshot_matches_the_default_version() {
     assert_eq!(
-        clawhost::api::openclaw_schema::SCHEMA_VERSION,
+        clawhost::openclaw::schema::SCHEMA_VERSION,
         clawhost::config::OperatorConfig::default()
             .gateway
             .default_version

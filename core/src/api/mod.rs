@@ -1,8 +1,7 @@
-//! The clawhost API: the `Assistant` resource, its validation and quantity helpers.
+//! The clawhost API: the `Assistant` resource and quantity helpers (types only; validation
+//! is [`crate::validation`]).
 
 pub mod assistant;
-pub mod openclaw_schema;
 pub mod quantity;
-pub mod validation;
 
 pub use assistant::*;

@@ -29,8 +29,8 @@ use super::{
     labels, selector_labels,
 };
 use crate::api::Assistant;
-use crate::api::validation::image_tag;
 use crate::config::{GATEWAY_PORT, OperatorConfig};
+use crate::validation::image_tag;
 
 pub const GATEWAY_CONTAINER: &str = "gateway";
 pub const TAILSCALE_CONTAINER: &str = "tailscale";

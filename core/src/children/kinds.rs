@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::{
     BuildError, ChildNames, GatewayToken, data_volume, gateway_config_secret, gateway_statefulset,
-    gateway_token_secret, headless_service, network_policy, tailscale_rbac,
-    tailscale_state_secret, typed_value,
+    gateway_token_secret, headless_service, network_policy, tailscale_rbac, tailscale_state_secret,
+    typed_value,
 };
 use crate::api::Assistant;
 use crate::config::OperatorConfig;
@@ -37,7 +37,8 @@ pub enum ChildId {
 /// live copy is pruned, if the kind allows).
 pub type ApplyBuilder = fn(&Assistant, &OperatorConfig) -> Result<Option<Value>, BuildError>;
 /// A builder of a child created once (the token comes from outside: builders stay pure).
-pub type CreateBuilder = fn(&Assistant, &OperatorConfig, &GatewayToken) -> Result<Value, BuildError>;
+pub type CreateBuilder =
+    fn(&Assistant, &OperatorConfig, &GatewayToken) -> Result<Value, BuildError>;
 
 /// How the operator writes a kind.
 #[derive(Clone, Copy)]
@@ -312,7 +313,11 @@ mod tests {
     fn prunable_kinds_hold_the_delete_verb_and_only_applied_kinds_are_pruned() {
         for k in CHILD_KINDS {
             if prunable(k) {
-                assert!(k.verbs.contains(&"delete"), "{:?} prunable without delete", k.id);
+                assert!(
+                    k.verbs.contains(&"delete"),
+                    "{:?} prunable without delete",
+                    k.id
+                );
                 assert!(matches!(k.lifecycle, Lifecycle::Applied(_)), "{:?}", k.id);
             }
         }

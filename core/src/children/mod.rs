@@ -21,8 +21,8 @@ use kube::Resource;
 use sha2::{Digest, Sha256};
 
 use crate::api::Assistant;
-use crate::api::validation::{self, Problems};
 use crate::config::OperatorConfig;
+use crate::validation::{self, Problems};
 
 pub use gateway_token_secret::GatewayToken;
 

@@ -11,12 +11,12 @@ use serde_json::json;
 use super::Console;
 use super::cluster::{ClusterError, EventInfo};
 use super::db::{Admin, AuditEvent, ClientFilter, ClientRow, DbError, NewClientRecord};
-use crate::api::validation::validate;
 use crate::api::{
     Assistant, AssistantSpec, GatewaySpec, OnDelete, Owner, Phase, SecretKeyRef, StorageSpec,
     TailscaleSpec,
 };
 use crate::children::{self, ChildNames, GatewayToken, RESTART_REQUESTED_ANNOTATION};
+use crate::validation::validate;
 
 pub const BILLING_STATUSES: [&str; 4] = ["active", "trial", "past_due", "cancelled"];
 /// Model providers the new-client form offers, with the environment variable openclaw reads.

@@ -14,7 +14,7 @@ use serde_json::json;
 use tracing::info;
 
 use super::status::Observed;
-use super::{Context, Error, FINALIZER, api_resource, apply, names, tailnet_api, write_status};
+use super::{Context, Error, FINALIZER, api_resource, apply, names, tailnet, write_status};
 use crate::api::{Assistant, OnDelete};
 use crate::children::{self, RETAINED_LABEL, typed_value};
 
@@ -93,7 +93,7 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
             },
             ..Default::default()
         };
-        if let Some(id) = tailnet_api::device_id(&observation) {
+        if let Some(id) = tailnet::device_id(&observation) {
             tailnet.delete_device(&id).await.map_err(Error::Tailnet)?;
             info!(device = %id, "removed tailnet device");
         }

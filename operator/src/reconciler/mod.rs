@@ -7,7 +7,7 @@ pub mod cleanup;
 pub mod events;
 pub mod observe;
 pub mod status;
-pub mod tailnet_api;
+pub mod tailnet;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -69,7 +69,7 @@ pub struct Context {
     /// Retry delays of failing Assistants.
     pub backoff: backoff::Backoff,
     pub recorder: Option<events::EventPublisher>,
-    pub tailnet: Option<Arc<dyn tailnet_api::TailnetApi>>,
+    pub tailnet: Option<Arc<dyn crate::tailscale::TailnetApi>>,
     /// Upper bound of one reconcile, so a hanging API call cannot stall an Assistant.
     pub reconcile_timeout: Duration,
 }
@@ -279,13 +279,17 @@ async fn ensure_created(
             continue;
         }
         let token = GatewayToken::generate();
-        let secret: Secret = serde_json::from_value(build(a, &ctx.config, &token).map_err(invalid)?)
-            .expect("once-only children are Secrets");
+        let secret: Secret =
+            serde_json::from_value(build(a, &ctx.config, &token).map_err(invalid)?)
+                .expect("once-only children are Secrets");
         create_once(&secrets, &secret).await?;
-        info!(secret = secret.metadata.name.as_deref(), "created once-only secret");
+        info!(
+            secret = secret.metadata.name.as_deref(),
+            "created once-only secret"
+        );
     }
     if let Some(tailnet) = &ctx.tailnet {
-        tailnet_api::ensure_auth_key(a, ctx, tailnet.as_ref(), ns, observed).await?;
+        tailnet::ensure_auth_key(a, ctx, tailnet.as_ref(), ns, observed).await?;
     }
     Ok(())
 }
@@ -389,7 +393,10 @@ async fn prune(
         Err(e) => return Err(e.into()),
     }
     ctx.metrics.observe_prune(kind.kind);
-    info!(kind = kind.kind, name, "pruned a child that is no longer desired");
+    info!(
+        kind = kind.kind,
+        name, "pruned a child that is no longer desired"
+    );
     if let Some(recorder) = &ctx.recorder {
         let event = Event {
             type_: EventType::Normal,

@@ -9,9 +9,9 @@ use serde_json::Value;
 
 use super::status::Observed;
 use super::{Context, Error, LiveChildren, names, problem};
-use crate::children::kinds::{CHILD_KINDS, ChildId};
 use crate::api::Assistant;
-use crate::api::validation::{self, PreviousState};
+use crate::children::kinds::{CHILD_KINDS, ChildId};
+use crate::validation::{self, PreviousState};
 
 /// Everything read for one reconcile.
 #[derive(Debug, Default, Clone)]

@@ -126,10 +126,14 @@ async fn children_no_longer_desired_are_pruned_and_the_volume_is_kept() {
         .iter()
         .map(|p| p.metadata.uid.clone().unwrap())
         .collect();
-    assert_eq!(volumes_after, volumes_before, "prune never touches a volume");
+    assert_eq!(
+        volumes_after, volumes_before,
+        "prune never touches a volume"
+    );
     let metrics = op.metrics_text().await;
     assert!(
-        metrics.contains(r#"clawhost_child_applies_total{kind="NetworkPolicy",outcome="pruned"} 1"#),
+        metrics
+            .contains(r#"clawhost_child_applies_total{kind="NetworkPolicy",outcome="pruned"} 1"#),
         "pruned counter:\n{}",
         metrics
             .lines()

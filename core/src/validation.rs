@@ -3,37 +3,13 @@
 //! enforce on its own; these repeat them and add the ones that need the operator config.
 
 use std::collections::BTreeSet;
-use std::fmt;
 
-use serde_json::{Map, Value};
-
-use super::assistant::*;
-use super::quantity;
+use crate::api::assistant::*;
+use crate::api::quantity;
 use crate::config::OperatorConfig;
-
-/// One broken rule: which field, and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    pub field: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
-
-/// All problems of one Assistant, reported together so a client fixes them in one go.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct Problems(pub Vec<Problem>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(Problem::to_string).collect();
-        f.write_str(&parts.join("; "))
-    }
-}
+pub use crate::openclaw::config::lookup;
+use crate::openclaw::{config::openclaw_config, schema};
+pub use crate::problems::{Problem, Problems};
 
 /// Config keys the operator owns: the pod's security and reachability depend on them.
 pub const OPERATOR_OWNED_CONFIG_KEYS: [&str; 6] = [
@@ -181,9 +157,9 @@ pub fn validate(
             .version
             .clone()
             .unwrap_or_else(|| config.gateway.default_version.clone());
-        if super::openclaw_schema::applies_to(&version) {
-            let merged = crate::children::gateway_config_secret::openclaw_config(assistant, config);
-            for problem in super::openclaw_schema::check(&merged) {
+        if schema::applies_to(&version) {
+            let merged = openclaw_config(assistant, config);
+            for problem in schema::check(&merged) {
                 add(&problem.field, problem.message);
             }
         }
@@ -365,16 +341,6 @@ pub fn image_tag(image: &str) -> Option<&str> {
     let without_digest = image.split('@').next().unwrap_or(image);
     let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
     last.split_once(':').map(|(_, t)| t)
-}
-
-/// Looks up a dotted path in a JSON object.
-pub fn lookup<'a>(obj: &'a Map<String, Value>, dotted: &str) -> Option<&'a Value> {
-    let mut parts = dotted.split('.');
-    let mut cur = obj.get(parts.next()?)?;
-    for part in parts {
-        cur = cur.as_object()?.get(part)?;
-    }
-    Some(cur)
 }
 
 #[cfg(test)]

@@ -14,8 +14,8 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
+use super::TailnetApi;
 use crate::config::{OperatorConfig, TailscaleOAuth};
-use crate::reconciler::tailnet_api::TailnetApi;
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
@@ -28,26 +28,36 @@ pub struct TailscaleApi {
     token: Mutex<Option<(String, Instant)>>,
 }
 
+/// The OAuth credentials named by the operator config cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read the Tailscale OAuth credential file {path} (tailscale.oauth in the operator config): {source}"
+)]
+pub struct CredentialFileError {
+    path: String,
+    source: std::io::Error,
+}
+
 /// The API client when the config has OAuth credentials.
-pub fn from_config(config: &OperatorConfig) -> anyhow::Result<Option<Arc<dyn TailnetApi>>> {
+pub fn from_config(
+    config: &OperatorConfig,
+) -> Result<Option<Arc<dyn TailnetApi>>, CredentialFileError> {
     let Some(oauth) = &config.tailscale.oauth else {
         return Ok(None);
     };
     Ok(Some(Arc::new(TailscaleApi::new(oauth)?)))
 }
 
-fn read_secret_file(path: &std::path::Path) -> anyhow::Result<String> {
-    let s = std::fs::read_to_string(path).map_err(|e| {
-        anyhow::anyhow!(
-            "cannot read Tailscale OAuth credential file {}: {e}",
-            path.display()
-        )
+fn read_secret_file(path: &std::path::Path) -> Result<String, CredentialFileError> {
+    let s = std::fs::read_to_string(path).map_err(|source| CredentialFileError {
+        path: path.display().to_string(),
+        source,
     })?;
     Ok(s.trim().to_string())
 }
 
 impl TailscaleApi {
-    pub fn new(oauth: &TailscaleOAuth) -> anyhow::Result<Self> {
+    pub fn new(oauth: &TailscaleOAuth) -> Result<Self, CredentialFileError> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use serde_json::Value;
 
-use super::validation::Problem;
+use crate::problems::Problem;
 
 const SCHEMA: &str = include_str!("../../../gateway-image/openclaw-config.schema.json");
 /// The openclaw release the snapshot was taken from.

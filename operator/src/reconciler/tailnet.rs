@@ -1,25 +1,17 @@
-//! The Tailscale API as the operator uses it: mint a single-use, pre-authorized, tagged
-//! auth key for a new client (when the operator has OAuth credentials instead of per-client
-//! keys), and remove a client's device when the Assistant is deleted.
+//! The reconcile steps that use the Tailscale API: mint a single-use, pre-authorized,
+//! tagged auth key for a new client (when the operator has OAuth credentials instead of
+//! per-client keys); find a client's device for its removal on deletion.
 
-use async_trait::async_trait;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 
 use super::{Context, Error, create_once, names, observe::Observation};
 use crate::api::Assistant;
 use crate::children::{child_meta, tailscale_state_secret::DEVICE_ID_KEY};
+use crate::tailscale::TailnetApi;
 
 /// Key of the minted auth key in `<base>-tailscale-authkey`.
 pub const MINTED_KEY: &str = "authkey";
-
-#[async_trait]
-pub trait TailnetApi: Send + Sync {
-    /// A new single-use, pre-authorized auth key carrying `tags`.
-    async fn mint_auth_key(&self, tags: &[String], description: &str) -> Result<String, String>;
-    /// Removes a device; a device that is already gone counts as removed.
-    async fn delete_device(&self, device_id: &str) -> Result<(), String>;
-}
 
 /// Creates the minted-key Secret once, for an Assistant without its own key whose sidecar
 /// has not joined yet.
