@@ -15,7 +15,6 @@ pub mod crd;
 pub mod rbac;
 pub mod render;
 
-pub mod fake_apiserver;
 pub mod metrics;
 pub mod reconciler;
 pub mod runtime;

@@ -191,6 +191,9 @@ async fn pages_render(app: TestApp) {
         "listening on 127.0.0.1:18789",
         "Reconciled",
         "Usage",
+        // The status the operator writes (reconciler::status::compute), not an invented one.
+        "the assistant is reachable on its tailnet",
+        "https://clients-acme-legal.tail4a2c.ts.net",
     ] {
         assert!(detail.contains(s), "client page lacks {s}");
     }
