@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use clawhost::config::OperatorConfig;
+use clawhost::console::cli::{ConsoleArgs, ConsoleServerArgs, DbArgs};
 use clawhost::{crd, rbac, render};
 
 #[derive(Parser)]
@@ -73,71 +74,6 @@ enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
-}
-
-#[derive(clap::Args)]
-struct ConsoleArgs {
-    /// Operator config (plans, defaults) the console validates against.
-    #[arg(long, env = "CLAWHOST_CONFIG")]
-    config: Option<PathBuf>,
-    #[command(flatten)]
-    server: ConsoleServerArgs,
-}
-
-/// Console settings shared by `clawhost console` and `clawhost serve`.
-#[derive(clap::Args)]
-struct ConsoleServerArgs {
-    #[arg(
-        long,
-        default_value = "127.0.0.1:8080",
-        env = "CLAWHOST_CONSOLE_LISTEN"
-    )]
-    listen: std::net::SocketAddr,
-    #[command(flatten)]
-    db: DbArgs,
-    /// Namespace new Assistants are created in.
-    #[arg(
-        long,
-        default_value = "clawhost-clients",
-        env = "CLAWHOST_CONSOLE_NAMESPACE"
-    )]
-    namespace: String,
-    /// Mark cookies Secure even without X-Forwarded-Proto: https (TLS terminated elsewhere).
-    #[arg(long)]
-    secure_cookies: bool,
-}
-
-impl ConsoleServerArgs {
-    fn options(self) -> clawhost::console::ConsoleOptions {
-        let mut opts = clawhost::console::ConsoleOptions {
-            listen: self.listen,
-            database_url: self.db.url(),
-            namespace: self.namespace,
-            secure_cookies: self.secure_cookies,
-            ..Default::default()
-        };
-        if let Ok(v) = std::env::var("CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS")
-            && let Ok(n) = v.parse::<u64>()
-        {
-            opts.usage_interval = std::time::Duration::from_secs(n.max(1));
-        }
-        opts
-    }
-}
-
-#[derive(clap::Args)]
-struct DbArgs {
-    /// sqlite:PATH (default ./clawhost.sqlite or $CLAWHOST_DATA_DIR/clawhost.sqlite) or postgres://...
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: Option<String>,
-}
-
-impl DbArgs {
-    fn url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(clawhost::console::db::default_url)
-    }
 }
 
 #[derive(Subcommand)]

@@ -10,6 +10,7 @@
 pub mod admins;
 pub mod api;
 pub mod auth;
+pub mod cli;
 pub mod cluster;
 pub mod db;
 pub mod pages;
