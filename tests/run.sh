@@ -45,6 +45,9 @@ bash tests/tools/install.sh
 
 step "build"
 cargo build --locked -p clawhost --bins
+# The demo console of the browser stage (in-memory cluster; not part of the product).
+cargo build --locked -p clawhost-testing --bin console-demo
+export CONSOLE_DEMO_BIN="$CARGO_TARGET_DIR/debug/console-demo"
 
 if want lint; then
   step "lint: rustfmt, clippy, shellcheck"

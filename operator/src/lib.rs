@@ -12,7 +12,6 @@ pub use clawhost_core::{api, children, config, crd, openclaw, problems, rbac, re
 
 pub mod console;
 
-pub mod fake_apiserver;
 pub mod metrics;
 pub mod reconciler;
 pub mod runtime;

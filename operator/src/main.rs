@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use clawhost::config::OperatorConfig;
+use clawhost::console::cli::{ConsoleArgs, ConsoleServerArgs, DbArgs};
 use clawhost::{crd, rbac, render};
 
 #[derive(Parser)]
@@ -72,93 +73,6 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
-    },
-}
-
-#[derive(clap::Args)]
-#[command(args_conflicts_with_subcommands = true)]
-struct ConsoleArgs {
-    #[command(subcommand)]
-    command: Option<ConsoleCommand>,
-    /// Operator config (plans, defaults) the console validates against.
-    #[arg(long, env = "CLAWHOST_CONFIG")]
-    config: Option<PathBuf>,
-    #[command(flatten)]
-    server: ConsoleServerArgs,
-}
-
-/// Console settings shared by `clawhost console` and `clawhost serve`.
-#[derive(clap::Args)]
-struct ConsoleServerArgs {
-    #[arg(
-        long,
-        default_value = "127.0.0.1:8080",
-        env = "CLAWHOST_CONSOLE_LISTEN"
-    )]
-    listen: std::net::SocketAddr,
-    #[command(flatten)]
-    db: DbArgs,
-    /// Namespace new Assistants are created in.
-    #[arg(
-        long,
-        default_value = "clawhost-clients",
-        env = "CLAWHOST_CONSOLE_NAMESPACE"
-    )]
-    namespace: String,
-    /// Mark cookies Secure even without X-Forwarded-Proto: https (TLS terminated elsewhere).
-    #[arg(long)]
-    secure_cookies: bool,
-    /// Use a seeded in-memory cluster instead of Kubernetes (demos and browser tests).
-    #[arg(long, hide = true, env = "CLAWHOST_CONSOLE_FAKE_CLUSTER", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
-    fake_cluster: bool,
-}
-
-impl ConsoleServerArgs {
-    fn options(self) -> clawhost::console::ConsoleOptions {
-        let mut opts = clawhost::console::ConsoleOptions {
-            listen: self.listen,
-            database_url: self.db.url(),
-            namespace: self.namespace,
-            secure_cookies: self.secure_cookies,
-            fake_cluster: self.fake_cluster,
-            ..Default::default()
-        };
-        if let Ok(v) = std::env::var("CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS")
-            && let Ok(n) = v.parse::<u64>()
-        {
-            opts.usage_interval = std::time::Duration::from_secs(n.max(1));
-        }
-        opts
-    }
-}
-
-#[derive(clap::Args)]
-struct DbArgs {
-    /// sqlite:PATH (default ./clawhost.sqlite or $CLAWHOST_DATA_DIR/clawhost.sqlite) or postgres://...
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: Option<String>,
-}
-
-impl DbArgs {
-    fn url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(clawhost::console::db::default_url)
-    }
-}
-
-#[derive(Subcommand)]
-enum ConsoleCommand {
-    /// Seed 10,000 clients and time the clients page, a client page and the API list.
-    #[command(hide = true)]
-    Bench {
-        #[arg(long, default_value_t = 10_000)]
-        clients: usize,
-        #[arg(long, default_value_t = 50)]
-        iterations: usize,
-        /// Database to seed (default: a temporary SQLite file).
-        #[arg(long)]
-        database_url: Option<String>,
     },
 }
 
@@ -336,7 +250,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     reset,
                     db,
                 },
-        } => admin_create(&email, password_stdin, reset, &db.url()),
+        } => {
+            use clawhost::console::admins;
+            let email = admins::check_email(&email)?;
+            let password = admins::read_password(password_stdin)?;
+            let done = runtime()?.block_on(admins::create_or_reset(
+                &db.url(),
+                &email,
+                &password,
+                reset,
+            ))?;
+            println!("{done}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config {
             command: ConfigCommand::Check { config },
         } => {
@@ -365,33 +291,6 @@ fn init_tracing() {
 
 fn run_console(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
     use clawhost::console;
-    if let Some(ConsoleCommand::Bench {
-        clients,
-        iterations,
-        database_url,
-    }) = args.command
-    {
-        let dir = tempfile_dir()?;
-        let url =
-            database_url.unwrap_or_else(|| format!("sqlite://{}/bench.sqlite", dir.display()));
-        let figures = runtime()?
-            .block_on(console::bench::run(&url, clients, iterations))
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let _ = std::fs::remove_dir_all(&dir);
-        println!(
-            "console bench: {clients} clients, {iterations} requests each, server time in-process"
-        );
-        println!("{:<58} {:>10} {:>10}", "request", "median", "p95");
-        for f in figures {
-            println!(
-                "{:<58} {:>8.2}ms {:>8.2}ms",
-                f.name,
-                f.median.as_secs_f64() * 1000.0,
-                f.p95.as_secs_f64() * 1000.0
-            );
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
     init_tracing();
     let config = load_config(args.config.as_ref())?;
     let opts = args.server.options();
@@ -401,67 +300,6 @@ fn run_console(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
             let _ = stop.wait_for(|s| *s).await;
         };
         console::serve(opts, config, shutdown).await
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("clawhost-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-fn admin_create(
-    email: &str,
-    password_stdin: bool,
-    reset: bool,
-    url: &str,
-) -> anyhow::Result<ExitCode> {
-    use clawhost::console::{auth, db::Db, service::now};
-    let email = email.trim().to_lowercase();
-    let re = regex_lite::Regex::new(clawhost::api::assistant::EMAIL_PATTERN)?;
-    if !re.is_match(&email) {
-        anyhow::bail!("{email:?} is not an e-mail address");
-    }
-    let password = if password_stdin {
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
-        line.trim_end_matches(['\r', '\n']).to_string()
-    } else {
-        let p = rpassword::prompt_password("Password: ")?;
-        if p != rpassword::prompt_password("Repeat password: ")? {
-            anyhow::bail!("the passwords differ");
-        }
-        p
-    };
-    let hash = auth::hash_password(&password)?;
-    runtime()?.block_on(async {
-        let db = Db::connect(url).await?;
-        if db.admin_by_email(&email).await?.is_some() {
-            if !reset {
-                anyhow::bail!(
-                    "administrator {email} already exists (use --reset to set a new password)"
-                );
-            }
-            db.set_admin_password(&email, &hash).await?;
-            db.audit(
-                now(),
-                "cli",
-                "admin.reset_password",
-                None,
-                &email,
-                None,
-                None,
-            )
-            .await?;
-            println!("password of {email} reset");
-        } else {
-            db.create_admin(&email, &hash, now()).await?;
-            db.audit(now(), "cli", "admin.create", None, &email, None, None)
-                .await?;
-            println!("administrator {email} created");
-        }
-        Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Browser tests of the console in real headless Chromium (playwright-core, no bundled
-# browser). Starts `clawhost console --fake-cluster` on a free loopback port against a temp
-# SQLite database, creates an admin, runs console.test.mjs, prints "browser: N passed, M failed".
-# Env: CLAWHOST_BIN (default: cargo build), CHROMIUM (default /usr/bin/chromium),
+# browser). Starts the demo console (`console-demo` of the clawhost-testing crate: the console
+# over a seeded in-memory cluster) on a free loopback port against a temp SQLite database,
+# creates an admin with `clawhost admin create`, runs console.test.mjs, prints
+# "browser: N passed, M failed".
+# Env: CLAWHOST_BIN, CONSOLE_DEMO_BIN (default: cargo build), CHROMIUM (default /usr/bin/chromium),
 #      BROWSER_DEPS (npm cache dir, default ~/.cache/clawhost/browser-deps),
 #      SCREENSHOTS (default: a build directory; refresh the README's pictures with
 #      `SCREENSHOTS=docs/images tests/browser/run.sh`).
@@ -14,6 +16,10 @@ PLAYWRIGHT_VERSION=1.65.1
 if [ -z "${CLAWHOST_BIN:-}" ]; then
   (cd "$root" && cargo build -q -p clawhost)
   CLAWHOST_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/clawhost"
+fi
+if [ -z "${CONSOLE_DEMO_BIN:-}" ]; then
+  (cd "$root" && cargo build -q -p clawhost-testing --bin console-demo)
+  CONSOLE_DEMO_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/console-demo"
 fi
 export CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 if [ ! -x "$CHROMIUM" ]; then
@@ -42,8 +48,8 @@ printf '%s\n' "$ADMIN_PASSWORD" | "$CLAWHOST_BIN" admin create --email "$ADMIN_E
 up=""
 for attempt in 1 2 3; do
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  CLAWHOST_CONSOLE_FAKE_CLUSTER=1 CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS=1 RUST_LOG=warn \
-    "$CLAWHOST_BIN" console --listen "127.0.0.1:$port" --database-url "$db" >"$tmp/console.log" 2>&1 &
+  CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS=1 RUST_LOG=warn \
+    "$CONSOLE_DEMO_BIN" --listen "127.0.0.1:$port" --database-url "$db" >"$tmp/console.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 300); do
     if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then up=1; break; fi

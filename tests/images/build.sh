@@ -278,7 +278,7 @@ build_operator() {
   distroless=$(distroless_cc_base)
   # The build context: what the .dockerignore lets through, i.e. the tracked files under
   # the listed paths (its hash decides the rebuild).
-  mapfile -t files < <(git ls-files -- Cargo.toml Cargo.lock operator core crds envtest tests/gateway-contract .sqlx gateway-image/openclaw-config.schema.json | sort)
+  mapfile -t files < <(git ls-files -- Cargo.toml Cargo.lock operator core testing crds envtest tests/gateway-contract .sqlx gateway-image/openclaw-config.schema.json | sort)
   hash=$(inputs_hash "$df" "$df.dockerignore" "${files[@]}" \
     <(image_id "$rust"; image_id "$distroless") "$0")
   tag=localhost/clawhost/clawhost:ci-$hash

@@ -1,14 +1,16 @@
 //! The admin console: where the operator of the hosting business manages clients.
 //!
 //! - [`db`]: SQLite (embedded default) or PostgreSQL through sqlx, migrations embedded.
-//! - [`cluster`]: the Kubernetes side behind a trait (kube, in-memory, unavailable).
+//! - [`cluster`]: the Kubernetes side behind a trait (kube, unavailable; the in-memory one
+//!   is in the `clawhost-testing` crate).
 //! - [`service`]: every action, shared by the pages and the JSON API.
 //! - [`auth`]: passwords, sessions, API tokens, CSRF, rate limiting.
 //! - [`pages`] and [`api`]: thin HTTP handlers; [`routes`] is the one route table.
 
+pub mod admins;
 pub mod api;
 pub mod auth;
-pub mod bench;
+pub mod cli;
 pub mod cluster;
 pub mod db;
 pub mod pages;
@@ -41,8 +43,6 @@ pub struct ConsoleOptions {
     pub namespace: String,
     /// Always mark cookies Secure (behind TLS without X-Forwarded-Proto).
     pub secure_cookies: bool,
-    /// Use the seeded in-memory cluster (demos, browser tests).
-    pub fake_cluster: bool,
     pub usage_interval: Duration,
 }
 
@@ -53,7 +53,6 @@ impl Default for ConsoleOptions {
             database_url: db::default_url(),
             namespace: "clawhost-clients".into(),
             secure_cookies: false,
-            fake_cluster: false,
             usage_interval: Duration::from_secs(60),
         }
     }
@@ -477,14 +476,8 @@ async fn security_headers(req: Request, next: Next) -> Response {
     res
 }
 
-/// Builds the cluster side: fake, kube (with a watch cache) or unavailable with the reason.
-pub async fn connect_cluster(opts: &ConsoleOptions, config: &OperatorConfig) -> Arc<dyn Cluster> {
-    if opts.fake_cluster {
-        return Arc::new(cluster::MemoryCluster::seeded(
-            &opts.namespace,
-            &config.gateway.default_version,
-        ));
-    }
+/// Builds the cluster side: kube (with a watch cache) or unavailable with the reason.
+pub async fn connect_cluster() -> Arc<dyn Cluster> {
     match kube::Client::try_default().await {
         Ok(client) => Arc::new(cluster::KubeCluster::with_watch(client)),
         Err(e) => {
@@ -494,31 +487,6 @@ pub async fn connect_cluster(opts: &ConsoleOptions, config: &OperatorConfig) -> 
             })
         }
     }
-}
-
-/// Gives every Assistant of the (fake) cluster a client record, once.
-pub async fn seed_records(ctx: &Console) -> Result<(), service::ActionError> {
-    for a in ctx.cluster.list().await? {
-        let ns = a.metadata.namespace.clone().unwrap_or_default();
-        let name = a.metadata.name.clone().unwrap_or_default();
-        if ctx.db.client_by_assistant(&ns, &name).await?.is_none() {
-            let rec = db::NewClientRecord {
-                name: a.spec.owner.name.clone(),
-                email: a.spec.owner.email.clone(),
-                plan: a
-                    .spec
-                    .plan
-                    .clone()
-                    .unwrap_or_else(|| ctx.config.default_plan.clone()),
-                billing_status: "active".into(),
-                notes: String::new(),
-                namespace: ns,
-                assistant_name: name,
-            };
-            ctx.db.insert_client(&rec, service::now()).await?;
-        }
-    }
-    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -538,13 +506,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let db = Db::connect(&opts.database_url).await?;
-    let cluster = connect_cluster(&opts, &config).await;
-    let ctx = Console::new(db, cluster, config, opts.clone());
-    if opts.fake_cluster
-        && let Err(e) = seed_records(&ctx).await
-    {
-        tracing::warn!(error = %e, "seeding demo records failed");
-    }
+    let cluster = connect_cluster().await;
+    serve_console(Console::new(db, cluster, config, opts), shutdown).await
+}
+
+/// Runs a console over the cluster side it was built with until `shutdown` completes.
+pub async fn serve_console(
+    ctx: Ctx,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let opts = ctx.opts.clone();
     let sampler = tokio::spawn(usage::run_sampler(ctx.clone(), opts.usage_interval));
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await

@@ -89,15 +89,25 @@ async fn children_no_longer_desired_are_pruned_and_the_volume_is_kept() {
         Some(&format!("{resync}networkPolicy:\n  enabled: false\n")),
     )
     .await;
-    wait_for("alice's NetworkPolicy to be pruned", STEP, || async {
-        policies
-            .get_opt("alice-gateway")
-            .await
-            .ok()
-            .filter(Option::is_none)
-            .map(|_| ())
-    })
-    .await;
+    let deadline = std::time::Instant::now() + STEP;
+    while policies.get_opt("alice-gateway").await.unwrap().is_some() {
+        if std::time::Instant::now() > deadline {
+            let logs = op.logs();
+            let tail: Vec<&str> = logs.lines().rev().take(40).collect();
+            let status = get_assistant(&admin, ns, "alice").await.map(|a| a.status);
+            let metrics = op.metrics_text().await;
+            panic!(
+                "alice's NetworkPolicy was not pruned within {STEP:?}\nalice's status: {status:?}\nmetrics:\n{}\nthe operator's last log lines:\n{}",
+                metrics
+                    .lines()
+                    .filter(|l| l.starts_with("clawhost_"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     // Several resyncs later: still exactly one delete, the foreign policy and both volumes
     // are there, and both Assistants are still reconciled.
     tokio::time::sleep(Duration::from_secs(12)).await;

@@ -3,7 +3,8 @@
 //! requests (method, path, query, patch type, body) and how answers are mapped.
 
 use clawhost::api::Assistant;
-use clawhost::console::cluster::{Cluster, ClusterError, KubeCluster, demo_assistant};
+use clawhost::console::cluster::{Cluster, ClusterError, KubeCluster};
+use clawhost_testing::memory_cluster::demo_assistant;
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use kube::client::Body;

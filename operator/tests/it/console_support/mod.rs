@@ -7,9 +7,9 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use clawhost::config::OperatorConfig;
-use clawhost::console::cluster::MemoryCluster;
 use clawhost::console::db::Db;
-use clawhost::console::{Console, ConsoleOptions, app, auth, seed_records, service};
+use clawhost::console::{Console, ConsoleOptions, app, auth, service};
+use clawhost_testing::memory_cluster::{MemoryCluster, seed_records};
 use http::{HeaderMap, Method, Request, StatusCode};
 use tower::ServiceExt;
 
@@ -80,7 +80,7 @@ pub async fn postgres() -> Option<TestApp> {
 pub async fn build(url: &str, dir: Option<tempfile::TempDir>) -> TestApp {
     let db = Db::connect(url).await.expect("database");
     let config = OperatorConfig::default();
-    let cluster = Arc::new(MemoryCluster::seeded(NS, &config.gateway.default_version));
+    let cluster = Arc::new(MemoryCluster::seeded(NS, config.clone()));
     let opts = ConsoleOptions {
         namespace: NS.into(),
         ..Default::default()
@@ -260,11 +260,11 @@ macro_rules! both_backends {
             mod $name {
                 #[tokio::test]
                 async fn sqlite() {
-                    super::$name(super::console_support::sqlite().await).await;
+                    super::$name($crate::console_support::sqlite().await).await;
                 }
                 #[tokio::test]
                 async fn postgres() {
-                    if let Some(app) = super::console_support::postgres().await {
+                    if let Some(app) = $crate::console_support::postgres().await {
                         super::$name(app).await;
                     }
                 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use clawhost::api::{Assistant, Phase};
 use clawhost::config::OperatorConfig;
-use clawhost::fake_apiserver::{FakeApiServer, Fault, FaultKind, fixtures};
 use clawhost::reconciler::{self, Context, FINALIZER};
+use clawhost_testing::fake_apiserver::{FakeApiServer, Fault, FaultKind, fixtures};
 use http::Method;
 use serde_json::{Value, json};
 

@@ -1,10 +1,8 @@
 //! Hostile input: HTML/script, Unicode and 10 KB strings are escaped on every page and
 //! rejected with a message where invalid; nothing panics.
 
-mod console_support;
-
+use crate::console_support::*;
 use clawhost::console::routes;
-use console_support::*;
 use http::{Method, StatusCode};
 use serde_json::json;
 

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
-use clawhost::fake_apiserver::FakeApiServer;
+use clawhost_testing::fake_apiserver::FakeApiServer;
 use serde_json::{Value, json};
 
 const NS: &str = "clients";
@@ -349,7 +349,7 @@ async fn unreachable_api_keeps_process_up_not_ready_and_quiet() {
 /// watches back off and resume, and the Assistant still converges, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_lists_and_watches_are_retried_until_convergence() {
-    use clawhost::fake_apiserver::{Fault, FaultKind};
+    use clawhost_testing::fake_apiserver::{Fault, FaultKind};
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeApiServer::new();
     for (path, kind, times) in [

@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 
 use clawhost::api::Assistant;
 use clawhost::config::OperatorConfig;
-use clawhost::fake_apiserver::FakeApiServer;
 use clawhost::reconciler::{self, Context};
+use clawhost_testing::fake_apiserver::FakeApiServer;
 
 const NS: &str = "clients";
 const CRD: &str = "apis/clawhost.dev/v1alpha1";

@@ -2,11 +2,9 @@
 //! non-public route refuses an anonymous request; every state-changing route refuses a
 //! request without a valid CSRF token; the API refuses cookies (so CSRF cannot apply).
 
-mod console_support;
-
+use crate::console_support::*;
 use axum::body::Body;
 use clawhost::console::{Access, routes};
-use console_support::*;
 use http::{Method, Request, StatusCode};
 
 fn concrete(path: &str, id: i64) -> String {

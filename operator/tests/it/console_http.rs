@@ -1,13 +1,11 @@
 //! HTTP tests of every console route, against SQLite and PostgreSQL, with the in-memory
 //! cluster.
 
-mod console_support;
-
+use crate::console_support::*;
 use axum::body::Body;
 use clawhost::console::service::{self, NewClient};
 use clawhost::console::usage;
 use clawhost::validation::validate;
-use console_support::*;
 use http::{Method, Request, StatusCode};
 use serde_json::json;
 
@@ -191,6 +189,9 @@ async fn pages_render(app: TestApp) {
         "listening on 127.0.0.1:18789",
         "Reconciled",
         "Usage",
+        // The status the operator writes (reconciler::status::compute), not an invented one.
+        "the assistant is reachable on its tailnet",
+        "https://clients-acme-legal.tail4a2c.ts.net",
     ] {
         assert!(detail.contains(s), "client page lacks {s}");
     }

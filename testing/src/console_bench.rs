@@ -1,4 +1,4 @@
-//! `clawhost console bench`: seeds 10,000 clients and times the heaviest pages in-process
+//! The console benchmark (`console-bench`): seeds 10,000 clients and times the heaviest pages in-process
 //! (server time: routing, database, cluster cache, rendering; no network).
 
 use std::sync::Arc;
@@ -8,10 +8,11 @@ use axum::body::Body;
 use http::Request;
 use tower::ServiceExt;
 
-use super::cluster::{MemoryCluster, demo_assistant};
-use super::db::{Db, NewClientRecord};
-use super::{Console, ConsoleOptions, app, auth, service};
-use crate::config::OperatorConfig;
+use clawhost::config::OperatorConfig;
+use clawhost::console::db::{Db, NewClientRecord};
+use clawhost::console::{Console, ConsoleOptions, app, auth, service};
+
+use crate::memory_cluster::{MemoryCluster, demo_assistant};
 
 #[derive(Debug, Clone)]
 pub struct Figure {
@@ -31,7 +32,7 @@ pub async fn seed(
         namespace: "clients".into(),
         ..Default::default()
     };
-    let cluster = MemoryCluster::new(&config.gateway.default_version);
+    let cluster = MemoryCluster::new(config.clone());
     let plans = ["small", "standard", "large"];
     let mut records = Vec::with_capacity(clients);
     for i in 0..clients {

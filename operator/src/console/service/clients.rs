@@ -1,0 +1,262 @@
+//! The clients list and a client's page: database records joined with the cluster's
+//! Assistants.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ActionError, PER_PAGE_DEFAULT, PER_PAGE_MAX, month_of, now};
+use crate::api::{Assistant, Phase};
+use crate::console::Console;
+use crate::console::cluster::EventInfo;
+use crate::console::db::{AuditEvent, ClientFilter, ClientRow};
+
+/// A client record joined with its Assistant (when the cluster answered and it exists).
+#[derive(Debug, Clone)]
+pub struct ClientView {
+    pub record: ClientRow,
+    pub assistant: Option<Arc<Assistant>>,
+}
+
+impl ClientView {
+    /// Phase name, `Missing` when the cluster has no such Assistant, `Unknown` when the
+    /// cluster did not answer.
+    pub fn phase(&self, cluster_ok: bool) -> &'static str {
+        match &self.assistant {
+            Some(a) => a
+                .status
+                .as_ref()
+                .and_then(|s| s.phase)
+                .unwrap_or(Phase::Pending)
+                .as_str(),
+            None if cluster_ok => "Missing",
+            None => "Unknown",
+        }
+    }
+
+    pub fn ready(&self) -> Option<bool> {
+        let s = self.assistant.as_ref()?.status.as_ref()?;
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .map(|c| c.status == "True")
+    }
+
+    pub fn version(&self) -> Option<String> {
+        let a = self.assistant.as_ref()?;
+        a.status
+            .as_ref()
+            .and_then(|s| s.gateway_version.clone())
+            .or_else(|| a.spec.gateway.as_ref().and_then(|g| g.version.clone()))
+    }
+
+    pub fn tailnet(&self) -> Option<String> {
+        self.assistant
+            .as_ref()?
+            .status
+            .as_ref()?
+            .tailnet
+            .as_ref()?
+            .fqdn
+            .clone()
+    }
+
+    /// Creation time of the Assistant, else of the record (Unix seconds).
+    pub fn created(&self) -> i64 {
+        self.assistant
+            .as_ref()
+            .and_then(|a| a.metadata.creation_timestamp.as_ref())
+            .map(|t| t.0.as_second())
+            .unwrap_or(self.record.created_at)
+    }
+
+    pub fn summary(&self, cluster_ok: bool) -> ClientSummary {
+        ClientSummary {
+            id: self.record.id,
+            name: self.record.name.clone(),
+            email: self.record.email.clone(),
+            plan: self.record.plan.clone(),
+            billing_status: self.record.billing_status.clone(),
+            namespace: self.record.namespace.clone(),
+            assistant: self.record.assistant_name.clone(),
+            phase: self.phase(cluster_ok).to_string(),
+            ready: self.ready(),
+            version: self.version(),
+            tailnet: self.tailnet(),
+            created_at: self.created(),
+            deleted: self.record.deleted_at.is_some(),
+        }
+    }
+}
+
+/// The JSON shape of a client in lists.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientSummary {
+    pub id: i64,
+    pub name: String,
+    pub email: String,
+    pub plan: String,
+    pub billing_status: String,
+    pub namespace: String,
+    pub assistant: String,
+    pub phase: String,
+    pub ready: Option<bool>,
+    pub version: Option<String>,
+    pub tailnet: Option<String>,
+    pub created_at: i64,
+    pub deleted: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub q: Option<String>,
+    #[serde(default)]
+    pub plan: Option<String>,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub billing: Option<String>,
+    #[serde(default)]
+    pub page: Option<u32>,
+    #[serde(default)]
+    pub per_page: Option<u32>,
+}
+
+pub struct ClientPage {
+    pub items: Vec<ClientView>,
+    pub total: i64,
+    pub page: u32,
+    pub per_page: u32,
+    pub cluster_error: Option<String>,
+}
+
+type AssistantIndex = HashMap<(String, String), Arc<Assistant>>;
+
+pub(super) async fn assistant_index(ctx: &Console) -> (AssistantIndex, Option<String>) {
+    match ctx.cluster.list().await {
+        Ok(list) => (
+            list.into_iter()
+                .map(|a| {
+                    (
+                        (
+                            a.metadata.namespace.clone().unwrap_or_default(),
+                            a.metadata.name.clone().unwrap_or_default(),
+                        ),
+                        a,
+                    )
+                })
+                .collect(),
+            None,
+        ),
+        Err(e) => (HashMap::new(), Some(e.to_string())),
+    }
+}
+
+pub(super) fn join(rows: Vec<ClientRow>, idx: &AssistantIndex) -> Vec<ClientView> {
+    rows.into_iter()
+        .map(|r| {
+            let a = idx
+                .get(&(r.namespace.clone(), r.assistant_name.clone()))
+                .cloned();
+            ClientView {
+                record: r,
+                assistant: a,
+            }
+        })
+        .collect()
+}
+
+/// Clients page: database filters and pagination in SQL; a phase filter (cluster data)
+/// filters the joined rows in memory, which stays fast at 10,000 clients.
+pub async fn list_clients(ctx: &Console, q: &ListQuery) -> Result<ClientPage, ActionError> {
+    let per_page = q
+        .per_page
+        .unwrap_or(PER_PAGE_DEFAULT)
+        .clamp(1, PER_PAGE_MAX);
+    let page = q.page.unwrap_or(1).max(1);
+    let filter = ClientFilter {
+        q: q.q.as_ref().map(|s| s.trim().to_string()),
+        plan: q.plan.clone(),
+        billing_status: q.billing.clone(),
+        include_deleted: false,
+    };
+    let offset = (page as i64 - 1) * per_page as i64;
+    let (idx, cluster_error) = assistant_index(ctx).await;
+    let phase = q.phase.as_deref().filter(|p| !p.is_empty());
+    let ok = cluster_error.is_none();
+    if let Some(phase) = phase {
+        let (rows, _) = ctx.db.list_clients(&filter, None).await?;
+        let all: Vec<ClientView> = join(rows, &idx)
+            .into_iter()
+            .filter(|v| v.phase(ok) == phase)
+            .collect();
+        let total = all.len() as i64;
+        let items = all
+            .into_iter()
+            .skip(offset as usize)
+            .take(per_page as usize)
+            .collect();
+        return Ok(ClientPage {
+            items,
+            total,
+            page,
+            per_page,
+            cluster_error,
+        });
+    }
+    let (rows, total) = ctx
+        .db
+        .list_clients(&filter, Some((per_page as i64, offset)))
+        .await?;
+    Ok(ClientPage {
+        items: join(rows, &idx),
+        total,
+        page,
+        per_page,
+        cluster_error,
+    })
+}
+
+pub struct ClientDetail {
+    pub view: ClientView,
+    pub cluster_error: Option<String>,
+    pub events: Result<Vec<EventInfo>, String>,
+    pub log: Result<Option<String>, String>,
+    pub month: String,
+    pub usage_minutes: i64,
+    pub audit: Vec<AuditEvent>,
+}
+
+pub const LOG_LINES: i64 = 50;
+
+pub async fn client_detail(ctx: &Console, id: i64) -> Result<ClientDetail, ActionError> {
+    let record = ctx.db.client(id).await?.ok_or(ActionError::NotFound)?;
+    let (ns, name) = (record.namespace.clone(), record.assistant_name.clone());
+    let (assistant, cluster_error) = match ctx.cluster.get(&ns, &name).await {
+        Ok(a) => (a.map(Arc::new), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let (events, log) = if cluster_error.is_some() || record.deleted_at.is_some() {
+        (Ok(Vec::new()), Ok(None))
+    } else {
+        let (e, l) = futures::join!(
+            ctx.cluster.events(&ns, &name),
+            ctx.cluster.gateway_log(&ns, &name, LOG_LINES)
+        );
+        (e.map_err(|e| e.to_string()), l.map_err(|e| e.to_string()))
+    };
+    let month = month_of(now());
+    let usage_minutes = ctx.db.usage_minutes(id, &month).await?;
+    let audit = ctx.db.audit_events(Some(id), 20, 0).await?;
+    Ok(ClientDetail {
+        view: ClientView { record, assistant },
+        cluster_error,
+        events,
+        log,
+        month,
+        usage_minutes,
+        audit,
+    })
+}

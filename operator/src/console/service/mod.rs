@@ -1,0 +1,106 @@
+//! What the console does, independent of HTTP: pages and the JSON API both call these, so
+//! both offer the same actions with the same checks, and every action writes an audit event.
+
+//!
+//! - [`clients`]: the clients list and a client's page.
+//! - [`new_client`]: creating a client (record, Assistant, Secrets).
+//! - [`actions`]: actions on one client.
+//! - [`fleet`]: the fleet overview.
+//! - [`tokens`]: API tokens.
+
+pub mod actions;
+pub mod clients;
+pub mod fleet;
+pub mod new_client;
+pub mod tokens;
+
+pub use actions::*;
+pub use clients::*;
+pub use fleet::*;
+pub use new_client::*;
+pub use tokens::*;
+
+use serde::Serialize;
+
+use super::cluster::ClusterError;
+use super::db::DbError;
+
+pub const BILLING_STATUSES: [&str; 4] = ["active", "trial", "past_due", "cancelled"];
+/// Model providers the new-client form offers, with the environment variable openclaw reads.
+pub const MODEL_PROVIDERS: [(&str, &str, &str); 4] = [
+    ("anthropic", "Anthropic", "ANTHROPIC_API_KEY"),
+    ("openai", "OpenAI", "OPENAI_API_KEY"),
+    ("openrouter", "OpenRouter", "OPENROUTER_API_KEY"),
+    ("gemini", "Google Gemini", "GEMINI_API_KEY"),
+];
+pub const MAX_NOTES: usize = 20_000;
+pub const MAX_SECRET_INPUT: usize = 4096;
+pub const PER_PAGE_DEFAULT: u32 = 50;
+pub const PER_PAGE_MAX: u32 = 500;
+
+/// One problem with one input field; `field` uses the Assistant's field paths where the
+/// rule comes from `validation.rs`, so messages match `clawhost render`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("not found")]
+    NotFound,
+    #[error("invalid input: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    Cluster(#[from] ClusterError),
+    #[error("{0}")]
+    Db(#[from] DbError),
+}
+
+impl ActionError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        ActionError::Invalid(vec![FieldError {
+            field: field.into(),
+            message: message.into(),
+        }])
+    }
+
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            ActionError::NotFound => S::NOT_FOUND,
+            ActionError::Invalid(_) => S::UNPROCESSABLE_ENTITY,
+            ActionError::Cluster(ClusterError::Unreachable(_)) => S::SERVICE_UNAVAILABLE,
+            ActionError::Cluster(ClusterError::NotFound) => S::NOT_FOUND,
+            ActionError::Cluster(_) => S::CONFLICT,
+            ActionError::Db(_) => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+pub fn now() -> i64 {
+    jiff::Timestamp::now().as_second()
+}
+
+/// `YYYY-MM` (UTC) of a Unix time.
+pub fn month_of(unix: i64) -> String {
+    let ts = jiff::Timestamp::from_second(unix).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    ts.to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y-%m")
+        .to_string()
+}
+
+pub fn valid_month(m: &str) -> bool {
+    let b = m.as_bytes();
+    b.len() == 7
+        && b[4] == b'-'
+        && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
+        && matches!(m[5..].parse::<u8>(), Ok(1..=12))
+}

@@ -1,0 +1,56 @@
+//! `console-demo`: the admin console over a seeded in-memory cluster (demos and the browser
+//! tests), with the flags of `clawhost console`. Statuses are what the operator would
+//! write; nothing talks to Kubernetes.
+//!
+//! ```text
+//! cargo run -p clawhost-testing --bin console-demo -- --listen 127.0.0.1:8080 --database-url sqlite:demo.sqlite
+//! ```
+
+use std::sync::Arc;
+
+use clap::Parser;
+use clawhost::config::OperatorConfig;
+use clawhost::console::cli::ConsoleArgs;
+use clawhost::console::db::Db;
+use clawhost::console::{Console, serve_console};
+use clawhost_testing::memory_cluster::{MemoryCluster, seed_records};
+
+#[derive(Parser)]
+#[command(
+    name = "console-demo",
+    about = "The clawhost admin console over a seeded in-memory cluster"
+)]
+struct Cli {
+    #[command(flatten)]
+    console: ConsoleArgs,
+}
+
+fn main() -> anyhow::Result<()> {
+    let ConsoleArgs { config, server } = Cli::parse().console;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match &config {
+        Some(p) => OperatorConfig::load(p)?,
+        None => OperatorConfig::default(),
+    };
+    let opts = server.options();
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let db = Db::connect(&opts.database_url).await?;
+        let cluster = Arc::new(MemoryCluster::seeded(&opts.namespace, config.clone()));
+        let ctx = Console::new(db, cluster, config, opts);
+        if let Err(e) = seed_records(&ctx).await {
+            tracing::warn!(error = %e, "seeding demo records failed");
+        }
+        let mut stop = clawhost::runtime::shutdown_signal();
+        serve_console(ctx, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+        anyhow::Ok(())
+    })
+}

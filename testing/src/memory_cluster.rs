@@ -1,0 +1,540 @@
+//! The console's in-memory cluster: behaves like a cluster with an instantly converging
+//! operator. Each Assistant's status is what the operator's pure
+//! [`clawhost::reconciler::status::compute`] makes of the simulated world (a bound volume,
+//! a gateway pod that is ready or failing, a joined tailnet device), so the console shows
+//! exactly what the operator would write. Used by console tests, the demo console
+//! (`console-demo`) and the console benchmark.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{
+    ContainerState, ContainerStateWaiting, ContainerStatus, PersistentVolumeClaimStatus, Pod,
+    PodStatus, Secret,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::Value;
+
+use clawhost::api::{Assistant, Phase};
+use clawhost::children::gateway_statefulset::{GATEWAY_CONTAINER, tailscale_hostname};
+use clawhost::children::tailscale_state_secret::{DEVICE_FQDN_KEY, DEVICE_IPS_KEY};
+use clawhost::children::{ChildNames, data_volume};
+use clawhost::config::OperatorConfig;
+use clawhost::console::cluster::{Cluster, ClusterError, EventInfo};
+use clawhost::console::{Console, db, service};
+use clawhost::reconciler::status::{self, Observed};
+
+/// The tailnet every simulated device joins.
+pub const TAILNET_DOMAIN: &str = "tail4a2c.ts.net";
+/// The address every simulated device gets.
+pub const DEVICE_IP: &str = "100.101.102.103";
+
+/// What the simulated cluster holds for one Assistant besides the object itself.
+#[derive(Default, Clone)]
+struct World {
+    /// The gateway container's waiting reason and message while it fails.
+    gateway_failure: Option<(String, String)>,
+    /// The Tailscale sidecar has joined once (its state Secret keeps the device).
+    joined: bool,
+}
+
+#[derive(Default)]
+struct MemState {
+    assistants: BTreeMap<(String, String), Arc<Assistant>>,
+    world: BTreeMap<(String, String), World>,
+    secrets: BTreeMap<(String, String), Secret>,
+    events: BTreeMap<(String, String), Vec<EventInfo>>,
+    logs: BTreeMap<(String, String), String>,
+    unreachable: Option<String>,
+    next_uid: u64,
+}
+
+#[derive(Default)]
+pub struct MemoryCluster {
+    state: Mutex<MemState>,
+    /// The operator config the simulated operator runs with (default version, plans).
+    config: OperatorConfig,
+}
+
+fn now_time() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+fn data(pairs: &[(&str, String)]) -> BTreeMap<String, ByteString> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), ByteString(v.as_bytes().to_vec())))
+        .collect()
+}
+
+/// The observations the operator would make of `a` in the simulated world.
+fn observe(a: &Assistant, config: &OperatorConfig, world: &World) -> Observed {
+    let volume = data_volume::build(a, config).ok().map(|mut pvc| {
+        let requested = pvc
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .and_then(|r| r.requests.clone());
+        pvc.status = Some(PersistentVolumeClaimStatus {
+            phase: Some("Bound".into()),
+            capacity: requested,
+            ..Default::default()
+        });
+        pvc
+    });
+    let pod = (!a.spec.suspended).then(|| {
+        let waiting = world
+            .gateway_failure
+            .as_ref()
+            .map(|(reason, message)| ContainerState {
+                waiting: Some(ContainerStateWaiting {
+                    reason: Some(reason.clone()),
+                    message: Some(message.clone()),
+                }),
+                ..Default::default()
+            });
+        Pod {
+            metadata: kube::api::ObjectMeta {
+                name: Some(clawhost::console::cluster::gateway_pod_name(
+                    a.metadata.name.as_deref().unwrap_or_default(),
+                )),
+                namespace: a.metadata.namespace.clone(),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                container_statuses: Some(vec![ContainerStatus {
+                    name: GATEWAY_CONTAINER.into(),
+                    ready: waiting.is_none(),
+                    state: waiting,
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        }
+    });
+    let tailscale_state = world.joined.then(|| Secret {
+        metadata: kube::api::ObjectMeta {
+            name: Some(ChildNames::for_assistant(a).tailscale_state_secret),
+            namespace: a.metadata.namespace.clone(),
+            ..Default::default()
+        },
+        data: Some(data(&[
+            (
+                DEVICE_FQDN_KEY,
+                format!("{}.{TAILNET_DOMAIN}.", tailscale_hostname(a)),
+            ),
+            (DEVICE_IPS_KEY, format!("[\"{DEVICE_IP}\"]")),
+        ])),
+        ..Default::default()
+    });
+    Observed {
+        volume,
+        pod,
+        tailscale_state,
+        ..Default::default()
+    }
+}
+
+impl MemoryCluster {
+    pub fn new(config: OperatorConfig) -> Self {
+        Self {
+            state: Mutex::new(MemState::default()),
+            config,
+        }
+    }
+
+    /// A few Assistants in different phases, for demos and browser tests.
+    pub fn seeded(namespace: &str, config: OperatorConfig) -> Self {
+        let me = Self::new(config);
+        for (name, owner, email, plan, phase) in demo_assistants() {
+            let mut a = demo_assistant(namespace, name, owner, email, plan);
+            a.spec.suspended = phase == Phase::Suspended;
+            me.insert(a);
+            if phase == Phase::Degraded {
+                me.fail_gateway(
+                    namespace,
+                    name,
+                    "CrashLoopBackOff",
+                    "back-off 5m0s restarting failed container=gateway",
+                );
+            }
+        }
+        me
+    }
+
+    /// Makes every call fail as if the API server were down (tests of the banner).
+    pub fn set_unreachable(&self, reason: Option<&str>) {
+        self.state.lock().expect("lock").unreachable = reason.map(str::to_string);
+    }
+
+    fn check(&self) -> Result<std::sync::MutexGuard<'_, MemState>, ClusterError> {
+        let st = self.state.lock().expect("lock");
+        match &st.unreachable {
+            Some(r) => Err(ClusterError::Unreachable(r.clone())),
+            None => Ok(st),
+        }
+    }
+
+    /// Adds an Assistant as if an operator had reconciled it.
+    pub fn insert(&self, mut a: Assistant) -> Assistant {
+        let mut st = self.state.lock().expect("lock");
+        st.next_uid += 1;
+        a.metadata.uid = Some(format!("00000000-0000-4000-8000-{:012}", st.next_uid));
+        a.metadata.generation = Some(1);
+        a.metadata.creation_timestamp.get_or_insert_with(now_time);
+        let key = key_of(&a);
+        let world = World {
+            gateway_failure: None,
+            joined: !a.spec.suspended,
+        };
+        self.reconcile(&mut a, &world);
+        st.world.insert(key.clone(), world);
+        st.events.insert(
+            key.clone(),
+            vec![EventInfo {
+                type_: "Normal".into(),
+                reason: "Reconciled".into(),
+                message: "All children applied".into(),
+                object: format!("Assistant/{}", key.1),
+                count: 1,
+                last_seen: Some(jiff::Timestamp::now().to_string()),
+            }],
+        );
+        st.logs.insert(
+            key.clone(),
+            format!(
+                "[gateway] openclaw {} listening on 127.0.0.1:18789\n[gateway] tailscale serve ready\n",
+                a.status.as_ref().and_then(|s| s.gateway_version.clone()).unwrap_or_default()
+            ),
+        );
+        st.assistants.insert(key, Arc::new(a.clone()));
+        a
+    }
+
+    /// Makes the gateway container of an Assistant wait with `reason` (for example
+    /// `CrashLoopBackOff`), and reconciles: tests and demos of degraded states.
+    pub fn fail_gateway(&self, ns: &str, name: &str, reason: &str, message: &str) {
+        let mut st = self.state.lock().expect("lock");
+        let key = (ns.to_string(), name.to_string());
+        let world = st.world.entry(key.clone()).or_default();
+        world.gateway_failure = Some((reason.into(), message.into()));
+        let world = world.clone();
+        if let Some(a) = st.assistants.get_mut(&key) {
+            self.reconcile(Arc::make_mut(a), &world);
+        }
+    }
+
+    /// A Secret's decoded value (tests only; the console never reads Secrets).
+    pub fn secret_value(&self, ns: &str, name: &str, key: &str) -> Option<String> {
+        let st = self.state.lock().expect("lock");
+        let s = st.secrets.get(&(ns.to_string(), name.to_string()))?;
+        if let Some(v) = s.string_data.as_ref().and_then(|d| d.get(key)) {
+            return Some(v.clone());
+        }
+        s.data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    }
+
+    pub fn secret_names(&self) -> Vec<(String, String)> {
+        self.state
+            .lock()
+            .expect("lock")
+            .secrets
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// The simulated operator: the status `reconciler::status::compute` writes for what it
+    /// observes.
+    fn reconcile(&self, a: &mut Assistant, world: &World) {
+        a.status = Some(status::compute(
+            a,
+            &self.config,
+            &observe(a, &self.config, world),
+        ));
+    }
+}
+
+fn key_of(a: &Assistant) -> (String, String) {
+    (
+        a.metadata.namespace.clone().unwrap_or_default(),
+        a.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+impl Cluster for MemoryCluster {
+    fn health(&self) -> Option<String> {
+        self.state.lock().expect("lock").unreachable.clone()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<Arc<Assistant>>, ClusterError>> {
+        let r = self
+            .check()
+            .map(|st| st.assistants.values().cloned().collect());
+        futures::future::ready(r).boxed()
+    }
+
+    fn get<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Assistant>, ClusterError>> {
+        let r = self.check().map(|st| {
+            st.assistants
+                .get(&(ns.to_string(), name.to_string()))
+                .map(|a| (**a).clone())
+        });
+        futures::future::ready(r).boxed()
+    }
+
+    fn create<'a>(&'a self, a: &'a Assistant) -> BoxFuture<'a, Result<Assistant, ClusterError>> {
+        let r = (|| {
+            let st = self.check()?;
+            if st.assistants.contains_key(&key_of(a)) {
+                return Err(ClusterError::AlreadyExists(format!(
+                    "assistants.clawhost.dev {:?} already exists",
+                    a.metadata.name.as_deref().unwrap_or_default()
+                )));
+            }
+            drop(st);
+            Ok(self.insert(a.clone()))
+        })();
+        futures::future::ready(r).boxed()
+    }
+
+    fn patch<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+        patch: Value,
+    ) -> BoxFuture<'a, Result<Assistant, ClusterError>> {
+        let r = (|| {
+            let mut st = self.check()?;
+            let key = (ns.to_string(), name.to_string());
+            let current = st.assistants.get(&key).ok_or(ClusterError::NotFound)?;
+            let mut v = serde_json::to_value(&**current)
+                .map_err(|e| ClusterError::Rejected(e.to_string()))?;
+            json_patch::merge(&mut v, &patch);
+            let mut a: Assistant =
+                serde_json::from_value(v).map_err(|e| ClusterError::Rejected(e.to_string()))?;
+            if a.spec != current.spec {
+                a.metadata.generation = Some(a.metadata.generation.unwrap_or(1) + 1);
+            }
+            let world = st.world.entry(key.clone()).or_default();
+            world.joined |= !a.spec.suspended;
+            let world = world.clone();
+            self.reconcile(&mut a, &world);
+            st.assistants.insert(key, Arc::new(a.clone()));
+            Ok(a)
+        })();
+        futures::future::ready(r).boxed()
+    }
+
+    fn delete<'a>(&'a self, ns: &'a str, name: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
+        let r = (|| {
+            let mut st = self.check()?;
+            let key = (ns.to_string(), name.to_string());
+            st.assistants.remove(&key).ok_or(ClusterError::NotFound)?;
+            st.world.remove(&key);
+            // Owned Secrets go with their Assistant (garbage collection).
+            let uid_owned: Vec<_> = st
+                .secrets
+                .iter()
+                .filter(|(k, s)| {
+                    k.0 == ns
+                        && s.metadata
+                            .owner_references
+                            .as_ref()
+                            .is_some_and(|o| o.iter().any(|o| o.name == name))
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in uid_owned {
+                st.secrets.remove(&k);
+            }
+            Ok(())
+        })();
+        futures::future::ready(r).boxed()
+    }
+
+    fn create_secret<'a>(&'a self, s: &'a Secret) -> BoxFuture<'a, Result<(), ClusterError>> {
+        let r = (|| {
+            let mut st = self.check()?;
+            let key = (
+                s.metadata.namespace.clone().unwrap_or_default(),
+                s.metadata.name.clone().unwrap_or_default(),
+            );
+            if st.secrets.contains_key(&key) {
+                return Err(ClusterError::AlreadyExists(format!(
+                    "secrets {:?} already exists",
+                    key.1
+                )));
+            }
+            st.secrets.insert(key, s.clone());
+            Ok(())
+        })();
+        futures::future::ready(r).boxed()
+    }
+
+    fn patch_secret_key<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+        key: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<(), ClusterError>> {
+        let r = (|| {
+            let mut st = self.check()?;
+            let s = st
+                .secrets
+                .get_mut(&(ns.to_string(), name.to_string()))
+                .ok_or(ClusterError::NotFound)?;
+            if let Some(sd) = s.string_data.as_mut() {
+                sd.remove(key);
+            }
+            s.data.get_or_insert_with(Default::default).insert(
+                key.to_string(),
+                k8s_openapi::ByteString(value.as_bytes().to_vec()),
+            );
+            Ok(())
+        })();
+        futures::future::ready(r).boxed()
+    }
+
+    fn events<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<EventInfo>, ClusterError>> {
+        let r = self.check().map(|st| {
+            st.events
+                .get(&(ns.to_string(), name.to_string()))
+                .cloned()
+                .unwrap_or_default()
+        });
+        futures::future::ready(r).boxed()
+    }
+
+    fn gateway_log<'a>(
+        &'a self,
+        ns: &'a str,
+        name: &'a str,
+        lines: i64,
+    ) -> BoxFuture<'a, Result<Option<String>, ClusterError>> {
+        let r = self.check().map(|st| {
+            let key = (ns.to_string(), name.to_string());
+            let suspended = st.assistants.get(&key).is_some_and(|a| a.spec.suspended);
+            if suspended {
+                return None;
+            }
+            st.logs.get(&key).map(|l| {
+                let all: Vec<&str> = l.lines().collect();
+                let start = all.len().saturating_sub(lines.max(0) as usize);
+                all[start..].join("\n")
+            })
+        });
+        futures::future::ready(r).boxed()
+    }
+}
+
+type Demo = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Phase,
+);
+
+/// The demo fleet of [`MemoryCluster::seeded`].
+pub fn demo_assistants() -> Vec<Demo> {
+    vec![
+        (
+            "acme-legal",
+            "Acme Legal LLP",
+            "it@acme-legal.example",
+            "standard",
+            Phase::Running,
+        ),
+        (
+            "bakery-lund",
+            "Bageri Lund AB",
+            "hej@bageri-lund.example",
+            "small",
+            Phase::Running,
+        ),
+        (
+            "chen-studio",
+            "Chen Design Studio",
+            "mei@chen.example",
+            "large",
+            Phase::Degraded,
+        ),
+        (
+            "dr-okafor",
+            "Dr. Okafor Clinic",
+            "admin@okafor.example",
+            "standard",
+            Phase::Suspended,
+        ),
+    ]
+}
+
+pub fn demo_assistant(ns: &str, name: &str, owner: &str, email: &str, plan: &str) -> Assistant {
+    use clawhost::api::{AssistantSpec, Owner, SecretKeyRef, TailscaleSpec};
+    Assistant {
+        metadata: kube::api::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        },
+        spec: AssistantSpec {
+            owner: Owner {
+                name: owner.into(),
+                email: email.into(),
+            },
+            plan: Some(plan.into()),
+            tailscale: Some(TailscaleSpec {
+                auth_key_secret_ref: Some(SecretKeyRef {
+                    name: format!("{name}-tailscale-auth"),
+                    key: "authkey".into(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        status: None,
+    }
+}
+
+/// Gives every Assistant of the cluster a client record, once (the demo console and tests).
+pub async fn seed_records(ctx: &Console) -> Result<(), service::ActionError> {
+    for a in ctx.cluster.list().await? {
+        let ns = a.metadata.namespace.clone().unwrap_or_default();
+        let name = a.metadata.name.clone().unwrap_or_default();
+        if ctx.db.client_by_assistant(&ns, &name).await?.is_none() {
+            let rec = db::NewClientRecord {
+                name: a.spec.owner.name.clone(),
+                email: a.spec.owner.email.clone(),
+                plan: a
+                    .spec
+                    .plan
+                    .clone()
+                    .unwrap_or_else(|| ctx.config.default_plan.clone()),
+                billing_status: "active".into(),
+                notes: String::new(),
+                namespace: ns,
+                assistant_name: name,
+            };
+            ctx.db.insert_client(&rec, service::now()).await?;
+        }
+    }
+    Ok(())
+}
