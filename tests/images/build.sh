@@ -231,8 +231,10 @@ local_dockerfile() {
 # CI for months keeps one copy of each.
 prune_older() {
   local repo=$1 keep=$2 old
-  buildah images --format '{{.Name}}:{{.Tag}}' | grep "^$repo:" | grep -vxF "$keep" | while read -r old; do
-    buildah rmi "$old" >/dev/null 2>&1 || true
+  for old in $(buildah images --format '{{.Name}}:{{.Tag}}'); do
+    if [[ $old == "$repo:"* && $old != "$keep" ]]; then
+      buildah rmi "$old" >/dev/null 2>&1 || true
+    fi
   done
 }
 
