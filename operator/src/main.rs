@@ -112,6 +112,8 @@ enum LogFormat {
     Text,
 }
 
+/// The one logging setup of every server: stderr, `RUST_LOG` or a default that keeps
+/// kube's per-request errors out.
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // kube_client's HTTP layer logs every failed request as an ERROR: during an outage
@@ -138,8 +140,7 @@ fn run_server(server: ServerArgs, console: Option<ConsoleServerArgs>) -> anyhow:
     init_logging(server.log_format);
     let config = load_config(server.config.as_ref())?;
     let config_for_console = config.clone();
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async move {
+    runtime()?.block_on(async move {
         let shutdown = clawhost::runtime::shutdown_signal();
         let operator = clawhost::runtime::run(
             config,
@@ -273,25 +274,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The one tokio runtime builder of every command that needs one.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
 }
 
-fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
 fn run_console(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
     use clawhost::console;
-    init_tracing();
+    init_logging(LogFormat::Text);
     let config = load_config(args.config.as_ref())?;
     let opts = args.server.options();
     runtime()?.block_on(async move {

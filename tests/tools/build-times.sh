@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Prints how long the clawhost binary takes to build from clean, and to rebuild after
-# touching one console file and one child builder, for a git revision (default HEAD):
+# Prints how long the clawhost binary takes to build from clean, and to rebuild after an
+# edit of one console file and of one child builder (a new item appended, as a real edit
+# invalidates more than a bare `touch`, which incremental compilation sees through), for a
+# git revision (default HEAD):
 #
 #   tests/tools/build-times.sh [REV...]
 #
@@ -15,6 +17,7 @@ OUT=${OUT:-${TMPDIR:-/tmp}/clawhost-build-times}
 mkdir -p "$OUT"
 
 secs() { local t0=$1; echo $(($(date +%s) - t0)); }
+edit() { printf '\n#[doc(hidden)]\npub const BUILD_TIMES_PROBE_%s: u32 = %s;\n' "$RANDOM" "$RANDOM" >>"$1"; }
 build() { # dir target label
   local t0
   t0=$(date +%s)
@@ -23,7 +26,7 @@ build() { # dir target label
   secs "$t0"
 }
 
-printf '%-12s %10s %18s %18s\n' revision clean "touch console" "touch builder"
+printf '%-12s %10s %18s %18s\n' revision clean "edit console" "edit builder"
 for rev in "${revs[@]}"; do
   sha=$(git -C "$root" rev-parse --short "$rev")
   dir=$(mktemp -d "${TMPDIR:-/tmp}/clawhost-build-$sha.XXXXXX")
@@ -32,9 +35,9 @@ for rev in "${revs[@]}"; do
   console=$(cd "$dir/src" && git ls-files '*/console/auth.rs' | head -n 1)
   builder=$(cd "$dir/src" && git ls-files '*/children/headless_service.rs' | head -n 1)
   clean=$(build "$dir/src" "$target" "$sha-clean")
-  touch "$dir/src/$console"
+  edit "$dir/src/$console"
   after_console=$(build "$dir/src" "$target" "$sha-console")
-  touch "$dir/src/$builder"
+  edit "$dir/src/$builder"
   after_builder=$(build "$dir/src" "$target" "$sha-builder")
   printf '%-12s %9ss %17ss %17ss   (%s, %s)\n' "$sha" "$clean" "$after_console" "$after_builder" "$console" "$builder"
   git -C "$root" worktree remove --force "$dir/src"
