@@ -238,7 +238,8 @@ prune_older() {
   done
 }
 
-inputs_hash() { sha256sum "$@" | sha256sum | cut -c1-16; }
+# Contents only: the same inputs give the same hash whichever path the script was run by.
+inputs_hash() { sha256sum "$@" | cut -d' ' -f1 | sha256sum | cut -c1-16; }
 
 # npm's global config dir, /usr/local/etc, exists in every Debian base: mounting a directory
 # there (npmrc + the bundle) leaves no mount point behind in the image, unlike a file mount.
