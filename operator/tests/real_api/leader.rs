@@ -26,10 +26,7 @@ async fn exactly_one_of_three_replicas_leads() {
     let Some(cp) = control_plane(false).await else {
         return;
     };
-    let admin = cp.client("admin").await;
-    grant_operator_rbac(&admin).await;
-    namespace(&admin, "clients").await;
-    auth_key_secret(&admin, "clients", "ts-auth", "authkey").await;
+    let admin = operator_namespace(&cp, "clients", true).await;
     create_assistant(&admin, &assistant_json("clients", "alice", json!({}))).await;
     let config = format!(
         "leaderElection:\n  enabled: true\n  leaseNamespace: default\n  leaseDurationSeconds: {LEASE_SECONDS}\n"

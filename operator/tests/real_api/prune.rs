@@ -24,17 +24,24 @@ async fn assistants_gauge(op: &Operator) -> i64 {
         .sum()
 }
 
+async fn volume_uids(pvcs: &Api<PersistentVolumeClaim>) -> Vec<String> {
+    pvcs.list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|p| p.metadata.uid.clone().unwrap())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn children_no_longer_desired_are_pruned_and_the_volume_is_kept() {
     let _one = serial().await;
     let Some(cp) = control_plane(false).await else {
         return;
     };
-    let admin = cp.client("admin").await;
-    grant_operator_rbac(&admin).await;
     let ns = "clients";
-    namespace(&admin, ns).await;
-    auth_key_secret(&admin, ns, "ts-auth", "authkey").await;
+    let admin = operator_namespace(&cp, ns, true).await;
     for name in ["alice", "bob"] {
         create_assistant(&admin, &assistant_json(ns, name, json!({}))).await;
     }
@@ -72,14 +79,7 @@ async fn children_no_longer_desired_are_pruned_and_the_volume_is_kept() {
         )
         .await
         .unwrap();
-    let volumes_before: Vec<String> = pvcs
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|p| p.metadata.uid.clone().unwrap())
-        .collect();
+    let volumes_before = volume_uids(&pvcs).await;
     assert_eq!(volumes_before.len(), 2, "both data volumes exist");
 
     // 2. NetworkPolicies off: the operator prunes alice's, leaves the foreign one.
@@ -128,14 +128,7 @@ async fn children_no_longer_desired_are_pruned_and_the_volume_is_kept() {
         policies.get_opt("bob-gateway").await.unwrap().is_some(),
         "a NetworkPolicy that is not the Assistant's is never pruned"
     );
-    let volumes_after: Vec<String> = pvcs
-        .list(&Default::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .map(|p| p.metadata.uid.clone().unwrap())
-        .collect();
+    let volumes_after = volume_uids(&pvcs).await;
     assert_eq!(
         volumes_after, volumes_before,
         "prune never touches a volume"

@@ -23,11 +23,8 @@ async fn operator_recovers_from_an_api_server_restart() {
     let Some(mut cp) = control_plane(false).await else {
         return;
     };
-    let admin = cp.client("admin").await;
-    grant_operator_rbac(&admin).await;
     let ns = "clients";
-    namespace(&admin, ns).await;
-    auth_key_secret(&admin, ns, "ts-auth", "authkey").await;
+    let admin = operator_namespace(&cp, ns, true).await;
     create_assistant(&admin, &assistant_json(ns, "before", json!({}))).await;
     // A short resync: a stale cached spec would be re-applied within seconds.
     let op = Operator::start(&cp, Some("reconcile:\n  resyncSeconds: 5\n")).await;

@@ -51,6 +51,18 @@ pub async fn grant_operator_rbac(admin: &Client) {
     grant_rbac(admin, "operator", OPERATOR_USER).await;
 }
 
+/// How most operator tests start: the admin's client, the operator's RBAC, and the namespace
+/// `ns` with the clients' Tailscale auth key (`ts-auth`) when `auth_key` is set.
+pub async fn operator_namespace(cp: &ControlPlane, ns: &str, auth_key: bool) -> Client {
+    let admin = cp.client("admin").await;
+    grant_operator_rbac(&admin).await;
+    namespace(&admin, ns).await;
+    if auth_key {
+        auth_key_secret(&admin, ns, "ts-auth", "authkey").await;
+    }
+    admin
+}
+
 /// Binds `user` to the rules `clawhost rbac <component>` prints, cluster-wide.
 pub async fn grant_rbac(admin: &Client, component: &str, user: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_clawhost"))

@@ -77,10 +77,8 @@ async fn minted_key_once_and_device_removed_on_deletion() {
     let Some(cp) = control_plane(false).await else {
         return;
     };
-    let admin = cp.client("admin").await;
-    grant_operator_rbac(&admin).await;
     let ns = "clients";
-    namespace(&admin, ns).await;
+    let admin = operator_namespace(&cp, ns, false).await;
     let (api_url, calls) = tailscale_stand_in().await;
     let id = cp.dir().join("ts-client-id");
     let secret = cp.dir().join("ts-client-secret");
