@@ -42,6 +42,7 @@ want=("$@")
 missing=()
 command -v buildah >/dev/null || missing+=(buildah)
 command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v npm >/dev/null || missing+=(npm) # fetches node and npm for the node base
 if [ ${#missing[@]} -gt 0 ]; then
   log "apt-get install ${missing[*]}"
   apt-get update -qq >/dev/null
