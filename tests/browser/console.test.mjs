@@ -1,32 +1,8 @@
 // Console browser tests in real headless Chromium: sign in, create a client, suspend it,
 // delete it with the typed confirmation; screenshots of the main pages into $SCREENSHOTS (a build directory unless asked).
-import { createRequire } from 'node:module';
-import path from 'node:path';
-const require = createRequire(import.meta.url);
-const { chromium } = require(path.join(process.env.NODE_PATH, 'playwright-core'));
+import { base, test, assert, launch, finish } from './lib.mjs';
 
-const base = process.env.BASE_URL;
-const shots = process.env.SCREENSHOTS;
-let passed = 0, failed = 0;
-
-async function test(name, fn) {
-  try { await fn(); passed++; console.log(`ok - ${name}`); }
-  catch (e) { failed++; console.log(`not ok - ${name}\n  ${String(e.stack || e).split('\n').slice(0, 4).join('\n  ')}`); }
-}
-function assert(cond, msg) { if (!cond) throw new Error(msg); }
-
-const browser = await chromium.launchPersistentContext(process.env.USER_DATA_DIR, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-         '--disable-component-update', '--disable-sync', '--disable-quic'],
-  viewport: { width: 1360, height: 860 },
-});
-const page = browser.pages()[0] || await browser.newPage();
-const errors = [];
-// Deliberately refused submissions (401 sign-in, 422 forms) log their status; anything else is a defect.
-page.on('console', m => { if (m.type() === 'error' && !/status of (401|422)/.test(m.text())) errors.push(m.text()); });
-const shot = async (name) => page.screenshot({ path: path.join(shots, `console-${name}.png`), fullPage: true });
+const { browser, page, errors, shot } = await launch();
 
 try {
   await test('anonymous visit redirects to sign-in', async () => {
@@ -140,5 +116,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(`browser: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish('console');

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Browser tests of the console in real headless Chromium (playwright-core, no bundled
-# browser). Starts the demo console (`console-demo` of the clawhost-testing crate: the console
-# over a seeded in-memory cluster) on a free loopback port against a temp SQLite database,
-# creates an admin with `clawhost admin create`, runs console.test.mjs, prints
-# "browser: N passed, M failed".
+# browser). For each suite tests/browser/*.test.mjs (or the ones named as arguments): starts
+# the demo console (`console-demo` of the clawhost-testing crate: the console over a seeded
+# in-memory cluster) on a free loopback port against a fresh SQLite database, creates an
+# admin with `clawhost admin create`, runs the suite; prints "browser: N passed, M failed".
+# Suites share lib.mjs and never depend on each other.
 # Env: CLAWHOST_BIN, CONSOLE_DEMO_BIN (default: cargo build), CHROMIUM (default /usr/bin/chromium),
 #      BROWSER_DEPS (npm cache dir, default ~/.cache/clawhost/browser-deps),
 #      SCREENSHOTS (default: a build directory; refresh the README's pictures with
@@ -35,42 +36,54 @@ if [ ! -f "$deps/node_modules/playwright-core/package.json" ] || \
 fi
 export NODE_PATH="$deps/node_modules"
 
-tmp=$(mktemp -d /tmp/clawhost-browser.XXXXXX)
-pid=""
-cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
 
-# A free port can be taken between picking it and the console binding it: the console
-# exits at once then, and the next attempt picks another port.
-db="sqlite://$tmp/console.sqlite"
-export ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD='browser-test-password-1'
-printf '%s\n' "$ADMIN_PASSWORD" | "$CLAWHOST_BIN" admin create --email "$ADMIN_EMAIL" --password-stdin --database-url "$db" >/dev/null
-up=""
-for attempt in 1 2 3; do
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS=1 RUST_LOG=warn \
-    "$CONSOLE_DEMO_BIN" --listen "127.0.0.1:$port" --database-url "$db" >"$tmp/console.log" 2>&1 &
-  pid=$!
-  for _ in $(seq 1 300); do
-    if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then up=1; break; fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
+# One suite against its own console and database.
+run_suite() { # suite file
+  local suite=$1 tmp pid="" up="" port attempt rc
+  tmp=$(mktemp -d /tmp/clawhost-browser.XXXXXX)
+  # A free port can be taken between picking it and the console binding it: the console
+  # exits at once then, and the next attempt picks another port.
+  local db="sqlite://$tmp/console.sqlite"
+  export ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD='browser-test-password-1'
+  printf '%s\n' "$ADMIN_PASSWORD" | "$CLAWHOST_BIN" admin create --email "$ADMIN_EMAIL" --password-stdin --database-url "$db" >/dev/null
+  for attempt in 1 2 3; do
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS=1 RUST_LOG=${CONSOLE_LOG_LEVEL:-warn} \
+      "$CONSOLE_DEMO_BIN" --listen "127.0.0.1:$port" --database-url "$db" >"$tmp/console.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 300); do
+      if curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then up=1; break; fi
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    [ -n "$up" ] && break
+    echo "browser: console did not come up on port $port (attempt $attempt)" >&2
+    kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""
   done
-  [ -n "$up" ] && break
-  echo "browser: console did not come up on port $port (attempt $attempt)" >&2
-  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""
-done
-if [ -z "$up" ]; then
-  echo "--- console log ---"; tail -50 "$tmp/console.log"
-  echo "browser: 0 passed, 1 failed (the console never answered /healthz)"
-  exit 1
-fi
-export BASE_URL="http://127.0.0.1:$port" USER_DATA_DIR="$tmp/profile"
+  if [ -z "$up" ]; then
+    echo "--- console log ---"; tail -50 "$tmp/console.log"
+    echo "browser: 0 passed, 1 failed (the console never answered /healthz)"
+    rm -rf "$tmp"
+    return 1
+  fi
+  echo "--- $(basename "$suite")"
+  set +e
+  BASE_URL="http://127.0.0.1:$port" USER_DATA_DIR="$tmp/profile" CONSOLE_LOG="$tmp/console.log" \
+    DATABASE_URL="$db" node "$suite"
+  rc=$?
+  set -e
+  [ $rc -eq 0 ] || { echo "--- console log ---"; tail -50 "$tmp/console.log"; }
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true
+  rm -rf "$tmp"
+  return $rc
+}
+
 export SCREENSHOTS=${SCREENSHOTS:-${CARGO_TARGET_DIR:-$root/target}/browser-screenshots}
 mkdir -p "$SCREENSHOTS"
-set +e
-node "$here/console.test.mjs"
-rc=$?
-set -e
-[ $rc -eq 0 ] || { echo "--- console log ---"; tail -50 "$tmp/console.log"; }
-exit $rc
+suites=("$@")
+[ ${#suites[@]} -gt 0 ] || suites=("$here"/*.test.mjs)
+status=0
+for suite in "${suites[@]}"; do
+  run_suite "$suite" || status=1
+done
+exit $status
