@@ -50,7 +50,6 @@ pub async fn seed(
         records.push(NewClientRecord {
             name: format!("Client {i:05} GmbH"),
             email: format!("ops{i}@example.com"),
-            plan: plan.into(),
             billing_status: "active".into(),
             notes: String::new(),
             namespace: "clients".into(),

@@ -39,6 +39,9 @@ struct World {
     gateway_failure: Option<(String, String)>,
     /// The Tailscale sidecar has joined once (its state Secret keeps the device).
     joined: bool,
+    /// The storage the bound volume requests: the operator refuses a spec that would
+    /// shrink it (as `validate` with the previous state does).
+    volume_request: Option<String>,
 }
 
 #[derive(Default)]
@@ -49,6 +52,9 @@ struct MemState {
     events: BTreeMap<(String, String), Vec<EventInfo>>,
     logs: BTreeMap<(String, String), String>,
     unreachable: Option<String>,
+    /// The simulated operator is not reconciling: spec changes raise the generation but
+    /// the status stays at the previous one (a rollout not applied yet).
+    operator_held: bool,
     next_uid: u64,
 }
 
@@ -72,6 +78,23 @@ fn data(pairs: &[(&str, String)]) -> BTreeMap<String, ByteString> {
 
 /// The observations the operator would make of `a` in the simulated world.
 fn observe(a: &Assistant, config: &OperatorConfig, world: &World) -> Observed {
+    let previous = clawhost::validation::PreviousState {
+        requested_storage: world.volume_request.clone(),
+        storage_class_name: None,
+    };
+    let previous = world.volume_request.as_ref().map(|_| &previous);
+    let config_problem = {
+        clawhost::validation::validate(a, config, previous)
+            .err()
+            .map(|p| clawhost::reconciler::status::ConfigProblem {
+                reason: if p.to_string().contains("never shrink") {
+                    "StorageShrinkRefused"
+                } else {
+                    "InvalidSpec"
+                },
+                message: p.to_string(),
+            })
+    };
     let volume = data_volume::build(a, config).ok().map(|mut pvc| {
         let requested = pvc
             .spec
@@ -133,6 +156,7 @@ fn observe(a: &Assistant, config: &OperatorConfig, world: &World) -> Observed {
         ..Default::default()
     });
     Observed {
+        config_problem,
         volume,
         pod,
         tailscale_state,
@@ -172,6 +196,44 @@ impl MemoryCluster {
         self.state.lock().expect("lock").unreachable = reason.map(str::to_string);
     }
 
+    /// Stops (`true`) or resumes the simulated operator: while held, spec changes are
+    /// stored with a new generation but not reconciled (tests of "not applied yet").
+    pub fn hold_operator(&self, held: bool) {
+        let mut st = self.state.lock().expect("lock");
+        st.operator_held = held;
+        if held {
+            return;
+        }
+        let keys: Vec<_> = st.assistants.keys().cloned().collect();
+        for key in keys {
+            let world = st.world.get(&key).cloned().unwrap_or_default();
+            if let Some(a) = st.assistants.get_mut(&key) {
+                self.reconcile(Arc::make_mut(a), &world);
+            }
+        }
+    }
+
+    /// Adds Assistants as if created with kubectl (no client record): one Running, one
+    /// Failed (an invalid spec the operator refuses). For the demo's Fleet page.
+    pub fn seed_unmanaged(&self, namespace: &str) {
+        self.insert(demo_assistant(
+            namespace,
+            "kubectl-lab",
+            "Lab Team",
+            "lab@example.com",
+            "small",
+        ));
+        let mut broken = demo_assistant(
+            namespace,
+            "kubectl-broken",
+            "Broken Example",
+            "broken@example.com",
+            "standard",
+        );
+        broken.spec.plan = Some("platinum".into());
+        self.insert(broken);
+    }
+
     fn check(&self) -> Result<std::sync::MutexGuard<'_, MemState>, ClusterError> {
         let st = self.state.lock().expect("lock");
         match &st.unreachable {
@@ -188,11 +250,13 @@ impl MemoryCluster {
         a.metadata.generation = Some(1);
         a.metadata.creation_timestamp.get_or_insert_with(now_time);
         let key = key_of(&a);
-        let world = World {
+        let mut world = World {
             gateway_failure: None,
             joined: !a.spec.suspended,
+            volume_request: None,
         };
         self.reconcile(&mut a, &world);
+        world.volume_request = bound_request(&a, &self.config);
         st.world.insert(key.clone(), world);
         st.events.insert(
             key.clone(),
@@ -263,6 +327,17 @@ impl MemoryCluster {
     }
 }
 
+/// The storage request of the volume an Assistant's spec makes (what gets bound).
+fn bound_request(a: &Assistant, config: &OperatorConfig) -> Option<String> {
+    data_volume::build(a, config)
+        .ok()?
+        .spec?
+        .resources?
+        .requests?
+        .get("storage")
+        .map(|q| q.0.clone())
+}
+
 fn key_of(a: &Assistant) -> (String, String) {
     (
         a.metadata.namespace.clone().unwrap_or_default(),
@@ -280,6 +355,12 @@ impl Cluster for MemoryCluster {
             .check()
             .map(|st| st.assistants.values().cloned().collect());
         futures::future::ready(r).boxed()
+    }
+
+    /// Like a watch cache: what was there when the cluster went away.
+    fn last_known(&self) -> Vec<Arc<Assistant>> {
+        let st = self.state.lock().expect("lock");
+        st.assistants.values().cloned().collect()
     }
 
     fn get<'a>(
@@ -328,10 +409,17 @@ impl Cluster for MemoryCluster {
             if a.spec != current.spec {
                 a.metadata.generation = Some(a.metadata.generation.unwrap_or(1) + 1);
             }
-            let world = st.world.entry(key.clone()).or_default();
-            world.joined |= !a.spec.suspended;
-            let world = world.clone();
-            self.reconcile(&mut a, &world);
+            if !st.operator_held {
+                let world = st.world.entry(key.clone()).or_default();
+                world.joined |= !a.spec.suspended;
+                let snapshot = world.clone();
+                self.reconcile(&mut a, &snapshot);
+                let accepted = a.status.as_ref().and_then(|s| s.phase) != Some(Phase::Failed);
+                if accepted {
+                    // The volume grows to what the accepted spec asks.
+                    world.volume_request = bound_request(&a, &self.config).or(snapshot.volume_request);
+                }
+            }
             st.assistants.insert(key, Arc::new(a.clone()));
             Ok(a)
         })();
@@ -523,11 +611,6 @@ pub async fn seed_records(ctx: &Console) -> Result<(), service::ActionError> {
             let rec = db::NewClientRecord {
                 name: a.spec.owner.name.clone(),
                 email: a.spec.owner.email.clone(),
-                plan: a
-                    .spec
-                    .plan
-                    .clone()
-                    .unwrap_or_else(|| ctx.config.default_plan.clone()),
                 billing_status: "active".into(),
                 notes: String::new(),
                 namespace: ns,

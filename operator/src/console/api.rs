@@ -50,7 +50,7 @@ pub async fn list_clients(State(ctx): State<Ctx>, Query(q): Query<ListQuery>) ->
         Ok(p) => {
             let ok = p.cluster_error.is_none();
             Json(json!({
-                "items": p.items.iter().map(|v| v.summary(ok)).collect::<Vec<_>>(),
+                "items": p.items.iter().map(|v| v.summary(ok, &ctx.config.default_plan)).collect::<Vec<_>>(),
                 "total": p.total,
                 "page": p.page,
                 "per_page": p.per_page,
@@ -68,7 +68,8 @@ pub async fn get_client(State(ctx): State<Ctx>, Path(id): Path<i64>) -> Response
             let ok = d.cluster_error.is_none();
             let a = d.view.assistant.as_deref();
             Json(json!({
-                "client": d.view.summary(ok),
+                "client": d.view.summary(ok, &ctx.config.default_plan),
+                "plan_rollout": a.filter(|_| ok).map(|a| service::plan_rollout(a, &ctx.config.default_plan)),
                 "notes": d.view.record.notes,
                 "spec": a.map(|a| json!({
                     "plan": a.spec.plan,
@@ -215,8 +216,26 @@ pub struct MonthQuery {
 
 pub async fn usage(State(ctx): State<Ctx>, Query(q): Query<MonthQuery>) -> Response {
     let month = q.month.unwrap_or_else(|| service::month_of(service::now()));
-    match usage::report(&ctx, &month).await {
-        Ok(lines) => Json(json!({"month": month, "clients": lines})).into_response(),
+    match usage::usage_report(&ctx, &month).await {
+        Ok(r) => Json(json!({
+            "month": month,
+            "clients": r.lines,
+            "unsampled_minutes": r.unsampled_minutes,
+            "notice": r.gap_notice(),
+        }))
+        .into_response(),
+        Err(e) => action_error(e),
+    }
+}
+
+/// `POST /api/v1/clients/adopt`: a client record for an Assistant created outside the console.
+pub async fn adopt(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    JsonBody(b): JsonBody<service::AdoptRequest>,
+) -> Response {
+    match service::adopt(&ctx, &a, &b).await {
+        Ok(id) => (StatusCode::CREATED, Json(json!({"id": id}))).into_response(),
         Err(e) => action_error(e),
     }
 }

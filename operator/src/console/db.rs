@@ -27,16 +27,30 @@ pub enum Backend {
     Postgres,
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "console",
-    include_str!("../../migrations/sqlite/0001_console.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "console",
-    include_str!("../../migrations/postgres/0001_console.sql"),
-)];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "console",
+        include_str!("../../migrations/sqlite/0001_console.sql"),
+    ),
+    (
+        2,
+        "truth",
+        include_str!("../../migrations/sqlite/0002_truth.sql"),
+    ),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "console",
+        include_str!("../../migrations/postgres/0001_console.sql"),
+    ),
+    (
+        2,
+        "truth",
+        include_str!("../../migrations/postgres/0002_truth.sql"),
+    ),
+];
 
 /// The migrations of one backend, embedded in the binary.
 pub fn migrator(backend: Backend) -> Migrator {
@@ -76,7 +90,6 @@ pub struct ClientRow {
     pub id: i64,
     pub name: String,
     pub email: String,
-    pub plan: String,
     pub billing_status: String,
     pub notes: String,
     pub namespace: String,
@@ -90,7 +103,6 @@ pub struct ClientRow {
 pub struct NewClientRecord {
     pub name: String,
     pub email: String,
-    pub plan: String,
     pub billing_status: String,
     pub notes: String,
     pub namespace: String,
@@ -102,7 +114,6 @@ pub struct NewClientRecord {
 pub struct ClientFilter {
     /// Substring of name, e-mail or Assistant name (case-insensitive).
     pub q: Option<String>,
-    pub plan: Option<String>,
     pub billing_status: Option<String>,
     pub include_deleted: bool,
 }
@@ -136,14 +147,13 @@ pub struct Db {
     backend: Backend,
 }
 
-const CLIENT_COLUMNS: &str = "id, name, email, plan, billing_status, notes, namespace, assistant_name, created_at, updated_at, deleted_at";
+const CLIENT_COLUMNS: &str = "id, name, email, billing_status, notes, namespace, assistant_name, created_at, updated_at, deleted_at";
 
 fn client_from_row(r: &AnyRow) -> Result<ClientRow, sqlx::Error> {
     Ok(ClientRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         email: r.try_get("email")?,
-        plan: r.try_get("plan")?,
         billing_status: r.try_get("billing_status")?,
         notes: r.try_get("notes")?,
         namespace: r.try_get("namespace")?,
@@ -423,11 +433,10 @@ impl Db {
 
     pub async fn insert_client(&self, c: &NewClientRecord, now: i64) -> Result<i64, DbError> {
         let row = sqlx::query(
-            "INSERT INTO clients (name, email, plan, billing_status, notes, namespace, assistant_name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id",
+            "INSERT INTO clients (name, email, billing_status, notes, namespace, assistant_name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id",
         )
         .bind(&c.name)
         .bind(&c.email)
-        .bind(&c.plan)
         .bind(&c.billing_status)
         .bind(&c.notes)
         .bind(&c.namespace)
@@ -443,11 +452,10 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         for c in list {
             sqlx::query(
-                "INSERT INTO clients (name, email, plan, billing_status, notes, namespace, assistant_name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+                "INSERT INTO clients (name, email, billing_status, notes, namespace, assistant_name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
             )
             .bind(&c.name)
             .bind(&c.email)
-            .bind(&c.plan)
             .bind(&c.billing_status)
             .bind(&c.notes)
             .bind(&c.namespace)
@@ -510,10 +518,6 @@ impl Db {
                 "(LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(email) LIKE ${n} ESCAPE '\\' OR LOWER(assistant_name) LIKE ${n} ESCAPE '\\')"
             ));
         }
-        if let Some(p) = filter.plan.as_deref().filter(|p| !p.is_empty()) {
-            binds.push(p.to_string());
-            clauses.push(format!("plan = ${}", binds.len()));
-        }
         if let Some(b) = filter.billing_status.as_deref().filter(|b| !b.is_empty()) {
             binds.push(b.to_string());
             clauses.push(format!("billing_status = ${}", binds.len()));
@@ -543,16 +547,6 @@ impl Db {
             .map(client_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         Ok((rows, total))
-    }
-
-    pub async fn update_client_plan(&self, id: i64, plan: &str, now: i64) -> Result<(), DbError> {
-        sqlx::query("UPDATE clients SET plan = $1, updated_at = $2 WHERE id = $3")
-            .bind(plan)
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     pub async fn update_client_record(
@@ -675,16 +669,17 @@ impl Db {
 
     // ----- usage -----
 
-    /// Counts `minute` (Unix minutes) as a running minute of each client, once.
+    /// Counts `minute` (Unix minutes) as a running minute of each client, once, under the
+    /// plan observed running: `(client id, plan)` pairs.
     pub async fn record_running_minute(
         &self,
-        client_ids: &[i64],
+        running: &[(i64, String)],
         month: &str,
         minute: i64,
     ) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
-        for id in client_ids {
-            sqlx::query(
+        for (id, plan) in running {
+            let counted = sqlx::query(
                 "INSERT INTO usage_samples (client_id, month, running_minutes, last_minute) VALUES ($1, $2, 1, $3) \
                  ON CONFLICT (client_id, month) DO UPDATE SET running_minutes = usage_samples.running_minutes + 1, last_minute = excluded.last_minute \
                  WHERE usage_samples.last_minute < excluded.last_minute",
@@ -694,9 +689,63 @@ impl Db {
             .bind(minute)
             .execute(&mut *tx)
             .await?;
+            // usage_samples is the per-client guard: a minute another replica already
+            // counted is not added to any plan either.
+            if counted.rows_affected() == 0 {
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO usage_plan_minutes (client_id, month, plan, running_minutes, last_minute) VALUES ($1, $2, $3, 1, $4) \
+                 ON CONFLICT (client_id, month, plan) DO UPDATE SET running_minutes = usage_plan_minutes.running_minutes + 1, last_minute = excluded.last_minute",
+            )
+            .bind(*id)
+            .bind(month)
+            .bind(plan)
+            .bind(minute)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Records that `minute` could not be sampled (once, whichever replica notices).
+    pub async fn record_sampler_gap(
+        &self,
+        month: &str,
+        minute: i64,
+        reason: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO usage_gaps (minute, month, reason) VALUES ($1, $2, $3) ON CONFLICT (minute) DO NOTHING",
+        )
+        .bind(minute)
+        .bind(month)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// How many minutes of `month` the sampler could not observe the cluster.
+    pub async fn sampler_gap_minutes(&self, month: &str) -> Result<i64, DbError> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM usage_gaps WHERE month = $1")
+            .bind(month)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// The plan each client's last sampled minute ran on (a rollout in progress keeps
+    /// billing the plan that is still running).
+    pub async fn last_sampled_plan(&self, client_id: i64) -> Result<Option<String>, DbError> {
+        let row = sqlx::query(
+            "SELECT plan FROM usage_plan_minutes WHERE client_id = $1 ORDER BY last_minute DESC LIMIT 1",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get("plan")).transpose().map_err(Into::into)
     }
 
     pub async fn usage_minutes(&self, client_id: i64, month: &str) -> Result<i64, DbError> {
@@ -713,22 +762,40 @@ impl Db {
         })
     }
 
-    /// Every client with usage in `month` (deleted ones included: they are still billed).
-    pub async fn usage_for_month(&self, month: &str) -> Result<Vec<(ClientRow, i64)>, DbError> {
+    /// The usage lines of `month`: one per client and plan it ran on, and every client
+    /// live in the month with none (0 minutes; it still has to appear on the invoice run).
+    /// Deleted clients appear only with usage. `month_end` is the first second after the
+    /// month: clients created later were not live in it.
+    pub async fn usage_for_month(
+        &self,
+        month: &str,
+        month_end: i64,
+    ) -> Result<Vec<(ClientRow, Option<String>, i64)>, DbError> {
         let cols = CLIENT_COLUMNS
             .split(", ")
             .map(|c| format!("c.{c} AS {c}"))
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT {cols}, u.running_minutes AS running_minutes FROM usage_samples u JOIN clients c ON c.id = u.client_id WHERE u.month = $1 ORDER BY LOWER(c.name), c.id"
+            "SELECT {cols}, u.plan AS usage_plan, u.running_minutes AS running_minutes FROM clients c \
+             LEFT JOIN usage_plan_minutes u ON u.client_id = c.id AND u.month = $1 \
+             WHERE u.client_id IS NOT NULL OR (c.deleted_at IS NULL AND c.created_at < $2) \
+             ORDER BY LOWER(c.name), c.id, u.plan"
         );
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(month)
+            .bind(month_end)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((client_from_row(r)?, r.try_get("running_minutes")?)))
+            .map(|r| {
+                let minutes: Option<i64> = r.try_get("running_minutes")?;
+                Ok((
+                    client_from_row(r)?,
+                    r.try_get("usage_plan")?,
+                    minutes.unwrap_or(0),
+                ))
+            })
             .collect()
     }
 }

@@ -209,6 +209,18 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             post(pages::client::delete),
         ),
         r(Method::GET, "/fleet", Page, get(pages::fleet::show)),
+        r(
+            Method::GET,
+            "/fleet/adopt",
+            Page,
+            get(pages::fleet::adopt_form),
+        ),
+        r(
+            Method::POST,
+            "/fleet/adopt",
+            Form,
+            post(pages::fleet::adopt),
+        ),
         r(Method::GET, "/usage", Page, get(pages::usage::show)),
         r(Method::GET, "/usage.csv", Page, get(pages::usage::csv)),
         r(Method::GET, "/audit", Page, get(pages::audit::show)),
@@ -231,6 +243,12 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             "/api/v1/clients",
             ApiWrite,
             post(api::create_client),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/adopt",
+            ApiWrite,
+            post(api::adopt),
         ),
         r(
             Method::GET,

@@ -1,42 +1,63 @@
-//! Running minutes per client per month, from a sample of every Assistant's phase each
-//! minute (Running counts), and the CSV export for invoicing.
+//! Running minutes per client, plan and month, from a sample of every Assistant each
+//! minute (only what is observed Running counts, under the plan observed), minutes the
+//! sampler could not observe the cluster, and the CSV export for invoicing.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::Console;
+use super::cluster::ClusterError;
 use super::db::ClientRow;
-use super::service::{ActionError, month_of, valid_month};
-use crate::api::Phase;
+use super::service::{ActionError, month_of, plan_of, spec_observed, valid_month};
+use crate::api::{Assistant, Phase};
 
 /// One sampling pass at `now` (Unix seconds). Returns how many clients counted as running.
-/// Idempotent per minute: a second pass in the same minute counts nothing.
+/// Idempotent per minute: a second pass in the same minute counts nothing. While the
+/// cluster is unreachable (or the watch cache stale) nothing is counted: the minute is
+/// recorded as a sampler gap and the error returned.
 pub async fn sample_once(ctx: &Console, now: i64) -> Result<usize, ActionError> {
-    let assistants = ctx.cluster.list().await?;
-    let running: HashSet<(String, String)> = assistants
+    let month = month_of(now);
+    let minute = now.div_euclid(60);
+    let assistants = match ctx.cluster.list().await {
+        Ok(a) => a,
+        Err(ClusterError::Unreachable(why)) => {
+            ctx.db.record_sampler_gap(&month, minute, &why).await?;
+            return Err(ClusterError::Unreachable(why).into());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let running: HashMap<(&str, &str), &Assistant> = assistants
         .iter()
         .filter(|a| a.status.as_ref().and_then(|s| s.phase) == Some(Phase::Running))
         .map(|a| {
             (
-                a.metadata.namespace.clone().unwrap_or_default(),
-                a.metadata.name.clone().unwrap_or_default(),
+                (
+                    a.metadata.namespace.as_deref().unwrap_or_default(),
+                    a.metadata.name.as_deref().unwrap_or_default(),
+                ),
+                &**a,
             )
         })
         .collect();
-    let ids: Vec<i64> = ctx
-        .db
-        .client_keys()
-        .await?
-        .into_iter()
-        .filter(|(_, ns, n)| running.contains(&(ns.clone(), n.clone())))
-        .map(|(id, _, _)| id)
-        .collect();
-    ctx.db
-        .record_running_minute(&ids, &month_of(now), now.div_euclid(60))
-        .await?;
-    Ok(ids.len())
+    let mut samples = Vec::new();
+    for (id, ns, name) in ctx.db.client_keys().await? {
+        let Some(a) = running.get(&(ns.as_str(), name.as_str())) else {
+            continue;
+        };
+        let spec_plan = plan_of(a, &ctx.config.default_plan);
+        // A plan change the operator has not applied yet: what runs is still the plan
+        // billed last minute.
+        let plan = if spec_observed(a) {
+            spec_plan
+        } else {
+            ctx.db.last_sampled_plan(id).await?.unwrap_or(spec_plan)
+        };
+        samples.push((id, plan));
+    }
+    ctx.db.record_running_minute(&samples, &month, minute).await?;
+    Ok(samples.len())
 }
 
 /// Samples every `interval` until the console stops; errors are logged, never fatal.
@@ -60,6 +81,8 @@ pub struct UsageLine {
     pub client_id: i64,
     pub name: String,
     pub email: String,
+    /// The plan these minutes ran on; for a client without minutes, its current plan
+    /// (empty when the cluster does not answer).
     pub plan: String,
     pub billing_status: String,
     pub assistant: String,
@@ -67,29 +90,97 @@ pub struct UsageLine {
     pub deleted: bool,
 }
 
-pub async fn report(ctx: &Console, month: &str) -> Result<Vec<UsageLine>, ActionError> {
+#[derive(Debug, Clone, Serialize)]
+pub struct UsageReport {
+    pub month: String,
+    /// One line per client and plan; live clients without minutes have one line with 0.
+    pub lines: Vec<UsageLine>,
+    /// Minutes of the month the sampler could not observe the cluster: nobody was billed
+    /// for them.
+    pub unsampled_minutes: i64,
+}
+
+impl UsageReport {
+    /// The notice the usage page, the CSV and the API carry when minutes are missing.
+    pub fn gap_notice(&self) -> Option<String> {
+        (self.unsampled_minutes > 0).then(|| {
+            format!(
+                "usage was not sampled for {} minutes in {} because the cluster was unreachable",
+                self.unsampled_minutes, self.month
+            )
+        })
+    }
+}
+
+/// First second after `month` (`YYYY-MM`, already validated), UTC.
+fn month_end(month: &str) -> i64 {
+    let (y, m) = month.split_once('-').unwrap_or_default();
+    let (y, m): (i16, i8) = (y.parse().unwrap_or(1970), m.parse().unwrap_or(1));
+    let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    jiff::civil::Date::new(y, m, 1)
+        .and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC))
+        .map(|z| z.timestamp().as_second())
+        .unwrap_or(i64::MAX)
+}
+
+pub async fn usage_report(ctx: &Console, month: &str) -> Result<UsageReport, ActionError> {
     if !valid_month(month) {
         return Err(ActionError::invalid(
             "month",
             format!("{month:?} is not a month like 2026-09"),
         ));
     }
-    Ok(ctx
-        .db
-        .usage_for_month(month)
-        .await?
+    let rows = ctx.db.usage_for_month(month, month_end(month)).await?;
+    // The current plan of clients without minutes (a cluster outage leaves it empty).
+    let live_plans: HashMap<(String, String), String> = if rows.iter().any(|r| r.1.is_none()) {
+        ctx.cluster
+            .list()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .map(|a| {
+                (
+                    (
+                        a.metadata.namespace.clone().unwrap_or_default(),
+                        a.metadata.name.clone().unwrap_or_default(),
+                    ),
+                    plan_of(a, &ctx.config.default_plan),
+                )
+            })
+            .collect()
+    } else {
+        HashMap::new()
+    };
+    let lines = rows
         .into_iter()
-        .map(|(c, m): (ClientRow, i64)| UsageLine {
-            client_id: c.id,
-            name: c.name,
-            email: c.email,
-            plan: c.plan,
-            billing_status: c.billing_status,
-            assistant: format!("{}/{}", c.namespace, c.assistant_name),
-            running_minutes: m,
-            deleted: c.deleted_at.is_some(),
+        .map(|(c, plan, m): (ClientRow, Option<String>, i64)| {
+            let plan = plan.unwrap_or_else(|| {
+                live_plans
+                    .get(&(c.namespace.clone(), c.assistant_name.clone()))
+                    .cloned()
+                    .unwrap_or_default()
+            });
+            UsageLine {
+                client_id: c.id,
+                name: c.name,
+                email: c.email,
+                plan,
+                billing_status: c.billing_status,
+                assistant: format!("{}/{}", c.namespace, c.assistant_name),
+                running_minutes: m,
+                deleted: c.deleted_at.is_some(),
+            }
         })
-        .collect())
+        .collect();
+    Ok(UsageReport {
+        month: month.to_string(),
+        lines,
+        unsampled_minutes: ctx.db.sampler_gap_minutes(month).await?,
+    })
+}
+
+pub async fn report(ctx: &Console, month: &str) -> Result<Vec<UsageLine>, ActionError> {
+    Ok(usage_report(ctx, month).await?.lines)
 }
 
 /// One CSV field (RFC 4180). Cells a spreadsheet would run as a formula get a leading
@@ -105,6 +196,17 @@ pub fn csv_field(s: &str) -> String {
     } else {
         s
     }
+}
+
+/// The CSV of a report; a sampler gap is stated in a leading `#` comment line (so a
+/// spreadsheet shows it) before the header.
+pub fn report_csv(r: &UsageReport) -> String {
+    let mut out = String::new();
+    if let Some(n) = r.gap_notice() {
+        out.push_str(&format!("# {n}\n"));
+    }
+    out.push_str(&to_csv(&r.month, &r.lines));
+    out
 }
 
 pub fn to_csv(month: &str, lines: &[UsageLine]) -> String {

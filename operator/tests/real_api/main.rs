@@ -5,6 +5,7 @@
 
 mod builders;
 mod console;
+mod console_outage;
 mod fleet;
 mod in_process;
 mod leader;

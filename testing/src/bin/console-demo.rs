@@ -42,10 +42,14 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async move {
         let db = Db::connect(&opts.database_url).await?;
         let cluster = Arc::new(MemoryCluster::seeded(&opts.namespace, config.clone()));
-        let ctx = Console::new(db, cluster, config, opts);
+        let opts_namespace = opts.namespace.clone();
+        let ctx = Console::new(db, cluster.clone(), config, opts);
         if let Err(e) = seed_records(&ctx).await {
             tracing::warn!(error = %e, "seeding demo records failed");
         }
+        // After the records: these stand for Assistants created with kubectl (Fleet lists
+        // them for adoption).
+        cluster.seed_unmanaged(&opts_namespace);
         let mut stop = clawhost::runtime::shutdown_signal();
         serve_console(ctx, async move {
             let _ = stop.wait_for(|s| *s).await;

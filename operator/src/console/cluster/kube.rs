@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use futures::future::BoxFuture;
@@ -27,6 +28,47 @@ pub struct KubeCluster {
     last_error: Arc<Mutex<Option<String>>>,
     store: Option<reflector::Store<Assistant>>,
     store_ready: Arc<AtomicBool>,
+    watch_health: Arc<Mutex<WatchHealth>>,
+    /// How long the watch may fail before its cache counts as stale: kube's watcher
+    /// retries and re-lists on its own, and that must not flip the console to "unreachable".
+    watch_grace: Duration,
+}
+
+/// Default of [`KubeCluster::with_watch`]'s grace: a few watcher back-off retries.
+pub const WATCH_GRACE: Duration = Duration::from_secs(10);
+
+/// Longer than kube's default watcher back-off (30 s at most): once the API server answers
+/// again, the watcher has resumed within this (replaying what changed since its last
+/// resource version) unless it reported a new error.
+const WATCH_RESUME: Duration = Duration::from_secs(35);
+
+/// A resumed watch yields nothing until an Assistant changes, so recovery is also judged by
+/// the API server answering direct lists.
+#[derive(Debug, Default)]
+struct WatchHealth {
+    /// Since when the watch has been failing, and the last error; `None` while healthy.
+    failing_since: Option<Instant>,
+    error: String,
+    /// While failing: since when direct lists succeed again.
+    reachable_since: Option<Instant>,
+}
+
+/// Whether the watch cache can be served as the cluster's current state.
+enum Cache {
+    Current,
+    /// The watch has failed for longer than the grace: list directly (or fail).
+    Stale(String),
+}
+
+/// Watch errors that are part of normal operation: a 410 "too old resource version" makes
+/// kube's watcher re-list, which is not an outage.
+fn is_routine_watch_error(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::WatchError(s) => s.code == 410,
+        watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.code == 410,
+        _ => false,
+    }
 }
 
 impl KubeCluster {
@@ -37,13 +79,23 @@ impl KubeCluster {
             last_error: Arc::new(Mutex::new(None)),
             store: None,
             store_ready: Arc::new(AtomicBool::new(false)),
+            watch_health: Arc::new(Mutex::new(WatchHealth::default())),
+            watch_grace: WATCH_GRACE,
         }
     }
 
     /// Also watches Assistants into a local cache, so listing 10,000 clients costs no API
     /// call per page view. Must be called inside a Tokio runtime.
     pub fn with_watch(client: Client) -> Self {
+        Self::with_watch_grace(client, WATCH_GRACE)
+    }
+
+    /// [`KubeCluster::with_watch`] with how long the watch may fail before the cache counts
+    /// as stale (tests use a short one).
+    pub fn with_watch_grace(client: Client, grace: Duration) -> Self {
         let mut me = Self::new(client.clone());
+        me.watch_grace = grace;
+        let health = me.watch_health.clone();
         let (reader, writer) = reflector::store::<Assistant>();
         let api: Api<Assistant> = Api::all(client);
         let last_error = me.last_error.clone();
@@ -55,14 +107,22 @@ impl KubeCluster {
             futures::pin_mut!(stream);
             while let Some(ev) = stream.next().await {
                 match ev {
-                    Ok(watcher::Event::InitDone) => {
-                        ready.store(true, Ordering::Relaxed);
+                    Ok(ev) => {
+                        if matches!(ev, watcher::Event::InitDone) {
+                            ready.store(true, Ordering::Relaxed);
+                        }
+                        *health.lock().expect("lock") = WatchHealth::default();
                         *last_error.lock().expect("lock") = None;
                     }
-                    Ok(_) => *last_error.lock().expect("lock") = None,
+                    Err(e) if is_routine_watch_error(&e) => {
+                        tracing::debug!(error = %e, "Assistant watch re-lists");
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "Assistant watch failed");
-                        *last_error.lock().expect("lock") = Some(e.to_string());
+                        let mut h = health.lock().expect("lock");
+                        h.failing_since.get_or_insert_with(Instant::now);
+                        h.error = e.to_string();
+                        h.reachable_since = None;
                     }
                 }
             }
@@ -90,6 +150,43 @@ impl KubeCluster {
                 *self.last_error.lock().expect("lock") = Some(msg.clone());
                 ClusterError::Unreachable(msg)
             }
+        }
+    }
+
+    fn cache(&self) -> Cache {
+        let mut h = self.watch_health.lock().expect("lock");
+        let Some(since) = h.failing_since else {
+            return Cache::Current;
+        };
+        if since.elapsed() < self.watch_grace {
+            return Cache::Current;
+        }
+        if h.reachable_since.is_some_and(|r| r.elapsed() >= WATCH_RESUME) {
+            *h = WatchHealth::default();
+            return Cache::Current;
+        }
+        Cache::Stale(format!(
+            "the Assistant watch has been failing for {} s: {}",
+            since.elapsed().as_secs(),
+            h.error
+        ))
+    }
+
+    /// Why the cluster's state is unknown: the watch is stale and the API server has not
+    /// answered since.
+    fn watch_stale(&self) -> Option<String> {
+        match self.cache() {
+            Cache::Stale(why)
+                if self
+                    .watch_health
+                    .lock()
+                    .expect("lock")
+                    .reachable_since
+                    .is_none() =>
+            {
+                Some(why)
+            }
+            _ => None,
         }
     }
 
@@ -126,19 +223,42 @@ fn event_info(e: Event) -> EventInfo {
 
 impl Cluster for KubeCluster {
     fn health(&self) -> Option<String> {
-        self.last_error.lock().expect("lock").clone()
+        self.last_error
+            .lock()
+            .expect("lock")
+            .clone()
+            .or_else(|| self.watch_stale())
+    }
+
+    fn last_known(&self) -> Vec<Arc<Assistant>> {
+        self.store.as_ref().map(|s| s.state()).unwrap_or_default()
     }
 
     fn list(&self) -> BoxFuture<'_, Result<Vec<Arc<Assistant>>, ClusterError>> {
         async move {
-            if let Some(store) = &self.store
-                && self.store_ready.load(Ordering::Relaxed)
-            {
-                return Ok(store.state());
-            }
+            let cached = match &self.store {
+                Some(store) if self.store_ready.load(Ordering::Relaxed) => Some(store),
+                _ => None,
+            };
+            // A cache the watch no longer updates is not the cluster's state: then only a
+            // direct list is.
+            let stale = match (cached, self.cache()) {
+                (Some(store), Cache::Current) => return Ok(store.state()),
+                (Some(_), Cache::Stale(_)) => true,
+                (None, _) => false,
+            };
             let api: Api<Assistant> = Api::all(self.client.clone());
             match api.list(&ListParams::default()).await {
-                Ok(l) => Ok(self.ok(l.items.into_iter().map(Arc::new).collect())),
+                Ok(l) => {
+                    if stale {
+                        self.watch_health
+                            .lock()
+                            .expect("lock")
+                            .reachable_since
+                            .get_or_insert_with(Instant::now);
+                    }
+                    Ok(self.ok(l.items.into_iter().map(Arc::new).collect()))
+                }
                 Err(e) => Err(self.map_err(e)),
             }
         }
@@ -284,5 +404,24 @@ impl Cluster for KubeCluster {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> Box<kube::core::Status> {
+        Box::new(kube::core::Status {
+            code,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_watch_relist_is_not_an_outage() {
+        assert!(is_routine_watch_error(&watcher::Error::WatchError(status(410))));
+        assert!(!is_routine_watch_error(&watcher::Error::WatchError(status(500))));
+        assert!(!is_routine_watch_error(&watcher::Error::NoResourceVersion));
     }
 }

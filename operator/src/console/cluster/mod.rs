@@ -52,8 +52,14 @@ pub struct EventInfo {
 pub trait Cluster: Send + Sync + 'static {
     /// `Some(reason)` while the cluster is unreachable; drives the banner.
     fn health(&self) -> Option<String>;
-    /// Every Assistant the console can see.
+    /// Every Assistant the console can see, as the cluster has them now: an error while
+    /// the cluster is unreachable or the watch cache is stale, never old state as current.
     fn list(&self) -> BoxFuture<'_, Result<Vec<Arc<Assistant>>, ClusterError>>;
+    /// The Assistants as last seen (a watch cache), for showing marked stale while
+    /// [`Cluster::list`] fails; empty when nothing was ever seen.
+    fn last_known(&self) -> Vec<Arc<Assistant>> {
+        Vec::new()
+    }
     fn get<'a>(
         &'a self,
         ns: &'a str,

@@ -24,8 +24,9 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "resumed" => "The assistant is being resumed.",
         "restarted" => "A restart of the gateway was requested.",
         "version" => "The openclaw version was changed; the gateway rolls to it.",
-        "plan" => "The plan was changed.",
+        "plan" => "A plan change was requested. The Plan line below shows whether the operator has applied it; usage is billed on the plan observed running.",
         "record" => "The client record was saved.",
+        "adopted" => "The Assistant was adopted: this client record is now linked to it, and its running minutes are billed from now on.",
         _ => return None,
     })
 }
@@ -50,6 +51,8 @@ pub async fn show(
     let st = a.map(|a| a.storage()).unwrap_or_default();
     let ts = a.map(|a| a.tailscale()).unwrap_or_default();
     let status = a.and_then(|a| a.status.clone()).unwrap_or_default();
+    let plan = a.map(|a| service::plan_of(a, &ctx.config.default_plan));
+    let rollout = a.map(|a| service::plan_rollout(a, &ctx.config.default_plan));
     let body = html! {
         @if let Some(t) = n.done.as_deref().and_then(notice_text) { div.notice { (t) } }
         div.titlebar {
@@ -57,7 +60,10 @@ pub async fn show(
                 h1.wrap { (r.name) }
                 div.dim.wrap { code { (r.namespace) "/" (r.assistant_name) } " · " (r.email) }
             }
-            div { (phase_badge(v.phase(ok))) " " (ready_badge(v.ready())) }
+            div {
+                (phase_badge(v.phase(ok))) " " (ready_badge(v.ready()))
+                @if let Some(p) = v.last_known_phase(ok) { " " span.dim.stale { "last known: " (p) } }
+            }
         }
         @if deleted { ul.errors { li { "This client was deleted on " (fmt_time(r.deleted_at.unwrap_or_default())) "; the record is kept for invoicing." } } }
         @if !deleted && a.is_some() {
@@ -78,7 +84,8 @@ pub async fn show(
                     form method="post" action={ "/clients/" (r.id) "/plan" } {
                         (csrf(&s))
                         select name="plan" aria-label="Plan" {
-                            @for p in ctx.config.plans.keys() { option value=(p) selected[r.plan == *p] { (p) } }
+                            // The live plan: preselecting anything else would revert a kubectl change.
+                            @for p in ctx.config.plans.keys() { option value=(p) selected[plan.as_deref() == Some(p.as_str())] { (p) } }
                         }
                         button type="submit" { "Change plan" }
                     }
@@ -90,9 +97,23 @@ pub async fn show(
         div.grid {
             div.panel {
                 h2 { "Assistant" }
+                @if let Some(e) = &d.cluster_error {
+                    p.error { "Instance state unavailable: " (e) }
+                    @if a.is_some() { p.dim { "Below: the Assistant as last seen, which may no longer be current." } }
+                }
                 @if let Some(a) = a {
                     dl.kv {
-                        dt { "Plan" } dd { (a.spec.plan.as_deref().unwrap_or(&ctx.config.default_plan)) }
+                        dt { "Plan" } dd {
+                            (plan.as_deref().unwrap_or_default())
+                            @if let Some(r) = rollout.as_ref().filter(|_| ok) {
+                                @match r.state {
+                                    "applied" => { " " span.badge.ok #plan-rollout { "applied" } },
+                                    "pending" => { " " span.badge.warn #plan-rollout { "not applied yet" } },
+                                    _ => { " " span.badge.bad #plan-rollout { "refused by the operator" } },
+                                }
+                                @if let Some(m) = &r.message { br; span.dim.wrap { (m) } }
+                            }
+                        }
                         dt { "Version" } dd { (opt(v.version().as_deref())) @if g.version.is_none() { span.dim { " (fleet default)" } } }
                         dt { "Image" } dd { (opt(status.image.as_deref().or(g.image.as_deref()))) }
                         dt { "Suspended" } dd { (if a.spec.suspended { "yes" } else { "no" }) }
@@ -111,9 +132,7 @@ pub async fn show(
                         dt { "Gateway token" } dd { code { (opt(status.gateway_token_secret.as_deref())) } span.dim { " (Secret; value never shown)" } }
                         dt { "Created" } dd { (fmt_time(v.created())) }
                     }
-                } @else if let Some(e) = &d.cluster_error {
-                    p.error { "Instance state unavailable: " (e) }
-                } @else {
+                } @else if d.cluster_error.is_none() {
                     p.dim { "The cluster has no Assistant " code { (r.assistant_name) } "." }
                 }
             }

@@ -78,8 +78,11 @@ pub async fn list(
                     tr {
                         td.wrap { a href={ "/clients/" (v.record.id) } { (v.record.assistant_name) } }
                         td.wrap { (v.record.name) br; span.dim { (v.record.email) } }
-                        td { (v.record.plan) }
-                        td { (phase_badge(v.phase(ok))) }
+                        td { (opt(v.plan(&ctx.config.default_plan).as_deref())) }
+                        td {
+                            (phase_badge(v.phase(ok)))
+                            @if let Some(p) = v.last_known_phase(ok) { br; span.dim.stale title="last known before the cluster became unreachable" { "was " (p) } }
+                        }
                         td { (ready_badge(v.ready())) }
                         td { (opt(v.version().as_deref())) }
                         td.wrap { (opt(v.tailnet().as_deref())) }

@@ -105,7 +105,7 @@ pub fn layout(ctx: &Console, s: &Session, nav: Nav, title: &str, body: Markup) -
                 @if let Some(reason) = ctx.cluster.health() {
                     div.banner role="alert" {
                         strong { "Kubernetes cluster unreachable. " }
-                        "Client records, usage and the audit log still work; instance state and actions are unavailable. Reason: "
+                        "Client records, usage and the audit log still work; instance state and actions are unavailable (phases show as Unknown, with the last known one marked \"was\"; usage is not sampled). Reason: "
                         code { (reason) }
                     }
                 }

@@ -27,10 +27,12 @@ pub async fn show(
         .month
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| month_of(now()));
-    let lines = match usage::report(&ctx, &month).await {
-        Ok(l) => l,
+    let report = match usage::usage_report(&ctx, &month).await {
+        Ok(r) => r,
         Err(e) => return super::action_error(&ctx, &s, &e, "/usage"),
     };
+    let lines = &report.lines;
+    let with_usage = lines.iter().filter(|l| l.running_minutes > 0).count();
     let total: i64 = lines.iter().map(|l| l.running_minutes).sum();
     let body = html! {
         div.titlebar {
@@ -40,16 +42,19 @@ pub async fn show(
         form.filters method="get" action="/usage" {
             input type="month" name="month" value=(month);
             button type="submit" { "Show" }
-            span.dim { "Running minutes are sampled every minute; only the Running phase counts." }
+            span.dim { "Running minutes are sampled every minute; only the Running phase counts, under the plan observed running." }
+        }
+        @if let Some(n) = report.gap_notice() {
+            div.banner.usage-gap role="status" { strong { "Incomplete: " } (n) "; nobody was billed for those minutes." }
         }
         div.stats {
-            div.stat { div.n { (lines.len()) } div.l { "clients with usage" } }
+            div.stat { div.n { (with_usage) } div.l { "clients with usage" } }
             div.stat { div.n { (format!("{:.1}", total as f64 / 60.0)) } div.l { "running hours" } }
         }
         table.list {
             thead { tr { th { "Client" } th { "Assistant" } th { "Plan" } th { "Billing" } th.num { "Minutes" } th.num { "Hours" } } }
             tbody {
-                @for l in &lines {
+                @for l in lines {
                     tr {
                         td.wrap { a href={ "/clients/" (l.client_id) } { (l.name) } @if l.deleted { " " span.badge { "deleted" } } }
                         td.wrap { code { (l.assistant) } }
@@ -58,7 +63,7 @@ pub async fn show(
                         td.num { (format!("{:.1}", l.running_minutes as f64 / 60.0)) }
                     }
                 }
-                @if lines.is_empty() { tr { td colspan="6" .dim { "No usage recorded for this month." } } }
+                @if lines.is_empty() { tr { td colspan="6" .dim { "No clients in this month." } } }
             }
         }
     };
@@ -74,8 +79,8 @@ pub async fn csv(
         .month
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| month_of(now()));
-    match usage::report(&ctx, &month).await {
-        Ok(lines) => (
+    match usage::usage_report(&ctx, &month).await {
+        Ok(report) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
                 (
@@ -83,7 +88,7 @@ pub async fn csv(
                     format!("attachment; filename=\"clawhost-usage-{month}.csv\""),
                 ),
             ],
-            usage::to_csv(&month, &lines),
+            usage::report_csv(&report),
         )
             .into_response(),
         Err(e) => super::action_error(&ctx, &s, &e, "/usage"),

@@ -165,8 +165,11 @@ pub async fn change_plan(
     let c = live_client(ctx, id).await?;
     let mut a = assistant_of(ctx, &c).await?;
     let plan = plan.trim().to_string();
+    let before = super::clients::plan_of(&a, &ctx.config.default_plan);
     a.spec.plan = Some(plan.clone());
     validate_change(ctx, &a, "spec.plan")?;
+    // Only the Assistant changes: it is the plan's one source of truth, and what is billed
+    // is the plan the sampler then observes running (the operator may still refuse it).
     ctx.cluster
         .patch(
             &c.namespace,
@@ -174,14 +177,13 @@ pub async fn change_plan(
             json!({"spec": {"plan": plan}}),
         )
         .await?;
-    ctx.db.update_client_plan(id, &plan, now()).await?;
     audit(
         ctx,
         actor,
         "client.change_plan",
         &c,
-        json!({"plan": c.plan}),
-        json!({"plan": plan}),
+        json!({"plan": before}),
+        json!({"plan_requested": plan}),
     )
     .await
 }
@@ -259,8 +261,10 @@ pub async fn delete_client(
         Some(r) => Some(parse_on_delete(Some(r)).map_err(|e| ActionError::Invalid(vec![e]))?),
         None => None,
     };
+    let mut plan = None;
     let current = match ctx.cluster.get(&c.namespace, &c.assistant_name).await? {
         Some(a) => {
+            plan = Some(super::clients::plan_of(&a, &ctx.config.default_plan));
             let was = a.storage().on_delete;
             if let Some(r) = retention
                 && r != was
@@ -287,7 +291,7 @@ pub async fn delete_client(
         actor,
         "client.delete",
         &c,
-        json!({"name": c.name, "plan": c.plan, "billing_status": c.billing_status}),
+        json!({"name": c.name, "plan": plan, "billing_status": c.billing_status}),
         json!({"deleted": true, "volume": current.map(|r| format!("{r:?}"))}),
     )
     .await

@@ -19,20 +19,106 @@ pub struct ClientView {
     pub assistant: Option<Arc<Assistant>>,
 }
 
+/// Phase name of an Assistant as the cluster has it now: `Missing` when the cluster has no
+/// such Assistant, `Unknown` when the cluster did not answer (whatever was last seen: a
+/// cached phase is not the current one).
+pub fn phase_of(a: Option<&Assistant>, cluster_ok: bool) -> &'static str {
+    match a {
+        _ if !cluster_ok => "Unknown",
+        Some(a) => a
+            .status
+            .as_ref()
+            .and_then(|s| s.phase)
+            .unwrap_or(Phase::Pending)
+            .as_str(),
+        None => "Missing",
+    }
+}
+
+/// The plan an Assistant runs on: its `spec.plan`, else the config's default plan.
+pub fn plan_of(a: &Assistant, default_plan: &str) -> String {
+    a.spec
+        .plan
+        .clone()
+        .unwrap_or_else(|| default_plan.to_string())
+}
+
+/// Whether the operator has acted on the Assistant's current spec (its status describes
+/// this generation, not an earlier one).
+pub fn spec_observed(a: &Assistant) -> bool {
+    let observed = a.status.as_ref().and_then(|s| s.observed_generation);
+    match (a.metadata.generation, observed) {
+        (Some(g), Some(o)) => o >= g,
+        (None, _) => true,
+        (Some(_), None) => false,
+    }
+}
+
+/// Whether the plan in the spec is what runs: a console "Change plan" only requests it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanRollout {
+    pub plan: String,
+    /// `applied`, `pending` (the operator has not acted on this spec yet) or `refused`
+    /// (the operator rejected the spec; the previous plan keeps running).
+    pub state: &'static str,
+    pub message: Option<String>,
+}
+
+pub fn plan_rollout(a: &Assistant, default_plan: &str) -> PlanRollout {
+    let plan = plan_of(a, default_plan);
+    if !spec_observed(a) {
+        return PlanRollout {
+            plan,
+            state: "pending",
+            message: Some(format!(
+                "the operator has not applied the current spec yet (generation {}, last applied {})",
+                a.metadata.generation.unwrap_or_default(),
+                a.status
+                    .as_ref()
+                    .and_then(|s| s.observed_generation)
+                    .map_or("none".to_string(), |g| g.to_string())
+            )),
+        };
+    }
+    let refused = a.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| (c.type_ == "ConfigValid" || c.type_ == "Applied") && c.status == "False")
+    });
+    match refused {
+        Some(c) => PlanRollout {
+            plan,
+            state: "refused",
+            message: Some(format!("{}: {}", c.reason, c.message)),
+        },
+        None => PlanRollout {
+            plan,
+            state: "applied",
+            message: None,
+        },
+    }
+}
+
 impl ClientView {
     /// Phase name, `Missing` when the cluster has no such Assistant, `Unknown` when the
     /// cluster did not answer.
     pub fn phase(&self, cluster_ok: bool) -> &'static str {
-        match &self.assistant {
-            Some(a) => a
-                .status
-                .as_ref()
-                .and_then(|s| s.phase)
-                .unwrap_or(Phase::Pending)
-                .as_str(),
-            None if cluster_ok => "Missing",
-            None => "Unknown",
+        phase_of(self.assistant.as_deref(), cluster_ok)
+    }
+
+    /// The phase last seen while the cluster does not answer (shown marked stale).
+    pub fn last_known_phase(&self, cluster_ok: bool) -> Option<&'static str> {
+        if cluster_ok {
+            return None;
         }
+        let a = self.assistant.as_deref()?;
+        Some(phase_of(Some(a), true))
+    }
+
+    /// The plan the Assistant's spec names (the one source of truth), `None` without an
+    /// Assistant.
+    pub fn plan(&self, default_plan: &str) -> Option<String> {
+        self.assistant.as_deref().map(|a| plan_of(a, default_plan))
     }
 
     pub fn ready(&self) -> Option<bool> {
@@ -71,16 +157,18 @@ impl ClientView {
             .unwrap_or(self.record.created_at)
     }
 
-    pub fn summary(&self, cluster_ok: bool) -> ClientSummary {
+    pub fn summary(&self, cluster_ok: bool, default_plan: &str) -> ClientSummary {
         ClientSummary {
             id: self.record.id,
             name: self.record.name.clone(),
             email: self.record.email.clone(),
-            plan: self.record.plan.clone(),
+            plan: self.plan(default_plan),
             billing_status: self.record.billing_status.clone(),
             namespace: self.record.namespace.clone(),
             assistant: self.record.assistant_name.clone(),
             phase: self.phase(cluster_ok).to_string(),
+            last_known_phase: self.last_known_phase(cluster_ok).map(str::to_string),
+            stale: !cluster_ok,
             ready: self.ready(),
             version: self.version(),
             tailnet: self.tailnet(),
@@ -96,11 +184,17 @@ pub struct ClientSummary {
     pub id: i64,
     pub name: String,
     pub email: String,
-    pub plan: String,
+    /// The Assistant's plan (live; last known while `stale`), `None` without an Assistant.
+    pub plan: Option<String>,
     pub billing_status: String,
     pub namespace: String,
     pub assistant: String,
+    /// `Unknown` while the cluster is unreachable.
     pub phase: String,
+    /// While the cluster is unreachable: the phase last seen.
+    pub last_known_phase: Option<String>,
+    /// The cluster did not answer: Assistant data is last-known, not current.
+    pub stale: bool,
     pub ready: Option<bool>,
     pub version: Option<String>,
     pub tailnet: Option<String>,
@@ -134,24 +228,26 @@ pub struct ClientPage {
 
 type AssistantIndex = HashMap<(String, String), Arc<Assistant>>;
 
+/// The Assistants by (namespace, name), and the cluster error when it did not answer: then
+/// the index holds the last-known Assistants, which callers must show as stale.
 pub(super) async fn assistant_index(ctx: &Console) -> (AssistantIndex, Option<String>) {
-    match ctx.cluster.list().await {
-        Ok(list) => (
-            list.into_iter()
-                .map(|a| {
-                    (
-                        (
-                            a.metadata.namespace.clone().unwrap_or_default(),
-                            a.metadata.name.clone().unwrap_or_default(),
-                        ),
-                        a,
-                    )
-                })
-                .collect(),
-            None,
-        ),
-        Err(e) => (HashMap::new(), Some(e.to_string())),
-    }
+    let (list, error) = match ctx.cluster.list().await {
+        Ok(list) => (list, None),
+        Err(e) => (ctx.cluster.last_known(), Some(e.to_string())),
+    };
+    let idx = list
+        .into_iter()
+        .map(|a| {
+            (
+                (
+                    a.metadata.namespace.clone().unwrap_or_default(),
+                    a.metadata.name.clone().unwrap_or_default(),
+                ),
+                a,
+            )
+        })
+        .collect();
+    (idx, error)
 }
 
 pub(super) fn join(rows: Vec<ClientRow>, idx: &AssistantIndex) -> Vec<ClientView> {
@@ -168,8 +264,9 @@ pub(super) fn join(rows: Vec<ClientRow>, idx: &AssistantIndex) -> Vec<ClientView
         .collect()
 }
 
-/// Clients page: database filters and pagination in SQL; a phase filter (cluster data)
-/// filters the joined rows in memory, which stays fast at 10,000 clients.
+/// Clients page: database filters and pagination in SQL; phase and plan filters (cluster
+/// data: the Assistant is the truth) filter the joined rows in memory, which stays fast at
+/// 10,000 clients.
 pub async fn list_clients(ctx: &Console, q: &ListQuery) -> Result<ClientPage, ActionError> {
     let per_page = q
         .per_page
@@ -178,19 +275,21 @@ pub async fn list_clients(ctx: &Console, q: &ListQuery) -> Result<ClientPage, Ac
     let page = q.page.unwrap_or(1).max(1);
     let filter = ClientFilter {
         q: q.q.as_ref().map(|s| s.trim().to_string()),
-        plan: q.plan.clone(),
         billing_status: q.billing.clone(),
         include_deleted: false,
     };
     let offset = (page as i64 - 1) * per_page as i64;
     let (idx, cluster_error) = assistant_index(ctx).await;
     let phase = q.phase.as_deref().filter(|p| !p.is_empty());
+    let plan = q.plan.as_deref().filter(|p| !p.is_empty());
     let ok = cluster_error.is_none();
-    if let Some(phase) = phase {
+    if phase.is_some() || plan.is_some() {
+        let default_plan = ctx.config.default_plan.as_str();
         let (rows, _) = ctx.db.list_clients(&filter, None).await?;
         let all: Vec<ClientView> = join(rows, &idx)
             .into_iter()
-            .filter(|v| v.phase(ok) == phase)
+            .filter(|v| phase.is_none_or(|p| v.phase(ok) == p))
+            .filter(|v| plan.is_none_or(|p| v.plan(default_plan).as_deref() == Some(p)))
             .collect();
         let total = all.len() as i64;
         let items = all
@@ -236,7 +335,14 @@ pub async fn client_detail(ctx: &Console, id: i64) -> Result<ClientDetail, Actio
     let (ns, name) = (record.namespace.clone(), record.assistant_name.clone());
     let (assistant, cluster_error) = match ctx.cluster.get(&ns, &name).await {
         Ok(a) => (a.map(Arc::new), None),
-        Err(e) => (None, Some(e.to_string())),
+        // Shown as last known (stale), never as current.
+        Err(e) => (
+            ctx.cluster.last_known().into_iter().find(|a| {
+                a.metadata.namespace.as_deref() == Some(ns.as_str())
+                    && a.metadata.name.as_deref() == Some(name.as_str())
+            }),
+            Some(e.to_string()),
+        ),
     };
     let (events, log) = if cluster_error.is_some() || record.deleted_at.is_some() {
         (Ok(Vec::new()), Ok(None))

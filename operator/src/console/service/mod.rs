@@ -5,16 +5,19 @@
 //! - [`clients`]: the clients list and a client's page.
 //! - [`new_client`]: creating a client (record, Assistant, Secrets).
 //! - [`actions`]: actions on one client.
+//! - [`adopt`]: linking an Assistant created outside the console to a new client record.
 //! - [`fleet`]: the fleet overview.
 //! - [`tokens`]: API tokens.
 
 pub mod actions;
+pub mod adopt;
 pub mod clients;
 pub mod fleet;
 pub mod new_client;
 pub mod tokens;
 
 pub use actions::*;
+pub use adopt::*;
 pub use clients::*;
 pub use fleet::*;
 pub use new_client::*;

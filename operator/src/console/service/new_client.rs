@@ -246,9 +246,13 @@ pub async fn create_client(
     let created = match ctx.cluster.create(&assistant).await {
         Ok(a) => a,
         Err(ClusterError::AlreadyExists(_)) => {
+            // No client record has it (checked above): it was created outside the console.
             return Err(ActionError::invalid(
                 "metadata.name",
-                format!("an Assistant named {name:?} already exists in namespace {ns}"),
+                format!(
+                    "an Assistant named {name:?} already exists in namespace {ns} without a client record: \
+                     adopt it from the Fleet page (or POST /api/v1/clients/adopt) instead of creating it again"
+                ),
             ));
         }
         Err(e) => return Err(e.into()),
@@ -261,7 +265,6 @@ pub async fn create_client(
     let record = NewClientRecord {
         name: assistant.spec.owner.name.clone(),
         email: assistant.spec.owner.email.clone(),
-        plan,
         billing_status: billing,
         notes,
         namespace: ns.clone(),
@@ -304,7 +307,7 @@ pub async fn create_client(
         warnings.push(format!("gateway token Secret: {e}"));
     }
     let after = json!({
-        "record": {"name": record.name, "email": record.email, "plan": record.plan,
+        "record": {"name": record.name, "email": record.email, "plan": plan,
                    "billing_status": record.billing_status, "notes_chars": record.notes.chars().count()},
         "assistant": {"namespace": ns, "name": name,
                       "version": assistant.spec.gateway.as_ref().and_then(|g| g.version.clone()),
