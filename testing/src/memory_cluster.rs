@@ -39,9 +39,9 @@ struct World {
     gateway_failure: Option<(String, String)>,
     /// The Tailscale sidecar has joined once (its state Secret keeps the device).
     joined: bool,
-    /// The storage the bound volume requests: the operator refuses a spec that would
-    /// shrink it (as `validate` with the previous state does).
-    volume_request: Option<String>,
+    /// The API server refuses the operator's children of any spec with a plan other than
+    /// this one (as a ResourceQuota would a bigger plan): `(allowed plan, message)`.
+    quota: Option<(String, String)>,
 }
 
 #[derive(Default)]
@@ -78,23 +78,23 @@ fn data(pairs: &[(&str, String)]) -> BTreeMap<String, ByteString> {
 
 /// The observations the operator would make of `a` in the simulated world.
 fn observe(a: &Assistant, config: &OperatorConfig, world: &World) -> Observed {
-    let previous = clawhost::validation::PreviousState {
-        requested_storage: world.volume_request.clone(),
-        storage_class_name: None,
-    };
-    let previous = world.volume_request.as_ref().map(|_| &previous);
-    let config_problem = {
-        clawhost::validation::validate(a, config, previous)
-            .err()
-            .map(|p| clawhost::reconciler::status::ConfigProblem {
-                reason: if p.to_string().contains("never shrink") {
-                    "StorageShrinkRefused"
-                } else {
-                    "InvalidSpec"
-                },
-                message: p.to_string(),
-            })
-    };
+    // The operator's own check: an invalid spec (kubectl skips the console's) is refused.
+    let config_problem = clawhost::validation::validate(a, config, None)
+        .err()
+        .map(|p| clawhost::reconciler::status::ConfigProblem {
+            reason: "InvalidSpec",
+            message: p.to_string(),
+        });
+    let refused = world
+        .quota
+        .iter()
+        .filter(|(allowed, _)| a.spec.plan.as_deref() != Some(allowed.as_str()))
+        .map(|(_, message)| clawhost::reconciler::status::ApplyRefusal {
+            kind: "StatefulSet".into(),
+            name: ChildNames::for_assistant(a).statefulset,
+            message: message.clone(),
+        })
+        .collect();
     let volume = data_volume::build(a, config).ok().map(|mut pvc| {
         let requested = pvc
             .spec
@@ -157,6 +157,7 @@ fn observe(a: &Assistant, config: &OperatorConfig, world: &World) -> Observed {
     });
     Observed {
         config_problem,
+        refused,
         volume,
         pod,
         tailscale_state,
@@ -194,6 +195,15 @@ impl MemoryCluster {
     /// Makes every call fail as if the API server were down (tests of the banner).
     pub fn set_unreachable(&self, reason: Option<&str>) {
         self.state.lock().expect("lock").unreachable = reason.map(str::to_string);
+    }
+
+    /// Makes the API server refuse the operator's children of this Assistant for any plan
+    /// but `allowed` (as a ResourceQuota sized for that plan would): tests of a plan change
+    /// the operator cannot apply.
+    pub fn set_quota(&self, ns: &str, name: &str, allowed: &str, message: &str) {
+        let mut st = self.state.lock().expect("lock");
+        let key = (ns.to_string(), name.to_string());
+        st.world.entry(key).or_default().quota = Some((allowed.into(), message.into()));
     }
 
     /// Stops (`true`) or resumes the simulated operator: while held, spec changes are
@@ -250,13 +260,12 @@ impl MemoryCluster {
         a.metadata.generation = Some(1);
         a.metadata.creation_timestamp.get_or_insert_with(now_time);
         let key = key_of(&a);
-        let mut world = World {
+        let world = World {
             gateway_failure: None,
             joined: !a.spec.suspended,
-            volume_request: None,
+            quota: None,
         };
         self.reconcile(&mut a, &world);
-        world.volume_request = bound_request(&a, &self.config);
         st.world.insert(key.clone(), world);
         st.events.insert(
             key.clone(),
@@ -325,17 +334,6 @@ impl MemoryCluster {
             &observe(a, &self.config, world),
         ));
     }
-}
-
-/// The storage request of the volume an Assistant's spec makes (what gets bound).
-fn bound_request(a: &Assistant, config: &OperatorConfig) -> Option<String> {
-    data_volume::build(a, config)
-        .ok()?
-        .spec?
-        .resources?
-        .requests?
-        .get("storage")
-        .map(|q| q.0.clone())
 }
 
 fn key_of(a: &Assistant) -> (String, String) {
@@ -412,13 +410,8 @@ impl Cluster for MemoryCluster {
             if !st.operator_held {
                 let world = st.world.entry(key.clone()).or_default();
                 world.joined |= !a.spec.suspended;
-                let snapshot = world.clone();
-                self.reconcile(&mut a, &snapshot);
-                let accepted = a.status.as_ref().and_then(|s| s.phase) != Some(Phase::Failed);
-                if accepted {
-                    // The volume grows to what the accepted spec asks.
-                    world.volume_request = bound_request(&a, &self.config).or(snapshot.volume_request);
-                }
+                let world = world.clone();
+                self.reconcile(&mut a, &world);
             }
             st.assistants.insert(key, Arc::new(a.clone()));
             Ok(a)

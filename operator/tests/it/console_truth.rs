@@ -176,15 +176,22 @@ async fn change_plan_is_requested_and_billed_as_observed(app: TestApp) {
     assert!(lines[0].contains(",large,") && lines[0].contains(&format!(",{month},1,")));
     assert!(lines[1].contains(",small,") && lines[1].contains(&format!(",{month},2,")));
 
-    // A plan the operator refuses (it would shrink the volume): shown, and never billed.
+    // A plan the API server refuses the operator (a quota sized for the current plan):
+    // shown as refused, and never billed.
     let acme = app.client_id("acme-legal").await;
+    app.cluster.set_quota(
+        NS,
+        "acme-legal",
+        "standard",
+        "exceeded quota: clients-quota, requested: limits.memory=8Gi",
+    );
     let r = app
-        .post(&format!("/clients/{acme}/plan"), &[("plan", "small")])
+        .post(&format!("/clients/{acme}/plan"), &[("plan", "large")])
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = app.get(r.location().unwrap()).await.body;
     assert!(page.contains("refused by the operator"), "{page}");
-    assert!(page.contains("StorageShrinkRefused"), "{page}");
+    assert!(page.contains("ApplyRefused") && page.contains("exceeded quota"), "{page}");
     let api = app
         .api(Method::GET, &format!("/api/v1/clients/{acme}"), None)
         .await
@@ -195,7 +202,7 @@ async fn change_plan_is_requested_and_billed_as_observed(app: TestApp) {
     assert!(
         csv_line(&csv, "acme-legal")
             .iter()
-            .all(|l| !l.contains(",small,")),
+            .all(|l| !l.contains(",large,")),
         "{csv}"
     );
 }
@@ -228,9 +235,9 @@ async fn adopt_unmanaged_assistants(app: TestApp) {
     assert!(page.contains(r#"<div class="n">2</div><div class="l">need attention"#), "{page}");
 
     // Creating a client with that name points to adopt.
-    let mut fields = new_client_fields("Lab", "kubectl-lab");
-    fields.retain(|(k, _)| !["tailscale_auth_key", "model_provider", "model_api_key"].contains(k));
-    let r = app.post("/clients", &fields).await;
+    let r = app
+        .post("/clients", &new_client_fields("Lab", "kubectl-lab"))
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.body.contains("adopt it from the Fleet page"), "{}", r.body);
 
