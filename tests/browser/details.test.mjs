@@ -59,7 +59,13 @@ try {
   });
 
   await test('audit log: readable changes and filters', async () => {
+    await page.goto(`${base}/clients?q=acme`);
+    await page.click('a:has-text("Acme Legal LLP")');
+    await page.selectOption('select[name=billing_status]', 'past_due');
+    await page.click('button:has-text("Save record")');
     await page.goto(`${base}/audit`);
+    const changed = await page.textContent('table.audit tbody tr');
+    assert(changed.includes('billing_status: active → past_due'), changed);
     const all = await page.locator('table.audit tbody tr').count();
     assert(all >= 2, `events ${all}`);
     assert(!(await page.textContent('main')).includes('{"'), 'no raw JSON');
@@ -75,6 +81,7 @@ try {
     await page.goto(`${base}/audit?client=acme`);
     const acme = await page.textContent('tbody');
     assert(acme.includes('client.rotate_token') && !acme.includes('bakery'), acme);
+    await page.goto(`${base}/audit`);
     await shot('audit');
   });
 
