@@ -38,6 +38,12 @@ pub const OPERATOR_OWNED_ENV: [&str; 12] = [
     "NODE_OPTIONS",
 ];
 
+/// Length limits of the fields people type; the console's forms use them as `maxlength`.
+pub const MAX_NAME_LEN: usize = 253;
+pub const MAX_OWNER_NAME_CHARS: usize = 200;
+pub const MAX_EMAIL_LEN: usize = 254;
+pub const MAX_DNS_LABEL_LEN: usize = 63;
+
 /// Env names that hold credentials: they must come from a Secret, never a literal in the
 /// Assistant (which anyone who can read Assistants could see).
 fn looks_secret(name: &str) -> bool {
@@ -70,7 +76,8 @@ pub fn validate(
     match assistant.metadata.name.as_deref() {
         None | Some("") => add("metadata.name", "is required".into()),
         Some(name)
-            if !re(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$").is_match(name) || name.len() > 253 =>
+            if !re(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$").is_match(name)
+                || name.len() > MAX_NAME_LEN =>
         {
             add(
                 "metadata.name",
@@ -86,7 +93,7 @@ pub fn validate(
     let owner_name = spec.owner.name.trim();
     if owner_name.is_empty() {
         add("spec.owner.name", "is required".into());
-    } else if spec.owner.name.chars().count() > 200 {
+    } else if spec.owner.name.chars().count() > MAX_OWNER_NAME_CHARS {
         add("spec.owner.name", "must be at most 200 characters".into());
     } else if spec.owner.name.chars().any(char::is_control) {
         add(
@@ -94,7 +101,7 @@ pub fn validate(
             "must not contain control characters".into(),
         );
     }
-    if !re(EMAIL_PATTERN).is_match(&spec.owner.email) || spec.owner.email.len() > 254 {
+    if !re(EMAIL_PATTERN).is_match(&spec.owner.email) || spec.owner.email.len() > MAX_EMAIL_LEN {
         add(
             "spec.owner.email",
             format!("{:?} is not an e-mail address", spec.owner.email),
@@ -272,7 +279,7 @@ pub fn validate(
                 }
             }
             if let Some(h) = &ts.hostname
-                && (h.len() > 63 || !re(DNS_LABEL_PATTERN).is_match(h))
+                && (h.len() > MAX_DNS_LABEL_LEN || !re(DNS_LABEL_PATTERN).is_match(h))
             {
                 add(
                     "spec.tailscale.hostname",

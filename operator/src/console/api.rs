@@ -1,6 +1,7 @@
 //! JSON API `/api/v1`: the same actions as the pages, for scripts. Bearer tokens only.
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Path, Query};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use http::StatusCode;
@@ -21,7 +22,13 @@ fn action_error(e: ActionError) -> Response {
     match e {
         ActionError::Invalid(list) => (
             status,
-            Json(json!({ "error": "invalid input", "problems": list })),
+            Json(
+                json!({ "error": "invalid input", "problems": list.iter().map(|p| json!({
+                "field": p.field,
+                "label": service::field_label(&p.field),
+                "message": p.message,
+            })).collect::<Vec<_>>() }),
+            ),
         )
             .into_response(),
         ActionError::Db(d) => {
@@ -240,22 +247,26 @@ pub async fn adopt(
     }
 }
 
-#[derive(Deserialize)]
-pub struct AuditQuery {
-    #[serde(default)]
-    client_id: Option<i64>,
-    #[serde(default)]
-    page: Option<u32>,
-}
-
-pub async fn audit(State(ctx): State<Ctx>, Query(q): Query<AuditQuery>) -> Response {
-    let page = q.page.unwrap_or(1).max(1) as i64;
-    match ctx
-        .db
-        .audit_events(q.client_id, 100, (page - 1) * 100)
-        .await
-    {
-        Ok(e) => Json(json!({"events": e, "page": page})).into_response(),
-        Err(e) => action_error(e.into()),
+/// Audit events with `before`/`after` as JSON objects (stored as text), filtered like the
+/// page: `actor`, `action`, `client`, `client_id`, `from`/`to` (YYYY-MM-DD), `page`.
+pub async fn audit(State(ctx): State<Ctx>, Query(q): Query<service::AuditQuery>) -> Response {
+    match service::audit_page(&ctx, &q).await {
+        Ok(p) => Json(json!({
+            "events": p.events.iter().map(|e| json!({
+                "id": e.id,
+                "at": e.at,
+                "actor": e.actor,
+                "action": e.action,
+                "client_id": e.client_id,
+                "target": e.target,
+                "before": service::audit_json(e.before.as_deref()),
+                "after": service::audit_json(e.after.as_deref()),
+            })).collect::<Vec<_>>(),
+            "page": p.page,
+            "per_page": p.per_page,
+            "total": p.total,
+        }))
+        .into_response(),
+        Err(e) => action_error(e),
     }
 }

@@ -118,6 +118,32 @@ pub struct ClientFilter {
     pub include_deleted: bool,
 }
 
+/// Filters of the audit log; all optional, combined with AND.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Substring of the actor's e-mail (case-insensitive).
+    pub actor: Option<String>,
+    /// Exact action, e.g. `client.delete`.
+    pub action: Option<String>,
+    pub client_id: Option<i64>,
+    /// Substring of the target (`namespace/assistant`, `api-token/N`).
+    pub target: Option<String>,
+    /// Unix seconds: from (inclusive), until (exclusive).
+    pub from: Option<i64>,
+    pub until: Option<i64>,
+}
+
+/// Database-side orders of the clients list (phase is cluster data: sorted in memory).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientSort {
+    /// Client (owner) name, the first column.
+    #[default]
+    Name,
+    Assistant,
+    /// Newest first.
+    Created,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditEvent {
     pub id: i64,
@@ -500,6 +526,17 @@ impl Db {
         filter: &ClientFilter,
         page: Option<(i64, i64)>,
     ) -> Result<(Vec<ClientRow>, i64), DbError> {
+        self.list_clients_sorted(filter, ClientSort::Name, page)
+            .await
+    }
+
+    /// [`Db::list_clients`] in the order `sort` names.
+    pub async fn list_clients_sorted(
+        &self,
+        filter: &ClientFilter,
+        sort: ClientSort,
+        page: Option<(i64, i64)>,
+    ) -> Result<(Vec<ClientRow>, i64), DbError> {
         let mut clauses: Vec<String> = Vec::new();
         let mut binds: Vec<String> = Vec::new();
         if !filter.include_deleted {
@@ -533,7 +570,12 @@ impl Db {
             cq = cq.bind(b.clone());
         }
         let total: i64 = cq.fetch_one(&self.pool).await?.try_get("n")?;
-        let mut sql = format!("SELECT {CLIENT_COLUMNS} FROM clients{wh} ORDER BY LOWER(name), id");
+        let order = match sort {
+            ClientSort::Name => "LOWER(name), id",
+            ClientSort::Assistant => "assistant_name, id",
+            ClientSort::Created => "created_at DESC, id DESC",
+        };
+        let mut sql = format!("SELECT {CLIENT_COLUMNS} FROM clients{wh} ORDER BY {order}");
         if let Some((limit, offset)) = page {
             sql.push_str(&format!(" LIMIT {} OFFSET {}", limit.max(0), offset.max(0)));
         }
@@ -665,6 +707,117 @@ impl Db {
                 })
             })
             .collect()
+    }
+
+    /// Audit events matching `filter`, newest first, one page; with the number of matches.
+    pub async fn audit_search(
+        &self,
+        filter: &AuditFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<AuditEvent>, i64), DbError> {
+        let mut clauses: Vec<String> = Vec::new();
+        let mut text: Vec<String> = Vec::new();
+        let mut ints: Vec<(usize, i64)> = Vec::new();
+        let like = |v: &str| {
+            format!(
+                "%{}%",
+                v.to_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            )
+        };
+        // Placeholders are numbered in one sequence; text and integer binds are kept apart
+        // (the Any driver needs each bound with its own type) and bound in order below.
+        let mut n = 0;
+        let mut next = || {
+            n += 1;
+            n
+        };
+        if let Some(a) = filter.actor.as_deref().filter(|v| !v.is_empty()) {
+            let i = next();
+            text.push(like(a));
+            clauses.push(format!("LOWER(actor) LIKE ${i} ESCAPE '\\'"));
+        }
+        if let Some(a) = filter.action.as_deref().filter(|v| !v.is_empty()) {
+            let i = next();
+            text.push(a.to_string());
+            clauses.push(format!("action = ${i}"));
+        }
+        if let Some(t) = filter.target.as_deref().filter(|v| !v.is_empty()) {
+            let i = next();
+            text.push(like(t));
+            clauses.push(format!("LOWER(target) LIKE ${i} ESCAPE '\\'"));
+        }
+        let mut order: Vec<(bool, usize)> = (0..text.len()).map(|i| (true, i)).collect();
+        for (col, op, v) in [
+            ("client_id", "=", filter.client_id),
+            ("at", ">=", filter.from),
+            ("at", "<", filter.until),
+        ] {
+            if let Some(v) = v {
+                let i = next();
+                order.push((false, ints.len()));
+                ints.push((i, v));
+                clauses.push(format!("{col} {op} ${i}"));
+            }
+        }
+        let wh = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", clauses.join(" AND "))
+        };
+        macro_rules! bind_all {
+            ($q:expr) => {{
+                let mut q = $q;
+                for (is_text, i) in &order {
+                    q = if *is_text {
+                        q.bind(text[*i].clone())
+                    } else {
+                        q.bind(ints[*i].1)
+                    };
+                }
+                q
+            }};
+        }
+        let count_sql = format!("SELECT COUNT(*) AS n FROM audit_events{wh}");
+        let total: i64 = bind_all!(sqlx::query(AssertSqlSafe(count_sql)))
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let sql = format!(
+            "SELECT id, at, actor, action, client_id, target, before_json, after_json FROM audit_events{wh} ORDER BY id DESC LIMIT {} OFFSET {}",
+            limit.max(0),
+            offset.max(0)
+        );
+        let rows = bind_all!(sqlx::query(AssertSqlSafe(sql)))
+            .fetch_all(&self.pool)
+            .await?;
+        let events = rows
+            .iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    id: r.try_get("id")?,
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    client_id: r.try_get("client_id")?,
+                    target: r.try_get("target")?,
+                    before: r.try_get("before_json")?,
+                    after: r.try_get("after_json")?,
+                })
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        Ok((events, total))
+    }
+
+    /// The distinct actions in the audit log (the filter's choices).
+    pub async fn audit_actions(&self) -> Result<Vec<String>, DbError> {
+        let rows = sqlx::query("SELECT DISTINCT action FROM audit_events ORDER BY action")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("action")?)).collect()
     }
 
     // ----- usage -----

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod db;
+pub mod extract;
 pub mod pages;
 pub mod service;
 pub mod usage;
@@ -161,6 +162,12 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             post(pages::client::suspend),
         ),
         r(
+            Method::GET,
+            "/clients/{id}/suspend",
+            Page,
+            get(pages::confirm::suspend),
+        ),
+        r(
             Method::POST,
             "/clients/{id}/resume",
             Form,
@@ -171,6 +178,12 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             "/clients/{id}/restart",
             Form,
             post(pages::client::restart),
+        ),
+        r(
+            Method::GET,
+            "/clients/{id}/restart",
+            Page,
+            get(pages::confirm::restart),
         ),
         r(
             Method::POST,
@@ -189,6 +202,12 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             "/clients/{id}/rotate-token",
             Form,
             post(pages::client::rotate_token),
+        ),
+        r(
+            Method::GET,
+            "/clients/{id}/rotate-token",
+            Page,
+            get(pages::confirm::rotate_token),
         ),
         r(
             Method::POST,
@@ -231,6 +250,12 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             "/tokens/{id}/revoke",
             Form,
             post(pages::tokens::revoke),
+        ),
+        r(
+            Method::GET,
+            "/tokens/{id}/revoke",
+            Page,
+            get(pages::confirm::revoke_token),
         ),
         r(
             Method::GET,

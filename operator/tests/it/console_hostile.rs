@@ -93,7 +93,8 @@ async fn invalid_hostile_input_is_rejected_with_a_message(app: TestApp) {
             vec![("assistant_name", long.as_str())],
             "is not a valid Kubernetes name",
         ),
-        (vec![("version", "<script>")], "spec.gateway.version"),
+        // Under the form's label, not the field path (issue 13).
+        (vec![("version", "<script>")], "openclaw version</strong>"),
         (vec![("plan", "<i>gold</i>")], "does not exist"),
         (vec![("billing_status", "<x>")], "is not one of"),
         (

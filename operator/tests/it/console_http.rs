@@ -202,8 +202,9 @@ async fn pages_render(app: TestApp) {
         StatusCode::NOT_FOUND
     );
     assert_eq!(
+        // No such page: the console's 404, not axum's plain-text 400 (issue 13).
         app.get("/clients/not-a-number").await.status,
-        StatusCode::BAD_REQUEST
+        StatusCode::NOT_FOUND
     );
     assert_eq!(
         app.get("/usage?month=13-2026").await.status,
@@ -311,7 +312,11 @@ async fn validation_messages_match_render(app: TestApp) {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     for p in &problems.0 {
         assert!(r.body.contains(&escaped(&p.message)), "missing {p}");
-        assert!(r.body.contains(&escaped(&p.field)), "missing field {p}");
+        // The page names the form's field, not the Kubernetes path (issue 13).
+        assert!(
+            r.body.contains(&escaped(service::field_label(&p.field))),
+            "missing label of {p}"
+        );
     }
     // The API gives the same problems as JSON.
     let api = app
@@ -346,7 +351,7 @@ async fn validation_messages_match_render(app: TestApp) {
         )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.body.contains("spec.tailscale"), "{}", r.body);
+    assert!(r.body.contains("Tailscale auth key"), "{}", r.body);
     // Console-only fields.
     let r = app
         .post(
@@ -411,7 +416,8 @@ async fn actions(app: TestApp) {
         .post(&format!("/clients/{id}/version"), &[("version", "latest")])
         .await;
     assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(bad.body.contains("spec.gateway.version"));
+    // Named by the form's label, not the field path (issue 13).
+    assert!(bad.body.contains("openclaw version"));
     app.post(&format!("/clients/{id}/plan"), &[("plan", "large")])
         .await;
     assert_eq!(get().await.spec.plan.as_deref(), Some("large"));

@@ -1,7 +1,8 @@
 //! One client: its record, its Assistant, events, log, usage and the actions.
 
+use crate::console::extract::{Path, Query};
 use axum::Extension;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -73,9 +74,10 @@ pub async fn show(
                     @if suspended {
                         form method="post" action={ "/clients/" (r.id) "/resume" } { (csrf(&s)) button type="submit" { "Resume" } }
                     } @else {
-                        form method="post" action={ "/clients/" (r.id) "/suspend" } { (csrf(&s)) button type="submit" { "Suspend" } }
+                        // Suspend, restart and rotate lead to a confirmation page (GET) holding the real form.
+                        a.button href={ "/clients/" (r.id) "/suspend" } { "Suspend…" }
                     }
-                    form method="post" action={ "/clients/" (r.id) "/restart" } { (csrf(&s)) button type="submit" { "Restart" } }
+                    a.button href={ "/clients/" (r.id) "/restart" } { "Restart…" }
                     form method="post" action={ "/clients/" (r.id) "/version" } {
                         (csrf(&s))
                         input type="text" name="version" size="12" value=[g.version.as_deref()] placeholder=(ctx.config.gateway.default_version) aria-label="openclaw version";
@@ -89,7 +91,7 @@ pub async fn show(
                         }
                         button type="submit" { "Change plan" }
                     }
-                    form method="post" action={ "/clients/" (r.id) "/rotate-token" } { (csrf(&s)) button type="submit" { "Rotate gateway token" } }
+                    a.button href={ "/clients/" (r.id) "/rotate-token" } { "Rotate gateway token…" }
                     a.button.danger href={ "/clients/" (r.id) "/delete" } { "Delete…" }
                 }
             }
@@ -149,7 +151,7 @@ pub async fn show(
                         dt { "Client since" } dd { (fmt_time(r.created_at)) }
                     }
                     p { label for="notes" { "Notes" } }
-                    textarea #notes name="notes" disabled[deleted] { (r.notes) }
+                    textarea #notes name="notes" disabled[deleted] maxlength=(service::MAX_NOTES) { (r.notes) }
                     @if !deleted { p { button type="submit" { "Save record" } } }
                 }
             }
@@ -332,10 +334,22 @@ pub async fn record(
     }
 }
 
-fn delete_page(ctx: &Ctx, s: &Session, d: &service::ClientDetail, error: Option<&str>) -> Markup {
+/// `chosen`: the volume choice of a refused submit, kept so a typo in the confirmation does
+/// not silently switch the choice back to the Assistant's current one.
+fn delete_page(
+    ctx: &Ctx,
+    s: &Session,
+    d: &service::ClientDetail,
+    error: Option<&str>,
+    chosen: Option<&str>,
+) -> Markup {
     let r = &d.view.record;
     let current = d.view.assistant.as_ref().map(|a| a.storage().on_delete);
-    let retain = current != Some(crate::api::OnDelete::Delete);
+    let retain = match chosen {
+        Some("Delete") => false,
+        Some("Retain") => true,
+        _ => current != Some(crate::api::OnDelete::Delete),
+    };
     let body = html! {
         h1.wrap { "Delete " (r.name) }
         div.panel.danger-zone {
@@ -347,7 +361,7 @@ fn delete_page(ctx: &Ctx, s: &Session, d: &service::ClientDetail, error: Option<
                 p { label { input type="radio" name="retention" value="Retain" checked[retain]; " Retain — keep the data volume (it is unlinked and labelled retained)" } }
                 p { label { input type="radio" name="retention" value="Delete" checked[!retain]; " Delete — destroy the client's data with the assistant" } }
                 p { label for="confirm" { "Type " code { (r.assistant_name) } " to confirm:" } }
-                p { input #confirm type="text" name="confirm" autocomplete="off" required; }
+                p { input #confirm type="text" name="confirm" autocomplete="off" required maxlength=(crate::validation::MAX_NAME_LEN); }
                 div.actions {
                     button.danger type="submit" { "Delete client" }
                     a.button href={ "/clients/" (r.id) } { "Cancel" }
@@ -365,7 +379,7 @@ pub async fn delete_form(
 ) -> Response {
     match service::client_detail(&ctx, id).await {
         Ok(d) if d.view.record.deleted_at.is_none() => {
-            delete_page(&ctx, &s, &d, None).into_response()
+            delete_page(&ctx, &s, &d, None, None).into_response()
         }
         Ok(_) => Redirect::to(&format!("/clients/{id}")).into_response(),
         Err(e) => super::action_error(&ctx, &s, &e, "/clients"),
@@ -379,7 +393,8 @@ pub async fn delete(
     Form(f): Form<DeleteRequest>,
 ) -> Response {
     match service::delete_client(&ctx, &s.admin, id, &f).await {
-        Ok(()) => Redirect::to("/clients").into_response(),
+        // The list says what happened (see `clients::deleted_notice`).
+        Ok(()) => Redirect::to(&format!("/clients?deleted={id}")).into_response(),
         Err(service::ActionError::Invalid(errs)) => match service::client_detail(&ctx, id).await {
             Ok(d) => {
                 let msg = errs
@@ -389,7 +404,7 @@ pub async fn delete(
                     .join("; ");
                 (
                     http::StatusCode::UNPROCESSABLE_ENTITY,
-                    delete_page(&ctx, &s, &d, Some(&msg)),
+                    delete_page(&ctx, &s, &d, Some(&msg), f.retention.as_deref()),
                 )
                     .into_response()
             }

@@ -1,7 +1,8 @@
 //! Clients list and the new-client form.
 
+use crate::console::extract::Query;
 use axum::Extension;
-use axum::extract::{Form, Query, State};
+use axum::extract::{Form, State};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use maud::{Markup, html};
@@ -20,6 +21,7 @@ fn page_link(q: &ListQuery, page: u32) -> String {
         ("plan", &q.plan),
         ("phase", &q.phase),
         ("billing", &q.billing),
+        ("sort", &q.sort),
     ] {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
             parts.push(format!("{k}={}", urlencoding::encode(v)));
@@ -28,14 +30,69 @@ fn page_link(q: &ListQuery, page: u32) -> String {
     if let Some(pp) = q.per_page {
         parts.push(format!("per_page={pp}"));
     }
+    if q.include_deleted == Some(true) {
+        parts.push("include_deleted=true".into());
+    }
     format!("/clients?{}", parts.join("&"))
+}
+
+/// The same filters, first page, another order.
+fn sort_link(q: &ListQuery, sort: &str) -> String {
+    let mut q = q.clone();
+    q.sort = Some(sort.to_string());
+    page_link(&q, 1)
+}
+
+/// A column header that sorts the list by it (bold when it is the current order).
+fn sort_header(q: &ListQuery, sort: &str, label: &str) -> Markup {
+    let current = q.sort.as_deref().unwrap_or("name") == sort;
+    html! { a.sort href=(sort_link(q, sort)) aria-current=[current.then_some("true")] { (label) @if current { " ▾" } } }
+}
+
+/// "Client X was deleted; its volume was …": read back from the record and the delete's
+/// audit event, so the notice states what happened, never what a link claims.
+async fn deleted_notice(ctx: &Ctx, id: i64) -> Option<String> {
+    let c = ctx.db.client(id).await.ok()??;
+    c.deleted_at?;
+    let ev = ctx
+        .db
+        .audit_events(Some(id), 1, 0)
+        .await
+        .ok()?
+        .into_iter()
+        .next();
+    let volume = ev
+        .filter(|e| e.action == "client.delete")
+        .and_then(|e| e.after)
+        .and_then(|a| serde_json::from_str::<serde_json::Value>(&a).ok())
+        .and_then(|a| a["volume"].as_str().map(str::to_string));
+    let what = match volume.as_deref() {
+        Some("Retain") => "its volume was retained (unlinked and labelled retained)",
+        Some("Delete") => "its volume was deleted with the assistant",
+        _ => "it had no assistant in the cluster",
+    };
+    Some(format!(
+        "Client {} ({}) was deleted; {what}. The record is kept for invoicing.",
+        c.name, c.assistant_name
+    ))
+}
+
+#[derive(serde::Deserialize, Default)]
+pub struct DeletedNotice {
+    #[serde(default)]
+    deleted: Option<i64>,
 }
 
 pub async fn list(
     State(ctx): State<Ctx>,
     Extension(s): Extension<Session>,
     Query(q): Query<ListQuery>,
+    Query(n): Query<DeletedNotice>,
 ) -> Response {
+    let notice = match n.deleted {
+        Some(id) => deleted_notice(&ctx, id).await,
+        None => None,
+    };
     let page = match service::list_clients(&ctx, &q).await {
         Ok(p) => p,
         Err(e) => return super::action_error(&ctx, &s, &e, "/clients"),
@@ -45,6 +102,7 @@ pub async fn list(
     let pages = ((page.total + page.per_page as i64 - 1) / page.per_page as i64).max(1);
     let sel = |v: &Option<String>, x: &str| v.as_deref() == Some(x);
     let body = html! {
+        @if let Some(t) = &notice { div.notice role="status" { (t) } }
         div.titlebar {
             h1 { "Clients" }
             a.button.primary href="/clients/new" { "New client" }
@@ -65,23 +123,30 @@ pub async fn list(
                 option value="" { "All billing" }
                 @for b in BILLING_STATUSES { option value=(b) selected[sel(&q.billing, b)] { (b) } }
             }
+            label.check { input type="checkbox" name="include_deleted" value="true" checked[q.include_deleted == Some(true)]; " Show deleted" }
+            @if let Some(sort) = q.sort.as_deref().filter(|s| service::LIST_SORTS.contains(s)) {
+                input type="hidden" name="sort" value=(sort);
+            }
             button type="submit" { "Filter" }
             span.dim { (page.total) " client" @if page.total != 1 { "s" } }
         }
         table.list {
             thead { tr {
-                th { "Name" } th { "Owner" } th { "Plan" } th { "Phase" } th { "Ready" }
-                th { "Version" } th { "Tailnet name" } th.num { "Age" }
+                // The first column is the default order: the client's name.
+                th { (sort_header(&q, "name", "Client")) } th { (sort_header(&q, "assistant", "Assistant")) } th { "Plan" } th { (sort_header(&q, "phase", "Phase")) } th { "Ready" }
+                th { "Version" } th { "Tailnet name" } th.num { (sort_header(&q, "created", "Age")) }
             } }
             tbody {
                 @for v in &page.items {
-                    tr {
-                        td.wrap { a href={ "/clients/" (v.record.id) } { (v.record.assistant_name) } }
-                        td.wrap { (v.record.name) br; span.dim { (v.record.email) } }
+                    tr class=[v.record.deleted_at.is_some().then_some("deleted")] {
+                        td.wrap { a href={ "/clients/" (v.record.id) } { (v.record.name) } br; span.dim { (v.record.email) } }
+                        td.wrap { code { (v.record.assistant_name) } }
                         td { (opt(v.plan(&ctx.config.default_plan).as_deref())) }
                         td {
-                            (phase_badge(v.phase(ok)))
-                            @if let Some(p) = v.last_known_phase(ok) { br; span.dim.stale title="last known before the cluster became unreachable" { "was " (p) } }
+                            @if v.record.deleted_at.is_some() { span.badge.muted { "Deleted" } } @else {
+                                (phase_badge(v.phase(ok)))
+                                @if let Some(p) = v.last_known_phase(ok) { br; span.dim.stale title="last known before the cluster became unreachable" { "was " (p) } }
+                            }
                         }
                         td { (ready_badge(v.ready())) }
                         td { (opt(v.version().as_deref())) }
@@ -113,12 +178,37 @@ fn field_errors<'a>(errs: &'a [FieldError], prefixes: &[&str]) -> Vec<&'a FieldE
         .collect()
 }
 
+/// Next to its field the message alone is enough: the label is right beside it.
 fn errs_markup(errs: &[FieldError], prefixes: &[&str]) -> Markup {
-    html! { @for e in field_errors(errs, prefixes) { div.field-error { code { (e.field) } ": " (e.message) } } }
+    html! { @for e in field_errors(errs, prefixes) { div.field-error { (e.message) } } }
+}
+
+/// Which secret inputs a refused submit had filled in (they are not sent back).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecretsDropped {
+    pub tailscale_auth_key: bool,
+    pub model_api_key: bool,
+}
+
+fn dropped_markup(dropped: bool) -> Markup {
+    html! { @if dropped { div.field-error.dropped { "For your safety the key was not kept; enter it again." } } }
 }
 
 /// The new-client form, with values and per-field messages after a refused submission.
 pub fn new_client_form(ctx: &Ctx, s: &Session, v: &NewClient, errs: &[FieldError]) -> Markup {
+    new_client_form_dropped(ctx, s, v, errs, SecretsDropped::default())
+}
+
+/// The form after a refused submit that had secrets: says next to each that it was cleared.
+pub fn new_client_form_dropped(
+    ctx: &Ctx,
+    s: &Session,
+    v: &NewClient,
+    errs: &[FieldError],
+    dropped: SecretsDropped,
+) -> Markup {
+    use crate::validation::{MAX_DNS_LABEL_LEN, MAX_EMAIL_LEN, MAX_NAME_LEN, MAX_OWNER_NAME_CHARS};
+    use service::{MAX_NOTES, MAX_SECRET_INPUT};
     let plan = v
         .plan
         .clone()
@@ -130,7 +220,7 @@ pub fn new_client_form(ctx: &Ctx, s: &Session, v: &NewClient, errs: &[FieldError
         @if !errs.is_empty() {
             ul.errors {
                 li { strong { "The client was not created. Fix these problems:" } }
-                @for e in errs { li { code { (e.field) } ": " (e.message) } }
+                @for e in errs { li { strong { (service::field_label(&e.field)) } ": " (e.message) } }
             }
         }
         // novalidate: the server's messages (the same as `clawhost render`) are the ones shown.
@@ -140,11 +230,11 @@ pub fn new_client_form(ctx: &Ctx, s: &Session, v: &NewClient, errs: &[FieldError
                 legend { "Client" }
                 div.form-grid {
                     label for="name" { "Client name" }
-                    div { input #name type="text" name="name" value=(v.name) required maxlength="400";
+                    div { input #name type="text" name="name" value=(v.name) required maxlength=(MAX_OWNER_NAME_CHARS);
                           div.hint { "Shown on invoices and in the gateway (any language)." }
                           (errs_markup(errs, &["spec.owner.name", "name"])) }
                     label for="email" { "E-mail" }
-                    div { input #email type="email" name="email" value=(v.email) required;
+                    div { input #email type="email" name="email" value=(v.email) required maxlength=(MAX_EMAIL_LEN);
                           (errs_markup(errs, &["spec.owner.email", "email"])) }
                     label for="billing_status" { "Billing status" }
                     div { select #billing_status name="billing_status" {
@@ -152,7 +242,7 @@ pub fn new_client_form(ctx: &Ctx, s: &Session, v: &NewClient, errs: &[FieldError
                           }
                           (errs_markup(errs, &["billing_status"])) }
                     label for="notes" { "Notes" }
-                    div { textarea #notes name="notes" { (v.notes.as_deref().unwrap_or_default()) }
+                    div { textarea #notes name="notes" maxlength=(MAX_NOTES) { (v.notes.as_deref().unwrap_or_default()) }
                           (errs_markup(errs, &["notes"])) }
                 }
             }
@@ -160,7 +250,7 @@ pub fn new_client_form(ctx: &Ctx, s: &Session, v: &NewClient, errs: &[FieldError
                 legend { "Assistant" }
                 div.form-grid {
                     label for="assistant_name" { "Assistant name" }
-                    div { input #assistant_name type="text" name="assistant_name" value=(v.assistant_name) required;
+                    div { input #assistant_name type="text" name="assistant_name" value=(v.assistant_name) required maxlength=(MAX_NAME_LEN);
                           div.hint { "Kubernetes name in namespace " code { (ctx.opts.namespace) } ": lowercase letters, digits, '-' and '.'." }
                           (errs_markup(errs, &["metadata.name"])) }
                     label for="plan" { "Plan" }
@@ -184,12 +274,15 @@ pub fn new_client_form(ctx: &Ctx, s: &Session, v: &NewClient, errs: &[FieldError
                 legend { "Credentials" }
                 div.form-grid {
                     label for="tailscale_auth_key" { "Tailscale auth key" }
-                    div { input #tailscale_auth_key type="password" name="tailscale_auth_key" autocomplete="new-password";
+                    div { input #tailscale_auth_key type="password" name="tailscale_auth_key" autocomplete="new-password" maxlength=(MAX_SECRET_INPUT);
                           div.hint { "Stored in a Secret; never shown again." }
-                          (errs_markup(errs, &["spec.tailscale", "tailscale_auth_key"])) }
+                          (dropped_markup(dropped.tailscale_auth_key))
+                          (errs_markup(errs, &["spec.tailscale.authKeySecretRef", "tailscale_auth_key"]))
+                          @for e in errs.iter().filter(|e| e.field == "spec.tailscale") { div.field-error { (e.message) } } }
                     label for="tailscale_hostname" { "Tailnet machine name" }
-                    div { input #tailscale_hostname type="text" name="tailscale_hostname" value=[v.tailscale_hostname.as_deref()];
-                          div.hint { "Optional DNS label; derived from the assistant name when empty." } }
+                    div { input #tailscale_hostname type="text" name="tailscale_hostname" value=[v.tailscale_hostname.as_deref()] maxlength=(MAX_DNS_LABEL_LEN);
+                          div.hint { "Optional DNS label; derived from the assistant name when empty." }
+                          (errs_markup(errs, &["spec.tailscale.hostname", "spec.tailscale.tags"])) }
                     label for="model_provider" { "Model provider" }
                     div { select #model_provider name="model_provider" {
                             option value="" { "None" }
@@ -197,8 +290,9 @@ pub fn new_client_form(ctx: &Ctx, s: &Session, v: &NewClient, errs: &[FieldError
                           }
                           (errs_markup(errs, &["model_provider"])) }
                     label for="model_api_key" { "Model API key" }
-                    div { input #model_api_key type="password" name="model_api_key" autocomplete="new-password";
+                    div { input #model_api_key type="password" name="model_api_key" autocomplete="new-password" maxlength=(MAX_SECRET_INPUT);
                           div.hint { "Stored in a Secret; never shown again." }
+                          (dropped_markup(dropped.model_api_key))
                           (errs_markup(errs, &["model_api_key", "spec.gateway.env"])) }
                 }
             }
@@ -227,13 +321,18 @@ pub async fn create(
             &c.warnings,
         )),
         Err(ActionError::Invalid(errs)) => {
-            // Secrets are not echoed back into the form.
+            // Secrets are not echoed back into the form; the form says so next to them.
+            let filled = |k: &Option<String>| k.as_deref().is_some_and(|k| !k.trim().is_empty());
+            let dropped = SecretsDropped {
+                tailscale_auth_key: filled(&n.tailscale_auth_key),
+                model_api_key: filled(&n.model_api_key),
+            };
             let mut v = n.clone();
             v.tailscale_auth_key = None;
             v.model_api_key = None;
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                new_client_form(&ctx, &s, &v, &errs),
+                new_client_form_dropped(&ctx, &s, &v, &errs, dropped),
             )
                 .into_response()
         }

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod client;
 pub mod clients;
+pub mod confirm;
 pub mod fleet;
 pub mod tokens;
 pub mod usage;
@@ -125,7 +126,7 @@ pub fn action_error(ctx: &Console, s: &Session, e: &ActionError, back: &str) -> 
         h1 { "The action was not carried out" }
         @match e {
             ActionError::Invalid(list) => {
-                ul.errors { @for f in list { li { code { (f.field) } ": " (f.message) } } }
+                ul.errors { @for f in list { li { strong { (super::service::field_label(&f.field)) } ": " (f.message) } } }
             }
             ActionError::Db(_) => p.error { "A database error occurred; it has been logged." }
             other => p.error { (other.to_string()) }

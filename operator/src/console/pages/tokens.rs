@@ -1,7 +1,8 @@
 //! API tokens for `/api/v1`: created here, shown once, stored hashed.
 
+use crate::console::extract::Path;
 use axum::Extension;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
@@ -45,7 +46,8 @@ async fn page(ctx: &Ctx, s: &Session, new_token: Option<&str>) -> Response {
                         td { (t.last_used_at.map(fmt_time).unwrap_or_else(|| "never".into())) }
                         td {
                             @if t.revoked_at.is_some() { span.badge { "revoked" } } @else {
-                                form method="post" action={ "/tokens/" (t.id) "/revoke" } { (csrf(s)) button.danger type="submit" { "Revoke" } }
+                                // A confirmation page (GET) holds the real form.
+                                a.button.danger href={ "/tokens/" (t.id) "/revoke" } { "Revoke…" }
                             }
                         }
                     }

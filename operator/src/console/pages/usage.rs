@@ -1,7 +1,8 @@
 //! Usage: running hours per client for a month, and the CSV export for invoicing.
 
+use crate::console::extract::Query;
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::header;
 use maud::html;

@@ -10,7 +10,7 @@ use super::{ActionError, PER_PAGE_DEFAULT, PER_PAGE_MAX, month_of, now};
 use crate::api::{Assistant, Phase};
 use crate::console::Console;
 use crate::console::cluster::EventInfo;
-use crate::console::db::{AuditEvent, ClientFilter, ClientRow};
+use crate::console::db::{AuditEvent, ClientFilter, ClientRow, ClientSort};
 
 /// A client record joined with its Assistant (when the cluster answered and it exists).
 #[derive(Debug, Clone)]
@@ -216,7 +216,16 @@ pub struct ListQuery {
     pub page: Option<u32>,
     #[serde(default)]
     pub per_page: Option<u32>,
+    /// Deleted clients too (their records are kept for invoicing).
+    #[serde(default)]
+    pub include_deleted: Option<bool>,
+    /// `name` (default), `assistant`, `created` (newest first) or `phase`.
+    #[serde(default)]
+    pub sort: Option<String>,
 }
+
+/// The list orders offered; anything else is the default (client name).
+pub const LIST_SORTS: [&str; 4] = ["name", "assistant", "created", "phase"];
 
 pub struct ClientPage {
     pub items: Vec<ClientView>,
@@ -276,21 +285,32 @@ pub async fn list_clients(ctx: &Console, q: &ListQuery) -> Result<ClientPage, Ac
     let filter = ClientFilter {
         q: q.q.as_ref().map(|s| s.trim().to_string()),
         billing_status: q.billing.clone(),
-        include_deleted: false,
+        include_deleted: q.include_deleted.unwrap_or(false),
+    };
+    let sort = q.sort.as_deref().unwrap_or("name");
+    let db_sort = match sort {
+        "assistant" => ClientSort::Assistant,
+        "created" => ClientSort::Created,
+        _ => ClientSort::Name,
     };
     let offset = (page as i64 - 1) * per_page as i64;
     let (idx, cluster_error) = assistant_index(ctx).await;
     let phase = q.phase.as_deref().filter(|p| !p.is_empty());
     let plan = q.plan.as_deref().filter(|p| !p.is_empty());
     let ok = cluster_error.is_none();
-    if phase.is_some() || plan.is_some() {
+    // Phase and plan are cluster data: filtering or sorting by them joins every row, then pages.
+    if phase.is_some() || plan.is_some() || sort == "phase" {
         let default_plan = ctx.config.default_plan.as_str();
-        let (rows, _) = ctx.db.list_clients(&filter, None).await?;
-        let all: Vec<ClientView> = join(rows, &idx)
+        let (rows, _) = ctx.db.list_clients_sorted(&filter, db_sort, None).await?;
+        let mut all: Vec<ClientView> = join(rows, &idx)
             .into_iter()
             .filter(|v| phase.is_none_or(|p| v.phase(ok) == p))
             .filter(|v| plan.is_none_or(|p| v.plan(default_plan).as_deref() == Some(p)))
             .collect();
+        if sort == "phase" {
+            // Stable: by name within a phase.
+            all.sort_by_key(|v| v.phase(ok));
+        }
         let total = all.len() as i64;
         let items = all
             .into_iter()
@@ -307,7 +327,7 @@ pub async fn list_clients(ctx: &Console, q: &ListQuery) -> Result<ClientPage, Ac
     }
     let (rows, total) = ctx
         .db
-        .list_clients(&filter, Some((per_page as i64, offset)))
+        .list_clients_sorted(&filter, db_sort, Some((per_page as i64, offset)))
         .await?;
     Ok(ClientPage {
         items: join(rows, &idx),

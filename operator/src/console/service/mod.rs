@@ -8,9 +8,11 @@
 //! - [`adopt`]: linking an Assistant created outside the console to a new client record.
 //! - [`fleet`]: the fleet overview.
 //! - [`tokens`]: API tokens.
+//! - [`audit`]: reading the audit log (filters, what changed).
 
 pub mod actions;
 pub mod adopt;
+pub mod audit;
 pub mod clients;
 pub mod fleet;
 pub mod new_client;
@@ -18,6 +20,7 @@ pub mod tokens;
 
 pub use actions::*;
 pub use adopt::*;
+pub use audit::*;
 pub use clients::*;
 pub use fleet::*;
 pub use new_client::*;
@@ -106,4 +109,43 @@ pub fn valid_month(m: &str) -> bool {
         && b[4] == b'-'
         && b[..4].iter().chain(&b[5..]).all(u8::is_ascii_digit)
         && matches!(m[5..].parse::<u8>(), Ok(1..=12))
+}
+
+/// The form label a problem's field is shown under: people read "E-mail", not
+/// `spec.owner.email` (the JSON API keeps the path as `field` and adds this as `label`).
+pub fn field_label(field: &str) -> &str {
+    let under = |p: &str| {
+        field == p || field.starts_with(&format!("{p}.")) || field.starts_with(&format!("{p}["))
+    };
+    if under("metadata.name") || field == "assistant_name" {
+        "Assistant name"
+    } else if under("spec.owner.name") || field == "name" {
+        "Client name"
+    } else if under("spec.owner.email") || field == "email" {
+        "E-mail"
+    } else if under("spec.plan") || under("spec.resources") || field == "plan" {
+        "Plan"
+    } else if under("spec.gateway.version") || under("spec.gateway.image") || field == "version" {
+        "openclaw version"
+    } else if under("spec.gateway.env") || field == "model_api_key" {
+        "Model API key"
+    } else if field == "model_provider" {
+        "Model provider"
+    } else if under("spec.storage") || field == "on_delete" {
+        "Volume on deletion"
+    } else if under("spec.tailscale.hostname") || field == "tailscale_hostname" {
+        "Tailnet machine name"
+    } else if under("spec.tailscale") || field == "tailscale_auth_key" {
+        "Tailscale auth key"
+    } else if field == "billing_status" {
+        "Billing status"
+    } else if field == "notes" {
+        "Notes"
+    } else if field == "confirm" {
+        "Confirmation"
+    } else if field == "retention" {
+        "The client's volume"
+    } else {
+        field
+    }
 }
