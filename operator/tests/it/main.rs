@@ -9,6 +9,7 @@
 mod console_support;
 
 mod console_authz;
+mod console_first_hour;
 mod console_hostile;
 mod console_http;
 mod console_kube;
