@@ -488,17 +488,38 @@ mod tests {
         assert!(ok("2026.9.6").is_ok());
         assert!(ok("2026.1.24-2").is_ok());
         assert!(ok("2026.12.10").is_ok(), "within the margin");
-        assert!(matches!(ok("2026.13.1"), Err(ReleaseVersionError::Month(..))));
-        assert!(matches!(ok("2026.0.1"), Err(ReleaseVersionError::Month(..))));
+        assert!(matches!(
+            ok("2026.13.1"),
+            Err(ReleaseVersionError::Month(..))
+        ));
+        assert!(matches!(
+            ok("2026.0.1"),
+            Err(ReleaseVersionError::Month(..))
+        ));
         assert!(matches!(ok("2026.1.32"), Err(ReleaseVersionError::Day(..))));
-        assert!(matches!(ok("9999.1.1"), Err(ReleaseVersionError::Future(..))));
-        assert!(matches!(ok("2026.12.11"), Err(ReleaseVersionError::Future(..))));
-        assert!(matches!(ok("2026.1"), Err(ReleaseVersionError::Malformed(..))));
-        assert!(matches!(ok("2026.1.1-"), Err(ReleaseVersionError::Malformed(..))));
+        assert!(matches!(
+            ok("9999.1.1"),
+            Err(ReleaseVersionError::Future(..))
+        ));
+        assert!(matches!(
+            ok("2026.12.11"),
+            Err(ReleaseVersionError::Future(..))
+        ));
+        assert!(matches!(
+            ok("2026.1"),
+            Err(ReleaseVersionError::Malformed(..))
+        ));
+        assert!(matches!(
+            ok("2026.1.1-"),
+            Err(ReleaseVersionError::Malformed(..))
+        ));
         // Without a clock only the calendar is checked.
         assert!(ReleaseVersion::parse("9999.1.1", None).is_ok());
         let msg = ok("9999.1.1").unwrap_err().to_string();
-        assert!(msg.contains("9999-01-01") && msg.contains("2026-12-03"), "{msg}");
+        assert!(
+            msg.contains("9999-01-01") && msg.contains("2026-12-03"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -506,8 +527,14 @@ mod tests {
         let v = |s: &str| ReleaseVersion::parse(s, None).unwrap();
         assert_eq!(v("2026.9.6").cmp_release(&v("2026.10.1")), Ordering::Less);
         assert_eq!(v("2026.9.6").cmp_release(&v("2026.9.6-2")), Ordering::Less);
-        assert_eq!(v("2026.9.6-beta.1").cmp_release(&v("2026.9.6")), Ordering::Less);
-        assert_eq!(v("2026.9.10").cmp_release(&v("2026.9.9")), Ordering::Greater);
+        assert_eq!(
+            v("2026.9.6-beta.1").cmp_release(&v("2026.9.6")),
+            Ordering::Less
+        );
+        assert_eq!(
+            v("2026.9.10").cmp_release(&v("2026.9.9")),
+            Ordering::Greater
+        );
         assert_eq!(v("2026.09.06").cmp_release(&v("2026.9.6")), Ordering::Equal);
     }
 
@@ -518,7 +545,10 @@ mod tests {
             version: Some("9999.1.1".into()),
             ..Default::default()
         });
-        assert!(validate(&a, &config(), None).is_ok(), "no clock, no date check");
+        assert!(
+            validate(&a, &config(), None).is_ok(),
+            "no clock, no date check"
+        );
         let p = validate_at(&a, &config(), None, Some(TODAY)).unwrap_err();
         assert_eq!(p.0.len(), 1, "{p:?}");
         assert_eq!(p.0[0].field, "spec.gateway.version");

@@ -193,9 +193,7 @@ pub fn search_fold(s: &str) -> String {
 /// The stored search key of a client: its searchable fields folded, one per line (a line
 /// break cannot be typed in the search box, so a match never spans two fields).
 pub fn search_key(name: &str, email: &str, assistant_name: &str) -> String {
-    [name, email, assistant_name]
-        .map(search_fold)
-        .join("\n")
+    [name, email, assistant_name].map(search_fold).join("\n")
 }
 
 impl Db {

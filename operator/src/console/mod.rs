@@ -140,7 +140,12 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
         r(Method::GET, "/login", Public, get(pages::auth::login_page)),
         r(Method::POST, "/login", LoginForm, post(pages::auth::login)),
         // First run: refused (404/410) unless no administrator exists and the token is live.
-        r(Method::GET, "/setup/{token}", Public, get(pages::setup::show)),
+        r(
+            Method::GET,
+            "/setup/{token}",
+            Public,
+            get(pages::setup::show),
+        ),
         r(
             Method::POST,
             "/setup/{token}",

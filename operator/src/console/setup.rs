@@ -99,7 +99,8 @@ pub async fn create_first_admin(
     if state(ctx, token).await? != SetupState::Open {
         return Err(SetupError::Refused);
     }
-    let email = super::admins::check_email(email).map_err(|e| SetupError::Invalid(e.to_string()))?;
+    let email =
+        super::admins::check_email(email).map_err(|e| SetupError::Invalid(e.to_string()))?;
     if password != repeat {
         return Err(SetupError::Invalid("the two passwords differ".into()));
     }

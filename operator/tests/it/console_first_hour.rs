@@ -58,7 +58,10 @@ async fn setup_link_creates_the_first_admin_once(app: TestApp) {
         "first-run notice on the sign-in page: {}",
         login.body
     );
-    let token = setup::issue_token(&app.ctx).await.unwrap().expect("a token");
+    let token = setup::issue_token(&app.ctx)
+        .await
+        .unwrap()
+        .expect("a token");
     // Stored hashed only.
     let stored: Vec<String> = sqlx::query_scalar("SELECT token_hash FROM setup_tokens")
         .fetch_all(app.ctx.db.pool())
@@ -92,7 +95,11 @@ async fn setup_link_creates_the_first_admin_once(app: TestApp) {
     )
     .await;
     assert_eq!(weak.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(weak.body.contains("at least 12 characters"), "{}", weak.body);
+    assert!(
+        weak.body.contains("at least 12 characters"),
+        "{}",
+        weak.body
+    );
     let differ = submit_setup(
         &app,
         &token,
@@ -154,19 +161,29 @@ async fn setup_link_creates_the_first_admin_once(app: TestApp) {
         )
         .await;
     assert_eq!(again.status, StatusCode::GONE);
-    assert!(app.ctx.db.admin_by_email("evil@example.com").await.unwrap().is_none());
+    assert!(
+        app.ctx
+            .db
+            .admin_by_email("evil@example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(app.ctx.db.admin_count().await.unwrap(), 1);
     assert!(
         setup::issue_token(&app.ctx).await.unwrap().is_none(),
         "no new link once an administrator exists"
     );
-    assert!(!app.get_anon("/login").await.body.contains("No administrator exists yet"));
-    let audit = app.ctx.db.audit_events(None, 10, 0).await.unwrap();
     assert!(
-        audit
-            .iter()
-            .any(|e| e.actor == "setup" && e.action == "admin.create" && e.target == "owner@example.com")
+        !app.get_anon("/login")
+            .await
+            .body
+            .contains("No administrator exists yet")
     );
+    let audit = app.ctx.db.audit_events(None, 10, 0).await.unwrap();
+    assert!(audit.iter().any(|e| e.actor == "setup"
+        && e.action == "admin.create"
+        && e.target == "owner@example.com"));
 }
 
 async fn setup_link_expires_and_a_restart_replaces_it(app: TestApp) {
@@ -258,7 +275,13 @@ async fn names_found(app: &TestApp, q: &str) -> Vec<String> {
 }
 
 async fn accented_names_are_found(app: TestApp) {
-    add_client(&app, "Élodie Martin", "elodie@martin.example", "elodie-martin").await;
+    add_client(
+        &app,
+        "Élodie Martin",
+        "elodie@martin.example",
+        "elodie-martin",
+    )
+    .await;
     add_client(&app, "Ünal Kaya", "unal@kaya.example", "unal-kaya").await;
     add_client(&app, "Łukasz Nowak", "ŁUKASZ@nowak.example", "lukasz").await;
     for q in ["Élodie", "élodie", "ÉLODIE", "elodie", "Elodie Mart"] {
@@ -267,7 +290,11 @@ async fn accented_names_are_found(app: TestApp) {
     for q in ["Ünal", "ünal", "unal", "UNAL KAYA"] {
         assert_eq!(names_found(&app, q).await, ["Ünal Kaya"], "q={q}");
     }
-    assert_eq!(names_found(&app, "łukasz@").await, ["Łukasz Nowak"], "e-mail, any case");
+    assert_eq!(
+        names_found(&app, "łukasz@").await,
+        ["Łukasz Nowak"],
+        "e-mail, any case"
+    );
     // Wildcards stay literal.
     assert!(names_found(&app, "%").await.is_empty());
     assert!(names_found(&app, "_lodie").await.is_empty());
@@ -326,15 +353,15 @@ async fn volume_events_and_the_empty_log_explain_a_stuck_pod(app: TestApp) {
     let page = app.get(&format!("/clients/{id}")).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(
-        page.body
-            .contains(&format!("PersistentVolumeClaim/{pvc}")),
+        page.body.contains(&format!("PersistentVolumeClaim/{pvc}")),
         "the volume's events are shown: {}",
         page.body
     );
     assert!(page.body.contains("ProvisioningFailed"));
     assert!(page.body.contains("fast-ssd"));
     assert!(
-        page.body.contains("No log lines yet: the gateway pod has not started"),
+        page.body
+            .contains("No log lines yet: the gateway pod has not started"),
         "{}",
         page.body
     );
@@ -342,8 +369,14 @@ async fn volume_events_and_the_empty_log_explain_a_stuck_pod(app: TestApp) {
 
     // A pod that runs but wrote nothing yet.
     let bakery = app.client_id("bakery-lund").await;
-    app.cluster
-        .add_event(NS, "PersistentVolumeClaim", &ChildNames::new("bakery-lund").data_volume, "Normal", "ProvisioningSucceeded", "volume provisioned");
+    app.cluster.add_event(
+        NS,
+        "PersistentVolumeClaim",
+        &ChildNames::new("bakery-lund").data_volume,
+        "Normal",
+        "ProvisioningSucceeded",
+        "volume provisioned",
+    );
     let page = app.get(&format!("/clients/{bakery}")).await;
     assert!(page.body.contains("ProvisioningSucceeded"));
 
@@ -369,7 +402,8 @@ async fn every_time_on_the_client_page_has_one_format(app: TestApp) {
         "an RFC 3339 time on the page: {:?}",
         rfc3339.find(&page.body).map(|m| m.as_str())
     );
-    let console = regex_lite::Regex::new(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC \(\d+[smhd] ago\)").unwrap();
+    let console =
+        regex_lite::Regex::new(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC \(\d+[smhd] ago\)").unwrap();
     // Conditions and events (three objects) carry the age.
     assert!(
         console.find_iter(&page.body).count() >= 4,
@@ -406,7 +440,12 @@ async fn implausible_versions_are_refused(app: TestApp) {
                 Some(json!({"version": v})),
             )
             .await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{v}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{v}: {}",
+            r.body
+        );
         assert!(r.body.contains(says), "{v}: {}", r.body);
         let page = app
             .post(&format!("/clients/{id}/version"), &[("version", v)])
@@ -420,7 +459,11 @@ async fn implausible_versions_are_refused(app: TestApp) {
         }
     }
     let r = app.post("/clients", &fields).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "new client with 9999.1.1");
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "new client with 9999.1.1"
+    );
     let a = spec_version(&app, "acme-legal").await;
     assert_eq!(a, None, "nothing changed");
 }
@@ -445,7 +488,10 @@ async fn a_downgrade_needs_confirmation(app: TestApp) {
 
     // The page asks in a second step (no JavaScript), then does it.
     let ask = app
-        .post(&format!("/clients/{id}/version"), &[("version", "2026.1.24")])
+        .post(
+            &format!("/clients/{id}/version"),
+            &[("version", "2026.1.24")],
+        )
         .await;
     assert_eq!(ask.status, StatusCode::CONFLICT);
     assert!(
@@ -454,7 +500,10 @@ async fn a_downgrade_needs_confirmation(app: TestApp) {
         "{}",
         ask.body
     );
-    assert!(ask.body.contains("name=\"confirm_downgrade\" value=\"yes\""));
+    assert!(
+        ask.body
+            .contains("name=\"confirm_downgrade\" value=\"yes\"")
+    );
     assert_eq!(spec_version(&app, "acme-legal").await, None);
     let yes = app
         .post(
@@ -475,7 +524,11 @@ async fn a_downgrade_needs_confirmation(app: TestApp) {
     assert_eq!(back.status, StatusCode::OK, "{}", back.body);
     let audit = app.ctx.db.audit_events(Some(id), 5, 0).await.unwrap();
     assert!(
-        audit[0].after.as_deref().unwrap_or_default().contains("\"downgrade\":true"),
+        audit[0]
+            .after
+            .as_deref()
+            .unwrap_or_default()
+            .contains("\"downgrade\":true"),
         "{:?}",
         audit[0]
     );

@@ -242,7 +242,10 @@ async fn events_and_gateway_log() {
     assert_eq!(ev.len(), 3);
     assert_eq!(ev[0].object, "Pod/alice-0", "newest first");
     assert_eq!(ev[1].message, "about alice");
-    assert_eq!(ev[2].object, "PersistentVolumeClaim/alice-data", "the volume's events");
+    assert_eq!(
+        ev[2].object, "PersistentVolumeClaim/alice-data",
+        "the volume's events"
+    );
     assert_eq!(
         c.gateway_log("clients", "alice", 50)
             .await

@@ -110,7 +110,10 @@ fn db_unavailable(e: &dyn std::fmt::Display) -> Response {
     tracing::error!(error = %e, "setup: database error");
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        super::message_page("Database unavailable", "The database did not answer; try again."),
+        super::message_page(
+            "Database unavailable",
+            "The database did not answer; try again.",
+        ),
     )
         .into_response()
 }
