@@ -59,10 +59,22 @@ fn re(pattern: &str) -> regex_lite::Regex {
 
 /// Checks an Assistant against the operator config. `previous` is what the cluster has now
 /// (for immutability and never-shrink); `None` for a new Assistant or an offline render.
+/// Without a date, a release dated in the future passes: see [`validate_at`].
 pub fn validate(
     assistant: &Assistant,
     config: &OperatorConfig,
     previous: Option<&PreviousState>,
+) -> Result<(), Problems> {
+    validate_at(assistant, config, previous, None)
+}
+
+/// [`validate`], and with `today` (the caller's clock: the core reads none) also refuses an
+/// openclaw release dated after today plus [`RELEASE_DATE_MARGIN_DAYS`].
+pub fn validate_at(
+    assistant: &Assistant,
+    config: &OperatorConfig,
+    previous: Option<&PreviousState>,
+    today: Option<CivilDate>,
 ) -> Result<(), Problems> {
     let mut p = Vec::new();
     let mut add = |field: &str, message: String| {
@@ -135,6 +147,10 @@ pub fn validate(
                 "{v:?} is not a pinned openclaw release like 2026.9.6 (floating tags such as latest are not allowed)"
             ),
         );
+    } else if let Some(v) = &gw.version
+        && let Err(e) = ReleaseVersion::parse(v, today)
+    {
+        add("spec.gateway.version", e.to_string());
     }
     if let Some(image) = &gw.image {
         if !re(IMAGE_PATTERN).is_match(image) {
@@ -344,6 +360,119 @@ fn check_resources(
 }
 
 /// The tag of an image reference, if it has one (a digest is not a tag).
+/// A calendar day, as the caller's clock sees it (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CivilDate {
+    pub year: i32,
+    pub month: u32,
+    pub day: u32,
+}
+
+impl CivilDate {
+    /// Days since 1970-01-01 (proleptic Gregorian; Howard Hinnant's `days_from_civil`).
+    fn days(self) -> i64 {
+        let (m, d) = (i64::from(self.month), i64::from(self.day));
+        let y = i64::from(self.year) - i64::from(m <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+}
+
+impl std::fmt::Display for CivilDate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-{:02}-{:02}", self.year, self.month, self.day)
+    }
+}
+
+/// How far past today a release may be dated: time zones, clock skew, a tag cut early.
+pub const RELEASE_DATE_MARGIN_DAYS: i64 = 7;
+
+/// An openclaw release: calendar-versioned `YYYY.M.D`, optionally `-N` (a second release
+/// that day) or `-beta.N` (a pre-release).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReleaseVersion {
+    pub date: CivilDate,
+    pub suffix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseVersionError {
+    #[error("{0:?} is not a pinned openclaw release like 2026.9.6 (YYYY.M.D, optionally -N)")]
+    Malformed(String),
+    #[error("{0:?} has month {1}; openclaw releases are dated YYYY.M.D with a month from 1 to 12")]
+    Month(String, u32),
+    #[error("{0:?} has day {1}; openclaw releases are dated YYYY.M.D with a day from 1 to 31")]
+    Day(String, u32),
+    #[error(
+        "{0:?} would be released on {1}, after today ({2}); openclaw releases are dated by their release day, so check the version"
+    )]
+    Future(String, CivilDate, CivilDate),
+}
+
+impl ReleaseVersion {
+    /// Parses and checks plausibility; with `today`, refuses a date after today plus
+    /// [`RELEASE_DATE_MARGIN_DAYS`].
+    pub fn parse(v: &str, today: Option<CivilDate>) -> Result<Self, ReleaseVersionError> {
+        let malformed = || ReleaseVersionError::Malformed(v.to_string());
+        let (core, suffix) = match v.split_once('-') {
+            Some((c, s)) if !s.is_empty() => (c, Some(s.to_string())),
+            Some(_) => return Err(malformed()),
+            None => (v, None),
+        };
+        let mut parts = core.split('.');
+        let mut num = || -> Result<u32, ReleaseVersionError> {
+            parts
+                .next()
+                .filter(|p| !p.is_empty() && p.len() <= 4 && p.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(malformed)
+        };
+        let (year, month, day) = (num()?, num()?, num()?);
+        if parts.next().is_some() {
+            return Err(malformed());
+        }
+        if !(1..=12).contains(&month) {
+            return Err(ReleaseVersionError::Month(v.to_string(), month));
+        }
+        if !(1..=31).contains(&day) {
+            return Err(ReleaseVersionError::Day(v.to_string(), day));
+        }
+        let date = CivilDate {
+            year: year as i32,
+            month,
+            day,
+        };
+        if let Some(today) = today
+            && date.days() > today.days() + RELEASE_DATE_MARGIN_DAYS
+        {
+            return Err(ReleaseVersionError::Future(v.to_string(), date, today));
+        }
+        Ok(Self { date, suffix })
+    }
+
+    /// Release order: by date; on one day a pre-release (`-beta.1`) comes before the plain
+    /// release, and numbered re-releases (`-2`) after it.
+    pub fn cmp_release(&self, other: &Self) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        fn rank(s: &Option<String>) -> (i8, u64, &str) {
+            match s.as_deref() {
+                None => (0, 0, ""),
+                Some(s) => match s.parse::<u64>() {
+                    Ok(n) => (1, n, ""),
+                    Err(_) => (-1, 0, s),
+                },
+            }
+        }
+        match self.date.cmp(&other.date) {
+            Ordering::Equal => rank(&self.suffix).cmp(&rank(&other.suffix)),
+            o => o,
+        }
+    }
+}
+
 pub fn image_tag(image: &str) -> Option<&str> {
     let without_digest = image.split('@').next().unwrap_or(image);
     let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
@@ -352,6 +481,85 @@ pub fn image_tag(image: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use std::cmp::Ordering;
+
+    const TODAY: CivilDate = CivilDate {
+        year: 2026,
+        month: 12,
+        day: 3,
+    };
+
+    #[test]
+    fn release_versions_must_be_plausible_dates() {
+        let ok = |v: &str| ReleaseVersion::parse(v, Some(TODAY));
+        assert!(ok("2026.9.6").is_ok());
+        assert!(ok("2026.1.24-2").is_ok());
+        assert!(ok("2026.12.10").is_ok(), "within the margin");
+        assert!(matches!(
+            ok("2026.13.1"),
+            Err(ReleaseVersionError::Month(..))
+        ));
+        assert!(matches!(
+            ok("2026.0.1"),
+            Err(ReleaseVersionError::Month(..))
+        ));
+        assert!(matches!(ok("2026.1.32"), Err(ReleaseVersionError::Day(..))));
+        assert!(matches!(
+            ok("9999.1.1"),
+            Err(ReleaseVersionError::Future(..))
+        ));
+        assert!(matches!(
+            ok("2026.12.11"),
+            Err(ReleaseVersionError::Future(..))
+        ));
+        assert!(matches!(
+            ok("2026.1"),
+            Err(ReleaseVersionError::Malformed(..))
+        ));
+        assert!(matches!(
+            ok("2026.1.1-"),
+            Err(ReleaseVersionError::Malformed(..))
+        ));
+        // Without a clock only the calendar is checked.
+        assert!(ReleaseVersion::parse("9999.1.1", None).is_ok());
+        let msg = ok("9999.1.1").unwrap_err().to_string();
+        assert!(
+            msg.contains("9999-01-01") && msg.contains("2026-12-03"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn release_order_by_date_then_suffix() {
+        let v = |s: &str| ReleaseVersion::parse(s, None).unwrap();
+        assert_eq!(v("2026.9.6").cmp_release(&v("2026.10.1")), Ordering::Less);
+        assert_eq!(v("2026.9.6").cmp_release(&v("2026.9.6-2")), Ordering::Less);
+        assert_eq!(
+            v("2026.9.6-beta.1").cmp_release(&v("2026.9.6")),
+            Ordering::Less
+        );
+        assert_eq!(
+            v("2026.9.10").cmp_release(&v("2026.9.9")),
+            Ordering::Greater
+        );
+        assert_eq!(v("2026.09.06").cmp_release(&v("2026.9.6")), Ordering::Equal);
+    }
+
+    #[test]
+    fn validate_at_refuses_future_versions() {
+        let mut a = assistant("alice");
+        a.spec.gateway = Some(GatewaySpec {
+            version: Some("9999.1.1".into()),
+            ..Default::default()
+        });
+        assert!(
+            validate(&a, &config(), None).is_ok(),
+            "no clock, no date check"
+        );
+        let p = validate_at(&a, &config(), None, Some(TODAY)).unwrap_err();
+        assert_eq!(p.0.len(), 1, "{p:?}");
+        assert_eq!(p.0[0].field, "spec.gateway.version");
+    }
     use super::*;
     use crate::testing::{assistant, config};
 

@@ -659,3 +659,16 @@ pub fn shutdown_signal() -> watch::Receiver<bool> {
     });
     rx
 }
+
+/// Today (UTC) by this process's clock, for checks the pure core cannot make without one
+/// (an openclaw release dated in the future).
+pub fn today_utc() -> crate::validation::CivilDate {
+    let d = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
+    crate::validation::CivilDate {
+        year: i32::from(d.year()),
+        month: d.month().unsigned_abs().into(),
+        day: d.day().unsigned_abs().into(),
+    }
+}

@@ -42,6 +42,8 @@ struct World {
     /// The API server refuses the operator's children of any spec with a plan other than
     /// this one (as a ResourceQuota would a bigger plan): `(allowed plan, message)`.
     quota: Option<(String, String)>,
+    /// The data volume cannot be provisioned: the PVC stays Pending and no pod starts.
+    volume_stuck: bool,
 }
 
 #[derive(Default)]
@@ -49,6 +51,7 @@ struct MemState {
     assistants: BTreeMap<(String, String), Arc<Assistant>>,
     world: BTreeMap<(String, String), World>,
     secrets: BTreeMap<(String, String), Secret>,
+    /// Events by (namespace, involved object name), like the API's field selector.
     events: BTreeMap<(String, String), Vec<EventInfo>>,
     logs: BTreeMap<(String, String), String>,
     unreachable: Option<String>,
@@ -101,14 +104,21 @@ fn observe(a: &Assistant, config: &OperatorConfig, world: &World) -> Observed {
             .as_ref()
             .and_then(|s| s.resources.as_ref())
             .and_then(|r| r.requests.clone());
-        pvc.status = Some(PersistentVolumeClaimStatus {
-            phase: Some("Bound".into()),
-            capacity: requested,
-            ..Default::default()
+        pvc.status = Some(if world.volume_stuck {
+            PersistentVolumeClaimStatus {
+                phase: Some("Pending".into()),
+                ..Default::default()
+            }
+        } else {
+            PersistentVolumeClaimStatus {
+                phase: Some("Bound".into()),
+                capacity: requested,
+                ..Default::default()
+            }
         });
         pvc
     });
-    let pod = (!a.spec.suspended).then(|| {
+    let pod = (!a.spec.suspended && !world.volume_stuck).then(|| {
         let waiting = world
             .gateway_failure
             .as_ref()
@@ -264,6 +274,7 @@ impl MemoryCluster {
             gateway_failure: None,
             joined: !a.spec.suspended,
             quota: None,
+            volume_stuck: false,
         };
         self.reconcile(&mut a, &world);
         st.world.insert(key.clone(), world);
@@ -300,6 +311,65 @@ impl MemoryCluster {
         if let Some(a) = st.assistants.get_mut(&key) {
             self.reconcile(Arc::make_mut(a), &world);
         }
+    }
+
+    /// Records a Kubernetes event about one object (`kind`/`object`) in `ns`.
+    pub fn add_event(
+        &self,
+        ns: &str,
+        kind: &str,
+        object: &str,
+        type_: &str,
+        reason: &str,
+        message: &str,
+    ) {
+        let mut st = self.state.lock().expect("lock");
+        st.events
+            .entry((ns.to_string(), object.to_string()))
+            .or_default()
+            .push(EventInfo {
+                type_: type_.into(),
+                reason: reason.into(),
+                message: message.into(),
+                object: format!("{kind}/{object}"),
+                count: 1,
+                last_seen: Some(jiff::Timestamp::now().to_string()),
+            });
+    }
+
+    /// Makes the data volume of an Assistant unprovisionable (a storage class without a
+    /// provisioner): the PVC stays Pending, the pod never starts and has no log, and the
+    /// events say so, as on a real cluster.
+    pub fn stall_volume(&self, ns: &str, name: &str, message: &str) {
+        let names = ChildNames::new(name);
+        {
+            let mut st = self.state.lock().expect("lock");
+            let key = (ns.to_string(), name.to_string());
+            let world = st.world.entry(key.clone()).or_default();
+            world.volume_stuck = true;
+            world.joined = false;
+            let world = world.clone();
+            st.logs.remove(&key);
+            if let Some(a) = st.assistants.get_mut(&key) {
+                self.reconcile(Arc::make_mut(a), &world);
+            }
+        }
+        self.add_event(
+            ns,
+            "PersistentVolumeClaim",
+            &names.data_volume,
+            "Warning",
+            "ProvisioningFailed",
+            message,
+        );
+        self.add_event(
+            ns,
+            "Pod",
+            &clawhost::console::cluster::gateway_pod_name(name),
+            "Warning",
+            "FailedScheduling",
+            "0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.",
+        );
     }
 
     /// A Secret's decoded value (tests only; the console never reads Secrets).
@@ -409,7 +479,7 @@ impl Cluster for MemoryCluster {
             }
             if !st.operator_held {
                 let world = st.world.entry(key.clone()).or_default();
-                world.joined |= !a.spec.suspended;
+                world.joined |= !a.spec.suspended && !world.volume_stuck;
                 let world = world.clone();
                 self.reconcile(&mut a, &world);
             }
@@ -495,11 +565,22 @@ impl Cluster for MemoryCluster {
         ns: &'a str,
         name: &'a str,
     ) -> BoxFuture<'a, Result<Vec<EventInfo>, ClusterError>> {
+        // The same objects the kube implementation asks about: the Assistant, its gateway
+        // pod and its data volume.
         let r = self.check().map(|st| {
-            st.events
-                .get(&(ns.to_string(), name.to_string()))
+            let objects = [
+                name.to_string(),
+                clawhost::console::cluster::gateway_pod_name(name),
+                ChildNames::new(name).data_volume,
+            ];
+            let mut out: Vec<EventInfo> = objects
+                .into_iter()
+                .filter_map(|o| st.events.get(&(ns.to_string(), o)))
+                .flatten()
                 .cloned()
-                .unwrap_or_default()
+                .collect();
+            out.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+            out
         });
         futures::future::ready(r).boxed()
     }

@@ -4,7 +4,9 @@
 # the demo console (`console-demo` of the clawhost-testing crate: the console over a seeded
 # in-memory cluster) on a free loopback port against a fresh SQLite database, creates an
 # admin with `clawhost admin create`, runs the suite; prints "browser: N passed, M failed".
-# Suites share lib.mjs and never depend on each other.
+# Suites share lib.mjs and never depend on each other. A suite's first line may set up its
+# console: "// run.sh env: NO_ADMIN=1 KEY=value ..." (NO_ADMIN=1: no admin is created, for
+# the first-run flow; the other pairs go to the console's environment).
 # Env: CLAWHOST_BIN, CONSOLE_DEMO_BIN (default: cargo build), CHROMIUM (default /usr/bin/chromium),
 #      BROWSER_DEPS (npm cache dir, default ~/.cache/clawhost/browser-deps),
 #      SCREENSHOTS (default: a build directory; refresh the README's pictures with
@@ -45,10 +47,14 @@ run_suite() { # suite file
   # exits at once then, and the next attempt picks another port.
   local db="sqlite://$tmp/console.sqlite"
   export ADMIN_EMAIL=admin@example.com ADMIN_PASSWORD='browser-test-password-1'
-  printf '%s\n' "$ADMIN_PASSWORD" | "$CLAWHOST_BIN" admin create --email "$ADMIN_EMAIL" --password-stdin --database-url "$db" >/dev/null
+  local suite_env=()
+  read -r -a suite_env <<<"$(head -1 "$suite" | sed -n 's#^// run.sh env: ##p')"
+  if ! printf '%s\n' "${suite_env[@]}" | grep -qx 'NO_ADMIN=1'; then
+    printf '%s\n' "$ADMIN_PASSWORD" | "$CLAWHOST_BIN" admin create --email "$ADMIN_EMAIL" --password-stdin --database-url "$db" >/dev/null
+  fi
   for attempt in 1 2 3; do
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS=1 RUST_LOG=${CONSOLE_LOG_LEVEL:-warn} \
+    env "${suite_env[@]}" CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS=1 RUST_LOG="${CONSOLE_LOG_LEVEL:-warn}" \
       "$CONSOLE_DEMO_BIN" --listen "127.0.0.1:$port" --database-url "$db" >"$tmp/console.log" 2>&1 &
     pid=$!
     for _ in $(seq 1 300); do

@@ -154,6 +154,9 @@ pub async fn restart(
 pub struct VersionBody {
     #[serde(default)]
     version: String,
+    /// Required to go back to an older release than the running one (else 409).
+    #[serde(default)]
+    allow_downgrade: bool,
 }
 
 pub async fn version(
@@ -162,7 +165,7 @@ pub async fn version(
     Path(id): Path<i64>,
     JsonBody(b): JsonBody<VersionBody>,
 ) -> Response {
-    done(service::change_version(&ctx, &a, id, &b.version).await)
+    done(service::change_version(&ctx, &a, id, &b.version, b.allow_downgrade).await)
 }
 
 #[derive(Deserialize)]

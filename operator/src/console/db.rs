@@ -38,6 +38,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "truth",
         include_str!("../../migrations/sqlite/0002_truth.sql"),
     ),
+    (
+        4,
+        "first hour",
+        include_str!("../../migrations/sqlite/0004_first_hour.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -49,6 +54,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "truth",
         include_str!("../../migrations/postgres/0002_truth.sql"),
+    ),
+    (
+        4,
+        "first hour",
+        include_str!("../../migrations/postgres/0004_first_hour.sql"),
     ),
 ];
 
@@ -201,6 +211,23 @@ pub fn default_url() -> String {
     }
 }
 
+/// Text folded for searching: lower case, compatibility-decomposed, combining marks
+/// (accents) dropped, so `Élodie`, `ELODIE` and `elodie` compare equal on every database.
+pub fn search_fold(s: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    use unicode_normalization::char::is_combining_mark;
+    s.to_lowercase()
+        .nfkd()
+        .filter(|c| !is_combining_mark(*c) && !c.is_control())
+        .collect()
+}
+
+/// The stored search key of a client: its searchable fields folded, one per line (a line
+/// break cannot be typed in the search box, so a match never spans two fields).
+pub fn search_key(name: &str, email: &str, assistant_name: &str) -> String {
+    [name, email, assistant_name].map(search_fold).join("\n")
+}
+
 impl Db {
     /// Connects, creating (SQLite) and migrating the database as needed.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
@@ -244,7 +271,9 @@ impl Db {
                 .await?;
         }
         migrator(backend).run(&pool).await?;
-        Ok(Self { pool, backend })
+        let db = Self { pool, backend };
+        db.backfill_search_keys().await?;
+        Ok(db)
     }
 
     pub fn backend(&self) -> Backend {
@@ -309,6 +338,86 @@ impl Db {
             .fetch_one(&self.pool)
             .await?;
         Ok(r.try_get("n")?)
+    }
+
+    // ----- first-run setup tokens -----
+
+    /// Makes `token_hash` the only setup token (an earlier printed link stops working).
+    pub async fn replace_setup_token(
+        &self,
+        token_hash: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM setup_tokens")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO setup_tokens (token_hash, created_at, expires_at) VALUES ($1, $2, $3)",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether a setup token exists, is unused and has not expired.
+    pub async fn setup_token_live(&self, token_hash: &str, now: i64) -> Result<bool, DbError> {
+        let row = sqlx::query(
+            "SELECT 1 AS one FROM setup_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// Spends the setup token and creates the first administrator, in one transaction:
+    /// `None` (nothing written) when the token is not live or an administrator exists, so
+    /// two racing submissions cannot both create one.
+    pub async fn create_first_admin_with_setup_token(
+        &self,
+        token_hash: &str,
+        email: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<Option<i64>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        let spent = sqlx::query(
+            "UPDATE setup_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&mut *tx)
+        .await?;
+        if spent.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let admins: i64 = sqlx::query("SELECT COUNT(*) AS n FROM admins")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+        if admins > 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO admins (email, password_hash, created_at) VALUES ($1, $2, $3) RETURNING id",
+        )
+        .bind(email)
+        .bind(password_hash)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        tx.commit().await?;
+        Ok(Some(id))
     }
 
     // ----- sessions -----
@@ -470,7 +579,10 @@ impl Db {
         .bind(now)
         .fetch_one(&self.pool)
         .await?;
-        Ok(row.try_get("id")?)
+        let id: i64 = row.try_get("id")?;
+        self.set_search_key(id, &search_key(&c.name, &c.email, &c.assistant_name))
+            .await?;
+        Ok(id)
     }
 
     /// Many records in one transaction (seeding and benchmarks).
@@ -543,17 +655,15 @@ impl Db {
             clauses.push("deleted_at IS NULL".into());
         }
         if let Some(q) = filter.q.as_deref().filter(|q| !q.is_empty()) {
+            // Rows written by a path that did not fill the key yet are keyed first.
+            self.backfill_search_keys().await?;
             // Escape LIKE wildcards so a search for "50%" means the characters.
-            let esc = q
-                .to_lowercase()
+            let esc = search_fold(q)
                 .replace('\\', "\\\\")
                 .replace('%', "\\%")
                 .replace('_', "\\_");
             binds.push(format!("%{esc}%"));
-            let n = binds.len();
-            clauses.push(format!(
-                "(LOWER(name) LIKE ${n} ESCAPE '\\' OR LOWER(email) LIKE ${n} ESCAPE '\\' OR LOWER(assistant_name) LIKE ${n} ESCAPE '\\')"
-            ));
+            clauses.push(format!("search_key LIKE ${} ESCAPE '\\'", binds.len()));
         }
         if let Some(b) = filter.billing_status.as_deref().filter(|b| !b.is_empty()) {
             binds.push(b.to_string());
@@ -589,6 +699,42 @@ impl Db {
             .map(client_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         Ok((rows, total))
+    }
+
+    async fn set_search_key(&self, id: i64, key: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE clients SET search_key = $1 WHERE id = $2")
+            .bind(key)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Fills the search key of every client that has none (older rows, bulk inserts).
+    /// Idempotent; a no-op costs one indexed lookup. Returns how many rows were keyed.
+    pub async fn backfill_search_keys(&self) -> Result<u64, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, name, email, assistant_name FROM clients WHERE search_key = ''",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin().await?;
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let name: String = r.try_get("name")?;
+            let email: String = r.try_get("email")?;
+            let assistant: String = r.try_get("assistant_name")?;
+            sqlx::query("UPDATE clients SET search_key = $1 WHERE id = $2")
+                .bind(search_key(&name, &email, &assistant))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(rows.len() as u64)
     }
 
     pub async fn update_client_record(

@@ -16,6 +16,7 @@ pub mod db;
 pub mod extract;
 pub mod pages;
 pub mod service;
+pub mod setup;
 pub mod usage;
 
 use std::future::Future;
@@ -139,6 +140,19 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
         r(Method::GET, "/static/console.css", Public, get(pages::css)),
         r(Method::GET, "/login", Public, get(pages::auth::login_page)),
         r(Method::POST, "/login", LoginForm, post(pages::auth::login)),
+        // First run: refused (404/410) unless no administrator exists and the token is live.
+        r(
+            Method::GET,
+            "/setup/{token}",
+            Public,
+            get(pages::setup::show),
+        ),
+        r(
+            Method::POST,
+            "/setup/{token}",
+            LoginForm,
+            post(pages::setup::create),
+        ),
         r(Method::POST, "/logout", Form, post(pages::auth::logout)),
         r(
             Method::GET,
@@ -564,6 +578,7 @@ pub async fn serve_console(
         .await
         .map_err(|e| ServeError::Bind(opts.listen, e))?;
     tracing::info!(listen = %opts.listen, "console serving");
+    setup::announce(&ctx).await;
     let r = axum::serve(
         listener,
         app(ctx).into_make_service_with_connect_info::<SocketAddr>(),

@@ -115,7 +115,13 @@ pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observati
     });
     let validated = match &ownership {
         VolumeOwnership::Foreign(p) => Err(p.clone()),
-        _ => validation::validate(a, &ctx.config, previous.as_ref()).map_err(|problems| {
+        _ => validation::validate_at(
+            a,
+            &ctx.config,
+            previous.as_ref(),
+            Some(crate::runtime::today_utc()),
+        )
+        .map_err(|problems| {
             let shrink = problems
                 .0
                 .iter()

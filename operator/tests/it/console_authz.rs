@@ -66,6 +66,11 @@ async fn every_route_is_guarded(app: TestApp) {
         // A body that would be accepted, so only the guard can refuse it.
         let form = "confirm=acme-legal&retention=Delete&version=2026.10.1&plan=large&billing_status=trial&notes=x&name=t&email=a@example.com&password=x";
         match r.access {
+            // The first-run setup link is public, but refused once an administrator exists.
+            Access::Public if r.path.starts_with("/setup/") => {
+                let res = app.send(request(&r.method, &uri, None, "", false)).await;
+                assert_eq!(res.status, StatusCode::GONE, "{} {uri}", r.method);
+            }
             Access::Public => {
                 let res = app.send(request(&r.method, &uri, None, "", false)).await;
                 assert!(

@@ -199,7 +199,8 @@ async fn writes_use_the_allowed_verbs_and_patch_types() {
 async fn events_and_gateway_log() {
     let (c, mut h) = mocked();
     let server = tokio::spawn(async move {
-        for object in ["alice", "alice-0"] {
+        // The Assistant, its gateway pod and its data volume (PVC).
+        for object in ["alice", "alice-0", "alice-data"] {
             let (m, uri, _, _, send) = next(&mut h).await;
             assert_eq!(m, Method::GET);
             assert!(
@@ -212,9 +213,9 @@ async fn events_and_gateway_log() {
             );
             send.send_response(json_response(200, &json!({"apiVersion": "v1", "kind": "EventList", "metadata": {}, "items": [{
                 "metadata": {"name": format!("{object}.1"), "namespace": "clients"},
-                "involvedObject": {"kind": if object == "alice" {"Assistant"} else {"Pod"}, "name": object},
+                "involvedObject": {"kind": match object {"alice" => "Assistant", "alice-0" => "Pod", _ => "PersistentVolumeClaim"}, "name": object},
                 "reason": "Reconciled", "message": format!("about {object}"), "type": "Normal", "count": 2,
-                "lastTimestamp": if object == "alice" {"2026-09-01T10:00:00Z"} else {"2026-09-01T11:00:00Z"}
+                "lastTimestamp": match object {"alice" => "2026-09-01T10:00:00Z", "alice-0" => "2026-09-01T11:00:00Z", _ => "2026-09-01T09:00:00Z"}
             }]})));
         }
         let (m, uri, _, _, send) = next(&mut h).await;
@@ -238,9 +239,13 @@ async fn events_and_gateway_log() {
         send.send_response(json_response(404, &status_404()));
     });
     let ev = c.events("clients", "alice").await.unwrap();
-    assert_eq!(ev.len(), 2);
+    assert_eq!(ev.len(), 3);
     assert_eq!(ev[0].object, "Pod/alice-0", "newest first");
     assert_eq!(ev[1].message, "about alice");
+    assert_eq!(
+        ev[2].object, "PersistentVolumeClaim/alice-data",
+        "the volume's events"
+    );
     assert_eq!(
         c.gateway_log("clients", "alice", 50)
             .await

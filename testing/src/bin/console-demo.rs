@@ -13,7 +13,7 @@ use clawhost::config::OperatorConfig;
 use clawhost::console::cli::ConsoleArgs;
 use clawhost::console::db::Db;
 use clawhost::console::{Console, serve_console};
-use clawhost_testing::memory_cluster::{MemoryCluster, seed_records};
+use clawhost_testing::memory_cluster::{MemoryCluster, demo_assistant, seed_records};
 
 #[derive(Parser)]
 #[command(
@@ -23,10 +23,16 @@ use clawhost_testing::memory_cluster::{MemoryCluster, seed_records};
 struct Cli {
     #[command(flatten)]
     console: ConsoleArgs,
+    /// Also seed a client whose data volume cannot be provisioned (accented owner name,
+    /// Pending volume, events, no log): the browser tests of a person's first hour.
+    #[arg(long, env = "CONSOLE_DEMO_STUCK_CLIENT")]
+    stuck_client: bool,
 }
 
 fn main() -> anyhow::Result<()> {
-    let ConsoleArgs { config, server } = Cli::parse().console;
+    let cli = Cli::parse();
+    let stuck_client = cli.stuck_client;
+    let ConsoleArgs { config, server } = cli.console;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -42,6 +48,20 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async move {
         let db = Db::connect(&opts.database_url).await?;
         let cluster = Arc::new(MemoryCluster::seeded(&opts.namespace, config.clone()));
+        if stuck_client {
+            cluster.insert(demo_assistant(
+                &opts.namespace,
+                "elodie-unal",
+                "Élodie Ünal",
+                "elodie@unal.example",
+                "small",
+            ));
+            cluster.stall_volume(
+                &opts.namespace,
+                "elodie-unal",
+                "storageclass.storage.k8s.io \"fast-ssd\" not found",
+            );
+        }
         let opts_namespace = opts.namespace.clone();
         let ctx = Console::new(db, cluster.clone(), config, opts);
         if let Err(e) = seed_records(&ctx).await {

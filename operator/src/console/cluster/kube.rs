@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use super::{Cluster, ClusterError, EventInfo, FIELD_MANAGER, gateway_pod_name};
 use crate::api::Assistant;
+use crate::children::ChildNames;
 use crate::children::gateway_statefulset::GATEWAY_CONTAINER;
 
 fn b64(s: &str) -> String {
@@ -364,7 +365,9 @@ impl Cluster for KubeCluster {
         async move {
             let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
             let mut out = Vec::new();
-            for object in [name.to_string(), gateway_pod_name(name)] {
+            // The data volume's events say why a pod waits (no storage class, quota).
+            let volume = ChildNames::new(name).data_volume;
+            for object in [name.to_string(), gateway_pod_name(name), volume] {
                 let lp = ListParams::default().fields(&format!("involvedObject.name={object}"));
                 match api.list(&lp).await {
                     Ok(l) => out.extend(l.items.into_iter().map(event_info)),

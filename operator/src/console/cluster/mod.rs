@@ -37,7 +37,7 @@ pub enum ClusterError {
     Rejected(String),
 }
 
-/// A Kubernetes event about an Assistant or its pod.
+/// A Kubernetes event about an Assistant, its gateway pod or its data volume.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct EventInfo {
     pub type_: String,
@@ -83,7 +83,8 @@ pub trait Cluster: Send + Sync + 'static {
         key: &'a str,
         value: &'a str,
     ) -> BoxFuture<'a, Result<(), ClusterError>>;
-    /// Recent events of the Assistant and its gateway pod, newest first.
+    /// Recent events of the Assistant, its gateway pod and its data volume (PVC), newest
+    /// first.
     fn events<'a>(
         &'a self,
         ns: &'a str,

@@ -30,7 +30,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
     }
 }
 
-fn login_markup(csrf: &str, email: &str, error: Option<&str>) -> Markup {
+fn login_markup(csrf: &str, email: &str, error: Option<&str>, notice: Option<Markup>) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -46,6 +46,7 @@ fn login_markup(csrf: &str, email: &str, error: Option<&str>) -> Markup {
                     div.brandline { span.logo { "◆" } " clawhost " span.sub { "console" } }
                     form.login method="post" action="/login" {
                         h1 { "Sign in" }
+                        @if let Some(n) = notice { (n) }
                         @if let Some(e) = error { ul.errors { li { (e) } } }
                         input type="hidden" name=(CSRF_FIELD) value=(csrf);
                         label for="email" { "E-mail" }
@@ -71,18 +72,30 @@ fn login_response(
     email: &str,
     error: Option<&str>,
 ) -> Response {
+    login_response_with_notice(ctx, headers, status, email, error, None)
+}
+
+fn login_response_with_notice(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    status: StatusCode,
+    email: &str,
+    error: Option<&str>,
+    notice: Option<Markup>,
+) -> Response {
     let csrf = a::random_token();
     let cookie = a::set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, secure(ctx, headers));
     (
         status,
         [(header::SET_COOKIE, cookie)],
-        login_markup(&csrf, email, error),
+        login_markup(&csrf, email, error, notice),
     )
         .into_response()
 }
 
 pub async fn login_page(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {
-    login_response(&ctx, &headers, StatusCode::OK, "", None)
+    let notice = super::setup::first_run_notice(&ctx).await;
+    login_response_with_notice(&ctx, &headers, StatusCode::OK, "", None, notice)
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{Nav, csrf, fmt_time, layout, no_store, opt, phase_badge, ready_badge};
+use super::{
+    Nav, csrf, fmt_rfc3339_ago, fmt_time, fmt_time_ago, layout, no_store, opt, phase_badge,
+    ready_badge,
+};
 use crate::children::GatewayToken;
 use crate::console::service::{self, BILLING_STATUSES, DeleteRequest, RecordUpdate};
 use crate::console::{Ctx, Session};
@@ -54,6 +57,8 @@ pub async fn show(
     let status = a.and_then(|a| a.status.clone()).unwrap_or_default();
     let plan = a.map(|a| service::plan_of(a, &ctx.config.default_plan));
     let rollout = a.map(|a| service::plan_rollout(a, &ctx.config.default_plan));
+    let now = service::now();
+    let phase = v.phase(ok);
     let body = html! {
         @if let Some(t) = n.done.as_deref().and_then(notice_text) { div.notice { (t) } }
         div.titlebar {
@@ -62,7 +67,7 @@ pub async fn show(
                 div.dim.wrap { code { (r.namespace) "/" (r.assistant_name) } " · " (r.email) }
             }
             div {
-                (phase_badge(v.phase(ok))) " " (ready_badge(v.ready()))
+                (phase_badge(phase)) " " (ready_badge(v.ready()))
                 @if let Some(p) = v.last_known_phase(ok) { " " span.dim.stale { "last known: " (p) } }
             }
         }
@@ -167,7 +172,7 @@ pub async fn show(
                             td { @if c.status == "True" { span.badge.ok { "True" } } @else { span.badge.warn { (c.status) } } }
                             td { (c.reason) }
                             td.wrap { (c.message) }
-                            td { (fmt_time(c.last_transition_time.0.as_second())) }
+                            td { (fmt_time_ago(c.last_transition_time.0.as_second(), now)) }
                         }
                     }
                     @if status.conditions.is_empty() { tr { td colspan="5" .dim { "No conditions reported." } } }
@@ -185,7 +190,8 @@ pub async fn show(
                             tr {
                                 td { @if e.type_ == "Warning" { span.badge.warn { (e.type_) } } @else { (e.type_) } }
                                 td { (e.reason) } td { (e.object) } td.wrap { (e.message) }
-                                td.num { (e.count) } td { (opt(e.last_seen.as_deref())) }
+                                td.num { (e.count) }
+                                td { (opt(e.last_seen.as_deref().map(|t| fmt_rfc3339_ago(t, now)).as_deref())) }
                             }
                         }
                         @if evs.is_empty() { tr { td colspan="6" .dim { "No recent events." } } }
@@ -197,8 +203,9 @@ pub async fn show(
             h2 { "Gateway log " span.dim { "(last " (service::LOG_LINES) " lines)" } }
             @match &d.log {
                 Err(e) => p.error { (e) },
-                Ok(None) => p.dim { "No gateway pod is running." },
-                Ok(Some(l)) => pre.log { (l) },
+                Ok(Some(l)) if !l.trim().is_empty() => pre.log { (l) },
+                // An empty box says nothing: say why there is no log.
+                Ok(l) => p.dim.no-log { (no_log_text(suspended, phase, l.is_some())) },
             }
         }
         div.panel {
@@ -207,6 +214,19 @@ pub async fn show(
         }
     };
     layout(&ctx, &s, Nav::Clients, &r.name, body).into_response()
+}
+
+/// Why the gateway log is empty, for the log panel.
+fn no_log_text(suspended: bool, phase: &str, pod_exists: bool) -> String {
+    if suspended {
+        "No log lines: the assistant is suspended, so no gateway pod runs.".into()
+    } else if pod_exists {
+        "No log lines yet: the gateway has not written any output since it started.".into()
+    } else {
+        format!(
+            "No log lines yet: the gateway pod has not started (phase {phase}); the conditions and events above say why."
+        )
+    }
 }
 
 /// The page that shows a new gateway token, once.
@@ -279,6 +299,30 @@ pub async fn restart(
 pub struct VersionForm {
     #[serde(default)]
     version: String,
+    /// Set by the second step of a downgrade ("yes").
+    #[serde(default)]
+    confirm_downgrade: String,
+}
+
+/// The second step of a downgrade: says what happens and asks again (no JavaScript).
+fn downgrade_page(ctx: &Ctx, s: &Session, id: i64, from: &str, to: &str, version: &str) -> Markup {
+    let body = html! {
+        h1 { "Confirm the downgrade" }
+        div.panel.danger-zone {
+            p { strong { "Downgrade from " (from) " to " (to) "." } }
+            p { "The gateway restarts with the older openclaw release. It may not read the configuration and state files the newer release wrote; keep a backup of the client's volume before going back." }
+            form method="post" action={ "/clients/" (id) "/version" } {
+                (csrf(s))
+                input type="hidden" name="version" value=(version);
+                input type="hidden" name="confirm_downgrade" value="yes";
+                div.actions {
+                    button.danger type="submit" { "Downgrade to " (to) }
+                    a.button href={ "/clients/" (id) } { "Cancel" }
+                }
+            }
+        }
+    };
+    layout(ctx, s, Nav::Clients, "Confirm the downgrade", body)
 }
 
 pub async fn version(
@@ -287,8 +331,14 @@ pub async fn version(
     Path(id): Path<i64>,
     Form(f): Form<VersionForm>,
 ) -> Response {
-    match service::change_version(&ctx, &s.admin, id, &f.version).await {
+    let confirmed = f.confirm_downgrade == "yes";
+    match service::change_version(&ctx, &s.admin, id, &f.version, confirmed).await {
         Ok(()) => done(id, "version"),
+        Err(service::ActionError::Downgrade { from, to }) => (
+            http::StatusCode::CONFLICT,
+            downgrade_page(&ctx, &s, id, &from, &to, f.version.trim()),
+        )
+            .into_response(),
         Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
     }
 }

@@ -151,7 +151,7 @@ pub async fn list(
                         td { (ready_badge(v.ready())) }
                         td { (opt(v.version().as_deref())) }
                         td.wrap { (opt(v.tailnet().as_deref())) }
-                        td.num { (age(v.created(), now)) }
+                        td.num title=(super::fmt_time(v.created())) { (age(v.created(), now)) }
                     }
                 }
                 @if page.items.is_empty() {

@@ -6,6 +6,7 @@ pub mod client;
 pub mod clients;
 pub mod confirm;
 pub mod fleet;
+pub mod setup;
 pub mod tokens;
 pub mod usage;
 
@@ -139,10 +140,25 @@ pub fn action_error(ctx: &Console, s: &Session, e: &ActionError, back: &str) -> 
     (e.status(), layout(ctx, s, Nav::Clients, "Error", body)).into_response()
 }
 
+/// The one format of every time on the console's pages: "2026-12-03 07:10 UTC".
 pub fn fmt_time(unix: i64) -> String {
     jiff::Timestamp::from_second(unix)
         .map(|t| t.strftime("%Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()
+}
+
+/// [`fmt_time`] with the age: "2026-12-03 07:10 UTC (5m ago)".
+pub fn fmt_time_ago(unix: i64, now: i64) -> String {
+    format!("{} ({} ago)", fmt_time(unix), age(unix, now))
+}
+
+/// A Kubernetes (RFC 3339) timestamp in the console's format, with its age; text that is
+/// not a timestamp is shown as it is.
+pub fn fmt_rfc3339_ago(s: &str, now: i64) -> String {
+    match s.parse::<jiff::Timestamp>() {
+        Ok(t) => fmt_time_ago(t.as_second(), now),
+        Err(_) => s.to_string(),
+    }
 }
 
 /// "3d", "5h", "12m": the age column, like kubectl.

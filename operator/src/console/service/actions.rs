@@ -11,7 +11,7 @@ use crate::children::{self, ChildNames, GatewayToken, RESTART_REQUESTED_ANNOTATI
 use crate::console::Console;
 use crate::console::cluster::ClusterError;
 use crate::console::db::{Admin, ClientRow};
-use crate::validation::validate;
+use crate::validation::{ReleaseVersion, validate_at};
 
 async fn live_client(ctx: &Console, id: i64) -> Result<ClientRow, ActionError> {
     match ctx.db.client(id).await? {
@@ -108,7 +108,7 @@ pub async fn restart(ctx: &Console, actor: &Admin, id: i64) -> Result<(), Action
 
 /// Re-validates the Assistant with one change and keeps only the problems of that field.
 fn validate_change(ctx: &Console, a: &Assistant, field: &str) -> Result<(), ActionError> {
-    match validate(a, &ctx.config, None) {
+    match validate_at(a, &ctx.config, None, Some(super::today())) {
         Ok(()) => Ok(()),
         Err(p) => {
             let mine: Vec<FieldError> =
@@ -128,19 +128,43 @@ fn validate_change(ctx: &Console, a: &Assistant, field: &str) -> Result<(), Acti
     }
 }
 
+/// The running version and the requested one when the change goes back to an older
+/// release (an empty request means the fleet default).
+fn downgrade(ctx: &Console, a: &Assistant, requested: Option<&str>) -> Option<(String, String)> {
+    let running = a.status.as_ref()?.gateway_version.clone()?;
+    let to = requested.unwrap_or(ctx.config.gateway.default_version.as_str());
+    let older = ReleaseVersion::parse(to, None)
+        .ok()?
+        .cmp_release(&ReleaseVersion::parse(&running, None).ok()?)
+        .is_lt();
+    older.then(|| (running, to.to_string()))
+}
+
+/// Sets the openclaw version (empty: the fleet default). Going back to an older release
+/// than the running one needs `allow_downgrade`, else [`ActionError::Downgrade`].
 pub async fn change_version(
     ctx: &Console,
     actor: &Admin,
     id: i64,
     version: &str,
+    allow_downgrade: bool,
 ) -> Result<(), ActionError> {
     let c = live_client(ctx, id).await?;
     let mut a = assistant_of(ctx, &c).await?;
     let version = version.trim();
     let before = a.spec.gateway.as_ref().and_then(|g| g.version.clone());
     let new = (!version.is_empty()).then(|| version.to_string());
+    let downgrade = downgrade(ctx, &a, new.as_deref());
     a.spec.gateway.get_or_insert_with(Default::default).version = new.clone();
     validate_change(ctx, &a, "spec.gateway.version")?;
+    if let Some((from, to)) = &downgrade
+        && !allow_downgrade
+    {
+        return Err(ActionError::Downgrade {
+            from: from.clone(),
+            to: to.clone(),
+        });
+    }
     let patch = json!({"spec": {"gateway": {"version": new}}});
     ctx.cluster
         .patch(&c.namespace, &c.assistant_name, patch)
@@ -151,7 +175,7 @@ pub async fn change_version(
         "client.change_version",
         &c,
         json!({"version": before}),
-        json!({"version": new}),
+        json!({"version": new, "downgrade": downgrade.is_some()}),
     )
     .await
 }

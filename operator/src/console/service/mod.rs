@@ -68,6 +68,11 @@ pub enum ActionError {
     Cluster(#[from] ClusterError),
     #[error("{0}")]
     Db(#[from] DbError),
+    /// A version change to an older release than the one running; refused until confirmed.
+    #[error(
+        "downgrade from {from} to {to}: openclaw may not read state a newer version wrote; confirm the downgrade (API: \"allow_downgrade\": true)"
+    )]
+    Downgrade { from: String, to: String },
 }
 
 impl ActionError {
@@ -87,12 +92,18 @@ impl ActionError {
             ActionError::Cluster(ClusterError::NotFound) => S::NOT_FOUND,
             ActionError::Cluster(_) => S::CONFLICT,
             ActionError::Db(_) => S::INTERNAL_SERVER_ERROR,
+            ActionError::Downgrade { .. } => S::CONFLICT,
         }
     }
 }
 
 pub fn now() -> i64 {
     jiff::Timestamp::now().as_second()
+}
+
+/// Today (UTC), for the checks that need a clock (the core reads none).
+pub fn today() -> crate::validation::CivilDate {
+    crate::runtime::today_utc()
 }
 
 /// `YYYY-MM` (UTC) of a Unix time.

@@ -17,7 +17,7 @@ use crate::children::{self, ChildNames, GatewayToken};
 use crate::console::Console;
 use crate::console::cluster::ClusterError;
 use crate::console::db::{Admin, NewClientRecord};
-use crate::validation::validate;
+use crate::validation::validate_at;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct NewClient {
@@ -226,7 +226,7 @@ pub async fn create_client(
     let notes = n.notes.clone().unwrap_or_default();
     check_record_fields(&billing, &notes, &mut errs);
     let (assistant, ts_key, model) = assistant_for(ctx, n, &mut errs);
-    if let Err(p) = validate(&assistant, &ctx.config, None) {
+    if let Err(p) = validate_at(&assistant, &ctx.config, None, Some(super::today())) {
         errs.extend(p.0.into_iter().map(|p| FieldError {
             field: p.field,
             message: p.message,
