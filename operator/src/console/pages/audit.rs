@@ -20,13 +20,15 @@ pub fn audit_table(events: &[AuditEvent], with_target: bool) -> Markup {
                 @for e in events {
                     tr {
                         td { (fmt_time(e.at)) }
-                        td.wrap { (e.actor) }
-                        td { code { (e.action) } }
+                        // Every user-supplied value is isolated (<bdi>): a bidi control in an
+                        // old entry cannot visually reorder its neighbours.
+                        td.wrap { bdi { (e.actor) } }
+                        td { code { bdi { (e.action) } } }
                         @if with_target {
-                            td.wrap { @if let Some(id) = e.client_id { a href={ "/clients/" (id) } { (e.target) } } @else { (e.target) } }
+                            td.wrap { @if let Some(id) = e.client_id { a href={ "/clients/" (id) } { bdi { (e.target) } } } @else { bdi { (e.target) } } }
                         }
-                        td.wrap { code { (opt(e.before.as_deref())) } }
-                        td.wrap { code { (opt(e.after.as_deref())) } }
+                        td.wrap { code { bdi { (opt(e.before.as_deref())) } } }
+                        td.wrap { code { bdi { (opt(e.after.as_deref())) } } }
                     }
                 }
                 @if events.is_empty() { tr { td colspan="6" .dim { "No events." } } }
