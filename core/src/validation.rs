@@ -53,6 +53,17 @@ fn looks_secret(name: &str) -> bool {
         .any(|w| upper.ends_with(w) || upper.contains(&format!("{w}_")))
 }
 
+/// Bidirectional formatting controls (embeddings, overrides, isolates, marks): invisible,
+/// and a U+202E in a name visually reverses the text around it wherever it is shown.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// Whether `s` contains a bidirectional formatting control ([`is_bidi_control`]).
+pub fn has_bidi_control(s: &str) -> bool {
+    s.chars().any(is_bidi_control)
+}
+
 fn re(pattern: &str) -> regex_lite::Regex {
     regex_lite::Regex::new(pattern).expect("static pattern")
 }
@@ -111,6 +122,11 @@ pub fn validate_at(
         add(
             "spec.owner.name",
             "must not contain control characters".into(),
+        );
+    } else if has_bidi_control(&spec.owner.name) {
+        add(
+            "spec.owner.name",
+            "must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)".into(),
         );
     }
     if !re(EMAIL_PATTERN).is_match(&spec.owner.email) || spec.owner.email.len() > MAX_EMAIL_LEN {
@@ -573,6 +589,48 @@ mod tests {
     #[test]
     fn valid_minimal_assistant_passes() {
         assert_eq!(problems(&assistant("alice")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn rejects_markup_in_email_and_bidi_in_owner_name() {
+        for bad in [
+            "\"><svg/onload=alert(1)>@x.com",
+            "a<b@x.com",
+            "a b@x.com",
+            "a@x",
+            "a@-x.com",
+            "a@x..com",
+            ".a@x.com",
+            "a..b@x.com",
+            "a@x.com>",
+            "a@x_y.com",
+        ] {
+            let mut a = assistant("alice");
+            a.spec.owner.email = bad.into();
+            let p = problems(&a);
+            assert!(
+                p.iter().any(|m| m.starts_with("spec.owner.email")),
+                "{bad}: {p:?}"
+            );
+        }
+        for good in [
+            "alice@example.com",
+            "o'brien+tag@mail.example.co.uk",
+            "a.b-c@x-y.io",
+            "A_B@X.COM",
+        ] {
+            let mut a = assistant("alice");
+            a.spec.owner.email = good.into();
+            let p = problems(&a);
+            assert!(
+                !p.iter().any(|m| m.starts_with("spec.owner.email")),
+                "{good}: {p:?}"
+            );
+        }
+        let mut a = assistant("alice");
+        a.spec.owner.name = "Acme \u{202E}lagel".into();
+        let p = problems(&a);
+        assert!(p.iter().any(|m| m.starts_with("spec.owner.name")), "{p:?}");
     }
 
     #[test]

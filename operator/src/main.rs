@@ -91,6 +91,26 @@ enum AdminCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// List administrators: e-mail, created, disabled, last sign-in, live API tokens.
+    List {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Disable an administrator: it cannot sign in, and its sessions and API tokens stop
+    /// working at once.
+    Disable {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Enable a disabled administrator again (its revoked tokens stay revoked).
+    Enable {
+        #[arg(long)]
+        email: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 #[derive(clap::Args)]
@@ -98,8 +118,9 @@ struct ServerArgs {
     /// Operator config file (defaults built in).
     #[arg(long, env = "CLAWHOST_CONFIG")]
     config: Option<PathBuf>,
-    /// Address of /healthz, /readyz and /metrics.
-    #[arg(long, env = "CLAWHOST_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    /// Address of /healthz, /readyz and /metrics. Loopback by default: in a pod, pass
+    /// 0.0.0.0:9090 (the chart does) so probes and Prometheus can reach it.
+    #[arg(long, env = "CLAWHOST_METRICS_ADDR", default_value = "127.0.0.1:9090")]
     metrics_addr: std::net::SocketAddr,
     /// Log format.
     #[arg(long, env = "CLAWHOST_LOG_FORMAT", value_enum, default_value = "json")]
@@ -243,27 +264,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Console(args) => run_console(args),
-        Command::Admin {
-            command:
-                AdminCommand::Create {
-                    email,
-                    password_stdin,
-                    reset,
-                    db,
-                },
-        } => {
-            use clawhost::console::admins;
-            let email = admins::check_email(&email)?;
-            let password = admins::read_password(password_stdin)?;
-            let done = runtime()?.block_on(admins::create_or_reset(
-                &db.url(),
-                &email,
-                &password,
-                reset,
-            ))?;
-            println!("{done}");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Admin { command } => run_admin(command),
         Command::Config {
             command: ConfigCommand::Check { config },
         } => {
@@ -272,6 +273,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_admin(command: AdminCommand) -> anyhow::Result<ExitCode> {
+    use clawhost::console::admins;
+    let out = match command {
+        AdminCommand::Create {
+            email,
+            password_stdin,
+            reset,
+            db,
+        } => {
+            let email = admins::check_email(&email)?;
+            let password = admins::read_password(password_stdin)?;
+            runtime()?.block_on(admins::create_or_reset(&db.url(), &email, &password, reset))?
+        }
+        AdminCommand::List { db } => runtime()?.block_on(admins::list(&db.url()))?,
+        AdminCommand::Disable { email, db } => {
+            let email = admins::check_email(&email)?;
+            runtime()?.block_on(admins::set_disabled(&db.url(), &email, true))?
+        }
+        AdminCommand::Enable { email, db } => {
+            let email = admins::check_email(&email)?;
+            runtime()?.block_on(admins::set_disabled(&db.url(), &email, false))?
+        }
+    };
+    println!("{out}");
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The one tokio runtime builder of every command that needs one.
@@ -294,4 +322,27 @@ fn run_console(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
         console::serve(opts, config, shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Metrics and health stay on loopback unless asked (the chart passes 0.0.0.0:9090).
+    #[test]
+    fn metrics_listen_on_loopback_by_default() {
+        let cli = Cli::try_parse_from(["clawhost", "serve"]).unwrap();
+        let Command::Serve { server, .. } = cli.command else {
+            panic!("serve")
+        };
+        if std::env::var_os("CLAWHOST_METRICS_ADDR").is_none() {
+            assert_eq!(server.metrics_addr.to_string(), "127.0.0.1:9090");
+        }
+        let cli = Cli::try_parse_from(["clawhost", "operator", "--metrics-addr", "0.0.0.0:9090"])
+            .unwrap();
+        let Command::Operator { server } = cli.command else {
+            panic!("operator")
+        };
+        assert_eq!(server.metrics_addr.to_string(), "0.0.0.0:9090");
+    }
 }

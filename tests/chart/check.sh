@@ -257,8 +257,8 @@ for d in yaml.safe_load_all(open(sys.argv[1])):
             flag, port = "--metrics-addr", ports.get("http-metrics")
         else:
             continue
-        # The binary's defaults: console 127.0.0.1:8080 (unreachable in a pod), operator 0.0.0.0:9090.
-        addr = args[args.index(flag) + 1] if flag in args else ("127.0.0.1:8080" if flag == "--listen" else "0.0.0.0:9090")
+        # The binary's defaults are loopback (unreachable in a pod): console 127.0.0.1:8080, operator 127.0.0.1:9090.
+        addr = args[args.index(flag) + 1] if flag in args else ("127.0.0.1:8080" if flag == "--listen" else "127.0.0.1:9090")
         host, _, p = addr.rpartition(":")
         ok = host in ("0.0.0.0", "[::]") and int(p) == port
         print(f"{d['metadata']['name']}: {flag} {addr} (probes/Service use port {port}) {'ok' if ok else 'UNREACHABLE'}")

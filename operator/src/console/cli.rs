@@ -36,6 +36,21 @@ pub struct ConsoleServerArgs {
     /// Mark cookies Secure even without X-Forwarded-Proto: https (TLS terminated elsewhere).
     #[arg(long)]
     secure_cookies: bool,
+    /// Proxies (comma-separated IPs or CIDRs, e.g. the ingress controller's pod range) whose
+    /// X-Forwarded-For gives the real client address for the sign-in limiter; from any other
+    /// peer the header is ignored.
+    #[arg(long, env = "CLAWHOST_CONSOLE_TRUSTED_PROXIES", value_parser = parse_cidrs, default_value = "")]
+    trusted_proxies: TrustedProxies,
+}
+
+/// A parsed `--trusted-proxies` list (a newtype: clap would read a `Vec` as repeated flags).
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies(pub Vec<crate::console::auth::IpCidr>);
+
+fn parse_cidrs(s: &str) -> Result<TrustedProxies, String> {
+    crate::console::auth::IpCidr::parse_list(s)
+        .map(TrustedProxies)
+        .map_err(|e| e.to_string())
 }
 
 impl ConsoleServerArgs {
@@ -45,6 +60,7 @@ impl ConsoleServerArgs {
             database_url: self.db.url(),
             namespace: self.namespace,
             secure_cookies: self.secure_cookies,
+            trusted_proxies: self.trusted_proxies.0,
             ..Default::default()
         };
         if let Ok(v) = std::env::var("CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS")

@@ -19,6 +19,48 @@ pub enum DbError {
     UnsupportedUrl(String),
     #[error("cannot create database directory {0}: {1}")]
     Dir(String, std::io::Error),
+    #[error("cannot make the database file {0} private (mode 0600): {1}")]
+    Mode(String, std::io::Error),
+}
+
+/// The database holds password hashes and the audit trail: only the console's user may read
+/// it. Creates the file 0600 (whatever the umask), or tightens an existing one with a log line.
+fn private_file(file: &Path) -> Result<(), DbError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let err = |e| DbError::Mode(file.display().to_string(), e);
+        match std::fs::metadata(file) {
+            Ok(m) => {
+                let mode = m.permissions().mode() & 0o777;
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                        .map_err(err)?;
+                    tracing::warn!(file = %file.display(), old_mode = format!("{mode:o}"), "database file was readable by others; set to mode 0600");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(file)
+                {
+                    // Another process created it first: still set the mode below.
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(err(e)),
+                }
+                // The umask can only remove bits, but set it explicitly anyway: one rule.
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(err)?;
+            }
+            Err(e) => return Err(err(e)),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +81,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0002_truth.sql"),
     ),
     (
+        3,
+        "security",
+        include_str!("../../migrations/sqlite/0003_security.sql"),
+    ),
+    (
         4,
         "first hour",
         include_str!("../../migrations/sqlite/0004_first_hour.sql"),
@@ -54,6 +101,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         2,
         "truth",
         include_str!("../../migrations/postgres/0002_truth.sql"),
+    ),
+    (
+        3,
+        "security",
+        include_str!("../../migrations/postgres/0003_security.sql"),
     ),
     (
         4,
@@ -175,6 +227,30 @@ pub struct ApiTokenRow {
     pub created_at: i64,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// Space-separated presets and scopes (see `scopes::Scopes`).
+    pub scopes: String,
+    /// `None`: never expires (chosen explicitly at creation).
+    pub expires_at: Option<i64>,
+}
+
+/// An unrevoked API token as the API guard sees it.
+#[derive(Debug, Clone)]
+pub struct ApiTokenAuth {
+    pub admin: Admin,
+    pub scopes: String,
+    pub expires_at: Option<i64>,
+    pub admin_disabled: bool,
+}
+
+/// One line of `clawhost admin list`.
+#[derive(Debug, Clone)]
+pub struct AdminSummary {
+    pub email: String,
+    pub created_at: i64,
+    pub disabled_at: Option<i64>,
+    pub last_sign_in_at: Option<i64>,
+    /// Live (unrevoked, unexpired) API tokens.
+    pub tokens: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -243,6 +319,9 @@ impl Db {
                 std::fs::create_dir_all(parent)
                     .map_err(|e| DbError::Dir(parent.display().to_string(), e))?;
             }
+            if !file.is_empty() && file != ":memory:" {
+                private_file(Path::new(file))?;
+            }
             // mode=rwc creates the file on first start: zero set-up.
             let url = if path.contains('?') {
                 format!("sqlite://{path}")
@@ -271,6 +350,19 @@ impl Db {
                 .await?;
         }
         migrator(backend).run(&pool).await?;
+        if let Some(file) = url
+            .strip_prefix("sqlite://")
+            .and_then(|p| p.split('?').next())
+            .filter(|f| !f.is_empty() && *f != ":memory:")
+        {
+            // SQLite gives -wal/-shm the main file's mode; tighten ones left by an older version.
+            for suffix in ["-wal", "-shm"] {
+                let side = format!("{file}{suffix}");
+                if Path::new(&side).exists() {
+                    private_file(Path::new(&side))?;
+                }
+            }
+        }
         let db = Self { pool, backend };
         db.backfill_search_keys().await?;
         Ok(db)
@@ -450,7 +542,7 @@ impl Db {
         now: i64,
     ) -> Result<Option<(Admin, String)>, DbError> {
         let row = sqlx::query(
-            "SELECT a.id AS id, a.email AS email, s.csrf_token AS csrf FROM sessions s JOIN admins a ON a.id = s.admin_id WHERE s.id_hash = $1 AND s.expires_at > $2",
+            "SELECT a.id AS id, a.email AS email, s.csrf_token AS csrf FROM sessions s JOIN admins a ON a.id = s.admin_id WHERE s.id_hash = $1 AND s.expires_at > $2 AND a.disabled_at IS NULL",
         )
         .bind(id_hash)
         .bind(now)
@@ -507,16 +599,18 @@ impl Db {
         Ok(row.try_get("id")?)
     }
 
-    /// The admin an unrevoked API token belongs to; records its use.
+    /// The admin a live API token (unrevoked, unexpired, admin enabled) belongs to; records
+    /// its use. The API guard uses [`Db::api_token_auth`], which also tells why a token fails.
     pub async fn api_token_admin(
         &self,
         token_hash: &str,
         now: i64,
     ) -> Result<Option<Admin>, DbError> {
         let row = sqlx::query(
-            "SELECT t.id AS tid, a.id AS id, a.email AS email FROM api_tokens t JOIN admins a ON a.id = t.admin_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+            "SELECT t.id AS tid, a.id AS id, a.email AS email FROM api_tokens t JOIN admins a ON a.id = t.admin_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND a.disabled_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(token_hash)
+        .bind(now)
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
@@ -532,9 +626,149 @@ impl Db {
         }))
     }
 
+    /// Creates a token with its scopes and expiry (`None`: never).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_scoped_api_token(
+        &self,
+        admin_id: i64,
+        name: &str,
+        token_hash: &str,
+        prefix: &str,
+        scopes: &str,
+        expires_at: Option<i64>,
+        now: i64,
+    ) -> Result<i64, DbError> {
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (admin_id, name, token_hash, prefix, created_at, scopes, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(admin_id)
+        .bind(name)
+        .bind(token_hash)
+        .bind(prefix)
+        .bind(now)
+        .bind(scopes)
+        .bind(expires_at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    /// An unrevoked token with its scopes, expiry and whether its admin is disabled; records
+    /// its use only when it is still good (an expired token's last use stays its last real use).
+    pub async fn api_token_auth(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<ApiTokenAuth>, DbError> {
+        let row = sqlx::query(
+            "SELECT t.id AS tid, a.id AS id, a.email AS email, t.scopes AS scopes, t.expires_at AS expires_at, a.disabled_at AS disabled_at FROM api_tokens t JOIN admins a ON a.id = t.admin_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let tid: i64 = r.try_get("tid")?;
+        let expires_at: Option<i64> = r.try_get("expires_at")?;
+        let disabled_at: Option<i64> = r.try_get("disabled_at")?;
+        if disabled_at.is_none() && expires_at.is_none_or(|e| e > now) {
+            sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
+                .bind(now)
+                .bind(tid)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(Some(ApiTokenAuth {
+            admin: Admin {
+                id: r.try_get("id")?,
+                email: r.try_get("email")?,
+            },
+            scopes: r.try_get("scopes")?,
+            expires_at,
+            admin_disabled: disabled_at.is_some(),
+        }))
+    }
+
+    /// Ends every session of an admin; returns how many.
+    pub async fn delete_admin_sessions(&self, admin_id: i64) -> Result<u64, DbError> {
+        let r = sqlx::query("DELETE FROM sessions WHERE admin_id = $1")
+            .bind(admin_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Revokes every live API token of an admin; returns how many.
+    pub async fn revoke_admin_api_tokens(&self, admin_id: i64, now: i64) -> Result<u64, DbError> {
+        let r = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE admin_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(admin_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Disables (`Some(now)`) or enables (`None`) an admin; false if no such admin.
+    pub async fn set_admin_disabled(
+        &self,
+        email: &str,
+        disabled_at: Option<i64>,
+    ) -> Result<bool, DbError> {
+        let r = sqlx::query("UPDATE admins SET disabled_at = $1 WHERE email = $2")
+            .bind(disabled_at)
+            .bind(email)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// When the admin is disabled, if it is.
+    pub async fn admin_disabled_at(&self, admin_id: i64) -> Result<Option<i64>, DbError> {
+        let row = sqlx::query("SELECT disabled_at FROM admins WHERE id = $1")
+            .bind(admin_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get("disabled_at")?,
+            None => None,
+        })
+    }
+
+    pub async fn record_sign_in(&self, admin_id: i64, now: i64) -> Result<(), DbError> {
+        sqlx::query("UPDATE admins SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(admin_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn list_admins(&self, now: i64) -> Result<Vec<AdminSummary>, DbError> {
+        let rows = sqlx::query(
+            "SELECT a.email AS email, a.created_at AS created_at, a.disabled_at AS disabled_at, a.last_sign_in_at AS last_sign_in_at, \
+             (SELECT COUNT(*) FROM api_tokens t WHERE t.admin_id = a.id AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $1)) AS tokens \
+             FROM admins a ORDER BY a.email",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AdminSummary {
+                    email: r.try_get("email")?,
+                    created_at: r.try_get("created_at")?,
+                    disabled_at: r.try_get("disabled_at")?,
+                    last_sign_in_at: r.try_get("last_sign_in_at")?,
+                    tokens: r.try_get("tokens")?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn list_api_tokens(&self) -> Result<Vec<ApiTokenRow>, DbError> {
         let rows = sqlx::query(
-            "SELECT t.id AS id, a.email AS email, t.name AS name, t.prefix AS prefix, t.created_at AS created_at, t.last_used_at AS last_used_at, t.revoked_at AS revoked_at FROM api_tokens t JOIN admins a ON a.id = t.admin_id ORDER BY t.id DESC",
+            "SELECT t.id AS id, a.email AS email, t.name AS name, t.prefix AS prefix, t.created_at AS created_at, t.last_used_at AS last_used_at, t.revoked_at AS revoked_at, t.scopes AS scopes, t.expires_at AS expires_at FROM api_tokens t JOIN admins a ON a.id = t.admin_id ORDER BY t.id DESC",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -548,6 +782,8 @@ impl Db {
                     created_at: r.try_get("created_at")?,
                     last_used_at: r.try_get("last_used_at")?,
                     revoked_at: r.try_get("revoked_at")?,
+                    scopes: r.try_get("scopes")?,
+                    expires_at: r.try_get("expires_at")?,
                 })
             })
             .collect()

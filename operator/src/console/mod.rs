@@ -15,6 +15,7 @@ pub mod cluster;
 pub mod db;
 pub mod extract;
 pub mod pages;
+pub mod scopes;
 pub mod service;
 pub mod setup;
 pub mod usage;
@@ -35,6 +36,7 @@ use http::{HeaderValue, Method, StatusCode, header};
 use crate::config::OperatorConfig;
 use cluster::Cluster;
 use db::{Admin, Db};
+use scopes::Scope;
 
 /// Settings of one console process.
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ pub struct ConsoleOptions {
     /// Always mark cookies Secure (behind TLS without X-Forwarded-Proto).
     pub secure_cookies: bool,
     pub usage_interval: Duration,
+    /// Peers whose `X-Forwarded-For` names the real client address (the ingress); from
+    /// anyone else the header is ignored, so it cannot be spoofed to dodge the limiter.
+    pub trusted_proxies: Vec<auth::IpCidr>,
 }
 
 impl Default for ConsoleOptions {
@@ -56,6 +61,7 @@ impl Default for ConsoleOptions {
             namespace: "clawhost-clients".into(),
             secure_cookies: false,
             usage_interval: Duration::from_secs(60),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -66,7 +72,7 @@ pub struct Console {
     pub cluster: Arc<dyn Cluster>,
     pub config: OperatorConfig,
     pub opts: ConsoleOptions,
-    pub login_limiter: auth::RateLimiter,
+    pub login_limiter: auth::LoginLimiter,
 }
 
 impl Console {
@@ -81,8 +87,7 @@ impl Console {
             cluster,
             config,
             opts,
-            // 5 failures per 15 minutes per e-mail and per client address.
-            login_limiter: auth::RateLimiter::new(5, Duration::from_secs(15 * 60)),
+            login_limiter: auth::LoginLimiter::default(),
         })
     }
 }
@@ -100,9 +105,9 @@ pub enum Access {
     Form,
     /// Sign-in form post: CSRF token bound to a pre-session cookie.
     LoginForm,
-    /// JSON API with a bearer token (cookies are not accepted, so CSRF cannot apply).
-    ApiRead,
-    ApiWrite,
+    /// JSON API with a bearer token holding this scope (cookies are not accepted, so CSRF
+    /// cannot apply). GET routes need a read scope.
+    Api(Scope),
 }
 
 #[derive(Debug, Clone)]
@@ -274,78 +279,93 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
         r(
             Method::GET,
             "/api/v1/clients",
-            ApiRead,
+            Api(Scope::ClientsRead),
             get(api::list_clients),
         ),
         r(
             Method::POST,
             "/api/v1/clients",
-            ApiWrite,
+            Api(Scope::ClientsWrite),
             post(api::create_client),
         ),
         r(
             Method::POST,
             "/api/v1/clients/adopt",
-            ApiWrite,
+            Api(Scope::ClientsWrite),
             post(api::adopt),
         ),
         r(
             Method::GET,
             "/api/v1/clients/{id}",
-            ApiRead,
+            Api(Scope::ClientsRead),
             get(api::get_client),
         ),
         r(
             Method::DELETE,
             "/api/v1/clients/{id}",
-            ApiWrite,
+            Api(Scope::ClientsDelete),
             axum::routing::delete(api::delete_client),
         ),
         r(
             Method::POST,
             "/api/v1/clients/{id}/suspend",
-            ApiWrite,
+            Api(Scope::ClientsWrite),
             post(api::suspend),
         ),
         r(
             Method::POST,
             "/api/v1/clients/{id}/resume",
-            ApiWrite,
+            Api(Scope::ClientsWrite),
             post(api::resume),
         ),
         r(
             Method::POST,
             "/api/v1/clients/{id}/restart",
-            ApiWrite,
+            Api(Scope::ClientsWrite),
             post(api::restart),
         ),
         r(
             Method::POST,
             "/api/v1/clients/{id}/version",
-            ApiWrite,
+            Api(Scope::ClientsWrite),
             post(api::version),
         ),
         r(
             Method::POST,
             "/api/v1/clients/{id}/plan",
-            ApiWrite,
+            Api(Scope::ClientsWrite),
             post(api::plan),
         ),
         r(
             Method::POST,
             "/api/v1/clients/{id}/rotate-token",
-            ApiWrite,
+            Api(Scope::ClientsRotateToken),
             post(api::rotate_token),
         ),
         r(
             Method::POST,
             "/api/v1/clients/{id}/record",
-            ApiWrite,
+            Api(Scope::ClientsWrite),
             post(api::record),
         ),
-        r(Method::GET, "/api/v1/fleet", ApiRead, get(api::fleet)),
-        r(Method::GET, "/api/v1/usage", ApiRead, get(api::usage)),
-        r(Method::GET, "/api/v1/audit", ApiRead, get(api::audit)),
+        r(
+            Method::GET,
+            "/api/v1/fleet",
+            Api(Scope::ClientsRead),
+            get(api::fleet),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/usage",
+            Api(Scope::UsageRead),
+            get(api::usage),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/audit",
+            Api(Scope::AuditRead),
+            get(api::audit),
+        ),
     ]
 }
 
@@ -366,8 +386,8 @@ pub fn app(ctx: Ctx) -> Router {
                 require_session_csrf,
             )),
             Access::LoginForm => mr.layer(middleware::from_fn(require_login_csrf)),
-            Access::ApiRead | Access::ApiWrite => mr.layer(middleware::from_fn_with_state(
-                ctx.clone(),
+            Access::Api(scope) => mr.layer(middleware::from_fn_with_state(
+                (ctx.clone(), scope),
                 require_api_token,
             )),
         };
@@ -481,7 +501,14 @@ async fn require_login_csrf(req: Request, next: Next) -> Response {
     }
 }
 
-async fn require_api_token(State(ctx): State<Ctx>, mut req: Request, next: Next) -> Response {
+/// A bearer token that is live (unrevoked, unexpired, admin enabled) and holds `scope`.
+/// Unknown tokens get one answer; a known token is told why it fails (expired, disabled,
+/// missing scope) so its owner can fix it: knowing the token already proves possession.
+async fn require_api_token(
+    State((ctx, scope)): State<(Ctx, Scope)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -489,25 +516,48 @@ async fn require_api_token(State(ctx): State<Ctx>, mut req: Request, next: Next)
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .map(str::to_string);
-    let admin = match token {
-        Some(t) if t.starts_with(auth::API_TOKEN_PREFIX) => ctx
-            .db
-            .api_token_admin(&auth::token_hash(&t), service::now())
-            .await
-            .ok()
-            .flatten(),
+    let now = service::now();
+    let found = match token {
+        Some(t) if t.starts_with(auth::API_TOKEN_PREFIX) => {
+            match ctx.db.api_token_auth(&auth::token_hash(&t), now).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(error = %e, "API token lookup failed");
+                    return api::error(StatusCode::SERVICE_UNAVAILABLE, "database error");
+                }
+            }
+        }
         _ => None,
     };
-    match admin {
-        Some(a) => {
-            req.extensions_mut().insert(a);
-            next.run(req).await
-        }
-        None => api::error(
+    let Some(found) = found else {
+        return api::error(
             StatusCode::UNAUTHORIZED,
             "a valid API token is required (Authorization: Bearer chk_...)",
-        ),
+        );
+    };
+    if let Some(exp) = found.expires_at.filter(|e| *e <= now) {
+        return api::error(
+            StatusCode::UNAUTHORIZED,
+            &format!(
+                "this API token expired on {}; create a new one on the API tokens page",
+                pages::fmt_time(exp)
+            ),
+        );
     }
+    if found.admin_disabled {
+        return api::error(
+            StatusCode::UNAUTHORIZED,
+            "the administrator this API token belongs to is disabled",
+        );
+    }
+    if !scopes::Scopes::from_stored(&found.scopes).allows(scope) {
+        return api::error(
+            StatusCode::FORBIDDEN,
+            &format!("this API token lacks the scope {scope} that this request needs"),
+        );
+    }
+    req.extensions_mut().insert(found.admin);
+    next.run(req).await
 }
 
 /// No scripts, no external assets, no framing: the CSP allows only our own style sheet.

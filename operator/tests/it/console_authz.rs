@@ -1,10 +1,12 @@
 //! Authorization: walks the one route table, so a new route cannot be forgotten. Every
 //! non-public route refuses an anonymous request; every state-changing route refuses a
-//! request without a valid CSRF token; the API refuses cookies (so CSRF cannot apply).
+//! request without a valid CSRF token; the API refuses cookies (so CSRF cannot apply) and
+//! every API route refuses a token that lacks the scope the route declares.
 
 use crate::console_support::*;
 use axum::body::Body;
-use clawhost::console::{Access, routes};
+use clawhost::console::scopes::Scope;
+use clawhost::console::{Access, auth, routes, service};
 use http::{Method, Request, StatusCode};
 
 fn concrete(path: &str, id: i64) -> String {
@@ -175,7 +177,7 @@ async fn every_route_is_guarded(app: TestApp) {
                     "{uri} CSRF mismatch"
                 );
             }
-            Access::ApiRead | Access::ApiWrite => {
+            Access::Api(scope) => {
                 let body = if r.method == Method::GET || r.method == Method::DELETE {
                     ""
                 } else {
@@ -202,9 +204,39 @@ async fn every_route_is_guarded(app: TestApp) {
                     StatusCode::UNAUTHORIZED,
                     "{uri} unknown token"
                 );
-                if r.access == Access::ApiWrite {
-                    assert_ne!(r.method, Method::GET, "API writes are not GET");
-                }
+                // A live token holding every scope but this route's: 403 naming the scope.
+                let others: Vec<&str> = Scope::ALL
+                    .iter()
+                    .filter(|s| **s != scope)
+                    .map(|s| s.name())
+                    .collect();
+                let token = format!("{}{}", auth::API_TOKEN_PREFIX, auth::random_token());
+                app.ctx
+                    .db
+                    .create_scoped_api_token(
+                        app.admin,
+                        "scoped",
+                        &auth::token_hash(&token),
+                        "chk_",
+                        &others.join(" "),
+                        Some(service::now() + 3600),
+                        service::now(),
+                    )
+                    .await
+                    .unwrap();
+                let mut lacking = request(&r.method, &uri, None, body, true);
+                lacking
+                    .headers_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+                let res = app.send(lacking).await;
+                assert_eq!(
+                    res.status,
+                    StatusCode::FORBIDDEN,
+                    "{} {uri} without {scope}",
+                    r.method
+                );
+                let msg = res.json()["error"].as_str().unwrap_or_default().to_string();
+                assert!(msg.contains(scope.name()), "{uri}: {msg}");
             }
         }
         checked += 1;
@@ -236,18 +268,23 @@ async fn state_changing_routes_are_never_get(_app: TestApp) {
     for r in routes() {
         if r.method == Method::GET {
             assert!(
-                matches!(r.access, Access::Public | Access::Page | Access::ApiRead),
-                "{} {} changes state via GET",
+                match r.access {
+                    Access::Public | Access::Page => true,
+                    Access::Api(scope) => scope.is_read(),
+                    _ => false,
+                },
+                "{} {} changes state via GET (or needs a write scope to read)",
                 r.method,
                 r.path
             );
         } else {
             assert!(
-                matches!(
-                    r.access,
-                    Access::Form | Access::LoginForm | Access::ApiWrite
-                ),
-                "{} {}",
+                match r.access {
+                    Access::Form | Access::LoginForm => true,
+                    Access::Api(scope) => !scope.is_read(),
+                    _ => false,
+                },
+                "{} {} changes state with a read scope",
                 r.method,
                 r.path
             );

@@ -7,11 +7,12 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 const XSS: &str = "<script>alert('x')</script><img src=x onerror=alert(1)>\"'&";
-const UNICODE: &str = "Zoë 東京 مرحبا 👩‍💻 \u{202e}evil";
+// Bidi controls are refused in names (console_security.rs) but kept in notes.
+const UNICODE: &str = "Zoë 東京 مرحبا 👩‍💻";
 
 async fn hostile_values_are_escaped_everywhere(app: TestApp) {
     let name = format!("{XSS} {UNICODE}");
-    let notes = format!("{XSS}\n{}", "n".repeat(10 * 1024));
+    let notes = format!("{XSS}\n\u{202e}evil\n{}", "n".repeat(10 * 1024));
     let mut fields = new_client_fields(&name, "hostile");
     fields.retain(|(k, _)| *k != "notes");
     fields.push(("notes", &notes));

@@ -129,8 +129,8 @@ async fn sign_in_with_password(app: TestApp) {
         .await;
     assert_eq!(after.status, StatusCode::SEE_OTHER, "signed out");
 
-    // Rate limiting: after 5 failures even the right password is refused for a while.
-    for _ in 0..5 {
+    // Rate limiting: after 3 failures even the right password is refused for a while.
+    for _ in 0..3 {
         assert_eq!(
             app.send(login("wrong password!", None)).await.status,
             StatusCode::UNAUTHORIZED

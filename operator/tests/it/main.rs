@@ -15,6 +15,7 @@ mod console_hostile;
 mod console_http;
 mod console_kube;
 mod console_truth;
+mod console_security;
 mod gateway_image_drift;
 mod operator_process;
 mod reconcile_scenarios;

@@ -19,11 +19,11 @@ fn changes_markup(e: &AuditEvent) -> Markup {
         ul.changes {
             @for c in &list {
                 li {
-                    @if !c.field.is_empty() { span.field { (c.field) } ": " }
+                    @if !c.field.is_empty() { bdi.field { (c.field) } ": " }
                     @match (&c.before, &c.after) {
-                        (Some(b), Some(a)) => { span.before { (b) } " → " span.after { (a) } },
-                        (None, Some(a)) => { span.after { (a) } },
-                        (Some(b), None) => { span.before { (b) } },
+                        (Some(b), Some(a)) => { bdi.before { (b) } " → " bdi.after { (a) } },
+                        (None, Some(a)) => { bdi.after { (a) } },
+                        (Some(b), None) => { bdi.before { (b) } },
                         (None, None) => {},
                     }
                 }
@@ -40,10 +40,12 @@ pub fn audit_table(events: &[AuditEvent], with_target: bool) -> Markup {
                 @for e in events {
                     tr {
                         td { (fmt_time(e.at)) }
-                        td.wrap { (e.actor) }
-                        td { code { (e.action) } }
+                        // Every user-supplied value is isolated (<bdi>): a bidi control in an
+                        // old entry cannot visually reorder its neighbours.
+                        td.wrap { bdi { (e.actor) } }
+                        td { code { bdi { (e.action) } } }
                         @if with_target {
-                            td.wrap { @if let Some(id) = e.client_id { a href={ "/clients/" (id) } { (e.target) } } @else { (e.target) } }
+                            td.wrap { @if let Some(id) = e.client_id { a href={ "/clients/" (id) } { bdi { (e.target) } } } @else { bdi { (e.target) } } }
                         }
                         td.wrap { (changes_markup(e)) }
                     }

@@ -113,18 +113,26 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     let email = f.email.trim().to_lowercase();
-    let mut keys = vec![format!("email:{email}")];
-    if let Some(ip) = ip {
-        keys.push(format!("ip:{ip}"));
-    }
-    if !ctx.login_limiter.allowed(&keys) {
-        return login_response(
+    let client = a::client_ip(ip, &headers, &ctx.opts.trusted_proxies);
+    let started = std::time::Instant::now();
+    if let Err(wait) = ctx.login_limiter.check(&email, client, started) {
+        // The same answer whether or not the account exists.
+        let n = wait.seconds();
+        let msg = format!(
+            "Too many failed sign-ins. Try again in {n} second{}.",
+            if n == 1 { "" } else { "s" }
+        );
+        let mut res = login_response(
             &ctx,
             &headers,
             StatusCode::TOO_MANY_REQUESTS,
             &email,
-            Some("Too many failed sign-ins. Wait 15 minutes and try again."),
+            Some(&msg),
         );
+        if let Ok(v) = wait.seconds().to_string().parse() {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return res;
     }
     let admin = match ctx.db.admin_by_email(&email).await {
         Ok(a) => a,
@@ -147,7 +155,8 @@ pub async fn login(
         }
     };
     let Some(adm) = admin.filter(|_| ok) else {
-        ctx.login_limiter.record_failure(&keys);
+        ctx.login_limiter
+            .record_failure(&email, client, std::time::Instant::now());
         tracing::info!(email = %email, "failed sign-in");
         return login_response(
             &ctx,
@@ -157,7 +166,20 @@ pub async fn login(
             Some("Wrong e-mail or password."),
         );
     };
-    ctx.login_limiter.reset(&keys[..1]);
+    ctx.login_limiter.record_success(&email);
+    // The right password of a disabled account: say so (it proves nothing to an attacker).
+    if !matches!(ctx.db.admin_disabled_at(adm.admin.id).await, Ok(None)) {
+        tracing::info!(email = %email, "sign-in of a disabled administrator refused");
+        return login_response(
+            &ctx,
+            &headers,
+            StatusCode::FORBIDDEN,
+            &email,
+            Some(
+                "This account is disabled. Ask another administrator to run clawhost admin enable.",
+            ),
+        );
+    }
     let sid = a::random_token();
     let t = now();
     if let Err(e) = ctx
@@ -180,6 +202,7 @@ pub async fn login(
             Some("The database is unavailable."),
         );
     }
+    let _ = ctx.db.record_sign_in(adm.admin.id, t).await;
     let _ = ctx
         .db
         .audit(
