@@ -1,8 +1,8 @@
 //! API tokens for `/api/v1`: created here, shown once, stored hashed.
 
-use crate::console::extract::Path;
+use crate::console::extract::{Form, Path};
 use axum::Extension;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 use serde::Deserialize;
