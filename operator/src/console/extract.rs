@@ -68,3 +68,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
         }
     }
 }
+
+/// Like `axum::extract::Form` for pages: a form body that cannot be read (a field missing or
+/// of the wrong kind, which the console's own forms never send) is a 422 console page.
+pub struct Form<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Form<T> {
+    type Rejection = Response;
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Form::<T>::from_request(req, state).await {
+            Ok(axum::extract::Form(v)) => Ok(Form(v)),
+            Err(_) => Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                super::pages::message_page(
+                    "The form could not be read",
+                    "A field was missing or not of the expected kind. Go back, reload the form and submit it again.",
+                ),
+            )
+                .into_response()),
+        }
+    }
+}

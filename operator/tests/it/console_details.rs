@@ -350,6 +350,12 @@ async fn unreadable_paths_and_queries(app: TestApp) {
         assert!(r.body.contains("<!DOCTYPE html>"), "{uri}: {}", r.body);
         assert!(!r.body.contains("Failed to deserialize"));
     }
+    // A form body that cannot be read (a required field missing): the console's page.
+    let id = app.client_id("acme-legal").await;
+    let r = app.post(&format!("/clients/{id}/record"), &[]).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.body.contains("<!DOCTYPE html>") && r.body.contains("The form could not be read"));
+    assert!(!r.body.contains("Failed to deserialize"));
     for uri in ["/api/v1/clients?page=abc", "/api/v1/audit?client_id=x"] {
         let r = app.api(Method::GET, uri, None).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
@@ -383,7 +389,7 @@ async fn audit_readable_filtered_paged(app: TestApp) {
     let page = app.get("/audit").await.body;
     assert!(
         page.contains(
-            "<span class=\"field\">billing_status</span>: <span class=\"before\">active</span> → <span class=\"after\">past_due</span>"
+            "<bdi class=\"field\">billing_status</bdi>: <bdi class=\"before\">active</bdi> → <bdi class=\"after\">past_due</bdi>"
         ),
         "{page}"
     );

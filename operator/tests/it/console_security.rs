@@ -561,7 +561,7 @@ async fn audit_page_isolates_user_values(app: TestApp) {
     );
     assert!(
         page.body
-            .contains("<bdi>{&quot;name&quot;:&quot;x\u{202E}y&quot;}</bdi>"),
+            .contains("<bdi class=\"field\">name</bdi>: <bdi class=\"after\">x\u{202E}y</bdi>"),
         "after isolated"
     );
 }

@@ -1,8 +1,8 @@
 //! One client: its record, its Assistant, events, log, usage and the actions.
 
-use crate::console::extract::{Path, Query};
+use crate::console::extract::{Form, Path, Query};
 use axum::Extension;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{Markup, html};
 use serde::Deserialize;

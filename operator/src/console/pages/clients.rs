@@ -1,8 +1,8 @@
 //! Clients list and the new-client form.
 
-use crate::console::extract::Query;
+use crate::console::extract::{Form, Query};
 use axum::Extension;
-use axum::extract::{Form, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use maud::{Markup, html};
