@@ -543,3 +543,41 @@ both_backends!(
     implausible_versions_are_refused,
     a_downgrade_needs_confirmation,
 );
+
+/// The operator passes today's date too: a release dated in the future is an invalid spec.
+#[tokio::test]
+async fn the_operator_refuses_a_release_dated_in_the_future() {
+    use clawhost::reconciler::{self, Context};
+    use clawhost_testing::fake_apiserver::FakeApiServer;
+    const CRD: &str = "apis/clawhost.dev/v1alpha1";
+    let fake = FakeApiServer::new();
+    let ctx = std::sync::Arc::new(Context::new(
+        fake.client(),
+        clawhost::config::OperatorConfig::default(),
+    ));
+    fake.seed_client("clients", "alice");
+    fake.update(CRD, "assistants", "clients", "alice", |o| {
+        o["spec"]["gateway"] = json!({"version": "9999.1.1"});
+    });
+    let get = || -> clawhost::api::Assistant {
+        serde_json::from_value(fake.get(CRD, "assistants", "clients", "alice").unwrap()).unwrap()
+    };
+    reconciler::reconcile(std::sync::Arc::new(get()), ctx)
+        .await
+        .unwrap();
+    let status = get().status.expect("status written");
+    let c = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "ConfigValid")
+        .expect("ConfigValid");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    assert!(
+        c.message.contains("spec.gateway.version") && c.message.contains("after today"),
+        "{}",
+        c.message
+    );
+}

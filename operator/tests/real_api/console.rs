@@ -60,6 +60,26 @@ async fn console_cluster_on_the_real_api_server() {
     )
     .await;
     assert!(events.iter().all(|e| !e.reason.is_empty()), "{events:?}");
+    // The data volume's events too (why a pod waits), read with the console's RBAC.
+    let pvc_event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+        "metadata": {"name": "carol-data.provisioning", "namespace": ns},
+        "involvedObject": {"kind": "PersistentVolumeClaim", "name": "carol-data", "namespace": ns},
+        "reason": "ProvisioningFailed", "type": "Warning", "message": "storageclass \"fast-ssd\" not found",
+        "count": 1, "lastTimestamp": "2026-01-01T00:00:00Z"
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Event>::namespaced(admin.clone(), ns)
+        .create(&Default::default(), &pvc_event)
+        .await
+        .expect("create the volume's event");
+    let events = console.events(ns, "carol").await.expect("events");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.object == "PersistentVolumeClaim/carol-data"
+                && e.reason == "ProvisioningFailed"),
+        "{events:?}"
+    );
     assert_eq!(
         console.gateway_log(ns, "carol", 20).await.unwrap(),
         None,
