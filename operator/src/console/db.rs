@@ -1280,7 +1280,9 @@ impl Db {
         .bind(client_id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| r.try_get("plan")).transpose().map_err(Into::into)
+        row.map(|r| r.try_get("plan"))
+            .transpose()
+            .map_err(Into::into)
     }
 
     pub async fn usage_minutes(&self, client_id: i64, month: &str) -> Result<i64, DbError> {

@@ -56,7 +56,9 @@ pub async fn sample_once(ctx: &Console, now: i64) -> Result<usize, ActionError> 
         };
         samples.push((id, plan));
     }
-    ctx.db.record_running_minute(&samples, &month, minute).await?;
+    ctx.db
+        .record_running_minute(&samples, &month, minute)
+        .await?;
     Ok(samples.len())
 }
 

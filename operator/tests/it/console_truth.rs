@@ -168,7 +168,10 @@ async fn change_plan_is_requested_and_billed_as_observed(app: TestApp) {
     usage::sample_once(&app.ctx, T0 + 60).await.unwrap();
     app.cluster.hold_operator(false);
     let page = app.get(&format!("/clients/{bakery}")).await.body;
-    assert!(page.contains(r#"plan-rollout"#) && page.contains(">applied</span>"), "{page}");
+    assert!(
+        page.contains(r#"plan-rollout"#) && page.contains(">applied</span>"),
+        "{page}"
+    );
     usage::sample_once(&app.ctx, T0 + 120).await.unwrap();
     let csv = app.get(&format!("/usage.csv?month={month}")).await.body;
     let lines = csv_line(&csv, "bakery-lund");
@@ -191,7 +194,10 @@ async fn change_plan_is_requested_and_billed_as_observed(app: TestApp) {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     let page = app.get(r.location().unwrap()).await.body;
     assert!(page.contains("refused by the operator"), "{page}");
-    assert!(page.contains("ApplyRefused") && page.contains("exceeded quota"), "{page}");
+    assert!(
+        page.contains("ApplyRefused") && page.contains("exceeded quota"),
+        "{page}"
+    );
     let api = app
         .api(Method::GET, &format!("/api/v1/clients/{acme}"), None)
         .await
@@ -232,14 +238,21 @@ async fn adopt_unmanaged_assistants(app: TestApp) {
     assert_eq!(fleet["need_attention"], 2, "{fleet}");
     let page = app.get("/fleet").await.body;
     assert!(page.contains("/fleet/adopt?namespace=clients&amp;name=kubectl-lab"));
-    assert!(page.contains(r#"<div class="n">2</div><div class="l">need attention"#), "{page}");
+    assert!(
+        page.contains(r#"<div class="n">2</div><div class="l">need attention"#),
+        "{page}"
+    );
 
     // Creating a client with that name points to adopt.
     let r = app
         .post("/clients", &new_client_fields("Lab", "kubectl-lab"))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.body.contains("adopt it from the Fleet page"), "{}", r.body);
+    assert!(
+        r.body.contains("adopt it from the Fleet page"),
+        "{}",
+        r.body
+    );
 
     // Adopt through the page: prefilled from spec.owner; the Assistant is not touched.
     let before = app.cluster.get(NS, "kubectl-lab").await.unwrap().unwrap();
@@ -262,10 +275,18 @@ async fn adopt_unmanaged_assistants(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let id = app.client_id("kubectl-lab").await;
-    assert_eq!(r.location(), Some(format!("/clients/{id}?done=adopted").as_str()));
+    assert_eq!(
+        r.location(),
+        Some(format!("/clients/{id}?done=adopted").as_str())
+    );
     let rec = app.ctx.db.client(id).await.unwrap().unwrap();
     assert_eq!(
-        (rec.name.as_str(), rec.email.as_str(), rec.billing_status.as_str(), rec.notes.as_str()),
+        (
+            rec.name.as_str(),
+            rec.email.as_str(),
+            rec.billing_status.as_str(),
+            rec.notes.as_str()
+        ),
         ("Lab Team", "lab@example.com", "trial", "came from kubectl")
     );
     let after = app.cluster.get(NS, "kubectl-lab").await.unwrap().unwrap();
@@ -276,11 +297,18 @@ async fn adopt_unmanaged_assistants(app: TestApp) {
     );
     assert_eq!(app.audit_count().await, audits + 1);
     let ev = &app.ctx.db.audit_events(Some(id), 1, 0).await.unwrap()[0];
-    assert_eq!((ev.action.as_str(), ev.actor.as_str()), ("client.adopt", "admin@example.com"));
+    assert_eq!(
+        (ev.action.as_str(), ev.actor.as_str()),
+        ("client.adopt", "admin@example.com")
+    );
     // Billed from now on.
     assert_eq!(usage::sample_once(&app.ctx, T0).await.unwrap(), 3);
     assert_eq!(
-        app.ctx.db.usage_minutes(id, &service::month_of(T0)).await.unwrap(),
+        app.ctx
+            .db
+            .usage_minutes(id, &service::month_of(T0))
+            .await
+            .unwrap(),
         1
     );
 
@@ -295,7 +323,13 @@ async fn adopt_unmanaged_assistants(app: TestApp) {
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let broken_id = r.json()["id"].as_i64().unwrap();
     assert_eq!(
-        app.ctx.db.client(broken_id).await.unwrap().unwrap().billing_status,
+        app.ctx
+            .db
+            .client(broken_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .billing_status,
         "active"
     );
     let again = app
@@ -330,7 +364,10 @@ async fn usage_lists_clients_without_minutes(app: TestApp) {
         assert_eq!(lines.len(), 1, "{zero}: {csv}");
         assert!(lines[0].ends_with(&format!(",{month},0,0.00")), "{csv}");
     }
-    assert!(csv_line(&csv, "dr-okafor")[0].contains(",standard,"), "current plan: {csv}");
+    assert!(
+        csv_line(&csv, "dr-okafor")[0].contains(",standard,"),
+        "current plan: {csv}"
+    );
     let page = app.get(&format!("/usage?month={month}")).await.body;
     assert!(page.contains("Chen Design Studio") && page.contains("Dr. Okafor Clinic"));
     let api = app
@@ -342,7 +379,10 @@ async fn usage_lists_clients_without_minutes(app: TestApp) {
     for name in ["dr-okafor", "acme-legal"] {
         let id = app.client_id(name).await;
         let r = app
-            .post(&format!("/clients/{id}/delete"), &[("confirm", name), ("retention", "Retain")])
+            .post(
+                &format!("/clients/{id}/delete"),
+                &[("confirm", name), ("retention", "Retain")],
+            )
             .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER);
     }

@@ -162,7 +162,9 @@ impl KubeCluster {
         if since.elapsed() < self.watch_grace {
             return Cache::Current;
         }
-        if h.reachable_since.is_some_and(|r| r.elapsed() >= WATCH_RESUME) {
+        if h.reachable_since
+            .is_some_and(|r| r.elapsed() >= WATCH_RESUME)
+        {
             *h = WatchHealth::default();
             return Cache::Current;
         }
@@ -423,8 +425,12 @@ mod tests {
 
     #[test]
     fn a_watch_relist_is_not_an_outage() {
-        assert!(is_routine_watch_error(&watcher::Error::WatchError(status(410))));
-        assert!(!is_routine_watch_error(&watcher::Error::WatchError(status(500))));
+        assert!(is_routine_watch_error(&watcher::Error::WatchError(status(
+            410
+        ))));
+        assert!(!is_routine_watch_error(&watcher::Error::WatchError(
+            status(500)
+        )));
         assert!(!is_routine_watch_error(&watcher::Error::NoResourceVersion));
     }
 }

@@ -28,9 +28,13 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "resumed" => "The assistant is being resumed.",
         "restarted" => "A restart of the gateway was requested.",
         "version" => "The openclaw version was changed; the gateway rolls to it.",
-        "plan" => "A plan change was requested. The Plan line below shows whether the operator has applied it; usage is billed on the plan observed running.",
+        "plan" => {
+            "A plan change was requested. The Plan line below shows whether the operator has applied it; usage is billed on the plan observed running."
+        }
         "record" => "The client record was saved.",
-        "adopted" => "The Assistant was adopted: this client record is now linked to it, and its running minutes are billed from now on.",
+        "adopted" => {
+            "The Assistant was adopted: this client record is now linked to it, and its running minutes are billed from now on."
+        }
         _ => return None,
     })
 }

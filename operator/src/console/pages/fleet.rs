@@ -95,7 +95,13 @@ pub struct AdoptQuery {
     name: String,
 }
 
-fn adopt_page(ctx: &Ctx, s: &Session, a: &crate::api::Assistant, r: &AdoptRequest, errs: &[String]) -> Markup {
+fn adopt_page(
+    ctx: &Ctx,
+    s: &Session,
+    a: &crate::api::Assistant,
+    r: &AdoptRequest,
+    errs: &[String],
+) -> Markup {
     let billing = r.billing_status.as_deref().unwrap_or("active");
     let body = html! {
         div.titlebar { h1.wrap { "Adopt " code { (r.namespace) "/" (r.name) } } }
@@ -144,7 +150,13 @@ pub async fn adopt_form(
         Ok(None) => super::action_error(
             &ctx,
             &s,
-            &service::ActionError::invalid("name", format!("there is no Assistant {:?} in namespace {:?} to adopt", r.name, r.namespace)),
+            &service::ActionError::invalid(
+                "name",
+                format!(
+                    "there is no Assistant {:?} in namespace {:?} to adopt",
+                    r.name, r.namespace
+                ),
+            ),
             "/fleet",
         ),
         Err(e) => super::action_error(&ctx, &s, &e.into(), "/fleet"),
@@ -158,14 +170,23 @@ pub async fn adopt(
 ) -> Response {
     match service::adopt(&ctx, &s.admin, &r).await {
         Ok(id) => Redirect::to(&format!("/clients/{id}?done=adopted")).into_response(),
-        Err(service::ActionError::Invalid(list)) => match ctx.cluster.get(&r.namespace, &r.name).await {
-            // The form again, with what was typed and why it was refused.
-            Ok(Some(a)) => {
-                let errs: Vec<String> = list.iter().map(|e| format!("{}: {}", e.field, e.message)).collect();
-                (http::StatusCode::UNPROCESSABLE_ENTITY, adopt_page(&ctx, &s, &a, &r, &errs)).into_response()
+        Err(service::ActionError::Invalid(list)) => {
+            match ctx.cluster.get(&r.namespace, &r.name).await {
+                // The form again, with what was typed and why it was refused.
+                Ok(Some(a)) => {
+                    let errs: Vec<String> = list
+                        .iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect();
+                    (
+                        http::StatusCode::UNPROCESSABLE_ENTITY,
+                        adopt_page(&ctx, &s, &a, &r, &errs),
+                    )
+                        .into_response()
+                }
+                _ => super::action_error(&ctx, &s, &service::ActionError::Invalid(list), "/fleet"),
             }
-            _ => super::action_error(&ctx, &s, &service::ActionError::Invalid(list), "/fleet"),
-        },
+        }
         Err(e) => super::action_error(&ctx, &s, &e, "/fleet"),
     }
 }
