@@ -320,9 +320,7 @@ async fn unreadable_paths_and_queries(app: TestApp) {
         let r = match route.access {
             Access::Page => app.get(&uri).await,
             Access::Form => app.post(&uri, &[("confirm", "x")]).await,
-            Access::Api(_) => {
-                app.api(route.method.clone(), &uri, Some(json!({}))).await
-            }
+            Access::Api(_) => app.api(route.method.clone(), &uri, Some(json!({}))).await,
             Access::Public | Access::LoginForm => continue,
         };
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{} {uri}", route.method);

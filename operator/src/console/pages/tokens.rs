@@ -1,7 +1,7 @@
 //! API tokens for `/api/v1`: created here with scopes and an expiry, shown once, stored
 //! hashed.
 
-use crate::console::extract::{Form, Path};
+use crate::console::extract::Path;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
