@@ -98,7 +98,8 @@ try {
   });
 
   await test('a client stuck on its volume says why', async () => {
-    await page.click('text=elodie-unal');
+    await page.click('tbody tr:has-text("elodie-unal") a');
+    await page.waitForURL(/\/clients\/\d+$/);
     const main = await page.textContent('main');
     assert(main.includes('PersistentVolumeClaim/') && main.includes('ProvisioningFailed') && main.includes('fast-ssd'), 'volume events');
     assert(main.includes('No log lines yet'), 'the log panel says why it is empty');
@@ -110,7 +111,8 @@ try {
 
   await test('a downgrade asks for confirmation first', async () => {
     await page.goto(`${base}/clients?q=acme`);
-    await page.click('text=acme-legal');
+    await page.click('tbody tr:has-text("acme-legal") a');
+    await page.waitForURL(/\/clients\/\d+$/);
     await page.fill('input[name=version]', '2026.1.24');
     await page.click('button:has-text("Change version")');
     assert((await page.textContent('h1')).includes('Confirm the downgrade'), 'asked');
