@@ -64,6 +64,17 @@ pub fn has_bidi_control(s: &str) -> bool {
     s.chars().any(is_bidi_control)
 }
 
+/// Whether `s` is an e-mail address an Assistant may name: [`EMAIL_PATTERN`] (which admits
+/// non-ASCII for internationalised addresses), at most [`MAX_EMAIL_LEN`] bytes, and none of
+/// the non-ASCII characters the pattern cannot exclude (whitespace, controls, bidi controls).
+pub fn is_email(s: &str) -> bool {
+    s.len() <= MAX_EMAIL_LEN
+        && !s
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || is_bidi_control(c))
+        && re(EMAIL_PATTERN).is_match(s)
+}
+
 fn re(pattern: &str) -> regex_lite::Regex {
     regex_lite::Regex::new(pattern).expect("static pattern")
 }
@@ -129,7 +140,7 @@ pub fn validate_at(
             "must not contain bidirectional control characters (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C)".into(),
         );
     }
-    if !re(EMAIL_PATTERN).is_match(&spec.owner.email) || spec.owner.email.len() > MAX_EMAIL_LEN {
+    if !is_email(&spec.owner.email) {
         add(
             "spec.owner.email",
             format!("{:?} is not an e-mail address", spec.owner.email),
@@ -589,6 +600,29 @@ mod tests {
     #[test]
     fn valid_minimal_assistant_passes() {
         assert_eq!(problems(&assistant("alice")), Vec::<String>::new());
+    }
+
+    #[test]
+    fn email_rule_admits_international_addresses_and_refuses_markup() {
+        for ok in [
+            "ops@nordlicht.example",
+            "zoë@exämple.org",
+            "a.b+c@sub.example.co",
+            "山田@例え.jp",
+        ] {
+            assert!(is_email(ok), "{ok} refused");
+        }
+        for bad in [
+            "\"><svg/onload=alert(1)>@x.com",
+            "a b@x.com",
+            "a\u{00A0}b@x.com",
+            "a\u{202E}b@x.com",
+            "a@localhost",
+            "a..b@x.com",
+            "<a@x.com>",
+        ] {
+            assert!(!is_email(bad), "{bad:?} accepted");
+        }
     }
 
     #[test]

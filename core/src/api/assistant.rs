@@ -14,9 +14,11 @@ use serde_json::{Map, Value};
 /// openclaw release numbers are calendar versions (`2026.9.6`), optionally with a pre-release
 /// suffix. Anything else (`latest`, `stable`, `2026`) is a floating tag and is refused.
 pub const VERSION_PATTERN: &str = r"^[0-9]{4}\.[0-9]{1,2}\.[0-9]{1,3}(-[0-9A-Za-z.]+)?$";
-/// RFC 5322 dot-atom local part (atext and single dots) and a domain of LDH labels with at
-/// least one dot: no quotes, angle brackets or spaces, so an address is inert as markup.
-pub const EMAIL_PATTERN: &str = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";
+/// RFC 5322 dot-atom local part (atext and single dots) and a domain of labels with at least
+/// one dot, both also allowing non-ASCII characters (RFC 6531 internationalised addresses:
+/// `zoë@exämple.org`): no quotes, angle brackets, spaces or control characters, so an address
+/// is inert as markup. Bidi controls are refused by validation (`has_bidi_control`).
+pub const EMAIL_PATTERN: &str = r"^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x7F])+(?:\.(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[^\x00-\x7F])+)*@(?:[A-Za-z0-9]|[^\x00-\x7F])(?:[A-Za-z0-9-]|[^\x00-\x7F])*(?:\.(?:[A-Za-z0-9]|[^\x00-\x7F])(?:[A-Za-z0-9-]|[^\x00-\x7F])*)+$";
 pub const DNS_LABEL_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 pub const TAILSCALE_TAG_PATTERN: &str = r"^tag:[a-zA-Z][a-zA-Z0-9-]*$";
 /// Kubernetes resource.Quantity, restricted to its string form so CEL can compare it.

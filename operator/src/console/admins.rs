@@ -7,8 +7,7 @@ use super::{auth, service::now};
 /// The address, trimmed and lower-cased, if it is an e-mail address.
 pub fn check_email(email: &str) -> anyhow::Result<String> {
     let email = email.trim().to_lowercase();
-    let re = regex_lite::Regex::new(crate::api::assistant::EMAIL_PATTERN)?;
-    if !re.is_match(&email) {
+    if !crate::validation::is_email(&email) {
         anyhow::bail!("{email:?} is not an e-mail address");
     }
     Ok(email)
