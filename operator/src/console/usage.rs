@@ -103,7 +103,8 @@ pub struct UsageReport {
 }
 
 impl UsageReport {
-    /// The notice the usage page, the CSV and the API carry when minutes are missing.
+    /// The notice the usage page and the API carry when minutes are missing (the CSV has a
+    /// column).
     pub fn gap_notice(&self) -> Option<String> {
         (self.unsampled_minutes > 0).then(|| {
             format!(
@@ -202,18 +203,16 @@ pub fn csv_field(s: &str) -> String {
 
 /// The CSV of a report; a sampler gap is stated in a leading `#` comment line (so a
 /// spreadsheet shows it) before the header.
+/// The report as CSV. The header stays the first line (spreadsheets and scripts read it as
+/// such); minutes the sampler could not observe are a column, the same for every row of
+/// the month, so no reader can miss them.
 pub fn report_csv(r: &UsageReport) -> String {
-    let mut out = String::new();
-    if let Some(n) = r.gap_notice() {
-        out.push_str(&format!("# {n}\n"));
-    }
-    out.push_str(&to_csv(&r.month, &r.lines));
-    out
+    to_csv(&r.month, &r.lines, r.unsampled_minutes)
 }
 
-pub fn to_csv(month: &str, lines: &[UsageLine]) -> String {
+pub fn to_csv(month: &str, lines: &[UsageLine], unsampled_minutes: i64) -> String {
     let mut out = String::from(
-        "client_id,client_name,email,plan,billing_status,assistant,month,running_minutes,running_hours\n",
+        "client_id,client_name,email,plan,billing_status,assistant,month,running_minutes,running_hours,month_unsampled_minutes\n",
     );
     for l in lines {
         let row = [
@@ -226,6 +225,7 @@ pub fn to_csv(month: &str, lines: &[UsageLine]) -> String {
             month.to_string(),
             l.running_minutes.to_string(),
             format!("{:.2}", l.running_minutes as f64 / 60.0),
+            unsampled_minutes.to_string(),
         ];
         out.push_str(&row.join(","));
         out.push('\n');

@@ -83,7 +83,14 @@ async fn outage_shows_unknown_and_samples_nothing(app: TestApp) {
     let usage_page = app.get(&format!("/usage?month={month}")).await.body;
     assert!(usage_page.contains(&notice), "{usage_page}");
     let csv = app.get(&format!("/usage.csv?month={month}")).await.body;
-    assert!(csv.starts_with(&format!("# {notice}\n")), "{csv}");
+    let mut csv_lines = csv.lines();
+    assert!(
+        csv_lines
+            .next()
+            .is_some_and(|h| h.starts_with("client_id,") && h.ends_with(",month_unsampled_minutes")),
+        "{csv}"
+    );
+    assert!(csv_lines.all(|row| row.ends_with(",2")), "{csv}");
     let api_usage = app
         .api(Method::GET, &format!("/api/v1/usage?month={month}"), None)
         .await
@@ -139,7 +146,7 @@ async fn kubectl_plan_change_is_what_the_console_shows(app: TestApp) {
     assert_eq!(
         csv_line(&csv, "acme-legal"),
         [format!(
-            "{id},Acme Legal LLP,it@acme-legal.example,large,active,{NS}/acme-legal,{month},1,0.02"
+            "{id},Acme Legal LLP,it@acme-legal.example,large,active,{NS}/acme-legal,{month},1,0.02,0"
         )
         .as_str()],
         "{csv}"
@@ -362,7 +369,7 @@ async fn usage_lists_clients_without_minutes(app: TestApp) {
     for zero in ["chen-studio", "dr-okafor"] {
         let lines = csv_line(&csv, zero);
         assert_eq!(lines.len(), 1, "{zero}: {csv}");
-        assert!(lines[0].ends_with(&format!(",{month},0,0.00")), "{csv}");
+        assert!(lines[0].ends_with(&format!(",{month},0,0.00,0")), "{csv}");
     }
     assert!(
         csv_line(&csv, "dr-okafor")[0].contains(",standard,"),
