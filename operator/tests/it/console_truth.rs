@@ -67,6 +67,11 @@ async fn outage_shows_unknown_and_samples_nothing(app: TestApp) {
     let detail = app.get(&format!("/clients/{id}")).await.body;
     assert!(detail.contains("Instance state unavailable"));
     assert!(detail.contains("last known: Running"), "{detail}");
+    assert!(
+        detail.contains("Actions are unavailable while the cluster is unreachable")
+            && !detail.contains("/suspend\""),
+        "{detail}"
+    );
     let api_detail = app
         .api(Method::GET, &format!("/api/v1/clients/{id}"), None)
         .await

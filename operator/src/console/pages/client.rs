@@ -76,7 +76,14 @@ pub async fn show(
             }
         }
         @if deleted { ul.errors { li { "This client was deleted on " (fmt_time(r.deleted_at.unwrap_or_default())) "; the record is kept for invoicing." } } }
-        @if !deleted && a.is_some() {
+        @if !deleted && !ok {
+            div.panel {
+                h2 { "Actions" }
+                // Offered on last-known state they would act on a guess (and answer 503).
+                p.dim { "Actions are unavailable while the cluster is unreachable; the state above is the last known." }
+            }
+        }
+        @if !deleted && a.is_some() && ok {
             div.panel {
                 h2 { "Actions" }
                 div.actions {
