@@ -58,6 +58,25 @@ async fn setup_link_creates_the_first_admin_once(app: TestApp) {
         "first-run notice on the sign-in page: {}",
         login.body
     );
+    // A failed sign-in while no admin exists says the same, not only "Wrong e-mail or password".
+    let csrf = set_cookie_value(&login, "clawhost_login_csrf").expect("CSRF cookie");
+    let failed = app
+        .post_raw(
+            "/login",
+            Some(&format!("clawhost_login_csrf={csrf}")),
+            &form_body(&[
+                ("_csrf", csrf.as_str()),
+                ("email", "me@example.com"),
+                ("password", "a password of mine"),
+            ]),
+        )
+        .await;
+    assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        failed.body.contains("No administrator exists yet"),
+        "first-run notice after a failed sign-in: {}",
+        failed.body
+    );
     let token = setup::issue_token(&app.ctx)
         .await
         .unwrap()

@@ -158,12 +158,15 @@ pub async fn login(
         ctx.login_limiter
             .record_failure(&email, client, std::time::Instant::now());
         tracing::info!(email = %email, "failed sign-in");
-        return login_response(
+        // With no administrator yet, say how to create one (a first-run, not a typo).
+        let notice = super::setup::first_run_notice(&ctx).await;
+        return login_response_with_notice(
             &ctx,
             &headers,
             StatusCode::UNAUTHORIZED,
             &email,
             Some("Wrong e-mail or password."),
+            notice,
         );
     };
     ctx.login_limiter.record_success(&email);
