@@ -406,7 +406,36 @@ async fn usage_lists_clients_without_minutes(app: TestApp) {
     assert_eq!(old.lines().count(), 1, "{old}");
 }
 
+/// kubectl bypasses the console's input rules; adoption applies them.
+async fn adopting_an_assistant_with_a_bidi_owner_name_is_refused(app: TestApp) {
+    app.cluster.insert(demo_assistant(
+        NS,
+        "kubectl-rtl",
+        "evil\u{202E}gnp.exe",
+        "rtl@example.com",
+        "small",
+    ));
+    let r = app
+        .api(
+            Method::POST,
+            "/api/v1/clients/adopt",
+            Some(json!({"namespace": NS, "name": "kubectl-rtl"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("spec.owner.name"), "{}", r.body);
+    assert!(
+        app.ctx
+            .db
+            .client_by_assistant(NS, "kubectl-rtl")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 both_backends!(
+    adopting_an_assistant_with_a_bidi_owner_name_is_refused,
     outage_shows_unknown_and_samples_nothing,
     kubectl_plan_change_is_what_the_console_shows,
     change_plan_is_requested_and_billed_as_observed,

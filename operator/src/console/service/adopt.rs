@@ -9,6 +9,7 @@ use super::{ActionError, now};
 use crate::console::Console;
 use crate::console::cluster::ClusterError;
 use crate::console::db::{Admin, NewClientRecord};
+use crate::validation::{is_bidi_control, is_email};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AdoptRequest {
@@ -46,6 +47,30 @@ pub async fn adopt(ctx: &Console, actor: &Admin, r: &AdoptRequest) -> Result<i64
             ));
         }
     };
+    // kubectl bypasses the console's checks (the CRD schema cannot refuse everything):
+    // the record must meet the same rules as a client created here.
+    let owner = &a.spec.owner;
+    if owner.name.trim().is_empty()
+        || owner
+            .name
+            .chars()
+            .any(|c| c.is_control() || is_bidi_control(c))
+    {
+        return Err(ActionError::invalid(
+            "name",
+            format!(
+                "the Assistant {ns}/{name} has an owner name that is empty or holds control or bidirectional characters: correct spec.owner.name (kubectl edit) and adopt it then"
+            ),
+        ));
+    }
+    if !is_email(&owner.email) {
+        return Err(ActionError::invalid(
+            "name",
+            format!(
+                "the Assistant {ns}/{name} has an owner e-mail that is not an address: correct spec.owner.email (kubectl edit) and adopt it then"
+            ),
+        ));
+    }
     if ctx.db.client_by_assistant(ns, name).await?.is_some() {
         return Err(ActionError::invalid(
             "name",
