@@ -593,7 +593,32 @@ async fn sqlite_file_is_private() {
     assert_eq!(mode(&old), 0o600);
 }
 
+/// A name stored before bidi controls were refused cannot reorder the list or the headline.
+async fn stored_names_are_isolated_on_the_pages(app: TestApp) {
+    let id = app
+        .ctx
+        .db
+        .insert_client(
+            &clawhost::console::db::NewClientRecord {
+                name: "old\u{202E}record".into(),
+                email: "old@example.com".into(),
+                billing_status: "active".into(),
+                notes: String::new(),
+                namespace: "clients".into(),
+                assistant_name: "old-record".into(),
+            },
+            service::now(),
+        )
+        .await
+        .unwrap();
+    let list = app.get("/clients?q=old").await.body;
+    assert!(list.contains("<bdi>old\u{202E}record</bdi>"), "{list}");
+    let page = app.get(&format!("/clients/{id}")).await.body;
+    assert!(page.contains("<bdi>old\u{202E}record</bdi>"), "{page}");
+}
+
 both_backends!(
+    stored_names_are_isolated_on_the_pages,
     read_only_token_cannot_delete_or_rotate,
     expired_token_is_refused_saying_expired,
     tokens_page_creates_scoped_expiring_tokens,

@@ -67,7 +67,7 @@ pub async fn show(
         @if let Some(t) = n.done.as_deref().and_then(notice_text) { div.notice { (t) } }
         div.titlebar {
             div {
-                h1.wrap { (r.name) }
+                h1.wrap { bdi { (r.name) } }
                 div.dim.wrap { code { (r.namespace) "/" (r.assistant_name) } " · " (r.email) }
             }
             div {
@@ -412,7 +412,7 @@ fn delete_page(
         _ => current != Some(crate::api::OnDelete::Delete),
     };
     let body = html! {
-        h1.wrap { "Delete " (r.name) }
+        h1.wrap { "Delete " bdi { (r.name) } }
         div.panel.danger-zone {
             @if let Some(e) = error { ul.errors { li { (e) } } }
             p { "This deletes the Assistant " code { (r.namespace) "/" (r.assistant_name) } ", its gateway and its Secrets. The client record and usage stay for invoicing." }

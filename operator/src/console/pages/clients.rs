@@ -139,7 +139,7 @@ pub async fn list(
             tbody {
                 @for v in &page.items {
                     tr class=[v.record.deleted_at.is_some().then_some("deleted")] {
-                        td.wrap { a href={ "/clients/" (v.record.id) } { (v.record.name) } br; span.dim { (v.record.email) } }
+                        td.wrap { a href={ "/clients/" (v.record.id) } { bdi { (v.record.name) } } br; span.dim { (v.record.email) } }
                         td.wrap { code { (v.record.assistant_name) } }
                         td { (opt(v.plan(&ctx.config.default_plan).as_deref())) }
                         td {

@@ -74,7 +74,7 @@ pub async fn show(State(ctx): State<Ctx>, Extension(s): Extension<Session>) -> R
                         @for u in &f.unmanaged {
                             tr {
                                 td.wrap { code { (u.namespace) "/" (u.name) } }
-                                td.wrap { (u.owner_name) br; span.dim { (u.owner_email) } }
+                                td.wrap { bdi { (u.owner_name) } br; span.dim { (u.owner_email) } }
                                 td { (phase_badge(&u.phase)) }
                                 td { a.button href={ "/fleet/adopt?namespace=" (urlencoding::encode(&u.namespace)) "&name=" (urlencoding::encode(&u.name)) } { "Adopt…" } }
                             }
