@@ -65,8 +65,16 @@ pub async fn seed(
     db.create_session(&auth::token_hash(&sid), admin, "csrf", now, now + 3600)
         .await?;
     let token = format!("{}{}", auth::API_TOKEN_PREFIX, auth::random_token());
-    db.create_api_token(admin, "bench", &auth::token_hash(&token), "chk_", now)
-        .await?;
+    db.create_scoped_api_token(
+        admin,
+        "bench",
+        &auth::token_hash(&token),
+        "chk_",
+        "full",
+        None,
+        now,
+    )
+    .await?;
     let mid = db
         .client_by_assistant("clients", &format!("client-{:05}", clients / 2))
         .await?

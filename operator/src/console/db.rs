@@ -578,54 +578,6 @@ impl Db {
 
     // ----- API tokens -----
 
-    pub async fn create_api_token(
-        &self,
-        admin_id: i64,
-        name: &str,
-        token_hash: &str,
-        prefix: &str,
-        now: i64,
-    ) -> Result<i64, DbError> {
-        let row = sqlx::query(
-            "INSERT INTO api_tokens (admin_id, name, token_hash, prefix, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(admin_id)
-        .bind(name)
-        .bind(token_hash)
-        .bind(prefix)
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.try_get("id")?)
-    }
-
-    /// The admin a live API token (unrevoked, unexpired, admin enabled) belongs to; records
-    /// its use. The API guard uses [`Db::api_token_auth`], which also tells why a token fails.
-    pub async fn api_token_admin(
-        &self,
-        token_hash: &str,
-        now: i64,
-    ) -> Result<Option<Admin>, DbError> {
-        let row = sqlx::query(
-            "SELECT t.id AS tid, a.id AS id, a.email AS email FROM api_tokens t JOIN admins a ON a.id = t.admin_id WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND a.disabled_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        let tid: i64 = r.try_get("tid")?;
-        sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(tid)
-            .execute(&self.pool)
-            .await?;
-        Ok(Some(Admin {
-            id: r.try_get("id")?,
-            email: r.try_get("email")?,
-        }))
-    }
-
     /// Creates a token with its scopes and expiry (`None`: never).
     #[allow(clippy::too_many_arguments)]
     pub async fn create_scoped_api_token(

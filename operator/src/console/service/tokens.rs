@@ -36,24 +36,6 @@ impl TokenExpiry {
     }
 }
 
-/// A full-access token expiring after the default 90 days.
-pub async fn create_api_token(
-    ctx: &Console,
-    actor: &Admin,
-    name: &str,
-) -> Result<String, ActionError> {
-    let full =
-        Scopes::parse(["full"]).map_err(|e| ActionError::invalid("scopes", e.to_string()))?;
-    create_scoped_api_token(
-        ctx,
-        actor,
-        name,
-        &full,
-        TokenExpiry::Days(TOKEN_EXPIRY_DEFAULT_DAYS),
-    )
-    .await
-}
-
 /// Creates an API token for `actor` with `scopes`, expiring as chosen; the value is
 /// returned once.
 pub async fn create_scoped_api_token(

@@ -102,7 +102,15 @@ pub async fn build(url: &str, dir: Option<tempfile::TempDir>) -> TestApp {
         .unwrap();
     let token = format!("{}{}", auth::API_TOKEN_PREFIX, auth::random_token());
     ctx.db
-        .create_api_token(admin, "tests", &auth::token_hash(&token), "chk_", now)
+        .create_scoped_api_token(
+            admin,
+            "tests",
+            &auth::token_hash(&token),
+            "chk_",
+            "full",
+            None,
+            now,
+        )
         .await
         .unwrap();
     TestApp {
