@@ -6,7 +6,7 @@ use axum::extract::{ConnectInfo, Form, FromRequestParts, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::console::auth::{
@@ -31,34 +31,22 @@ impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
 }
 
 fn login_markup(csrf: &str, email: &str, error: Option<&str>, notice: Option<Markup>) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Sign in · clawhost console" }
-                link rel="stylesheet" href="/static/console.css";
-                link rel="icon" href="data:,";
+    super::bare_page(
+        "Sign in",
+        html! {
+            form.login method="post" action="/login" {
+                h1 { "Sign in" }
+                @if let Some(n) = notice { (n) }
+                @if let Some(e) = error { ul.errors { li { (e) } } }
+                input type="hidden" name=(CSRF_FIELD) value=(csrf);
+                label for="email" { "E-mail" }
+                input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
+                label for="password" { "Password" }
+                input #password type="password" name="password" required autocomplete="current-password";
+                button.primary type="submit" { "Sign in" }
             }
-            body.bare {
-                main.narrow {
-                    div.brandline { span.logo { "◆" } " clawhost " span.sub { "console" } }
-                    form.login method="post" action="/login" {
-                        h1 { "Sign in" }
-                        @if let Some(n) = notice { (n) }
-                        @if let Some(e) = error { ul.errors { li { (e) } } }
-                        input type="hidden" name=(CSRF_FIELD) value=(csrf);
-                        label for="email" { "E-mail" }
-                        input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
-                        label for="password" { "Password" }
-                        input #password type="password" name="password" required autocomplete="current-password";
-                        button.primary type="submit" { "Sign in" }
-                    }
-                }
-            }
-        }
-    }
+        },
+    )
 }
 
 fn secure(ctx: &Ctx, headers: &HeaderMap) -> bool {
@@ -83,14 +71,22 @@ fn login_response_with_notice(
     error: Option<&str>,
     notice: Option<Markup>,
 ) -> Response {
+    with_login_csrf(ctx, headers, status, |csrf| {
+        login_markup(csrf, email, error, notice)
+    })
+}
+
+/// A page holding a pre-session form (sign-in, first-run setup): a fresh CSRF token in the
+/// double-submit cookie and in the form `render` builds.
+pub(super) fn with_login_csrf(
+    ctx: &Ctx,
+    headers: &HeaderMap,
+    status: StatusCode,
+    render: impl FnOnce(&str) -> Markup,
+) -> Response {
     let csrf = a::random_token();
     let cookie = a::set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, secure(ctx, headers));
-    (
-        status,
-        [(header::SET_COOKIE, cookie)],
-        login_markup(&csrf, email, error, notice),
-    )
-        .into_response()
+    (status, [(header::SET_COOKIE, cookie)], render(&csrf)).into_response()
 }
 
 pub async fn login_page(State(ctx): State<Ctx>, headers: HeaderMap) -> Response {

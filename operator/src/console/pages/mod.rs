@@ -40,17 +40,29 @@ pub async fn not_found() -> Response {
 
 /// A bare page (no navigation) with a title and a message.
 pub fn message_page(title: &str, message: &str) -> Markup {
+    bare_page(
+        title,
+        html! {
+            div.login {
+                h1 { (title) }
+                p { (message) }
+                p { a href="/clients" { "Back to the console" } }
+            }
+        },
+    )
+}
+
+/// The frame of the pages without a session (sign-in, first-run setup, messages): the
+/// brand on the dark band and one narrow panel.
+pub fn bare_page(title: &str, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head { (head(title)) }
             body.bare {
                 main.narrow {
-                    div.login {
-                        h1 { (title) }
-                        p { (message) }
-                        p { a href="/clients" { "Back to the console" } }
-                    }
+                    div.brandline { span.logo { "◆" } " clawhost " span.sub { "console" } }
+                    (content)
                 }
             }
         }

@@ -4,7 +4,7 @@
 use axum::extract::{Form, Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, StatusCode, header};
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use serde::Deserialize;
 
 use crate::console::auth::{
@@ -30,36 +30,24 @@ pub async fn first_run_notice(ctx: &Console) -> Option<Markup> {
 }
 
 fn setup_markup(token: &str, csrf: &str, email: &str, error: Option<&str>) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Set up · clawhost console" }
-                link rel="stylesheet" href="/static/console.css";
-                link rel="icon" href="data:,";
+    super::bare_page(
+        "Set up",
+        html! {
+            form.login method="post" action={ "/setup/" (token) } {
+                h1 { "Create the first administrator" }
+                p.dim { "This one-time link works once and for an hour. More administrators can be added later with " code { "clawhost admin create" } "." }
+                @if let Some(e) = error { ul.errors { li { (e) } } }
+                input type="hidden" name=(CSRF_FIELD) value=(csrf);
+                label for="email" { "E-mail" }
+                input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
+                label for="password" { "Password " span.dim { "(at least " (MIN_PASSWORD_LEN) " characters)" } }
+                input #password type="password" name="password" required minlength=(MIN_PASSWORD_LEN) autocomplete="new-password";
+                label for="repeat" { "Repeat the password" }
+                input #repeat type="password" name="repeat" required autocomplete="new-password";
+                button.primary type="submit" { "Create administrator and sign in" }
             }
-            body.bare {
-                main.narrow {
-                    div.brandline { span.logo { "◆" } " clawhost " span.sub { "console" } }
-                    form.login method="post" action={ "/setup/" (token) } {
-                        h1 { "Create the first administrator" }
-                        p.dim { "This one-time link works once and for an hour. More administrators can be added later with " code { "clawhost admin create" } "." }
-                        @if let Some(e) = error { ul.errors { li { (e) } } }
-                        input type="hidden" name=(CSRF_FIELD) value=(csrf);
-                        label for="email" { "E-mail" }
-                        input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
-                        label for="password" { "Password " span.dim { "(at least " (MIN_PASSWORD_LEN) " characters)" } }
-                        input #password type="password" name="password" required minlength=(MIN_PASSWORD_LEN) autocomplete="new-password";
-                        label for="repeat" { "Repeat the password" }
-                        input #repeat type="password" name="repeat" required autocomplete="new-password";
-                        button.primary type="submit" { "Create administrator and sign in" }
-                    }
-                }
-            }
-        }
-    }
+        },
+    )
 }
 
 fn form_response(
@@ -70,17 +58,9 @@ fn form_response(
     email: &str,
     error: Option<&str>,
 ) -> Response {
-    let csrf = a::random_token();
-    let secure = super::super::is_secure(ctx, headers);
-    (
-        status,
-        [(
-            header::SET_COOKIE,
-            a::set_cookie(LOGIN_CSRF_COOKIE, &csrf, 3600, secure),
-        )],
-        setup_markup(token, &csrf, email, error),
-    )
-        .into_response()
+    super::auth::with_login_csrf(ctx, headers, status, |csrf| {
+        setup_markup(token, csrf, email, error)
+    })
 }
 
 /// The page for a link that no longer works: 410 once an administrator exists, else 404.
