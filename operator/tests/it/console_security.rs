@@ -267,7 +267,6 @@ async fn sign_in(
     peer: &str,
     xff: Option<&str>,
 ) -> Resp {
-    use tower::ServiceExt;
     let body = form_body(&[("_csrf", "abc"), ("email", email), ("password", password)]);
     let mut r = Request::post("/login")
         .header("content-type", "application/x-www-form-urlencoded")
@@ -278,17 +277,7 @@ async fn sign_in(
     let mut req = r.body(Body::from(body)).unwrap();
     let addr: SocketAddr = format!("{peer}:40000").parse().unwrap();
     req.extensions_mut().insert(ConnectInfo(addr));
-    let res = router.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    Resp {
-        status,
-        headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-    }
+    send_to(router, req).await
 }
 
 #[tokio::test]

@@ -148,19 +148,24 @@ pub fn form_body(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
+/// One request through a console router (tests that build their own console use it too).
+pub async fn send_to(router: &Router, req: Request<Body>) -> Resp {
+    let res = router.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Resp {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
 impl TestApp {
     pub async fn send(&self, req: Request<Body>) -> Resp {
-        let res = self.router.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        Resp {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+        send_to(&self.router, req).await
     }
 
     pub async fn get(&self, uri: &str) -> Resp {
