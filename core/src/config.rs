@@ -68,7 +68,35 @@ pub struct TailscaleDefaults {
     /// OAuth client for the Tailscale API: mints per-client auth keys and removes devices on
     /// deletion. Absent means every Assistant must name an auth-key Secret.
     pub oauth: Option<TailscaleOAuth>,
+    /// Device-share invites that hand each client their device (docs/onboarding.md).
+    /// Absent: access is manual, and status and the console say so.
+    pub invites: Option<TailscaleInvites>,
     pub resources: ResourceRequirements,
+}
+
+/// Creating a device invite acts as a person (the invite records who shared the device),
+/// so Tailscale refuses it with an OAuth client: it needs a user-owned API access token,
+/// a credential separate from [`TailscaleOAuth`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TailscaleInvites {
+    /// File (mounted from a Secret) holding a user-owned Tailscale API access token.
+    pub api_token_file: PathBuf,
+    /// File (mounted from a Secret the console mounts too) holding the access key: 32
+    /// random bytes, base64. With it the invite URL is kept sealed in `status.access`, so
+    /// the console's handoff page can show it; without it the client uses the e-mail
+    /// Tailscale sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_file: Option<PathBuf>,
+    /// How often an unaccepted invite is checked for acceptance.
+    #[serde(default = "default_invite_poll_seconds")]
+    pub poll_seconds: u64,
+    #[serde(default = "default_tailscale_api")]
+    pub api_url: String,
+}
+
+fn default_invite_poll_seconds() -> u64 {
+    300
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -227,6 +255,7 @@ impl Default for TailscaleDefaults {
             image: "tailscale/tailscale:v1.90.6".into(),
             default_tags: Vec::new(),
             oauth: None,
+            invites: None,
             resources: resources("20m", "64Mi", "500m", "256Mi"),
         }
     }
@@ -346,6 +375,14 @@ impl OperatorConfig {
             return Err(invalid(
                 "gateway.terminationGracePeriodSeconds",
                 "must be at least 30 (openclaw drains sessions on SIGTERM)".into(),
+            ));
+        }
+        if let Some(invites) = &self.tailscale.invites
+            && invites.poll_seconds < 10
+        {
+            return Err(invalid(
+                "tailscale.invites.pollSeconds",
+                "must be at least 10 (Tailscale rate-limits its API)".into(),
             ));
         }
         if self.reconcile.concurrency == 0 {

@@ -15,6 +15,7 @@ pub mod console;
 pub mod metrics;
 pub mod reconciler;
 pub mod runtime;
+pub mod sealing;
 pub mod tailscale;
 #[cfg(test)]
 pub(crate) use clawhost_core::testing;

@@ -262,6 +262,9 @@ pub struct AssistantStatus {
     /// Name of the Secret holding the gateway token (never the token itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_token_secret: Option<String>,
+    /// The client's access: the Tailscale device-share invite and its state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<super::AccessStatus>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]

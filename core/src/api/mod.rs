@@ -1,7 +1,9 @@
 //! The clawhost API: the `Assistant` resource and quantity helpers (types only; validation
 //! is [`crate::validation`]).
 
+pub mod access;
 pub mod assistant;
 pub mod quantity;
 
+pub use access::*;
 pub use assistant::*;

@@ -404,6 +404,7 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
         tailnet: Some(tailnet),
         storage,
         gateway_token_secret: Some(names.gateway_token_secret),
+        access: a.status.as_ref().and_then(|s| s.access.clone()),
     }
 }
 
