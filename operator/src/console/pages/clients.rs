@@ -312,14 +312,25 @@ pub async fn create(
     Form(n): Form<NewClient>,
 ) -> Response {
     match service::create_client(&ctx, &s.admin, &n).await {
-        Ok(c) => no_store(super::client::token_page(
-            &ctx,
-            &s,
-            c.client_id,
-            "Client created",
-            &c.gateway_token,
-            &c.warnings,
-        )),
+        Ok(c) => match (&c.handoff, ctx.db.client(c.client_id).await) {
+            (Some(link), Ok(Some(row))) => no_store(super::access::link_page(
+                &ctx,
+                &s,
+                &row,
+                "Client created",
+                link,
+                Some(&c.gateway_token),
+                &c.warnings,
+            )),
+            _ => no_store(super::client::token_page(
+                &ctx,
+                &s,
+                c.client_id,
+                "Client created",
+                &c.gateway_token,
+                &c.warnings,
+            )),
+        },
         Err(ActionError::Invalid(errs)) => {
             // Secrets are not echoed back into the form; the form says so next to them.
             let filled = |k: &Option<String>| k.as_deref().is_some_and(|k| !k.trim().is_empty());

@@ -58,6 +58,9 @@ pub struct Created {
     pub client_id: i64,
     /// Shown once, then never again.
     pub gateway_token: GatewayToken,
+    /// The client's first handoff link (revealing `gateway_token`), when the token was
+    /// written.
+    pub handoff: Option<super::handoff::IssuedLink>,
     pub warnings: Vec<String>,
 }
 
@@ -303,9 +306,13 @@ pub async fn create_client(
         }
     }
     let token = GatewayToken::generate();
-    if let Err(e) = write_gateway_token(ctx, &created, &token).await {
-        warnings.push(format!("gateway token Secret: {e}"));
-    }
+    let token_written = match write_gateway_token(ctx, &created, &token).await {
+        Ok(()) => true,
+        Err(e) => {
+            warnings.push(format!("gateway token Secret: {e}"));
+            false
+        }
+    };
     let after = json!({
         "record": {"name": record.name, "email": record.email, "plan": plan,
                    "billing_status": record.billing_status, "notes_chars": record.notes.chars().count()},
@@ -326,9 +333,19 @@ pub async fn create_client(
             Some(&after.to_string()),
         )
         .await?;
+    // The first handoff link reveals the token just written (no second rotation).
+    let handoff = if token_written {
+        match ctx.db.client(client_id).await? {
+            Some(row) => Some(super::handoff::issue_link(ctx, actor, &row, &token).await?),
+            None => None,
+        }
+    } else {
+        None
+    };
     Ok(Created {
         client_id,
         gateway_token: token,
+        handoff,
         warnings,
     })
 }
