@@ -44,6 +44,8 @@ struct World {
     quota: Option<(String, String)>,
     /// The data volume cannot be provisioned: the PVC stays Pending and no pod starts.
     volume_stuck: bool,
+    /// `status.access` as the operator's invite logic would report it (set by tests).
+    access: Option<clawhost::api::AccessStatus>,
 }
 
 #[derive(Default)]
@@ -275,6 +277,7 @@ impl MemoryCluster {
             joined: !a.spec.suspended,
             quota: None,
             volume_stuck: false,
+            access: None,
         };
         self.reconcile(&mut a, &world);
         st.world.insert(key.clone(), world);
@@ -398,11 +401,31 @@ impl MemoryCluster {
     /// The simulated operator: the status `reconciler::status::compute` writes for what it
     /// observes.
     fn reconcile(&self, a: &mut Assistant, world: &World) {
-        a.status = Some(status::compute(
-            a,
-            &self.config,
-            &observe(a, &self.config, world),
-        ));
+        let mut st = status::compute(a, &self.config, &observe(a, &self.config, world));
+        st.access = world.access.clone();
+        a.status = Some(st);
+    }
+
+    /// Sets `status.access` of an Assistant (what the operator's invite logic reports) and
+    /// reconciles: tests and demos of the Access panel and the handoff page.
+    pub fn set_access(&self, ns: &str, name: &str, access: Option<clawhost::api::AccessStatus>) {
+        self.update_world(ns, name, |w| w.access = access);
+    }
+
+    /// Whether the Assistant's device is on the tailnet (`status.tailnet` with its address).
+    pub fn set_joined(&self, ns: &str, name: &str, joined: bool) {
+        self.update_world(ns, name, |w| w.joined = joined);
+    }
+
+    fn update_world(&self, ns: &str, name: &str, change: impl FnOnce(&mut World)) {
+        let mut st = self.state.lock().expect("lock");
+        let key = (ns.to_string(), name.to_string());
+        let world = st.world.entry(key.clone()).or_default();
+        change(world);
+        let world = world.clone();
+        if let Some(a) = st.assistants.get_mut(&key) {
+            self.reconcile(Arc::make_mut(a), &world);
+        }
     }
 }
 

@@ -33,6 +33,9 @@ fn page_link(q: &ListQuery, page: u32) -> String {
     if q.include_deleted == Some(true) {
         parts.push("include_deleted=true".into());
     }
+    if q.never_connected == Some(true) {
+        parts.push("never_connected=true".into());
+    }
     format!("/clients?{}", parts.join("&"))
 }
 
@@ -124,6 +127,7 @@ pub async fn list(
                 @for b in BILLING_STATUSES { option value=(b) selected[sel(&q.billing, b)] { (b) } }
             }
             label.check { input type="checkbox" name="include_deleted" value="true" checked[q.include_deleted == Some(true)]; " Show deleted" }
+            label.check { input #never-connected type="checkbox" name="never_connected" value="true" checked[q.never_connected == Some(true)]; " Never connected" }
             @if let Some(sort) = q.sort.as_deref().filter(|s| service::LIST_SORTS.contains(s)) {
                 input type="hidden" name="sort" value=(sort);
             }
