@@ -109,6 +109,17 @@ async fn single_use_and_get_never_spends(app: TestApp) {
     assert!(!text.contains(link_token) && !text.contains(&secret_token));
 }
 
+async fn racing_reveals_have_one_winner(app: TestApp) {
+    let id = app.client_id("acme-legal").await;
+    let link = create_link(&app, id).await;
+    let (a, b) = futures::join!(anon_post(&app, &link), anon_post(&app, &link));
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::OK, StatusCode::GONE]);
+    let loser = if a.status == StatusCode::GONE { &a } else { &b };
+    assert!(loser.body.contains("already used"), "{}", loser.body);
+}
+
 async fn expired_and_replaced_links_are_refused(app: TestApp) {
     let id = app.client_id("bakery-lund").await;
     let first = create_link(&app, id).await;
@@ -478,6 +489,7 @@ async fn never_connected_filter(app: TestApp) {
 
 both_backends!(
     single_use_and_get_never_spends,
+    racing_reveals_have_one_winner,
     expired_and_replaced_links_are_refused,
     rotating_the_token_issues_a_new_link,
     creating_a_client_issues_the_first_link,
