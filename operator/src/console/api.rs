@@ -297,8 +297,7 @@ pub async fn access(State(ctx): State<Ctx>, Path(id): Path<i64>) -> Response {
         Ok(None) => return action_error(ActionError::NotFound),
         Err(e) => return action_error(e.into()),
     };
-    let (assistant, cluster_error) = match ctx.cluster.get(&c.namespace, &c.assistant_name).await
-    {
+    let (assistant, cluster_error) = match ctx.cluster.get(&c.namespace, &c.assistant_name).await {
         Ok(a) => (a, None),
         Err(e) => (None, Some(e.to_string())),
     };

@@ -84,7 +84,11 @@ async fn every_route_is_guarded(app: TestApp) {
             }
             // The client's handoff page: no session; an unknown link token is a plain 404.
             Access::Handoff => {
-                assert!(r.path.starts_with("/welcome/"), "{} is a handoff route", r.path);
+                assert!(
+                    r.path.starts_with("/welcome/"),
+                    "{} is a handoff route",
+                    r.path
+                );
                 let res = app.send(request(&r.method, &uri, None, "", false)).await;
                 assert_eq!(res.status, StatusCode::NOT_FOUND, "{} {uri}", r.method);
             }

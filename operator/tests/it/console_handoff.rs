@@ -11,7 +11,6 @@ use clawhost::console::auth;
 use clawhost::console::cluster::Cluster;
 use clawhost::sealing::{SealingKey, invite_url_context};
 use http::{Method, Request, StatusCode};
-use serde_json::json;
 
 use crate::console_support::{NS, TestApp};
 
@@ -83,7 +82,12 @@ async fn single_use_and_get_never_spends(app: TestApp) {
         assert!(!g.body.contains(&secret_token), "GET never shows the token");
         assert_eq!(g.headers["cache-control"], "no-store");
         assert_eq!(g.headers["referrer-policy"], "no-referrer");
-        assert!(g.headers["x-robots-tag"].to_str().unwrap().contains("noindex"));
+        assert!(
+            g.headers["x-robots-tag"]
+                .to_str()
+                .unwrap()
+                .contains("noindex")
+        );
         assert!(g.body.contains("name=\"viewport\""));
         // The address and its QR code (the in-memory device is on the tailnet).
         assert!(g.body.contains("https://") && g.body.contains("<svg"));
@@ -92,9 +96,11 @@ async fn single_use_and_get_never_spends(app: TestApp) {
     let p = anon_post(&app, &link).await;
     assert_eq!(p.status, StatusCode::OK, "{}", p.body);
     assert_eq!(token_in(&p.body), secret_token);
-    assert!(app.ctx.db.handoff_links(id).await.unwrap()[0]
-        .sealed_gateway_token
-        .is_none());
+    assert!(
+        app.ctx.db.handoff_links(id).await.unwrap()[0]
+            .sealed_gateway_token
+            .is_none()
+    );
     // Second visit: used, and whom to ask (the issuing admin).
     for r in [anon_post(&app, &link).await, app.get_anon(&link).await] {
         assert_eq!(r.status, StatusCode::GONE);
@@ -142,10 +148,15 @@ async fn expired_and_replaced_links_are_refused(app: TestApp) {
     let p = anon_post(&app, &second).await;
     assert_eq!(p.status, StatusCode::GONE);
     assert!(!p.body.contains("gateway-token"));
-    assert!(app.ctx.db.handoff_links(id).await.unwrap()[0]
-        .sealed_gateway_token
-        .is_none());
-    let text = format!("{:?}", app.ctx.db.audit_events(Some(id), 50, 0).await.unwrap());
+    assert!(
+        app.ctx.db.handoff_links(id).await.unwrap()[0]
+            .sealed_gateway_token
+            .is_none()
+    );
+    let text = format!(
+        "{:?}",
+        app.ctx.db.audit_events(Some(id), 50, 0).await.unwrap()
+    );
     assert!(text.contains("handoff.replaced"));
     // Unknown tokens: the neutral not-found page.
     let bogus = format!("/welcome/{}", auth::random_token());
@@ -161,16 +172,28 @@ async fn rotating_the_token_issues_a_new_link(app: TestApp) {
     assert_eq!(r.status, StatusCode::OK);
     let new = link_in(&r.body);
     assert_ne!(new, old);
-    assert!(r.body.contains("public-url-missing"), "no --public-url: said so");
+    assert!(
+        r.body.contains("public-url-missing"),
+        "no --public-url: said so"
+    );
     assert_eq!(anon_post(&app, &old).await.status, StatusCode::GONE);
     let p = anon_post(&app, &new).await;
     assert_eq!(token_in(&p.body), gateway_token_of(&app, "acme-legal"));
     // The API's rotation returns the new link too (and replaces this one, spent already).
     let j = app
-        .api(Method::POST, &format!("/api/v1/clients/{id}/rotate-token"), None)
+        .api(
+            Method::POST,
+            &format!("/api/v1/clients/{id}/rotate-token"),
+            None,
+        )
         .await;
     assert_eq!(j.status, StatusCode::OK);
-    assert!(j.json()["handoff"]["path"].as_str().unwrap().starts_with("/welcome/"));
+    assert!(
+        j.json()["handoff"]["path"]
+            .as_str()
+            .unwrap()
+            .starts_with("/welcome/")
+    );
 }
 
 async fn creating_a_client_issues_the_first_link(app: TestApp) {
@@ -179,7 +202,10 @@ async fn creating_a_client_issues_the_first_link(app: TestApp) {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let link = link_in(&r.body);
     let shown = token_in(&r.body);
-    assert!(r.body.contains("handoff-email"), "the e-mail text for the client");
+    assert!(
+        r.body.contains("handoff-email"),
+        "the e-mail text for the client"
+    );
     // The link reveals the very token the creation wrote: no second rotation.
     let p = anon_post(&app, &link).await;
     assert_eq!(token_in(&p.body), shown);
@@ -197,13 +223,19 @@ async fn welcome_is_rate_limited_per_address(app: TestApp) {
     };
     let limit = clawhost::console::pages::welcome::REQUESTS_PER_WINDOW;
     for _ in 0..limit {
-        assert_eq!(app.send(from([203, 0, 113, 7])).await.status, StatusCode::OK);
+        assert_eq!(
+            app.send(from([203, 0, 113, 7])).await.status,
+            StatusCode::OK
+        );
     }
     let r = app.send(from([203, 0, 113, 7])).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(r.headers.contains_key("retry-after"));
     // Another address is not affected; the link was not spent by any of this.
-    assert_eq!(app.send(from([198, 51, 100, 9])).await.status, StatusCode::OK);
+    assert_eq!(
+        app.send(from([198, 51, 100, 9])).await.status,
+        StatusCode::OK
+    );
     assert_eq!(anon_post(&app, &link).await.status, StatusCode::OK);
 }
 
@@ -321,8 +353,11 @@ async fn invite_link_shown_only_when_it_opens(app: TestApp) {
     let key = SealingKey::random();
     let invite = "https://login.tailscale.com/admin/invite/SECRETINVITE42";
     let sealed = key.seal(invite, &invite_url_context(NS, "acme-legal"));
-    app.cluster
-        .set_access(NS, "acme-legal", Some(sent("it@acme-legal.example", Some(sealed))));
+    app.cluster.set_access(
+        NS,
+        "acme-legal",
+        Some(sent("it@acme-legal.example", Some(sealed))),
+    );
     let link = create_link(&app, id).await;
     let get = |router: axum::Router, uri: String| async move {
         crate::console_support::send_to(&router, Request::get(uri).body(Body::empty()).unwrap())
@@ -339,14 +374,21 @@ async fn invite_link_shown_only_when_it_opens(app: TestApp) {
         assert!(r.body.contains("it@acme-legal.example"));
     }
     // The admin's JSON view never carries the sealed URL either.
-    let j = app.api(Method::GET, &format!("/api/v1/clients/{id}/access"), None).await;
+    let j = app
+        .api(Method::GET, &format!("/api/v1/clients/{id}/access"), None)
+        .await;
     assert_eq!(j.json()["state"], "Sent");
     assert!(!j.body.contains("v1.") && !j.body.contains("SECRETINVITE42"));
     // Accepted and Manual say so.
     let mut accepted = sent("it@acme-legal.example", None);
     accepted.state = AccessState::Accepted;
     app.cluster.set_access(NS, "acme-legal", Some(accepted));
-    assert!(app.get_anon(&link).await.body.contains("already shared with you"));
+    assert!(
+        app.get_anon(&link)
+            .await
+            .body
+            .contains("already shared with you")
+    );
     app.cluster.set_access(NS, "acme-legal", None);
     assert!(app.get_anon(&link).await.body.contains("Install the"));
     // A device not on the tailnet yet: still starting, no QR.
@@ -377,8 +419,13 @@ async fn access_panel_actions_set_the_annotation(app: TestApp) {
     for action in ["resend", "revoke", "reinvite"] {
         let c = app.get(&format!("/clients/{id}/access/{action}")).await;
         assert_eq!(c.status, StatusCode::OK);
-        assert!(c.body.contains(&format!("action=\"/clients/{id}/access/{action}\"")));
-        let r = app.post(&format!("/clients/{id}/access/{action}"), &[]).await;
+        assert!(
+            c.body
+                .contains(&format!("action=\"/clients/{id}/access/{action}\""))
+        );
+        let r = app
+            .post(&format!("/clients/{id}/access/{action}"), &[])
+            .await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
         let a = app.cluster.get(NS, "acme-legal").await.unwrap().unwrap();
         let v = a.metadata.annotations.unwrap()[ACCESS_REQUEST_ANNOTATION].clone();
@@ -389,10 +436,15 @@ async fn access_panel_actions_set_the_annotation(app: TestApp) {
         );
     }
     assert_eq!(
-        app.post(&format!("/clients/{id}/access/delete"), &[]).await.status,
+        app.post(&format!("/clients/{id}/access/delete"), &[])
+            .await
+            .status,
         StatusCode::NOT_FOUND
     );
-    let text = format!("{:?}", app.ctx.db.audit_events(Some(id), 50, 0).await.unwrap());
+    let text = format!(
+        "{:?}",
+        app.ctx.db.audit_events(Some(id), 50, 0).await.unwrap()
+    );
     for a in ["access.resend", "access.revoke", "access.reinvite"] {
         assert!(text.contains(a), "{a}");
     }
@@ -439,10 +491,28 @@ async fn api_scopes_and_results(app: TestApp) {
     let access = format!("/api/v1/clients/{id}/access");
     let resend = format!("/api/v1/clients/{id}/access/resend");
     let handoff = format!("/api/v1/clients/{id}/handoff");
-    assert_eq!(call(read.clone(), Method::GET, access.clone()).await.status, StatusCode::OK);
-    assert_eq!(call(read.clone(), Method::POST, resend.clone()).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(call(write.clone(), Method::POST, resend.clone()).await.status, StatusCode::ACCEPTED);
-    assert_eq!(call(write.clone(), Method::POST, handoff.clone()).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        call(read.clone(), Method::GET, access.clone()).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(read.clone(), Method::POST, resend.clone())
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(write.clone(), Method::POST, resend.clone())
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        call(write.clone(), Method::POST, handoff.clone())
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
     let r = call(rotate, Method::POST, handoff).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let path = r.json()["path"].as_str().unwrap().to_string();
@@ -451,7 +521,6 @@ async fn api_scopes_and_results(app: TestApp) {
     assert_eq!(token_in(&p.body), gateway_token_of(&app, "acme-legal"));
     let j = call(read, Method::GET, access).await.json();
     assert_eq!(j["handoff_links"][0]["state"], "spent");
-    let _ = json!({});
 }
 
 async fn never_connected_filter(app: TestApp) {
@@ -478,9 +547,16 @@ async fn never_connected_filter(app: TestApp) {
     assert!(r.body.contains("Acme Legal"), "{}", r.body);
     assert!(!r.body.contains("Bageri Lund"));
     let f = app.get("/fleet").await;
-    let i = f.body.find("id=\"never-connected\"").expect("the Fleet count");
+    let i = f
+        .body
+        .find("id=\"never-connected\"")
+        .expect("the Fleet count");
     assert!(f.body[i..].contains("href=\"/clients?never_connected=true\""));
-    assert!(f.body[i..i + 200].contains(">1<"), "{}", &f.body[i..i + 200]);
+    assert!(
+        f.body[i..i + 200].contains(">1<"),
+        "{}",
+        &f.body[i..i + 200]
+    );
     let j = app
         .api(Method::GET, &format!("/api/v1/clients/{id}/access"), None)
         .await;

@@ -9,11 +9,11 @@
 use std::sync::Arc;
 
 use clap::Parser;
+use clawhost::api::{AccessState, AccessStatus};
 use clawhost::config::OperatorConfig;
 use clawhost::console::cli::ConsoleArgs;
 use clawhost::console::db::Db;
 use clawhost::console::{Console, serve_console};
-use clawhost::api::{AccessState, AccessStatus};
 use clawhost::sealing::SealingKey;
 use clawhost_testing::memory_cluster::{MemoryCluster, demo_assistant, demo_invite, seed_records};
 
@@ -110,10 +110,7 @@ fn write_demo_access_key() -> anyhow::Result<SealingKey> {
     let dir = std::env::temp_dir().join(format!("console-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("access-key");
-    std::fs::write(
-        &path,
-        base64::engine::general_purpose::STANDARD.encode(raw),
-    )?;
+    std::fs::write(&path, base64::engine::general_purpose::STANDARD.encode(raw))?;
     tracing::info!(path = %path.display(), "demo access key written");
     Ok(SealingKey::from_file(&path)?)
 }
@@ -136,7 +133,9 @@ fn seed_access(cluster: &MemoryCluster, ns: &str, key: &SealingKey) {
         "chen-studio",
         Some(AccessStatus {
             state: AccessState::Manual,
-            message: Some("no Tailscale invite credential configured: share the device by hand".into()),
+            message: Some(
+                "no Tailscale invite credential configured: share the device by hand".into(),
+            ),
             ..Default::default()
         }),
     );

@@ -218,7 +218,9 @@ pub async fn action(
         return super::action_error(&ctx, &s, &ActionError::NotFound, &format!("/clients/{id}"));
     };
     match handoff::request_access(&ctx, &s.admin, id, act).await {
-        Ok(_) => Redirect::to(&format!("/clients/{id}?done=access-{}", act.as_str())).into_response(),
+        Ok(_) => {
+            Redirect::to(&format!("/clients/{id}?done=access-{}", act.as_str())).into_response()
+        }
         Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
     }
 }

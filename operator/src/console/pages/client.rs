@@ -32,7 +32,9 @@ fn notice_text(key: &str) -> Option<&'static str> {
             "A plan change was requested. The Plan line below shows whether the operator has applied it; usage is billed on the plan observed running."
         }
         "record" => "The client record was saved.",
-        "access-resend" => "Resending the invite was requested; the operator asks Tailscale to e-mail it again.",
+        "access-resend" => {
+            "Resending the invite was requested; the operator asks Tailscale to e-mail it again."
+        }
         "access-revoke" => "Revoking the invite was requested; the operator deletes it.",
         "access-reinvite" => "A new invite was requested; the operator sends it.",
         "adopted" => {

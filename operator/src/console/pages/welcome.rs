@@ -54,8 +54,7 @@ pub async fn guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Response
             r
         }
         Ok(()) => {
-            ctx.welcome_limiter
-                .record_failure(LIMITER_KEY, client, now);
+            ctx.welcome_limiter.record_failure(LIMITER_KEY, client, now);
             next.run(req).await
         }
     };
@@ -65,7 +64,10 @@ pub async fn guard(State(ctx): State<Ctx>, req: Request, next: Next) -> Response
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    h.insert("x-robots-tag", HeaderValue::from_static("noindex, nofollow"));
+    h.insert(
+        "x-robots-tag",
+        HeaderValue::from_static("noindex, nofollow"),
+    );
     res
 }
 

@@ -41,13 +41,17 @@ pub fn parse_lifetime(s: &str) -> Result<Duration, LifetimeError> {
     let mut total: u64 = 0;
     let mut rest = text.as_str();
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err(err());
         }
         let n: u64 = rest[..digits].parse().map_err(|_| err())?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let factor = match unit.to_ascii_lowercase().as_str() {
@@ -72,11 +76,11 @@ pub fn parse_lifetime(s: &str) -> Result<Duration, LifetimeError> {
 pub fn describe_lifetime(d: Duration) -> String {
     let s = d.as_secs();
     let plural = |n: u64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    if s % 86_400 == 0 && s >= 86_400 * 2 {
+    if s.is_multiple_of(86_400) && s >= 86_400 * 2 {
         plural(s / 86_400, "day")
-    } else if s % 3600 == 0 {
+    } else if s.is_multiple_of(3600) {
         plural(s / 3600, "hour")
-    } else if s % 60 == 0 {
+    } else if s.is_multiple_of(60) {
         plural(s / 60, "minute")
     } else {
         plural(s, "second")
@@ -195,8 +199,7 @@ pub async fn issue_link(
             &target(c),
             None,
             Some(
-                &json!({"link_id": id, "expires_at": expires_at, "replaced": replaced})
-                    .to_string(),
+                &json!({"link_id": id, "expires_at": expires_at, "replaced": replaced}).to_string(),
             ),
         )
         .await?;
@@ -321,12 +324,16 @@ pub enum InviteView {
     /// The invite URL, opened with the console's access key.
     Link(String),
     /// The invite exists but the console cannot show its URL (no key, or none sealed).
-    Emailed { recipient: Option<String> },
+    Emailed {
+        recipient: Option<String>,
+    },
     Accepted,
     /// No automation: the manual steps.
     Manual,
     /// Waiting for the device or the Tailscale API; or revoked.
-    NotYet { state: AccessState },
+    NotYet {
+        state: AccessState,
+    },
 }
 
 pub fn invite_view(ctx: &Console, a: Option<&Assistant>) -> InviteView {
@@ -457,7 +464,10 @@ mod tests {
     fn lifetimes_parse_humanely_and_refuse_garbage() {
         assert_eq!(parse_lifetime("72h"), Ok(Duration::from_secs(72 * 3600)));
         assert_eq!(parse_lifetime("3d"), Ok(Duration::from_secs(3 * 86_400)));
-        assert_eq!(parse_lifetime("3 days"), Ok(Duration::from_secs(3 * 86_400)));
+        assert_eq!(
+            parse_lifetime("3 days"),
+            Ok(Duration::from_secs(3 * 86_400))
+        );
         assert_eq!(parse_lifetime("1d12h"), Ok(Duration::from_secs(36 * 3600)));
         assert_eq!(parse_lifetime("90m"), Ok(Duration::from_secs(5400)));
         for bad in ["", "72", "h", "0h", "3x", "-1h", "99999999999999999999d"] {
