@@ -85,11 +85,12 @@ pub fn panel(
             @if actions {
                 div.actions {
                     @match state {
-                        AccessState::Sent | AccessState::Pending => {
+                        AccessState::Sent => {
                             (action(AccessAction::Resend, "Resend invite"))
                             (action(AccessAction::Revoke, "Revoke invite"))
                         }
-                        AccessState::Accepted | AccessState::Revoked => {
+                        // Pending: no invite yet (device not joined, or the API refused): ask again.
+                        AccessState::Pending | AccessState::Accepted | AccessState::Revoked => {
                             (action(AccessAction::Reinvite, "Send a new invite"))
                         }
                         AccessState::Manual => {}

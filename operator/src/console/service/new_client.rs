@@ -334,13 +334,18 @@ pub async fn create_client(
         )
         .await?;
     // The first handoff link reveals the token just written (no second rotation).
-    let handoff = if token_written {
-        match ctx.db.client(client_id).await? {
-            Some(row) => Some(super::handoff::issue_link(ctx, actor, &row, &token).await?),
-            None => None,
+    // The client exists by now: a failed link is a warning (create one on the client page).
+    let handoff = match ctx.db.client(client_id).await {
+        Ok(Some(row)) if token_written => {
+            match super::handoff::issue_link(ctx, actor, &row, &token).await {
+                Ok(link) => Some(link),
+                Err(e) => {
+                    warnings.push(format!("handoff link: {e}"));
+                    None
+                }
+            }
         }
-    } else {
-        None
+        _ => None,
     };
     Ok(Created {
         client_id,
