@@ -1438,15 +1438,12 @@ impl Db {
         Ok(())
     }
 
-    /// Live clients created before `cutoff`: (namespace, Assistant name).
-    pub async fn clients_created_before(
-        &self,
-        cutoff: i64,
-    ) -> Result<Vec<(i64, String, String)>, DbError> {
+    /// Live clients' keys with their creation time: (id, namespace, Assistant name,
+    /// created_at); Fleet reads these once for every count.
+    pub async fn client_keys_created(&self) -> Result<Vec<(i64, String, String, i64)>, DbError> {
         let rows = sqlx::query(
-            "SELECT id, namespace, assistant_name FROM clients WHERE deleted_at IS NULL AND created_at < $1",
+            "SELECT id, namespace, assistant_name, created_at FROM clients WHERE deleted_at IS NULL",
         )
-        .bind(cutoff)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -1455,6 +1452,7 @@ impl Db {
                     r.try_get("id")?,
                     r.try_get("namespace")?,
                     r.try_get("assistant_name")?,
+                    r.try_get("created_at")?,
                 ))
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -50,10 +50,6 @@ pub async fn show(State(ctx): State<Ctx>, Extension(s): Extension<Session>) -> R
     };
     let running = f.by_phase.get("Running").copied().unwrap_or(0);
     let attention = f.need_attention;
-    let never_connected = service::handoff::never_connected_ids(&ctx)
-        .await
-        .map(|ids| ids.len())
-        .unwrap_or(0);
     let body = html! {
         h1 { "Fleet" }
         div.stats {
@@ -61,7 +57,7 @@ pub async fn show(State(ctx): State<Ctx>, Extension(s): Extension<Session>) -> R
             div.stat { div.n { (running) } div.l { "running" } }
             div.stat { div.n { (f.by_phase.get("Suspended").copied().unwrap_or(0)) } div.l { "suspended" } }
             div.stat { div.n { (attention) } div.l { "need attention" } }
-            a.stat #never-connected href="/clients?never_connected=true" { div.n { (never_connected) } div.l { "never connected (" (ctx.opts.never_connected_days) "+ days)" } }
+            a.stat #never-connected href="/clients?never_connected=true" { div.n { (f.never_connected) } div.l { "never connected (" (ctx.opts.never_connected_days) "+ days)" } }
             div.stat { div.n { (f.by_version.len()) } div.l { "gateway versions" } }
         }
         div.grid {

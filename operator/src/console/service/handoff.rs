@@ -442,20 +442,6 @@ pub fn never_connected_cutoff(ctx: &Console) -> i64 {
     now() - ctx.opts.never_connected_days.max(0) * 86_400
 }
 
-/// Ids of live clients older than `--never-connected-days` whose access is not Accepted.
-pub async fn never_connected_ids(ctx: &Console) -> Result<Vec<i64>, ActionError> {
-    let rows = ctx
-        .db
-        .clients_created_before(never_connected_cutoff(ctx))
-        .await?;
-    let (idx, _) = super::clients::assistant_index(ctx).await;
-    Ok(rows
-        .into_iter()
-        .filter(|(_, ns, name)| not_connected(idx.get(&(ns.clone(), name.clone())).map(|a| &**a)))
-        .map(|(id, _, _)| id)
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
