@@ -44,6 +44,8 @@ struct World {
     quota: Option<(String, String)>,
     /// The data volume cannot be provisioned: the PVC stays Pending and no pod starts.
     volume_stuck: bool,
+    /// `status.access` as the operator's invite logic would report it (set by tests).
+    access: Option<clawhost::api::AccessStatus>,
 }
 
 #[derive(Default)]
@@ -275,6 +277,7 @@ impl MemoryCluster {
             joined: !a.spec.suspended,
             quota: None,
             volume_stuck: false,
+            access: None,
         };
         self.reconcile(&mut a, &world);
         st.world.insert(key.clone(), world);
@@ -398,11 +401,53 @@ impl MemoryCluster {
     /// The simulated operator: the status `reconciler::status::compute` writes for what it
     /// observes.
     fn reconcile(&self, a: &mut Assistant, world: &World) {
-        a.status = Some(status::compute(
-            a,
-            &self.config,
-            &observe(a, &self.config, world),
-        ));
+        let mut st = status::compute(a, &self.config, &observe(a, &self.config, world));
+        st.access = world.access.clone();
+        a.status = Some(st);
+    }
+
+    /// Sets `status.access` of an Assistant (what the operator's invite logic reports) and
+    /// reconciles: tests and demos of the Access panel and the handoff page.
+    pub fn set_access(&self, ns: &str, name: &str, access: Option<clawhost::api::AccessStatus>) {
+        self.update_world(ns, name, |w| w.access = access);
+    }
+
+    /// Whether the Assistant's device is on the tailnet (`status.tailnet` with its address).
+    pub fn set_joined(&self, ns: &str, name: &str, joined: bool) {
+        self.update_world(ns, name, |w| w.joined = joined);
+    }
+
+    /// The simulated operator's invite step: every Assistant on the tailnet without
+    /// `status.access` gets a Sent invite to its owner, its URL sealed with `key` (as the
+    /// operator seals it with the shared access key). Returns how many were sent.
+    pub fn send_pending_invites(&self, key: &clawhost::sealing::SealingKey) -> usize {
+        let due: Vec<(String, String, String)> = {
+            let st = self.state.lock().expect("lock");
+            st.assistants
+                .iter()
+                .filter(|(k, _)| {
+                    st.world
+                        .get(*k)
+                        .is_some_and(|w| w.joined && w.access.is_none())
+                })
+                .map(|(k, a)| (k.0.clone(), k.1.clone(), a.spec.owner.email.clone()))
+                .collect()
+        };
+        for (ns, name, email) in &due {
+            self.set_access(ns, name, Some(demo_invite(key, ns, name, email)));
+        }
+        due.len()
+    }
+
+    fn update_world(&self, ns: &str, name: &str, change: impl FnOnce(&mut World)) {
+        let mut st = self.state.lock().expect("lock");
+        let key = (ns.to_string(), name.to_string());
+        let world = st.world.entry(key.clone()).or_default();
+        change(world);
+        let world = world.clone();
+        if let Some(a) = st.assistants.get_mut(&key) {
+            self.reconcile(Arc::make_mut(a), &world);
+        }
     }
 }
 
@@ -694,4 +739,27 @@ pub async fn seed_records(ctx: &Console) -> Result<(), service::ActionError> {
         }
     }
     Ok(())
+}
+
+/// A Sent invite as the operator reports it, with a demo invite URL sealed with `key`.
+pub fn demo_invite(
+    key: &clawhost::sealing::SealingKey,
+    ns: &str,
+    name: &str,
+    email: &str,
+) -> clawhost::api::AccessStatus {
+    let now = jiff::Timestamp::now().to_string();
+    clawhost::api::AccessStatus {
+        state: clawhost::api::AccessState::Sent,
+        device_id: Some(format!("n{}CNTRL", name.len())),
+        invite_id: Some(format!("invite-{name}")),
+        recipient: Some(email.into()),
+        sealed_invite_url: Some(key.seal(
+            &format!("https://login.tailscale.com/admin/invite/demo-{name}"),
+            &clawhost::sealing::invite_url_context(ns, name),
+        )),
+        last_transition_time: Some(now.clone()),
+        last_sent_time: Some(now),
+        ..Default::default()
+    }
 }

@@ -111,6 +111,7 @@ pub async fn create_client(
                 "id": c.client_id,
                 // Returned once; the console keeps no copy.
                 "gateway_token": c.gateway_token.expose(),
+                "handoff": c.handoff.as_ref().map(link_json),
                 "warnings": c.warnings,
             })),
         )
@@ -187,8 +188,11 @@ pub async fn rotate_token(
     Extension(a): Extension<Admin>,
     Path(id): Path<i64>,
 ) -> Response {
-    match service::rotate_token(&ctx, &a, id).await {
-        Ok(t) => Json(json!({"gateway_token": t.expose()})).into_response(),
+    // Rotating also issues a new handoff link (older ones would reveal a dead token).
+    match service::handoff::create_handoff(&ctx, &a, id).await {
+        Ok((t, link)) => {
+            Json(json!({"gateway_token": t.expose(), "handoff": link_json(&link)})).into_response()
+        }
         Err(e) => action_error(e),
     }
 }
@@ -270,6 +274,90 @@ pub async fn audit(State(ctx): State<Ctx>, Query(q): Query<service::AuditQuery>)
             "total": p.total,
         }))
         .into_response(),
+        Err(e) => action_error(e),
+    }
+}
+
+/// A handoff link for the JSON API: the URL (or path without `--public-url`) once.
+fn link_json(link: &service::handoff::IssuedLink) -> serde_json::Value {
+    json!({
+        "id": link.id,
+        "url": link.url,
+        "path": link.path,
+        "expires_at": link.expires_at,
+        "public_url_missing": link.url.is_none(),
+    })
+}
+
+/// The client's access as the operator reports it (never the sealed invite URL) and its
+/// handoff links.
+pub async fn access(State(ctx): State<Ctx>, Path(id): Path<i64>) -> Response {
+    let c = match ctx.db.client(id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return action_error(ActionError::NotFound),
+        Err(e) => return action_error(e.into()),
+    };
+    let (assistant, cluster_error) = match ctx.cluster.get(&c.namespace, &c.assistant_name).await {
+        Ok(a) => (a, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let access = assistant
+        .as_ref()
+        .and_then(service::handoff::access_of)
+        .map(|a| {
+            let mut a = a.clone();
+            // Sealed, but still nothing a script needs.
+            a.sealed_invite_url = None;
+            a
+        });
+    let now = service::now();
+    let links = super::pages::access::links_of(&ctx, id).await;
+    Json(json!({
+        "access": access,
+        "state": access.as_ref().map(|a| a.state.as_str()).unwrap_or("Manual"),
+        "never_connected": service::handoff::not_connected(assistant.as_ref())
+            && c.created_at < service::handoff::never_connected_cutoff(&ctx),
+        "handoff_links": links.iter().map(|l| json!({
+            "id": l.id,
+            "created_at": l.created_at,
+            "created_by": l.created_by,
+            "expires_at": l.expires_at,
+            "state": service::handoff::LinkState::of(l, now).as_str(),
+        })).collect::<Vec<_>>(),
+        "cluster_error": cluster_error,
+    }))
+    .into_response()
+}
+
+pub async fn access_action(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path((id, action)): Path<(i64, String)>,
+) -> Response {
+    let Some(act) = service::handoff::parse_action(&action) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown access action: use resend, revoke or reinvite",
+        );
+    };
+    match service::handoff::request_access(&ctx, &a, id, act).await {
+        Ok(v) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"requested": act.as_str(), "annotation": v})),
+        )
+            .into_response(),
+        Err(e) => action_error(e),
+    }
+}
+
+/// Sets a new gateway token and returns a handoff link revealing it, once.
+pub async fn handoff(
+    State(ctx): State<Ctx>,
+    Extension(a): Extension<Admin>,
+    Path(id): Path<i64>,
+) -> Response {
+    match service::handoff::create_handoff(&ctx, &a, id).await {
+        Ok((_, link)) => (StatusCode::CREATED, Json(link_json(&link))).into_response(),
         Err(e) => action_error(e),
     }
 }

@@ -222,6 +222,17 @@ impl Default for LoginLimiter {
 }
 
 impl LoginLimiter {
+    /// A limiter of requests per client address only (`limit` per `window`): record every
+    /// request under one key, and no account backoff ever starts.
+    pub fn per_address(limit: u32, window: Duration) -> Self {
+        Self {
+            free_failures: u32::MAX,
+            address_failures: limit,
+            address_window: window,
+            ..Self::default()
+        }
+    }
+
     /// `Err` with the wait when the attempt must be refused unchecked.
     pub fn check(&self, email: &str, ip: Option<IpAddr>, now: Instant) -> Result<(), RetryAfter> {
         let mut wait = Duration::ZERO;

@@ -41,6 +41,47 @@ pub struct ConsoleServerArgs {
     /// peer the header is ignored.
     #[arg(long, env = "CLAWHOST_CONSOLE_TRUSTED_PROXIES", value_parser = parse_cidrs, default_value = "")]
     trusted_proxies: TrustedProxies,
+    /// The console's external base URL (e.g. https://console.example.com): handoff links
+    /// sent to clients are built from it (never from the request's Host header).
+    #[arg(long, env = "CLAWHOST_CONSOLE_PUBLIC_URL", value_parser = parse_public_url)]
+    public_url: Option<String>,
+    /// How long a handoff link stays open: 72h, 3d, 90m, 1d12h.
+    #[arg(long, env = "CLAWHOST_HANDOFF_LIFETIME", default_value = "72h", value_parser = parse_lifetime)]
+    handoff_lifetime: std::time::Duration,
+    /// Whom a client with a used or expired handoff link should ask (e.g. an e-mail
+    /// address); the issuing admin's e-mail when absent.
+    #[arg(long, env = "CLAWHOST_SUPPORT_CONTACT")]
+    support_contact: Option<String>,
+    /// The access key shared with the operator (32 random bytes, base64): opens the sealed
+    /// Tailscale invite URL shown on the client's handoff page.
+    #[arg(long, env = "CLAWHOST_ACCESS_KEY_FILE", value_parser = parse_access_key)]
+    access_key_file: Option<crate::sealing::SealingKey>,
+    /// Days after creation from which a client whose invite is not accepted counts as
+    /// "never connected".
+    #[arg(long, env = "CLAWHOST_NEVER_CONNECTED_DAYS", default_value_t = 3)]
+    never_connected_days: u32,
+}
+
+fn parse_lifetime(s: &str) -> Result<std::time::Duration, String> {
+    crate::console::service::handoff::parse_lifetime(s).map_err(|e| e.to_string())
+}
+
+fn parse_access_key(s: &str) -> Result<crate::sealing::SealingKey, String> {
+    crate::sealing::SealingKey::from_file(std::path::Path::new(s)).map_err(|e| e.to_string())
+}
+
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let s = s.trim().trim_end_matches('/');
+    if (s.starts_with("https://") || s.starts_with("http://"))
+        && !s.contains(['?', '#', ' '])
+        && s.len() > "https://".len()
+    {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a base URL: use the console's external address, e.g. https://console.example.com"
+        ))
+    }
 }
 
 /// A parsed `--trusted-proxies` list (a newtype: clap would read a `Vec` as repeated flags).
@@ -61,6 +102,11 @@ impl ConsoleServerArgs {
             namespace: self.namespace,
             secure_cookies: self.secure_cookies,
             trusted_proxies: self.trusted_proxies.0,
+            public_url: self.public_url,
+            handoff_lifetime: self.handoff_lifetime,
+            support_contact: self.support_contact.filter(|c| !c.trim().is_empty()),
+            access_key: self.access_key_file,
+            never_connected_days: i64::from(self.never_connected_days),
             ..Default::default()
         };
         if let Ok(v) = std::env::var("CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS")

@@ -90,6 +90,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "first hour",
         include_str!("../../migrations/sqlite/0004_first_hour.sql"),
     ),
+    (
+        5,
+        "handoff",
+        include_str!("../../migrations/sqlite/0005_handoff.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -111,6 +116,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "first hour",
         include_str!("../../migrations/postgres/0004_first_hour.sql"),
+    ),
+    (
+        5,
+        "handoff",
+        include_str!("../../migrations/postgres/0005_handoff.sql"),
     ),
 ];
 
@@ -251,6 +261,39 @@ pub struct AdminSummary {
     pub last_sign_in_at: Option<i64>,
     /// Live (unrevoked, unexpired) API tokens.
     pub tokens: i64,
+}
+
+/// One handoff link of a client (never its token: only the hash is stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HandoffLinkRow {
+    pub id: i64,
+    pub client_id: i64,
+    pub token_hash: String,
+    /// The gateway token sealed with a key derived from the link token; `None` once the
+    /// link is spent, replaced or expired.
+    pub sealed_gateway_token: Option<String>,
+    /// E-mail of the admin who issued it.
+    pub created_by: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub spent_at: Option<i64>,
+    pub replaced_at: Option<i64>,
+}
+
+const HANDOFF_COLUMNS: &str = "id, client_id, token_hash, sealed_gateway_token, created_by, created_at, expires_at, spent_at, replaced_at";
+
+fn handoff_from_row(r: &AnyRow) -> Result<HandoffLinkRow, sqlx::Error> {
+    Ok(HandoffLinkRow {
+        id: r.try_get("id")?,
+        client_id: r.try_get("client_id")?,
+        token_hash: r.try_get("token_hash")?,
+        sealed_gateway_token: r.try_get("sealed_gateway_token")?,
+        created_by: r.try_get("created_by")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        spent_at: r.try_get("spent_at")?,
+        replaced_at: r.try_get("replaced_at")?,
+    })
 }
 
 #[derive(Clone, Debug)]
@@ -1286,5 +1329,133 @@ impl Db {
                 ))
             })
             .collect()
+    }
+}
+
+// ----- handoff links -----
+impl Db {
+    /// Issues a link: marks the client's open links replaced, inserts the new one and
+    /// stores the gateway token sealed by `seal(row id)`, in one transaction. Returns the
+    /// new link's id and the ids of the links it replaced.
+    pub async fn issue_handoff_link(
+        &self,
+        client_id: i64,
+        token_hash: &str,
+        created_by: &str,
+        now: i64,
+        expires_at: i64,
+        seal: impl FnOnce(i64) -> String,
+    ) -> Result<(i64, Vec<i64>), DbError> {
+        let mut tx = self.pool.begin().await?;
+        let replaced: Vec<i64> = sqlx::query(
+            "UPDATE handoff_links SET replaced_at = $1, sealed_gateway_token = NULL WHERE client_id = $2 AND spent_at IS NULL AND replaced_at IS NULL AND expires_at > $1 RETURNING id",
+        )
+        .bind(now)
+        .bind(client_id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO handoff_links (client_id, token_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(client_id)
+        .bind(token_hash)
+        .bind(created_by)
+        .bind(now)
+        .bind(expires_at)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("id")?;
+        sqlx::query("UPDATE handoff_links SET sealed_gateway_token = $1 WHERE id = $2")
+            .bind(seal(id))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok((id, replaced))
+    }
+
+    pub async fn handoff_link_by_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<HandoffLinkRow>, DbError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {HANDOFF_COLUMNS} FROM handoff_links WHERE token_hash = $1"
+        )))
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(handoff_from_row).transpose()?)
+    }
+
+    /// Spends an open link: `true` for exactly one caller (a racing second one, or a link
+    /// replaced or expired meanwhile, gets `false`). The sealed token goes with it.
+    pub async fn spend_handoff_link(&self, id: i64, now: i64) -> Result<bool, DbError> {
+        let r = sqlx::query(
+            "UPDATE handoff_links SET spent_at = $1, sealed_gateway_token = NULL WHERE id = $2 AND spent_at IS NULL AND replaced_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Drops the sealed tokens of expired links (they can never be revealed).
+    pub async fn purge_expired_handoff_tokens(&self, now: i64) -> Result<u64, DbError> {
+        let r = sqlx::query(
+            "UPDATE handoff_links SET sealed_gateway_token = NULL WHERE expires_at <= $1 AND sealed_gateway_token IS NOT NULL",
+        )
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// The client's links, newest first.
+    pub async fn handoff_links(&self, client_id: i64) -> Result<Vec<HandoffLinkRow>, DbError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {HANDOFF_COLUMNS} FROM handoff_links WHERE client_id = $1 ORDER BY id DESC LIMIT 50"
+        )))
+        .bind(client_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(handoff_from_row)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Moves a link's expiry (tests and operations: end a link now).
+    pub async fn set_handoff_expiry(&self, id: i64, expires_at: i64) -> Result<(), DbError> {
+        sqlx::query("UPDATE handoff_links SET expires_at = $1 WHERE id = $2")
+            .bind(expires_at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Live clients' keys with their creation time: (id, namespace, Assistant name,
+    /// created_at); Fleet reads these once for every count.
+    pub async fn client_keys_created(&self) -> Result<Vec<(i64, String, String, i64)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, namespace, assistant_name, created_at FROM clients WHERE deleted_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("namespace")?,
+                    r.try_get("assistant_name")?,
+                    r.try_get("created_at")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(DbError::from)
     }
 }

@@ -51,6 +51,18 @@ pub struct ConsoleOptions {
     /// Peers whose `X-Forwarded-For` names the real client address (the ingress); from
     /// anyone else the header is ignored, so it cannot be spoofed to dodge the limiter.
     pub trusted_proxies: Vec<auth::IpCidr>,
+    /// The console's external base URL (`https://console.example.com`): handoff links are
+    /// built from it, never from the request's Host header.
+    pub public_url: Option<String>,
+    /// How long a handoff link stays open.
+    pub handoff_lifetime: Duration,
+    /// Whom a client with a dead handoff link should ask (else the issuing admin).
+    pub support_contact: Option<String>,
+    /// The access key shared with the operator: opens the sealed invite URL.
+    pub access_key: Option<crate::sealing::SealingKey>,
+    /// A client counts as "never connected" when its invite is not accepted this many
+    /// days after it was created.
+    pub never_connected_days: i64,
 }
 
 impl Default for ConsoleOptions {
@@ -62,6 +74,11 @@ impl Default for ConsoleOptions {
             secure_cookies: false,
             usage_interval: Duration::from_secs(60),
             trusted_proxies: Vec::new(),
+            public_url: None,
+            handoff_lifetime: service::handoff::DEFAULT_LIFETIME,
+            support_contact: None,
+            access_key: None,
+            never_connected_days: 3,
         }
     }
 }
@@ -73,6 +90,8 @@ pub struct Console {
     pub config: OperatorConfig,
     pub opts: ConsoleOptions,
     pub login_limiter: auth::LoginLimiter,
+    /// Requests to the handoff page per client address.
+    pub welcome_limiter: auth::LoginLimiter,
 }
 
 impl Console {
@@ -88,6 +107,10 @@ impl Console {
             config,
             opts,
             login_limiter: auth::LoginLimiter::default(),
+            welcome_limiter: auth::LoginLimiter::per_address(
+                pages::welcome::REQUESTS_PER_WINDOW,
+                pages::welcome::WINDOW,
+            ),
         })
     }
 }
@@ -105,6 +128,9 @@ pub enum Access {
     Form,
     /// Sign-in form post: CSRF token bound to a pre-session cookie.
     LoginForm,
+    /// The client's handoff page (`/welcome/{token}`): no session, the link token in the
+    /// path is the credential; rate-limited per client address, never cached or indexed.
+    Handoff,
     /// JSON API with a bearer token holding this scope (cookies are not accepted, so CSRF
     /// cannot apply). GET routes need a read scope.
     Api(Scope),
@@ -157,6 +183,18 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             "/setup/{token}",
             LoginForm,
             post(pages::setup::create),
+        ),
+        r(
+            Method::GET,
+            "/welcome/{token}",
+            Handoff,
+            get(pages::welcome::show),
+        ),
+        r(
+            Method::POST,
+            "/welcome/{token}",
+            Handoff,
+            post(pages::welcome::reveal),
         ),
         r(Method::POST, "/logout", Form, post(pages::auth::logout)),
         r(
@@ -227,6 +265,30 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             "/clients/{id}/rotate-token",
             Page,
             get(pages::confirm::rotate_token),
+        ),
+        r(
+            Method::GET,
+            "/clients/{id}/access/{action}",
+            Page,
+            get(pages::access::confirm_action),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/access/{action}",
+            Form,
+            post(pages::access::action),
+        ),
+        r(
+            Method::GET,
+            "/clients/{id}/handoff",
+            Page,
+            get(pages::access::confirm_handoff),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/handoff",
+            Form,
+            post(pages::access::handoff),
         ),
         r(
             Method::POST,
@@ -343,6 +405,24 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             post(api::rotate_token),
         ),
         r(
+            Method::GET,
+            "/api/v1/clients/{id}/access",
+            Api(Scope::ClientsRead),
+            get(api::access),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/access/{action}",
+            Api(Scope::ClientsWrite),
+            post(api::access_action),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/handoff",
+            Api(Scope::ClientsRotateToken),
+            post(api::handoff),
+        ),
+        r(
             Method::POST,
             "/api/v1/clients/{id}/record",
             Api(Scope::ClientsWrite),
@@ -386,6 +466,10 @@ pub fn app(ctx: Ctx) -> Router {
                 require_session_csrf,
             )),
             Access::LoginForm => mr.layer(middleware::from_fn(require_login_csrf)),
+            Access::Handoff => mr.layer(middleware::from_fn_with_state(
+                ctx.clone(),
+                pages::welcome::guard,
+            )),
             Access::Api(scope) => mr.layer(middleware::from_fn_with_state(
                 (ctx.clone(), scope),
                 require_api_token,

@@ -82,6 +82,16 @@ async fn every_route_is_guarded(app: TestApp) {
                     res.status
                 );
             }
+            // The client's handoff page: no session; an unknown link token is a plain 404.
+            Access::Handoff => {
+                assert!(
+                    r.path.starts_with("/welcome/"),
+                    "{} is a handoff route",
+                    r.path
+                );
+                let res = app.send(request(&r.method, &uri, None, "", false)).await;
+                assert_eq!(res.status, StatusCode::NOT_FOUND, "{} {uri}", r.method);
+            }
             Access::Page => {
                 assert_eq!(r.method, Method::GET, "pages only read");
                 let res = app.send(request(&r.method, &uri, None, "", false)).await;
@@ -269,7 +279,7 @@ async fn state_changing_routes_are_never_get(_app: TestApp) {
         if r.method == Method::GET {
             assert!(
                 match r.access {
-                    Access::Public | Access::Page => true,
+                    Access::Public | Access::Page | Access::Handoff => true,
                     Access::Api(scope) => scope.is_read(),
                     _ => false,
                 },
@@ -280,7 +290,8 @@ async fn state_changing_routes_are_never_get(_app: TestApp) {
         } else {
             assert!(
                 match r.access {
-                    Access::Form | Access::LoginForm => true,
+                    // The handoff POST spends its own link: the token in the path is the credential.
+                    Access::Form | Access::LoginForm | Access::Handoff => true,
                     Access::Api(scope) => !scope.is_read(),
                     _ => false,
                 },

@@ -265,7 +265,8 @@ async fn create_client_and_secrets(app: TestApp) {
     assert!(page.contains("ANTHROPIC_API_KEY") && page.contains("Running"));
     // Secrets never appear on pages or in the audit log.
     let audit = app.ctx.db.audit_events(None, 1000, 0).await.unwrap();
-    assert_eq!(audit.len(), before + 1);
+    // The creation and its first handoff link (issue 14).
+    assert_eq!(audit.len(), before + 2);
     let dump = format!("{audit:?}") + &page + &app.get("/audit").await.body;
     for secret in [
         token.as_str(),

@@ -11,6 +11,7 @@ mod console_support;
 mod console_authz;
 mod console_details;
 mod console_first_hour;
+mod console_handoff;
 mod console_hostile;
 mod console_http;
 mod console_kube;

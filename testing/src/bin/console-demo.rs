@@ -9,11 +9,13 @@
 use std::sync::Arc;
 
 use clap::Parser;
+use clawhost::api::{AccessState, AccessStatus};
 use clawhost::config::OperatorConfig;
 use clawhost::console::cli::ConsoleArgs;
 use clawhost::console::db::Db;
 use clawhost::console::{Console, serve_console};
-use clawhost_testing::memory_cluster::{MemoryCluster, demo_assistant, seed_records};
+use clawhost::sealing::SealingKey;
+use clawhost_testing::memory_cluster::{MemoryCluster, demo_assistant, demo_invite, seed_records};
 
 #[derive(Parser)]
 #[command(
@@ -44,7 +46,16 @@ fn main() -> anyhow::Result<()> {
         Some(p) => OperatorConfig::load(p)?,
         None => OperatorConfig::default(),
     };
-    let opts = server.options();
+    let mut opts = server.options();
+    // The demo stands in for the operator's invites: it needs the access key they share.
+    let access_key = match opts.access_key.clone() {
+        Some(k) => k,
+        None => {
+            let k = write_demo_access_key()?;
+            opts.access_key = Some(k.clone());
+            k
+        }
+    };
     tokio::runtime::Runtime::new()?.block_on(async move {
         let db = Db::connect(&opts.database_url).await?;
         let cluster = Arc::new(MemoryCluster::seeded(&opts.namespace, config.clone()));
@@ -70,6 +81,17 @@ fn main() -> anyhow::Result<()> {
         // After the records: these stand for Assistants created with kubectl (Fleet lists
         // them for adoption).
         cluster.seed_unmanaged(&opts_namespace);
+        seed_access(&cluster, &opts_namespace, &access_key);
+        // The simulated operator's invite step: clients created in the demo get a Sent
+        // invite a moment after their device joins.
+        let inviter = cluster.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+            loop {
+                tick.tick().await;
+                inviter.send_pending_invites(&access_key);
+            }
+        });
         let mut stop = clawhost::runtime::shutdown_signal();
         serve_console(ctx, async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -77,4 +99,53 @@ fn main() -> anyhow::Result<()> {
         .await?;
         anyhow::Ok(())
     })
+}
+
+/// A fresh demo access key in a private temp file (the real one is a Secret mounted into
+/// the operator and the console).
+fn write_demo_access_key() -> anyhow::Result<SealingKey> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(clawhost::console::auth::random_token())?;
+    let dir = std::env::temp_dir().join(format!("console-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("access-key");
+    std::fs::write(&path, base64::engine::general_purpose::STANDARD.encode(raw))?;
+    tracing::info!(path = %path.display(), "demo access key written");
+    Ok(SealingKey::from_file(&path)?)
+}
+
+/// Invite states across the demo fleet: Sent (with a sealed invite URL), Accepted, Manual
+/// and Pending.
+fn seed_access(cluster: &MemoryCluster, ns: &str, key: &SealingKey) {
+    cluster.set_access(
+        ns,
+        "acme-legal",
+        Some(demo_invite(key, ns, "acme-legal", "it@acme-legal.example")),
+    );
+    let mut accepted = demo_invite(key, ns, "bakery-lund", "hej@bageri-lund.example");
+    accepted.state = AccessState::Accepted;
+    accepted.sealed_invite_url = None;
+    accepted.accepted_by = Some("hej@bageri-lund.example".into());
+    cluster.set_access(ns, "bakery-lund", Some(accepted));
+    cluster.set_access(
+        ns,
+        "chen-studio",
+        Some(AccessStatus {
+            state: AccessState::Manual,
+            message: Some(
+                "no Tailscale invite credential configured: share the device by hand".into(),
+            ),
+            ..Default::default()
+        }),
+    );
+    cluster.set_access(
+        ns,
+        "dr-okafor",
+        Some(AccessStatus {
+            state: AccessState::Pending,
+            message: Some("waiting for the device to join the tailnet".into()),
+            ..Default::default()
+        }),
+    );
 }

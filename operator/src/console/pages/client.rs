@@ -32,6 +32,11 @@ fn notice_text(key: &str) -> Option<&'static str> {
             "A plan change was requested. The Plan line below shows whether the operator has applied it; usage is billed on the plan observed running."
         }
         "record" => "The client record was saved.",
+        "access-resend" => {
+            "Resending the invite was requested; the operator asks Tailscale to e-mail it again."
+        }
+        "access-revoke" => "Revoking the invite was requested; the operator deletes it.",
+        "access-reinvite" => "A new invite was requested; the operator sends it.",
         "adopted" => {
             "The Assistant was adopted: this client record is now linked to it, and its running minutes are billed from now on."
         }
@@ -63,6 +68,7 @@ pub async fn show(
     let rollout = a.map(|a| service::plan_rollout(a, &ctx.config.default_plan));
     let now = service::now();
     let phase = v.phase(ok);
+    let links = super::access::links_of(&ctx, id).await;
     let body = html! {
         @if let Some(t) = n.done.as_deref().and_then(notice_text) { div.notice { (t) } }
         div.titlebar {
@@ -111,6 +117,9 @@ pub async fn show(
                     a.button.danger href={ "/clients/" (r.id) "/delete" } { "Delete…" }
                 }
             }
+        }
+        @if !deleted {
+            (super::access::panel(r, a, &links, a.is_some() && ok, now))
         }
         div.grid {
             div.panel {
@@ -377,8 +386,20 @@ pub async fn rotate_token(
     Extension(s): Extension<Session>,
     Path(id): Path<i64>,
 ) -> Response {
-    match service::rotate_token(&ctx, &s.admin, id).await {
-        Ok(t) => no_store(token_page(&ctx, &s, id, "Gateway token rotated", &t, &[])),
+    // Rotating also issues a new handoff link (the old ones would reveal a dead token).
+    match service::handoff::create_handoff(&ctx, &s.admin, id).await {
+        Ok((t, link)) => match ctx.db.client(id).await {
+            Ok(Some(c)) => no_store(super::access::link_page(
+                &ctx,
+                &s,
+                &c,
+                "Gateway token rotated",
+                &link,
+                Some(&t),
+                &[],
+            )),
+            _ => no_store(token_page(&ctx, &s, id, "Gateway token rotated", &t, &[])),
+        },
         Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
     }
 }

@@ -33,6 +33,9 @@ fn page_link(q: &ListQuery, page: u32) -> String {
     if q.include_deleted == Some(true) {
         parts.push("include_deleted=true".into());
     }
+    if q.never_connected == Some(true) {
+        parts.push("never_connected=true".into());
+    }
     format!("/clients?{}", parts.join("&"))
 }
 
@@ -124,6 +127,7 @@ pub async fn list(
                 @for b in BILLING_STATUSES { option value=(b) selected[sel(&q.billing, b)] { (b) } }
             }
             label.check { input type="checkbox" name="include_deleted" value="true" checked[q.include_deleted == Some(true)]; " Show deleted" }
+            label.check { input #never-connected type="checkbox" name="never_connected" value="true" checked[q.never_connected == Some(true)]; " Never connected" }
             @if let Some(sort) = q.sort.as_deref().filter(|s| service::LIST_SORTS.contains(s)) {
                 input type="hidden" name="sort" value=(sort);
             }
@@ -312,14 +316,25 @@ pub async fn create(
     Form(n): Form<NewClient>,
 ) -> Response {
     match service::create_client(&ctx, &s.admin, &n).await {
-        Ok(c) => no_store(super::client::token_page(
-            &ctx,
-            &s,
-            c.client_id,
-            "Client created",
-            &c.gateway_token,
-            &c.warnings,
-        )),
+        Ok(c) => match (&c.handoff, ctx.db.client(c.client_id).await) {
+            (Some(link), Ok(Some(row))) => no_store(super::access::link_page(
+                &ctx,
+                &s,
+                &row,
+                "Client created",
+                link,
+                Some(&c.gateway_token),
+                &c.warnings,
+            )),
+            _ => no_store(super::client::token_page(
+                &ctx,
+                &s,
+                c.client_id,
+                "Client created",
+                &c.gateway_token,
+                &c.warnings,
+            )),
+        },
         Err(ActionError::Invalid(errs)) => {
             // Secrets are not echoed back into the form; the form says so next to them.
             let filled = |k: &Option<String>| k.as_deref().is_some_and(|k| !k.trim().is_empty());

@@ -57,6 +57,7 @@ pub async fn show(State(ctx): State<Ctx>, Extension(s): Extension<Session>) -> R
             div.stat { div.n { (running) } div.l { "running" } }
             div.stat { div.n { (f.by_phase.get("Suspended").copied().unwrap_or(0)) } div.l { "suspended" } }
             div.stat { div.n { (attention) } div.l { "need attention" } }
+            a.stat #never-connected href="/clients?never_connected=true" { div.n { (f.never_connected) } div.l { "never connected (" (ctx.opts.never_connected_days) "+ days)" } }
             div.stat { div.n { (f.by_version.len()) } div.l { "gateway versions" } }
         }
         div.grid {

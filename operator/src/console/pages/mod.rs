@@ -1,5 +1,6 @@
 //! Server-rendered pages (maud escapes every interpolated value). No JavaScript.
 
+pub mod access;
 pub mod audit;
 pub mod auth;
 pub mod client;
@@ -9,6 +10,7 @@ pub mod fleet;
 pub mod setup;
 pub mod tokens;
 pub mod usage;
+pub mod welcome;
 
 use axum::response::{IntoResponse, Response};
 use http::{StatusCode, header};

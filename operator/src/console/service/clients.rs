@@ -222,6 +222,9 @@ pub struct ListQuery {
     /// `name` (default), `assistant`, `created` (newest first) or `phase`.
     #[serde(default)]
     pub sort: Option<String>,
+    /// Only clients whose invite is not accepted `--never-connected-days` after creation.
+    #[serde(default)]
+    pub never_connected: Option<bool>,
 }
 
 /// The list orders offered; anything else is the default (client name).
@@ -299,13 +302,21 @@ pub async fn list_clients(ctx: &Console, q: &ListQuery) -> Result<ClientPage, Ac
     let plan = q.plan.as_deref().filter(|p| !p.is_empty());
     let ok = cluster_error.is_none();
     // Phase and plan are cluster data: filtering or sorting by them joins every row, then pages.
-    if phase.is_some() || plan.is_some() || sort == "phase" {
+    let never = q.never_connected == Some(true);
+    let cutoff = super::handoff::never_connected_cutoff(ctx);
+    if phase.is_some() || plan.is_some() || sort == "phase" || never {
         let default_plan = ctx.config.default_plan.as_str();
         let (rows, _) = ctx.db.list_clients_sorted(&filter, db_sort, None).await?;
         let mut all: Vec<ClientView> = join(rows, &idx)
             .into_iter()
             .filter(|v| phase.is_none_or(|p| v.phase(ok) == p))
             .filter(|v| plan.is_none_or(|p| v.plan(default_plan).as_deref() == Some(p)))
+            .filter(|v| {
+                !never
+                    || (v.record.deleted_at.is_none()
+                        && v.record.created_at < cutoff
+                        && super::handoff::not_connected(v.assistant.as_deref()))
+            })
             .collect();
         if sort == "phase" {
             // Stable: by name within a phase.

@@ -21,6 +21,8 @@ pub struct Fleet {
     pub by_plan: BTreeMap<String, i64>,
     /// Clients and unmanaged Assistants that are Degraded, Failed or Missing.
     pub need_attention: i64,
+    /// Clients whose invite is not accepted `--never-connected-days` after creation.
+    pub never_connected: i64,
     /// Assistants in the cluster with no client record (created with kubectl): adoptable.
     pub unmanaged: Vec<UnmanagedAssistant>,
     pub cluster_error: Option<String>,
@@ -40,7 +42,9 @@ pub struct UnmanagedAssistant {
 /// Assistants with borrowed keys (no allocation per client): at 10,000 clients the page
 /// stays within its 100 ms budget.
 pub async fn fleet(ctx: &Console) -> Result<Fleet, ActionError> {
-    let keys = ctx.db.client_keys().await?;
+    let keys = ctx.db.client_keys_created().await?;
+    let never_cutoff = super::handoff::never_connected_cutoff(ctx);
+    let mut never_connected = 0;
     let (list, cluster_error) = match ctx.cluster.list().await {
         Ok(list) => (list, None),
         // Shown as Unknown below, never as current.
@@ -65,7 +69,7 @@ pub async fn fleet(ctx: &Console) -> Result<Fleet, ActionError> {
     let mut by_plan: HashMap<&str, i64> = HashMap::new();
     let mut by_version: HashMap<&str, i64> = HashMap::new();
     let mut need_attention = 0;
-    for (_, ns, name) in &keys {
+    for (_, ns, name, created_at) in &keys {
         let a = match idx.get_mut(&(ns.as_str(), name.as_str())) {
             Some(entry) => {
                 entry.1 = true;
@@ -73,6 +77,9 @@ pub async fn fleet(ctx: &Console) -> Result<Fleet, ActionError> {
             }
             None => None,
         };
+        if *created_at < never_cutoff && super::handoff::not_connected(a) {
+            never_connected += 1;
+        }
         let phase = phase_of(a, ok);
         *by_phase.entry(phase).or_default() += 1;
         if ATTENTION_PHASES.contains(&phase) {
@@ -119,6 +126,7 @@ pub async fn fleet(ctx: &Console) -> Result<Fleet, ActionError> {
         by_version: owned(by_version),
         by_plan: owned(by_plan),
         need_attention,
+        never_connected,
         unmanaged,
         cluster_error,
     })

@@ -8,6 +8,7 @@
 //! - [`adopt`]: linking an Assistant created outside the console to a new client record.
 //! - [`fleet`]: the fleet overview.
 //! - [`tokens`]: API tokens.
+//! - [`handoff`]: one-time handoff links, invite requests, "never connected".
 //! - [`audit`]: reading the audit log (filters, what changed).
 
 pub mod actions;
@@ -15,6 +16,7 @@ pub mod adopt;
 pub mod audit;
 pub mod clients;
 pub mod fleet;
+pub mod handoff;
 pub mod new_client;
 pub mod tokens;
 

@@ -58,6 +58,9 @@ pub struct Created {
     pub client_id: i64,
     /// Shown once, then never again.
     pub gateway_token: GatewayToken,
+    /// The client's first handoff link (revealing `gateway_token`), when the token was
+    /// written.
+    pub handoff: Option<super::handoff::IssuedLink>,
     pub warnings: Vec<String>,
 }
 
@@ -303,9 +306,13 @@ pub async fn create_client(
         }
     }
     let token = GatewayToken::generate();
-    if let Err(e) = write_gateway_token(ctx, &created, &token).await {
-        warnings.push(format!("gateway token Secret: {e}"));
-    }
+    let token_written = match write_gateway_token(ctx, &created, &token).await {
+        Ok(()) => true,
+        Err(e) => {
+            warnings.push(format!("gateway token Secret: {e}"));
+            false
+        }
+    };
     let after = json!({
         "record": {"name": record.name, "email": record.email, "plan": plan,
                    "billing_status": record.billing_status, "notes_chars": record.notes.chars().count()},
@@ -326,9 +333,24 @@ pub async fn create_client(
             Some(&after.to_string()),
         )
         .await?;
+    // The first handoff link reveals the token just written (no second rotation).
+    // The client exists by now: a failed link is a warning (create one on the client page).
+    let handoff = match ctx.db.client(client_id).await {
+        Ok(Some(row)) if token_written => {
+            match super::handoff::issue_link(ctx, actor, &row, &token).await {
+                Ok(link) => Some(link),
+                Err(e) => {
+                    warnings.push(format!("handoff link: {e}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     Ok(Created {
         client_id,
         gateway_token: token,
+        handoff,
         warnings,
     })
 }
