@@ -11,20 +11,103 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::TailnetApi;
 use crate::config::{OperatorConfig, TailscaleOAuth};
+use crate::metrics::ApiCallLabel;
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// Tailscale API calls by operation and result (`clawhost_tailscale_api_calls`).
+pub type ApiCalls = Family<ApiCallLabel, Counter>;
+
+/// The HTTP plumbing every Tailscale API client shares: one HTTPS client, a timeout, the
+/// answer as JSON, and a count of each call by operation and result.
+pub(crate) struct Transport {
+    http: HttpClient<Https, Full<Bytes>>,
+    calls: ApiCalls,
+}
+
+/// An HTTP answer: status, `Retry-After` (seconds) when given, and the body as JSON
+/// (`Null` when it is not JSON).
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub retry_after: Option<Duration>,
+    pub body: Value,
+}
+
+impl Transport {
+    pub(crate) fn new(calls: ApiCalls) -> Self {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_webpki_roots()
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Self {
+            http: HttpClient::builder(TokioExecutor::new()).build(https),
+            calls,
+        }
+    }
+
+    /// Sends one request. Errors name what failed, never the request (it may carry a
+    /// credential).
+    pub(crate) async fn send(
+        &self,
+        operation: &'static str,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Answer, String> {
+        let answer = self.send_uncounted(req).await;
+        let result = match &answer {
+            Ok(a) if a.status.is_success() => "ok".to_string(),
+            Ok(a) if a.status.is_server_error() => "5xx".to_string(),
+            Ok(a) => a.status.as_u16().to_string(),
+            Err(_) => "transport".to_string(),
+        };
+        self.calls
+            .get_or_create(&ApiCallLabel {
+                operation: operation.to_string(),
+                result,
+            })
+            .inc();
+        answer
+    }
+
+    async fn send_uncounted(&self, req: Request<Full<Bytes>>) -> Result<Answer, String> {
+        let resp = tokio::time::timeout(Duration::from_secs(30), self.http.request(req))
+            .await
+            .map_err(|_| "request timed out".to_string())?
+            .map_err(|e| format!("request failed: {e}"))?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("reading response: {e}"))?
+            .to_bytes();
+        Ok(Answer {
+            status,
+            retry_after,
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        })
+    }
+}
 
 pub struct TailscaleApi {
     base: String,
     tailnet: String,
     client_id: String,
     client_secret: String,
-    http: HttpClient<Https, Full<Bytes>>,
+    transport: Transport,
     token: Mutex<Option<(String, Instant)>>,
 }
 
@@ -38,14 +121,15 @@ pub struct CredentialFileError {
     source: std::io::Error,
 }
 
-/// The API client when the config has OAuth credentials.
+/// The API client when the config has OAuth credentials; its calls are counted in `calls`.
 pub fn from_config(
     config: &OperatorConfig,
+    calls: ApiCalls,
 ) -> Result<Option<Arc<dyn TailnetApi>>, CredentialFileError> {
     let Some(oauth) = &config.tailscale.oauth else {
         return Ok(None);
     };
-    Ok(Some(Arc::new(TailscaleApi::new(oauth)?)))
+    Ok(Some(Arc::new(TailscaleApi::new(oauth, calls)?)))
 }
 
 fn read_secret_file(path: &std::path::Path) -> Result<String, CredentialFileError> {
@@ -57,35 +141,24 @@ fn read_secret_file(path: &std::path::Path) -> Result<String, CredentialFileErro
 }
 
 impl TailscaleApi {
-    pub fn new(oauth: &TailscaleOAuth) -> Result<Self, CredentialFileError> {
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
+    pub fn new(oauth: &TailscaleOAuth, calls: ApiCalls) -> Result<Self, CredentialFileError> {
         Ok(Self {
             base: oauth.api_url.trim_end_matches('/').to_string(),
             tailnet: oauth.tailnet.clone(),
             client_id: read_secret_file(&oauth.client_id_file)?,
             client_secret: read_secret_file(&oauth.client_secret_file)?,
-            http: HttpClient::builder(TokioExecutor::new()).build(https),
+            transport: Transport::new(calls),
             token: Mutex::new(None),
         })
     }
 
-    async fn send(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Value), String> {
-        let resp = tokio::time::timeout(Duration::from_secs(30), self.http.request(req))
-            .await
-            .map_err(|_| "request timed out".to_string())?
-            .map_err(|e| format!("request failed: {e}"))?;
-        let status = resp.status();
-        let body = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("reading response: {e}"))?
-            .to_bytes();
-        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+    async fn send(
+        &self,
+        operation: &'static str,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Value), String> {
+        let a = self.transport.send(operation, req).await?;
+        Ok((a.status, a.body))
     }
 
     async fn access_token(&self) -> Result<String, String> {
@@ -104,7 +177,7 @@ impl TailscaleApi {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(Full::new(Bytes::from(form)))
             .map_err(|e| e.to_string())?;
-        let (status, body) = self.send(req).await?;
+        let (status, body) = self.send("oauth_token", req).await?;
         if !status.is_success() {
             // The response never echoes the secret; the status is enough to act on.
             return Err(format!(
@@ -125,6 +198,7 @@ impl TailscaleApi {
 
     async fn call(
         &self,
+        operation: &'static str,
         method: Method,
         path: &str,
         body: Option<Value>,
@@ -139,7 +213,7 @@ impl TailscaleApi {
                 body.map(|b| b.to_string()).unwrap_or_default(),
             )))
             .map_err(|e| e.to_string())?;
-        self.send(req).await
+        self.send(operation, req).await
     }
 }
 
@@ -155,6 +229,7 @@ impl TailnetApi for TailscaleApi {
         });
         let (status, resp) = self
             .call(
+                "mint_auth_key",
                 Method::POST,
                 &format!("/api/v2/tailnet/{}/keys", self.tailnet),
                 Some(body),
@@ -175,6 +250,7 @@ impl TailnetApi for TailscaleApi {
     async fn delete_device(&self, device_id: &str) -> Result<(), String> {
         let (status, resp) = self
             .call(
+                "delete_device",
                 Method::DELETE,
                 &format!("/api/v2/device/{}", urlencoding::encode(device_id)),
                 None,
@@ -255,12 +331,15 @@ mod tests {
         let sec = dir.path().join("secret");
         std::fs::write(&id, "cid\n").unwrap();
         std::fs::write(&sec, format!("{secret}\n")).unwrap();
-        TailscaleApi::new(&TailscaleOAuth {
-            client_id_file: id,
-            client_secret_file: sec,
-            tailnet: "-".into(),
-            api_url: base.into(),
-        })
+        TailscaleApi::new(
+            &TailscaleOAuth {
+                client_id_file: id,
+                client_secret_file: sec,
+                tailnet: "-".into(),
+                api_url: base.into(),
+            },
+            ApiCalls::default(),
+        )
         .unwrap()
     }
 
