@@ -19,3 +19,4 @@ mod console_truth;
 mod gateway_image_drift;
 mod operator_process;
 mod reconcile_scenarios;
+mod tailscale_invites;
