@@ -27,8 +27,11 @@ struct World {
     devices: BTreeMap<String, ()>,
     invites: BTreeMap<String, Value>,
     next_id: u64,
-    /// Answers to give instead of the real ones, in order: (status, Retry-After).
-    injected: VecDeque<(u16, Option<u64>)>,
+    /// Answers to give instead of the real ones, in order: (calls they apply to, status,
+    /// Retry-After).
+    injected: VecDeque<(String, u16, Option<u64>)>,
+    /// Calls (by prefix) answered with a status until [`FakeTailscale::stop_failing`].
+    failing: Vec<(String, u16)>,
     calls: Vec<String>,
 }
 
@@ -77,7 +80,24 @@ impl FakeTailscale {
 
     /// The next answer (whatever the call) is `status`, with `Retry-After` when given.
     pub fn fail_next(&self, status: u16, retry_after: Option<u64>) {
-        self.world().injected.push_back((status, retry_after));
+        self.fail_next_matching("", status, retry_after);
+    }
+
+    /// The next answer to a call whose `METHOD /path` starts with `prefix` is `status`.
+    pub fn fail_next_matching(&self, prefix: &str, status: u16, retry_after: Option<u64>) {
+        self.world()
+            .injected
+            .push_back((prefix.to_string(), status, retry_after));
+    }
+
+    /// Every call whose `METHOD /path` starts with `prefix` is answered with `status`
+    /// until [`FakeTailscale::stop_failing`] (an outage).
+    pub fn fail_matching(&self, prefix: &str, status: u16) {
+        self.world().failing.push((prefix.to_string(), status));
+    }
+
+    pub fn stop_failing(&self) {
+        self.world().failing.clear();
     }
 
     /// The client accepts an invite into their tailnet as `login`.
@@ -128,7 +148,19 @@ fn admit(
             axum::Json(json!({"message": "API token invalid or not a user-owned access token"})),
         )
             .into_response()
-    } else if let Some((status, retry_after)) = w.injected.pop_front() {
+    } else if let Some((status, retry_after)) = w
+        .injected
+        .iter()
+        .position(|(prefix, _, _)| what.starts_with(prefix.as_str()))
+        .and_then(|i| w.injected.remove(i))
+        .map(|(_, status, retry_after)| (status, retry_after))
+        .or_else(|| {
+            w.failing
+                .iter()
+                .find(|(prefix, _)| what.starts_with(prefix.as_str()))
+                .map(|(_, status)| (*status, None))
+        })
+    {
         let mut r = (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             axum::Json(json!({"message": "injected failure"})),
