@@ -105,7 +105,7 @@ pub struct Decision {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     Call(Call),
-    Finish(Decision),
+    Finish(Box<Decision>),
 }
 
 /// Replays the answers already received; the first call without one is the next step.
@@ -130,8 +130,8 @@ impl<'h> Script<'h> {
 pub fn decide(input: &AccessInput, history: &[(Call, Outcome)]) -> Step {
     let mut script = Script { history, next: 0 };
     match plan(input, &mut script) {
-        Ok(decision) | Err(Step::Finish(decision)) => Step::Finish(decision),
-        Err(call) => call,
+        Ok(decision) => Step::Finish(Box::new(decision)),
+        Err(step) => step,
     }
 }
 
@@ -194,7 +194,7 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
             Some(d) => Recheck::After(d),
             None => Recheck::Backoff,
         };
-        Step::Finish(finish(input, access, None, event, recheck))
+        Step::Finish(Box::new(finish(input, access, None, event, recheck)))
     };
 
     if let Some(request) = request {
@@ -250,16 +250,7 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
                 }
             }
             AccessAction::Revoke | AccessAction::Reinvite => {
-                let listed = match answer!(
-                    script,
-                    Call::List {
-                        device_id: device.to_string()
-                    }
-                ) {
-                    Outcome::Listed(l) => l,
-                    Outcome::Failed(e) => return Err(fail(e, None)),
-                    _ => return Err(fail(&unexpected("list_invites"), None)),
-                };
+                let listed = list(script, device, &fail)?;
                 for open in listed.iter().filter(|i| !i.accepted) {
                     if let Outcome::Failed(e) = answer!(
                         script,
@@ -336,16 +327,7 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
     }
     // No invite recorded (first time, a lost status write, a restart): adopt the device's
     // invite for this client if there is one, so there is never a second.
-    let listed = match answer!(
-        script,
-        Call::List {
-            device_id: device.to_string()
-        }
-    ) {
-        Outcome::Listed(l) => l,
-        Outcome::Failed(e) => return Err(fail(e, None)),
-        _ => return Err(fail(&unexpected("list_invites"), None)),
-    };
+    let listed = list(script, device, &fail)?;
     let for_owner = |i: &&Invite| {
         i.email
             .as_deref()
@@ -360,6 +342,24 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
         return Ok(settled(input, &base, invite));
     }
     create(input, script, &base, None, &fail)
+}
+
+/// The device's invites.
+fn list<'h>(
+    script: &mut Script<'h>,
+    device: &str,
+    fail: &dyn Fn(&InviteError, Option<&str>) -> Step,
+) -> Result<&'h [Invite], Step> {
+    match answer!(
+        script,
+        Call::List {
+            device_id: device.to_string()
+        }
+    ) {
+        Outcome::Listed(l) => Ok(l),
+        Outcome::Failed(e) => Err(fail(e, None)),
+        _ => Err(fail(&unexpected("list_invites"), None)),
+    }
 }
 
 /// Creates the device's invite for the owner: `Sent`.
@@ -382,7 +382,7 @@ fn create(
         Outcome::Failed(e) => return Err(fail(e, None)),
         _ => return Err(fail(&unexpected("create_invite"), None)),
     };
-    let mut access = from_invite(base, &invite);
+    let mut access = from_invite(base, invite);
     access.sealed_invite_url = None;
     if let Some(r) = handled {
         access.handled_request = Some(r.to_string());
@@ -587,7 +587,7 @@ pub async fn run(
     let mut history: Vec<(Call, Outcome)> = Vec::new();
     let decision = loop {
         match decide(&input, &history) {
-            Step::Finish(d) => break d,
+            Step::Finish(d) => break *d,
             Step::Call(call) => {
                 let outcome = match ctx.invites.as_deref() {
                     Some(api) => perform(api, &call).await,

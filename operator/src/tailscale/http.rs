@@ -40,6 +40,23 @@ pub(crate) struct Answer {
     pub body: Value,
 }
 
+/// A JSON request with a bearer token (an empty body without `body`).
+pub(crate) fn json_request(
+    method: Method,
+    url: &str,
+    bearer: &str,
+    body: Option<Value>,
+) -> Result<Request<Full<Bytes>>, http::Error> {
+    Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {bearer}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
+}
+
 impl Transport {
     pub(crate) fn new(calls: ApiCalls) -> Self {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
@@ -114,10 +131,11 @@ pub struct TailscaleApi {
 /// The OAuth credentials named by the operator config cannot be read.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "cannot read the Tailscale OAuth credential file {path} (tailscale.oauth in the operator config): {source}"
+    "cannot read the Tailscale credential file {path} ({setting} in the operator config): {source}"
 )]
 pub struct CredentialFileError {
     path: String,
+    setting: &'static str,
     source: std::io::Error,
 }
 
@@ -132,9 +150,14 @@ pub fn from_config(
     Ok(Some(Arc::new(TailscaleApi::new(oauth, calls)?)))
 }
 
-fn read_secret_file(path: &std::path::Path) -> Result<String, CredentialFileError> {
+/// A credential file's content, trimmed; `setting` names the config key that points at it.
+pub(crate) fn read_secret_file(
+    path: &std::path::Path,
+    setting: &'static str,
+) -> Result<String, CredentialFileError> {
     let s = std::fs::read_to_string(path).map_err(|source| CredentialFileError {
         path: path.display().to_string(),
+        setting,
         source,
     })?;
     Ok(s.trim().to_string())
@@ -145,8 +168,11 @@ impl TailscaleApi {
         Ok(Self {
             base: oauth.api_url.trim_end_matches('/').to_string(),
             tailnet: oauth.tailnet.clone(),
-            client_id: read_secret_file(&oauth.client_id_file)?,
-            client_secret: read_secret_file(&oauth.client_secret_file)?,
+            client_id: read_secret_file(&oauth.client_id_file, "tailscale.oauth.clientIdFile")?,
+            client_secret: read_secret_file(
+                &oauth.client_secret_file,
+                "tailscale.oauth.clientSecretFile",
+            )?,
             transport: Transport::new(calls),
             token: Mutex::new(None),
         })
@@ -204,14 +230,7 @@ impl TailscaleApi {
         body: Option<Value>,
     ) -> Result<(StatusCode, Value), String> {
         let token = self.access_token().await?;
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))
+        let req = json_request(method, &format!("{}{path}", self.base), &token, body)
             .map_err(|e| e.to_string())?;
         self.send(operation, req).await
     }

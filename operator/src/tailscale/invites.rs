@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use http::{Method, Request, StatusCode};
-use http_body_util::Full;
+use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::http::{Answer, ApiCalls, Transport};
+use super::http::{
+    Answer, ApiCalls, CredentialFileError, Transport, json_request, read_secret_file,
+};
 use crate::config::{OperatorConfig, TailscaleInvites};
 
 /// An invite URL: a credential. Its `Debug` never prints it.
@@ -131,26 +131,20 @@ pub trait DeviceInvites: Send + Sync {
     async fn resend(&self, invite_id: &str) -> Result<(), InviteError>;
 }
 
-/// The invite credential named by the operator config cannot be read.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot read the Tailscale API access token file {path} (tailscale.invites.apiTokenFile in the operator config): {source}"
-)]
-pub struct TokenFileError {
-    path: String,
-    source: std::io::Error,
-}
-
 /// The invites client when the config has `tailscale.invites`; its calls are counted in
 /// `calls`.
 pub fn from_config(
     config: &OperatorConfig,
     calls: ApiCalls,
-) -> Result<Option<Arc<dyn DeviceInvites>>, TokenFileError> {
-    let Some(invites) = &config.tailscale.invites else {
-        return Ok(None);
-    };
-    Ok(Some(Arc::new(InvitesApi::new(invites, calls)?)))
+) -> Result<Option<Arc<dyn DeviceInvites>>, CredentialFileError> {
+    config
+        .tailscale
+        .invites
+        .as_ref()
+        .map(|invites| {
+            InvitesApi::new(invites, calls).map(|api| Arc::new(api) as Arc<dyn DeviceInvites>)
+        })
+        .transpose()
 }
 
 pub struct InvitesApi {
@@ -160,14 +154,8 @@ pub struct InvitesApi {
 }
 
 impl InvitesApi {
-    pub fn new(config: &TailscaleInvites, calls: ApiCalls) -> Result<Self, TokenFileError> {
-        let token = std::fs::read_to_string(&config.api_token_file)
-            .map_err(|source| TokenFileError {
-                path: config.api_token_file.display().to_string(),
-                source,
-            })?
-            .trim()
-            .to_string();
+    pub fn new(config: &TailscaleInvites, calls: ApiCalls) -> Result<Self, CredentialFileError> {
+        let token = read_secret_file(&config.api_token_file, "tailscale.invites.apiTokenFile")?;
         Ok(Self {
             base: config.api_url.trim_end_matches('/').to_string(),
             token,
@@ -182,14 +170,7 @@ impl InvitesApi {
         path: &str,
         body: Option<Value>,
     ) -> Result<Answer, InviteError> {
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {}", self.token))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))
+        let req = json_request(method, &format!("{}{path}", self.base), &self.token, body)
             .map_err(|e| InviteError::BadAnswer {
                 operation,
                 reason: format!("building the request: {e}"),

@@ -14,9 +14,8 @@ use clawhost::sealing::{SealingKey, invite_url_context};
 use clawhost_envtest::ControlPlane;
 use clawhost_testing::fake_tailscale::FakeTailscale;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
 use kube::Client;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use crate::support::*;
@@ -97,20 +96,6 @@ async fn request(client: &Client, ns: &str, name: &str, value: &str) {
     .await;
 }
 
-async fn events(client: &Client, ns: &str, name: &str, reason: &str) -> usize {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|e| {
-            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-                && e.reason.as_deref() == Some(reason)
-        })
-        .count()
-}
-
 fn open_invites(fake: &FakeTailscale) -> Vec<serde_json::Value> {
     fake.invites()
         .into_iter()
@@ -166,7 +151,7 @@ async fn one_invite_from_device_to_acceptance_and_its_requests() {
         "the invite URL is in clear in the Assistant"
     );
     assert!(!op.logs().contains(url) && !op.logs().contains(USER_TOKEN));
-    assert_eq!(events(&admin, ns, "alice", "InviteSent").await, 1);
+    assert_eq!(events_for(&admin, ns, "alice", "InviteSent").await, 1);
 
     // Restart between invite and acceptance: the new process polls the same invite.
     op.kill();
@@ -232,7 +217,7 @@ async fn one_invite_from_device_to_acceptance_and_its_requests() {
     .await;
     assert!(fake.invites().is_empty());
     assert!(revoked.sealed_invite_url.is_none());
-    assert_eq!(events(&admin, ns, "alice", "InviteRevoked").await, 1);
+    assert_eq!(events_for(&admin, ns, "alice", "InviteRevoked").await, 1);
 
     // reinvite: a new invite, which the client accepts.
     request(&admin, ns, "alice", "reinvite:3").await;
@@ -250,7 +235,7 @@ async fn one_invite_from_device_to_acceptance_and_its_requests() {
     })
     .await;
     assert_eq!(accepted.accepted_by.as_deref(), Some("alice@gmail.com"));
-    assert_eq!(events(&admin, ns, "alice", "InviteAccepted").await, 1);
+    assert_eq!(events_for(&admin, ns, "alice", "InviteAccepted").await, 1);
     eprintln!(
         "access: Tailscale API calls for alice (invite, restart, resend, revoke, reinvite, acceptance): {} — {:?}",
         fake.calls().len(),
@@ -384,7 +369,7 @@ async fn manual_without_a_credential_and_pending_with_an_oauth_token() {
     assert!(calls <= 3, "{:?}", fake.calls());
     assert!(fake.invites().is_empty());
     assert_eq!(
-        events(&admin, ns, "carol", "InviteFailed").await,
+        events_for(&admin, ns, "carol", "InviteFailed").await,
         1,
         "one Warning per distinct problem"
     );

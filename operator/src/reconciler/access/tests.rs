@@ -56,7 +56,7 @@ fn drive(input: &AccessInput, mut answer: impl FnMut(&Call) -> Outcome) -> (Vec<
     let mut history = Vec::new();
     for _ in 0..20 {
         match decide(input, &history) {
-            Step::Finish(d) => return (history.into_iter().map(|(c, _)| c).collect(), d),
+            Step::Finish(d) => return (history.into_iter().map(|(c, _)| c).collect(), *d),
             Step::Call(c) => {
                 let o = answer(&c);
                 history.push((c, o));
