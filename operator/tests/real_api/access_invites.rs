@@ -310,7 +310,15 @@ async fn one_invite_from_device_to_acceptance_and_its_requests() {
         2,
         "accepted shares stay until the device goes"
     );
-    drop(op);
+    // The metric counts what the fake saw since the restart: alice's and bob's
+    // reinvites and bob's first invite.
+    let metrics = op.metrics_text().await;
+    let created = r#"clawhost_tailscale_api_calls_total{operation="create_invite",result="ok"} 3"#;
+    assert!(metrics.contains(created), "{created} missing in\n{metrics}");
+    assert!(
+        metrics.contains(r#"operation="list_invites",result="5xx"}"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
