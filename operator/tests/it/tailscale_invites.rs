@@ -155,3 +155,64 @@ async fn a_missing_token_file_is_named() {
     assert!(e.contains("/nonexistent/tailscale-token"), "{e}");
     assert!(e.contains("tailscale.invites.apiTokenFile"), "{e}");
 }
+
+/// The operator refuses to start when a configured invite file cannot be read, naming the
+/// file and the setting, before it talks to any API server.
+#[test]
+fn the_operator_does_not_start_without_its_invite_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "tskey-api-x\n").unwrap();
+    for (token_file, key_file, expected) in [
+        (
+            "/nonexistent/token".to_string(),
+            None,
+            "tailscale.invites.apiTokenFile",
+        ),
+        (
+            token.display().to_string(),
+            Some("/nonexistent/access-key"),
+            "access key file /nonexistent/access-key",
+        ),
+    ] {
+        let config = dir.path().join("config.yaml");
+        let key_line = key_file
+            .map(|k| format!("    accessKeyFile: {k}\n"))
+            .unwrap_or_default();
+        std::fs::write(
+            &config,
+            format!("tailscale:\n  invites:\n    apiTokenFile: {token_file}\n{key_line}"),
+        )
+        .unwrap();
+        let log = dir.path().join("stderr");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_clawhost"))
+            .args(["operator", "--metrics-addr", "127.0.0.1:0"])
+            .env("CLAWHOST_CONFIG", &config)
+            .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        // A process that went on to wait for an API server has not refused to start.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let stderr = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            status.is_some_and(|s| !s.success()),
+            "started anyway: {stderr}"
+        );
+        assert!(stderr.contains(expected), "{expected} not in: {stderr}");
+        assert!(!stderr.contains("tskey-api-x"));
+    }
+}
