@@ -25,6 +25,14 @@ pub struct ApplyLabel {
     pub outcome: String,
 }
 
+/// A Tailscale API call: operation (`create_invite`, `mint_auth_key`, …) and result (`ok`,
+/// an HTTP status such as `401` or `429`, `5xx`, `transport`). Both bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiCallLabel {
+    pub operation: String,
+    pub result: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PhaseLabel {
     pub phase: String,
@@ -38,6 +46,9 @@ pub struct Metrics {
     /// Apply decisions per child kind: applied (created, changed, drift), normalised
     /// (a dry run found nothing to write), refused.
     pub applies: Family<ApplyLabel, Counter>,
+    /// Tailscale API calls (OAuth client and device invites), so the calls per onboarded
+    /// client can be read off.
+    pub tailscale_calls: Family<ApiCallLabel, Counter>,
     phases: Mutex<HashMap<String, Phase>>,
 }
 
@@ -49,6 +60,7 @@ impl Default for Metrics {
             duration: Histogram::new(exponential_buckets(0.005, 2.0, 12)),
             assistants: Family::default(),
             applies: Family::default(),
+            tailscale_calls: Family::default(),
             phases: Mutex::default(),
         }
     }
@@ -76,6 +88,11 @@ impl Metrics {
             "clawhost_child_applies",
             "Child object apply decisions, by kind and outcome (created, changed, drift_restored, normalised, refused, pruned)",
             self.applies.clone(),
+        );
+        registry.register(
+            "clawhost_tailscale_api_calls",
+            "Tailscale API calls, by operation and result (ok, an HTTP status, 5xx, transport)",
+            self.tailscale_calls.clone(),
         );
         registry.register(
             "clawhost_assistants",

@@ -484,6 +484,19 @@ pub struct OperatorOptions {
     pub metrics_addr: SocketAddr,
 }
 
+/// The access key that seals invite URLs in `status.access`, when the config names one.
+fn access_key(
+    config: &OperatorConfig,
+) -> Result<Option<crate::sealing::SealingKey>, crate::sealing::SealingError> {
+    config
+        .tailscale
+        .invites
+        .as_ref()
+        .and_then(|i| i.access_key_file.as_deref())
+        .map(crate::sealing::SealingKey::from_file)
+        .transpose()
+}
+
 /// Runs the operator until `shutdown` turns true.
 pub async fn run(
     mut config: OperatorConfig,
@@ -492,6 +505,10 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let health = Health::default();
     let metrics = Arc::new(Metrics::default());
+    // Credentials first: a file that cannot be read stops the start with its path named.
+    let tailnet = crate::tailscale::from_config(&config, metrics.tailscale_calls.clone())?;
+    let invites = crate::tailscale::invites::from_config(&config, metrics.tailscale_calls.clone())?;
+    let access_key = access_key(&config)?;
     let router = health_router(health.clone(), &metrics);
     let listener = tokio::net::TcpListener::bind(opts.metrics_addr)
         .await
@@ -545,7 +562,10 @@ pub async fn run(
             client.clone(),
             reporter,
         )),
-        tailnet: crate::tailscale::from_config(&config)?,
+        tailnet,
+        invites,
+        access_key,
+        access_clock: Default::default(),
         reconcile_timeout: reconciler::RECONCILE_TIMEOUT,
     });
     let namespaces: Vec<Option<String>> = if config.namespaces.is_empty() {

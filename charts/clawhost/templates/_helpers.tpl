@@ -41,6 +41,11 @@
 {{- default (include "clawhost.console.fullname" .) .Values.console.serviceAccount.name }}
 {{- end }}
 
+{{/* The access-key Secret: accessKey.existingSecret, else "<fullname>-access-key". */}}
+{{- define "clawhost.accessKey.name" -}}
+{{- default (printf "%s-access-key" (include "clawhost.fullname" .) | trunc 63 | trimSuffix "-") .Values.accessKey.existingSecret }}
+{{- end }}
+
 {{- define "clawhost.leaseName" -}}
 {{- default (include "clawhost.operator.fullname" .) .Values.operator.leaderElection.leaseName }}
 {{- end }}
@@ -78,10 +83,11 @@ app.kubernetes.io/component: {{ . }}
 
 {{/*
 Volumes shared by the operator and console pods:
-- config: /etc/clawhost/config.yaml from the ConfigMap, plus (operator only,
-  when configured) the Tailscale OAuth client as files under
-  /etc/clawhost/tailscale-oauth/. One projected volume, so nothing is mounted
-  inside another read-only mount.
+- config: /etc/clawhost/config.yaml from the ConfigMap, the access key at
+  /etc/clawhost/access-key/key, plus (operator only, when configured) the
+  Tailscale OAuth client as files under /etc/clawhost/tailscale-oauth/ and the
+  invites token at /etc/clawhost/tailscale-invites/token. One projected volume,
+  so nothing is mounted inside another read-only mount.
 - kube-api-access: the pod's ServiceAccount token, mounted explicitly (the
   pod spec turns automount off so no other container or sidecar gets it).
 - tmp: scratch space, the root filesystem is read-only.
@@ -106,6 +112,18 @@ Call with (dict "ctx" $ "oauth" true/false).
             - key: {{ .ctx.Values.tailscale.oauth.clientSecretKey }}
               path: tailscale-oauth/client_secret
       {{- end }}
+      {{- if and .oauth .ctx.Values.tailscale.invites.tokenSecret.name }}
+      - secret:
+          name: {{ .ctx.Values.tailscale.invites.tokenSecret.name }}
+          items:
+            - key: {{ .ctx.Values.tailscale.invites.tokenSecret.key }}
+              path: tailscale-invites/token
+      {{- end }}
+      - secret:
+          name: {{ include "clawhost.accessKey.name" .ctx }}
+          items:
+            - key: {{ .ctx.Values.accessKey.key }}
+              path: access-key/key
 - name: kube-api-access
   projected:
     defaultMode: 0440

@@ -82,8 +82,10 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(WAIT_FOR_POD));
     }
 
-    // 2. Remove the device from the tailnet (only with Tailscale API credentials).
-    if let Some(tailnet) = &ctx.tailnet {
+    // 2. Delete the device's open invites, so nobody can accept a share of a device that is
+    //    going (only with the invites credential), then remove the device from the tailnet
+    //    (only with Tailscale API credentials).
+    if ctx.tailnet.is_some() || ctx.invites.is_some() {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
         let state = secrets.get_opt(&n.tailscale_state_secret).await?;
         let observation = super::observe::Observation {
@@ -93,8 +95,15 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
             },
             ..Default::default()
         };
-        if let Some(id) = tailnet::device_id(&observation) {
-            tailnet.delete_device(&id).await.map_err(Error::Tailnet)?;
+        let device = tailnet::device_id(&observation);
+        if let (Some(invites), Some(id)) = (&ctx.invites, &device) {
+            let deleted = super::access::revoke_open_invites(invites.as_ref(), id)
+                .await
+                .map_err(|e| Error::Tailnet(e.to_string()))?;
+            info!(device = %id, deleted, "deleted the device's open invites");
+        }
+        if let (Some(tailnet), Some(id)) = (&ctx.tailnet, &device) {
+            tailnet.delete_device(id).await.map_err(Error::Tailnet)?;
             info!(device = %id, "removed tailnet device");
         }
     }
@@ -176,4 +185,5 @@ fn forget(ctx: &Context, a: &Assistant) {
     let key = super::assistant_key(a);
     ctx.metrics.forget(&key);
     ctx.backoff.reset(&key);
+    ctx.access_clock.forget(&key);
 }

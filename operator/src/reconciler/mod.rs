@@ -1,6 +1,7 @@
 //! The reconciler: reads state, applies the builders' desired objects with server-side
 //! apply, writes status. The recipe is [`reconcile`]; deletion is [`cleanup`].
 
+pub mod access;
 pub mod apply;
 pub mod backoff;
 pub mod cleanup;
@@ -70,6 +71,12 @@ pub struct Context {
     pub backoff: backoff::Backoff,
     pub recorder: Option<events::EventPublisher>,
     pub tailnet: Option<Arc<dyn crate::tailscale::TailnetApi>>,
+    /// Device-share invites (`tailscale.invites`); `None`: access is manual.
+    pub invites: Option<Arc<dyn crate::tailscale::invites::DeviceInvites>>,
+    /// Seals invite URLs in `status.access` (`tailscale.invites.accessKeyFile`).
+    pub access_key: Option<crate::sealing::SealingKey>,
+    /// When each Assistant's invite may next be checked with Tailscale (poll, retry).
+    pub access_clock: access::AccessClock,
     /// Upper bound of one reconcile, so a hanging API call cannot stall an Assistant.
     pub reconcile_timeout: Duration,
 }
@@ -83,6 +90,9 @@ impl Context {
             backoff: backoff::Backoff::default(),
             recorder: None,
             tailnet: None,
+            invites: None,
+            access_key: None,
+            access_clock: Default::default(),
             reconcile_timeout: RECONCILE_TIMEOUT,
         }
     }
@@ -133,6 +143,12 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
         ensure_created(a, ctx, &ns, &observed).await?;
         observed.state.refused = apply_children(a, ctx, &ns, &observed.live).await?;
     }
+    let mut access_recheck = None;
+    if observed.state.config_problem.is_none() {
+        let (access, recheck) = access::run(a, ctx, &observed).await;
+        observed.state.access = Some(access);
+        access_recheck = recheck;
+    }
     let status = status::compute(a, &ctx.config, &observed.state);
     let phase = status.phase.unwrap_or_default();
     write_status(a, ctx, &ns, status).await?;
@@ -149,7 +165,12 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
         return Err(Error::Refused(what));
     }
     ctx.backoff.reset(&assistant_key(a));
-    Ok(next_check(phase, &ctx.config))
+    let mut delay = next_check_delay(phase, &ctx.config);
+    if let Some(recheck) = access_recheck {
+        // An invite to poll, or a Tailscale retry, may be due before the usual check.
+        delay = delay.min(recheck.max(Duration::from_secs(1)));
+    }
+    Ok(Action::requeue(delay))
 }
 
 /// A plan change never shrinks the volume (the API server refuses it, and the data would
@@ -224,14 +245,12 @@ pub(crate) fn assistant_key(a: &Assistant) -> String {
     format!("{}/{}", a.namespace().unwrap_or_default(), a.name_any())
 }
 
-fn next_check(phase: crate::api::Phase, config: &OperatorConfig) -> Action {
+fn next_check_delay(phase: crate::api::Phase, config: &OperatorConfig) -> Duration {
     use crate::api::Phase;
     match phase {
-        Phase::Running | Phase::Suspended => {
-            Action::requeue(Duration::from_secs(config.reconcile.resync_seconds))
-        }
-        Phase::Failed => Action::requeue(BLOCKED),
-        _ => Action::requeue(CONVERGING),
+        Phase::Running | Phase::Suspended => Duration::from_secs(config.reconcile.resync_seconds),
+        Phase::Failed => BLOCKED,
+        _ => CONVERGING,
     }
 }
 

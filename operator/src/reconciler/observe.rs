@@ -152,6 +152,7 @@ pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observati
             tailscale_state,
             deleting: false,
             refused: Vec::new(),
+            access: None,
         },
         adopt_volume,
     })

@@ -61,6 +61,9 @@ pub struct Observed {
     pub pod: Option<Pod>,
     pub tailscale_state: Option<Secret>,
     pub deleting: bool,
+    /// `status.access` as the access step decided it; `None` keeps the recorded one
+    /// (cleanup, and callers without the access step).
+    pub access: Option<crate::api::access::AccessStatus>,
 }
 
 fn cond(
@@ -404,7 +407,10 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
         tailnet: Some(tailnet),
         storage,
         gateway_token_secret: Some(names.gateway_token_secret),
-        access: a.status.as_ref().and_then(|s| s.access.clone()),
+        access: obs
+            .access
+            .clone()
+            .or_else(|| a.status.as_ref().and_then(|s| s.access.clone())),
     }
 }
 

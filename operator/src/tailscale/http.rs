@@ -11,81 +11,180 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
 use super::TailnetApi;
 use crate::config::{OperatorConfig, TailscaleOAuth};
+use crate::metrics::ApiCallLabel;
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
-pub struct TailscaleApi {
-    base: String,
-    tailnet: String,
-    client_id: String,
-    client_secret: String,
+/// Tailscale API calls by operation and result (`clawhost_tailscale_api_calls`).
+pub type ApiCalls = Family<ApiCallLabel, Counter>;
+
+/// The HTTP plumbing every Tailscale API client shares: one HTTPS client, a timeout, the
+/// answer as JSON, and a count of each call by operation and result.
+pub(crate) struct Transport {
     http: HttpClient<Https, Full<Bytes>>,
-    token: Mutex<Option<(String, Instant)>>,
+    calls: ApiCalls,
 }
 
-/// The OAuth credentials named by the operator config cannot be read.
-#[derive(Debug, thiserror::Error)]
-#[error(
-    "cannot read the Tailscale OAuth credential file {path} (tailscale.oauth in the operator config): {source}"
-)]
-pub struct CredentialFileError {
-    path: String,
-    source: std::io::Error,
+/// An HTTP answer: status, `Retry-After` (seconds) when given, and the body as JSON
+/// (`Null` when it is not JSON).
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub retry_after: Option<Duration>,
+    pub body: Value,
 }
 
-/// The API client when the config has OAuth credentials.
-pub fn from_config(
-    config: &OperatorConfig,
-) -> Result<Option<Arc<dyn TailnetApi>>, CredentialFileError> {
-    let Some(oauth) = &config.tailscale.oauth else {
-        return Ok(None);
-    };
-    Ok(Some(Arc::new(TailscaleApi::new(oauth)?)))
+/// A JSON request with a bearer token (an empty body without `body`).
+pub(crate) fn json_request(
+    method: Method,
+    url: &str,
+    bearer: &str,
+    body: Option<Value>,
+) -> Result<Request<Full<Bytes>>, http::Error> {
+    Request::builder()
+        .method(method)
+        .uri(url)
+        .header("authorization", format!("Bearer {bearer}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(
+            body.map(|b| b.to_string()).unwrap_or_default(),
+        )))
 }
 
-fn read_secret_file(path: &std::path::Path) -> Result<String, CredentialFileError> {
-    let s = std::fs::read_to_string(path).map_err(|source| CredentialFileError {
-        path: path.display().to_string(),
-        source,
-    })?;
-    Ok(s.trim().to_string())
-}
-
-impl TailscaleApi {
-    pub fn new(oauth: &TailscaleOAuth) -> Result<Self, CredentialFileError> {
+impl Transport {
+    pub(crate) fn new(calls: ApiCalls) -> Self {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
             .build();
-        Ok(Self {
-            base: oauth.api_url.trim_end_matches('/').to_string(),
-            tailnet: oauth.tailnet.clone(),
-            client_id: read_secret_file(&oauth.client_id_file)?,
-            client_secret: read_secret_file(&oauth.client_secret_file)?,
+        Self {
             http: HttpClient::builder(TokioExecutor::new()).build(https),
-            token: Mutex::new(None),
-        })
+            calls,
+        }
     }
 
-    async fn send(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Value), String> {
+    /// Sends one request. Errors name what failed, never the request (it may carry a
+    /// credential).
+    pub(crate) async fn send(
+        &self,
+        operation: &'static str,
+        req: Request<Full<Bytes>>,
+    ) -> Result<Answer, String> {
+        let answer = self.send_uncounted(req).await;
+        let result = match &answer {
+            Ok(a) if a.status.is_success() => "ok".to_string(),
+            Ok(a) if a.status.is_server_error() => "5xx".to_string(),
+            Ok(a) => a.status.as_u16().to_string(),
+            Err(_) => "transport".to_string(),
+        };
+        self.calls
+            .get_or_create(&ApiCallLabel {
+                operation: operation.to_string(),
+                result,
+            })
+            .inc();
+        answer
+    }
+
+    async fn send_uncounted(&self, req: Request<Full<Bytes>>) -> Result<Answer, String> {
         let resp = tokio::time::timeout(Duration::from_secs(30), self.http.request(req))
             .await
             .map_err(|_| "request timed out".to_string())?
             .map_err(|e| format!("request failed: {e}"))?;
         let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let body = resp
             .into_body()
             .collect()
             .await
             .map_err(|e| format!("reading response: {e}"))?
             .to_bytes();
-        Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
+        Ok(Answer {
+            status,
+            retry_after,
+            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        })
+    }
+}
+
+pub struct TailscaleApi {
+    base: String,
+    tailnet: String,
+    client_id: String,
+    client_secret: String,
+    transport: Transport,
+    token: Mutex<Option<(String, Instant)>>,
+}
+
+/// The OAuth credentials named by the operator config cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot read the Tailscale credential file {path} ({setting} in the operator config): {source}"
+)]
+pub struct CredentialFileError {
+    path: String,
+    setting: &'static str,
+    source: std::io::Error,
+}
+
+/// The API client when the config has OAuth credentials; its calls are counted in `calls`.
+pub fn from_config(
+    config: &OperatorConfig,
+    calls: ApiCalls,
+) -> Result<Option<Arc<dyn TailnetApi>>, CredentialFileError> {
+    let Some(oauth) = &config.tailscale.oauth else {
+        return Ok(None);
+    };
+    Ok(Some(Arc::new(TailscaleApi::new(oauth, calls)?)))
+}
+
+/// A credential file's content, trimmed; `setting` names the config key that points at it.
+pub(crate) fn read_secret_file(
+    path: &std::path::Path,
+    setting: &'static str,
+) -> Result<String, CredentialFileError> {
+    let s = std::fs::read_to_string(path).map_err(|source| CredentialFileError {
+        path: path.display().to_string(),
+        setting,
+        source,
+    })?;
+    Ok(s.trim().to_string())
+}
+
+impl TailscaleApi {
+    pub fn new(oauth: &TailscaleOAuth, calls: ApiCalls) -> Result<Self, CredentialFileError> {
+        Ok(Self {
+            base: oauth.api_url.trim_end_matches('/').to_string(),
+            tailnet: oauth.tailnet.clone(),
+            client_id: read_secret_file(&oauth.client_id_file, "tailscale.oauth.clientIdFile")?,
+            client_secret: read_secret_file(
+                &oauth.client_secret_file,
+                "tailscale.oauth.clientSecretFile",
+            )?,
+            transport: Transport::new(calls),
+            token: Mutex::new(None),
+        })
+    }
+
+    async fn send(
+        &self,
+        operation: &'static str,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Value), String> {
+        let a = self.transport.send(operation, req).await?;
+        Ok((a.status, a.body))
     }
 
     async fn access_token(&self) -> Result<String, String> {
@@ -104,7 +203,7 @@ impl TailscaleApi {
             .header("content-type", "application/x-www-form-urlencoded")
             .body(Full::new(Bytes::from(form)))
             .map_err(|e| e.to_string())?;
-        let (status, body) = self.send(req).await?;
+        let (status, body) = self.send("oauth_token", req).await?;
         if !status.is_success() {
             // The response never echoes the secret; the status is enough to act on.
             return Err(format!(
@@ -125,21 +224,15 @@ impl TailscaleApi {
 
     async fn call(
         &self,
+        operation: &'static str,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<(StatusCode, Value), String> {
         let token = self.access_token().await?;
-        let req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))
+        let req = json_request(method, &format!("{}{path}", self.base), &token, body)
             .map_err(|e| e.to_string())?;
-        self.send(req).await
+        self.send(operation, req).await
     }
 }
 
@@ -155,6 +248,7 @@ impl TailnetApi for TailscaleApi {
         });
         let (status, resp) = self
             .call(
+                "mint_auth_key",
                 Method::POST,
                 &format!("/api/v2/tailnet/{}/keys", self.tailnet),
                 Some(body),
@@ -175,6 +269,7 @@ impl TailnetApi for TailscaleApi {
     async fn delete_device(&self, device_id: &str) -> Result<(), String> {
         let (status, resp) = self
             .call(
+                "delete_device",
                 Method::DELETE,
                 &format!("/api/v2/device/{}", urlencoding::encode(device_id)),
                 None,
@@ -255,12 +350,15 @@ mod tests {
         let sec = dir.path().join("secret");
         std::fs::write(&id, "cid\n").unwrap();
         std::fs::write(&sec, format!("{secret}\n")).unwrap();
-        TailscaleApi::new(&TailscaleOAuth {
-            client_id_file: id,
-            client_secret_file: sec,
-            tailnet: "-".into(),
-            api_url: base.into(),
-        })
+        TailscaleApi::new(
+            &TailscaleOAuth {
+                client_id_file: id,
+                client_secret_file: sec,
+                tailnet: "-".into(),
+                api_url: base.into(),
+            },
+            ApiCalls::default(),
+        )
         .unwrap()
     }
 

@@ -1,7 +1,9 @@
 //! The Tailscale API, as the reconciler needs it ([`TailnetApi`]), and its HTTP client
-//! ([`http::TailscaleApi`], OAuth client credentials).
+//! ([`http::TailscaleApi`], OAuth client credentials); device-share invites
+//! ([`invites::DeviceInvites`], a user-owned API access token).
 
 pub mod http;
+pub mod invites;
 
 use async_trait::async_trait;
 

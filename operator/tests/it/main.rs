@@ -20,3 +20,4 @@ mod console_truth;
 mod gateway_image_drift;
 mod operator_process;
 mod reconcile_scenarios;
+mod tailscale_invites;

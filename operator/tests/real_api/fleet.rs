@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 use clawhost::api::Assistant;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Secret};
-use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -96,20 +95,6 @@ async fn wait_quiet(cp: &clawhost_envtest::ControlPlane, quiet: Duration) -> jif
 
 fn writes(events: &[clawhost_envtest::AuditEvent]) -> Vec<&clawhost_envtest::AuditEvent> {
     events.iter().filter(|e| e.is_write()).collect()
-}
-
-async fn events_for(client: &Client, ns: &str, name: &str, reason: &str) -> usize {
-    let api: Api<Event> = Api::namespaced(client.clone(), ns);
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|e| {
-            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-                && e.reason.as_deref() == Some(reason)
-        })
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,7 @@
 //! about the operator's behaviour count once they hold here; the in-memory API server
 //! stays for fault injection. Tests run one at a time (two cores).
 
+mod access_invites;
 mod builders;
 mod console;
 mod console_outage;

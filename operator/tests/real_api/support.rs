@@ -434,3 +434,18 @@ pub fn pod_status(gateway_ready: bool, waiting: Option<(&str, Option<&str>)>) ->
         ],
     })
 }
+
+/// How many Events with `reason` are about the object `name` in `ns`.
+pub async fn events_for(client: &Client, ns: &str, name: &str, reason: &str) -> usize {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    api.list(&kube::api::ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .filter(|e| {
+            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                && e.reason.as_deref() == Some(reason)
+        })
+        .count()
+}

@@ -395,6 +395,9 @@ async fn operator_side(api: &str, n: usize) -> anyhow::Result<Figures> {
             },
         )),
         tailnet: None,
+        invites: None,
+        access_key: None,
+        access_clock: Default::default(),
         reconcile_timeout: clawhost::reconciler::RECONCILE_TIMEOUT,
     });
     let rss_baseline = proc_status_mib("VmRSS:");

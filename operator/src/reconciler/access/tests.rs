@@ -1,0 +1,346 @@
+use super::*;
+use crate::tailscale::invites::AcceptedBy;
+
+const NOW: &str = "2026-12-03T10:00:00Z";
+const EARLIER: &str = "2026-12-01T08:00:00Z";
+const POLL: Duration = Duration::from_secs(300);
+
+fn input<'a>(current: Option<&'a AccessStatus>, device: Option<&'a str>) -> AccessInput<'a> {
+    AccessInput {
+        current,
+        request: None,
+        device_id: device,
+        owner_email: "alice@example.com",
+        invites_configured: true,
+        can_seal: true,
+        due: true,
+        poll: POLL,
+        now: NOW,
+    }
+}
+
+fn invite(id: &str, email: &str, accepted: bool) -> Invite {
+    Invite {
+        id: id.into(),
+        device_id: Some("dev-1".into()),
+        email: Some(email.into()),
+        invite_url: Some(InviteUrl(format!(
+            "https://login.tailscale.com/admin/invite/{id}"
+        ))),
+        last_email_sent_at: Some(EARLIER.into()),
+        accepted,
+        accepted_by: accepted.then(|| AcceptedBy {
+            id: serde_json::json!(7),
+            login_name: "alice@gmail.com".into(),
+        }),
+        ..Default::default()
+    }
+}
+
+fn sent(invite_id: &str) -> AccessStatus {
+    AccessStatus {
+        state: AccessState::Sent,
+        device_id: Some("dev-1".into()),
+        invite_id: Some(invite_id.into()),
+        recipient: Some("alice@example.com".into()),
+        sealed_invite_url: Some("v1.sealed-before".into()),
+        last_transition_time: Some(EARLIER.into()),
+        last_sent_time: Some(EARLIER.into()),
+        message: Some(sent_message(Some("alice@example.com"))),
+        ..Default::default()
+    }
+}
+
+/// Runs the decision against scripted answers: returns the calls made and the decision.
+fn drive(input: &AccessInput, mut answer: impl FnMut(&Call) -> Outcome) -> (Vec<Call>, Decision) {
+    let mut history = Vec::new();
+    for _ in 0..20 {
+        match decide(input, &history) {
+            Step::Finish(d) => return (history.into_iter().map(|(c, _)| c).collect(), *d),
+            Step::Call(c) => {
+                let o = answer(&c);
+                history.push((c, o));
+            }
+        }
+    }
+    panic!("the decision never finished: {history:?}");
+}
+
+fn no_calls(c: &Call) -> Outcome {
+    panic!("no Tailscale call expected, got {c:?}")
+}
+
+#[test]
+fn without_the_credential_access_is_manual_and_nothing_is_called() {
+    let mut i = input(None, Some("dev-1"));
+    i.invites_configured = false;
+    let (calls, d) = drive(&i, no_calls);
+    assert!(calls.is_empty());
+    assert_eq!(d.access.state, AccessState::Manual);
+    assert!(d.access.message.unwrap().contains("docs/onboarding.md"));
+    assert_eq!(d.recheck, Recheck::Clear);
+}
+
+#[test]
+fn without_a_device_access_waits() {
+    let (calls, d) = drive(&input(None, None), no_calls);
+    assert!(calls.is_empty());
+    assert_eq!(d.access.state, AccessState::Pending);
+    assert_eq!(d.access.message.as_deref(), Some(WAITING_MESSAGE));
+    assert_eq!(d.access.last_transition_time.as_deref(), Some(NOW));
+}
+
+#[test]
+fn a_new_device_gets_exactly_one_single_use_invite() {
+    let (calls, d) = drive(&input(None, Some("dev-1")), |c| match c {
+        Call::List { .. } => Outcome::Listed(vec![invite("other", "bob@example.com", false)]),
+        Call::Create { .. } => Outcome::Invite(invite("inv-1", "alice@example.com", false)),
+        c => panic!("{c:?}"),
+    });
+    assert_eq!(
+        calls,
+        vec![
+            Call::List {
+                device_id: "dev-1".into()
+            },
+            Call::Create {
+                device_id: "dev-1".into(),
+                email: "alice@example.com".into()
+            }
+        ]
+    );
+    assert_eq!(d.access.state, AccessState::Sent);
+    assert_eq!(d.access.invite_id.as_deref(), Some("inv-1"));
+    assert_eq!(d.access.recipient.as_deref(), Some("alice@example.com"));
+    assert!(d.seal.is_some(), "a new invite's URL is sealed");
+    assert_eq!(d.access.sealed_invite_url, None, "the IO step seals it");
+    assert_eq!(d.event.unwrap().reason, "InviteSent");
+    assert_eq!(d.recheck, Recheck::After(POLL));
+    assert!(!format!("{:?}", d.seal).contains("invite/inv-1"));
+}
+
+#[test]
+fn an_existing_invite_for_the_owner_is_adopted_not_duplicated() {
+    // A lost status write or a restart: the device already has our invite.
+    for accepted in [false, true] {
+        let (calls, d) = drive(&input(None, Some("dev-1")), |c| match c {
+            Call::List { .. } => {
+                Outcome::Listed(vec![invite("inv-1", "Alice@Example.com", accepted)])
+            }
+            c => panic!("{c:?}"),
+        });
+        assert_eq!(calls.len(), 1);
+        assert_eq!(d.access.invite_id.as_deref(), Some("inv-1"));
+        let want = if accepted {
+            AccessState::Accepted
+        } else {
+            AccessState::Sent
+        };
+        assert_eq!(d.access.state, want);
+    }
+}
+
+#[test]
+fn polling_an_unaccepted_invite_changes_nothing_until_it_is_accepted() {
+    let cur = sent("inv-1");
+    let (calls, d) = drive(&input(Some(&cur), Some("dev-1")), |_| {
+        Outcome::Invite(invite("inv-1", "alice@example.com", false))
+    });
+    assert_eq!(
+        calls,
+        vec![Call::Get {
+            invite_id: "inv-1".into()
+        }]
+    );
+    assert_eq!(
+        d.access, cur,
+        "an idle poll leaves status exactly as it was"
+    );
+    assert_eq!(d.seal, None, "the sealed URL is kept, not sealed anew");
+    assert_eq!(d.event, None);
+    assert_eq!(d.recheck, Recheck::After(POLL));
+
+    let (_, d) = drive(&input(Some(&cur), Some("dev-1")), |_| {
+        Outcome::Invite(invite("inv-1", "alice@example.com", true))
+    });
+    assert_eq!(d.access.state, AccessState::Accepted);
+    assert_eq!(d.access.accepted_by.as_deref(), Some("alice@gmail.com"));
+    assert_eq!(d.access.last_transition_time.as_deref(), Some(NOW));
+    assert_eq!(d.event.unwrap().reason, "InviteAccepted");
+    assert_eq!(d.recheck, Recheck::Clear);
+}
+
+#[test]
+fn nothing_is_called_when_no_check_is_due_or_the_invite_is_settled() {
+    let cur = sent("inv-1");
+    let mut i = input(Some(&cur), Some("dev-1"));
+    i.due = false;
+    let (_, d) = drive(&i, no_calls);
+    assert_eq!(d.access, cur);
+    assert_eq!(d.recheck, Recheck::Keep);
+    for state in [AccessState::Accepted, AccessState::Revoked] {
+        let settled = AccessStatus {
+            state,
+            ..sent("inv-1")
+        };
+        let (_, d) = drive(&input(Some(&settled), Some("dev-1")), no_calls);
+        assert_eq!(d.access, settled);
+    }
+}
+
+#[test]
+fn a_re_registered_device_gets_a_new_invite() {
+    let cur = AccessStatus {
+        state: AccessState::Accepted,
+        ..sent("inv-1")
+    };
+    let (calls, d) = drive(&input(Some(&cur), Some("dev-2")), |c| match c {
+        Call::List { .. } => Outcome::Listed(vec![]),
+        Call::Create { device_id, .. } => {
+            assert_eq!(device_id, "dev-2");
+            Outcome::Invite(invite("inv-2", "alice@example.com", false))
+        }
+        c => panic!("{c:?}"),
+    });
+    assert_eq!(calls.len(), 2);
+    assert_eq!(d.access.device_id.as_deref(), Some("dev-2"));
+    assert_eq!(d.access.invite_id.as_deref(), Some("inv-2"));
+    assert_eq!(d.access.state, AccessState::Sent);
+}
+
+#[test]
+fn revoke_deletes_open_invites_and_nothing_is_sent_until_reinvite() {
+    let cur = sent("inv-1");
+    let mut i = input(Some(&cur), Some("dev-1"));
+    i.request = Some("revoke:1");
+    let (calls, d) = drive(&i, |c| match c {
+        Call::List { .. } => Outcome::Listed(vec![invite("inv-1", "alice@example.com", false)]),
+        Call::Delete { .. } => Outcome::Done,
+        c => panic!("{c:?}"),
+    });
+    assert_eq!(
+        calls[1],
+        Call::Delete {
+            invite_id: "inv-1".into()
+        }
+    );
+    assert_eq!(d.access.state, AccessState::Revoked);
+    assert_eq!(d.access.sealed_invite_url, None);
+    assert_eq!(d.access.handled_request.as_deref(), Some("revoke:1"));
+    assert_eq!(d.event.unwrap().reason, "InviteRevoked");
+
+    // Handled once: the same annotation value again does nothing.
+    let revoked = d.access;
+    let mut again = input(Some(&revoked), Some("dev-1"));
+    again.request = Some("revoke:1");
+    let (_, d) = drive(&again, no_calls);
+    assert_eq!(d.access, revoked);
+
+    // reinvite: a new invite.
+    again.request = Some("reinvite:2");
+    let (calls, d) = drive(&again, |c| match c {
+        Call::List { .. } => Outcome::Listed(vec![]),
+        Call::Create { .. } => Outcome::Invite(invite("inv-2", "alice@example.com", false)),
+        c => panic!("{c:?}"),
+    });
+    assert_eq!(calls.len(), 2);
+    assert_eq!(d.access.state, AccessState::Sent);
+    assert_eq!(d.access.invite_id.as_deref(), Some("inv-2"));
+    assert_eq!(d.access.handled_request.as_deref(), Some("reinvite:2"));
+}
+
+#[test]
+fn reinvite_replaces_an_open_invite() {
+    let cur = sent("inv-1");
+    let mut i = input(Some(&cur), Some("dev-1"));
+    i.request = Some("reinvite:1");
+    let (calls, d) = drive(&i, |c| match c {
+        Call::List { .. } => Outcome::Listed(vec![invite("inv-1", "alice@example.com", false)]),
+        Call::Delete { .. } => Outcome::Done,
+        Call::Create { .. } => Outcome::Invite(invite("inv-2", "alice@example.com", false)),
+        c => panic!("{c:?}"),
+    });
+    assert!(matches!(calls[1], Call::Delete { .. }));
+    assert!(matches!(calls[2], Call::Create { .. }));
+    assert_eq!(d.access.invite_id.as_deref(), Some("inv-2"));
+    assert!(
+        d.seal.is_some(),
+        "the new invite's URL replaces the old sealed one"
+    );
+    assert_eq!(d.access.last_transition_time.as_deref(), Some(EARLIER));
+}
+
+#[test]
+fn resend_is_reported_and_a_rate_limit_is_not_retried_hot() {
+    let cur = sent("inv-1");
+    let mut i = input(Some(&cur), Some("dev-1"));
+    i.request = Some("resend:1");
+    let (calls, d) = drive(&i, |_| Outcome::Done);
+    assert_eq!(
+        calls,
+        vec![Call::Resend {
+            invite_id: "inv-1".into()
+        }]
+    );
+    assert_eq!(d.access.last_sent_time.as_deref(), Some(NOW));
+    assert_eq!(d.access.handled_request.as_deref(), Some("resend:1"));
+
+    let limited = InviteError::RateLimited {
+        operation: "resend_invite",
+        retry_after: Some(Duration::from_secs(90)),
+    };
+    let (_, d) = drive(&i, |_| Outcome::Failed(limited.clone()));
+    assert_eq!(
+        d.access.handled_request.as_deref(),
+        Some("resend:1"),
+        "handled: not retried"
+    );
+    assert_eq!(d.access.state, AccessState::Sent);
+    assert!(d.access.message.unwrap().contains("429"));
+    assert_eq!(d.recheck, Recheck::After(Duration::from_secs(90)));
+    assert!(d.event.unwrap().warning);
+}
+
+#[test]
+fn tailscale_errors_are_reported_once_and_retried_with_backoff() {
+    let refused = InviteError::CredentialRefused { status: 401 };
+    let (_, d) = drive(&input(None, Some("dev-1")), |_| {
+        Outcome::Failed(refused.clone())
+    });
+    assert_eq!(d.access.state, AccessState::Pending);
+    let message = d.access.message.clone().unwrap();
+    assert!(message.contains("user-owned API access token"), "{message}");
+    assert_eq!(d.recheck, Recheck::Backoff);
+    assert!(d.event.is_some(), "a Warning the first time");
+    // The same problem again: no second Warning, status unchanged.
+    let failing = d.access;
+    let (_, d) = drive(&input(Some(&failing), Some("dev-1")), |_| {
+        Outcome::Failed(refused.clone())
+    });
+    assert_eq!(d.event, None);
+    assert_eq!(d.access, failing);
+    // A poll failing keeps the invite's state.
+    let cur = sent("inv-1");
+    let (_, d) = drive(&input(Some(&cur), Some("dev-1")), |_| {
+        Outcome::Failed(InviteError::Server {
+            operation: "get_invite",
+            status: 503,
+        })
+    });
+    assert_eq!(d.access.state, AccessState::Sent);
+    assert_eq!(d.access.sealed_invite_url, cur.sealed_invite_url);
+}
+
+#[test]
+fn an_unreadable_request_is_answered_once() {
+    let cur = sent("inv-1");
+    let mut i = input(Some(&cur), Some("dev-1"));
+    i.request = Some("delete-everything");
+    let (calls, d) = drive(&i, no_calls);
+    assert!(calls.is_empty());
+    assert_eq!(
+        d.access.handled_request.as_deref(),
+        Some("delete-everything")
+    );
+    assert!(d.access.message.unwrap().contains("reinvite:<id>"));
+}
