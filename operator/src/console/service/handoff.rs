@@ -31,46 +31,25 @@ pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(72 * 3600);
 )]
 pub struct LifetimeError(String);
 
-/// `72h`, `3d`, `90m`, `1d12h`, `45s` (also `3 days`, `72 hours`).
+/// `72h`, `3d`, `90m`, `1d12h`, `45s` (also `3 days`, `72 hours`): jiff's friendly duration
+/// format, days counted as 24 hours.
 pub fn parse_lifetime(s: &str) -> Result<Duration, LifetimeError> {
     let err = || LifetimeError(s.to_string());
-    let text: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if text.is_empty() {
+    let span: jiff::Span = s.trim().parse().map_err(|_| err())?;
+    let seconds = span
+        .total((
+            jiff::Unit::Second,
+            jiff::SpanRelativeTo::days_are_24_hours(),
+        ))
+        .map_err(|_| err())?;
+    if !(seconds >= 1.0 && seconds.fract() == 0.0 && seconds <= MAX_LIFETIME.as_secs_f64()) {
         return Err(err());
     }
-    let mut total: u64 = 0;
-    let mut rest = text.as_str();
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(err());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| err())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let factor = match unit.to_ascii_lowercase().as_str() {
-            "s" | "sec" | "secs" | "second" | "seconds" => 1,
-            "m" | "min" | "mins" | "minute" | "minutes" => 60,
-            "h" | "hr" | "hrs" | "hour" | "hours" => 3600,
-            "d" | "day" | "days" => 86_400,
-            _ => return Err(err()),
-        };
-        total = n
-            .checked_mul(factor)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(err)?;
-    }
-    if total == 0 {
-        return Err(err());
-    }
-    Ok(Duration::from_secs(total))
+    Ok(Duration::from_secs(seconds as u64))
 }
+
+/// A link open longer than a year is a mistake in the flag, not a policy.
+const MAX_LIFETIME: Duration = Duration::from_secs(366 * 86_400);
 
 /// "72 hours", "3 days": the lifetime as people say it.
 pub fn describe_lifetime(d: Duration) -> String {
@@ -456,7 +435,7 @@ mod tests {
         );
         assert_eq!(parse_lifetime("1d12h"), Ok(Duration::from_secs(36 * 3600)));
         assert_eq!(parse_lifetime("90m"), Ok(Duration::from_secs(5400)));
-        for bad in ["", "72", "h", "0h", "3x", "-1h", "99999999999999999999d"] {
+        for bad in ["", "72", "h", "0h", "3x", "-1h", "400d", "99999999999999999999d"] {
             assert!(parse_lifetime(bad).is_err(), "{bad}");
         }
         assert_eq!(describe_lifetime(DEFAULT_LIFETIME), "3 days");
