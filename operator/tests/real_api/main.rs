@@ -10,6 +10,7 @@ mod console_outage;
 mod fleet;
 mod in_process;
 mod leader;
+mod onboarding;
 mod prune;
 mod restart;
 mod support;

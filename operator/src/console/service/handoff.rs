@@ -435,7 +435,16 @@ mod tests {
         );
         assert_eq!(parse_lifetime("1d12h"), Ok(Duration::from_secs(36 * 3600)));
         assert_eq!(parse_lifetime("90m"), Ok(Duration::from_secs(5400)));
-        for bad in ["", "72", "h", "0h", "3x", "-1h", "400d", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "72",
+            "h",
+            "0h",
+            "3x",
+            "-1h",
+            "400d",
+            "99999999999999999999d",
+        ] {
             assert!(parse_lifetime(bad).is_err(), "{bad}");
         }
         assert_eq!(describe_lifetime(DEFAULT_LIFETIME), "3 days");
