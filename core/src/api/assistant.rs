@@ -43,6 +43,7 @@ pub const IMAGE_PATTERN: &str = r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$";
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.gatewayVersion"}"#,
     printcolumn = r#"{"name":"Tailnet","type":"string","jsonPath":".status.tailnet.fqdn"}"#,
+    printcolumn = r#"{"name":"Access","type":"string","priority":1,"jsonPath":".status.access.state"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
