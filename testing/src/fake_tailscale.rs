@@ -32,6 +32,8 @@ struct World {
     injected: VecDeque<(String, u16, Option<u64>)>,
     /// Calls (by prefix) answered with a status until [`FakeTailscale::stop_failing`].
     failing: Vec<(String, u16)>,
+    /// 200 answers with a given body instead of the real ones (a malformed answer).
+    bodies: VecDeque<(String, Value)>,
     calls: Vec<String>,
 }
 
@@ -94,6 +96,18 @@ impl FakeTailscale {
     /// until [`FakeTailscale::stop_failing`] (an outage).
     pub fn fail_matching(&self, prefix: &str, status: u16) {
         self.world().failing.push((prefix.to_string(), status));
+    }
+
+    /// The next call whose `METHOD /path` starts with `prefix` is answered 200 with
+    /// `body` (e.g. an answer of an unexpected shape).
+    pub fn answer_next_matching(&self, prefix: &str, body: Value) {
+        self.world().bodies.push_back((prefix.to_string(), body));
+    }
+
+    /// Only `Bearer <token>` is accepted from now on (the old token expired, a new one
+    /// was issued).
+    pub fn set_token(&self, token: &str) {
+        self.world().token = token.to_string();
     }
 
     pub fn stop_failing(&self) {
@@ -171,6 +185,14 @@ fn admit(
                 .insert("retry-after", s.to_string().parse().expect("a number"));
         }
         r
+    } else if let Some(body) = w
+        .bodies
+        .iter()
+        .position(|(prefix, _)| what.starts_with(prefix.as_str()))
+        .and_then(|i| w.bodies.remove(i))
+        .map(|(_, body)| body)
+    {
+        (StatusCode::OK, axum::Json(body)).into_response()
     } else {
         answer(&mut w)
     };

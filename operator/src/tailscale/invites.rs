@@ -3,6 +3,7 @@
 //! refuses an OAuth client's token. The token and the invite URLs (anyone holding one can
 //! accept it) are never logged nor put in an error.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,6 +93,10 @@ pub enum InviteError {
         operation: &'static str,
         reason: String,
     },
+    #[error(
+        "cannot read the invite credential: {reason}; fix the mounted Secret (the operator reads it again on every call)"
+    )]
+    CredentialUnreadable { reason: String },
     #[error("unexpected answer from the Tailscale API to {operation}: {reason}")]
     BadAnswer {
         operation: &'static str,
@@ -149,16 +154,21 @@ pub fn from_config(
 
 pub struct InvitesApi {
     base: String,
-    token: String,
+    /// Read on every call, not kept: a user-owned token expires, and a renewed Secret is
+    /// updated in place in the mounted file, so the next call uses it without a restart.
+    token_file: PathBuf,
     transport: Transport,
 }
 
+const TOKEN_SETTING: &str = "tailscale.invites.apiTokenFile";
+
 impl InvitesApi {
     pub fn new(config: &TailscaleInvites, calls: ApiCalls) -> Result<Self, CredentialFileError> {
-        let token = read_secret_file(&config.api_token_file, "tailscale.invites.apiTokenFile")?;
+        // Read once at startup anyway, so a missing file stops the operator early.
+        read_secret_file(&config.api_token_file, TOKEN_SETTING)?;
         Ok(Self {
             base: config.api_url.trim_end_matches('/').to_string(),
-            token,
+            token_file: config.api_token_file.clone(),
             transport: Transport::new(calls),
         })
     }
@@ -170,7 +180,12 @@ impl InvitesApi {
         path: &str,
         body: Option<Value>,
     ) -> Result<Answer, InviteError> {
-        let req = json_request(method, &format!("{}{path}", self.base), &self.token, body)
+        let token = read_secret_file(&self.token_file, TOKEN_SETTING).map_err(|e| {
+            InviteError::CredentialUnreadable {
+                reason: e.to_string(),
+            }
+        })?;
+        let req = json_request(method, &format!("{}{path}", self.base), &token, body)
             .map_err(|e| InviteError::BadAnswer {
                 operation,
                 reason: format!("building the request: {e}"),
@@ -222,9 +237,17 @@ impl InvitesApi {
         operation: &'static str,
         body: Value,
     ) -> Result<T, InviteError> {
-        serde_json::from_value(body).map_err(|e| InviteError::BadAnswer {
-            operation,
-            reason: e.to_string(),
+        // serde's messages quote the offending value, which can be an invite URL (a
+        // credential) and would reach status and Events: name only where it went wrong.
+        serde_path_to_error::deserialize(body).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            let reason = match inner.strip_prefix("missing field ") {
+                // Only names the field.
+                Some(field) => format!("missing field {field} at `{path}`"),
+                None => format!("unexpected type or value at `{path}`"),
+            };
+            InviteError::BadAnswer { operation, reason }
         })
     }
 }
