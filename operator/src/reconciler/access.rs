@@ -45,6 +45,9 @@ pub struct AccessInput<'a> {
     pub can_seal: bool,
     /// Whether routine checks (a poll, a retry after a failure) are due now.
     pub due: bool,
+    /// Whether a failure's backoff or Tailscale's `Retry-After` is still running: then no
+    /// call is made at all, admin requests included (they wait, unhandled, until it ends).
+    pub holding: bool,
     /// `tailscale.invites.pollSeconds`.
     pub poll: Duration,
     /// Now, RFC 3339.
@@ -77,8 +80,10 @@ pub enum Recheck {
     Keep,
     /// Nothing to poll (manual, waiting for the device, accepted, revoked).
     Clear,
-    /// Poll (or retry as Tailscale asked) after this long.
+    /// Poll after this long.
     After(Duration),
+    /// Tailscale asked us to wait this long (429 `Retry-After`): requests wait too.
+    Hold(Duration),
     /// A failure: retry after the Assistant's growing backoff.
     Backoff,
 }
@@ -146,6 +151,15 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
     let empty = AccessStatus::default();
     let cur = input.current.unwrap_or(&empty);
     let Some(device) = input.device_id.filter(|_| input.invites_configured) else {
+        // Revoked holds until `reinvite:`, also while the device is away (a restart, a
+        // lost state Secret): coming back must not look like a first invite.
+        if input.invites_configured && cur.state == AccessState::Revoked {
+            let access = AccessStatus {
+                device_id: input.device_id.map(str::to_string),
+                ..cur.clone()
+            };
+            return Ok(finish(input, access, None, None, Recheck::Clear));
+        }
         let (state, message) = if input.invites_configured {
             (AccessState::Pending, WAITING_MESSAGE)
         } else {
@@ -161,9 +175,18 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
         return Ok(finish(input, access, None, None, Recheck::Clear));
     };
     let same_device = cur.device_id.as_deref() == Some(device);
-    // A re-registered device starts afresh: its invite is a new one.
+    // A re-registered device starts afresh: its invite is a new one. A revoked client
+    // stays revoked for the new device: only `reinvite:` sends an invite again.
     let base = if same_device {
         cur.clone()
+    } else if cur.state == AccessState::Revoked {
+        AccessStatus {
+            state: AccessState::Revoked,
+            device_id: Some(device.to_string()),
+            handled_request: cur.handled_request.clone(),
+            message: cur.message.clone(),
+            ..Default::default()
+        }
     } else {
         AccessStatus {
             state: AccessState::Pending,
@@ -191,12 +214,17 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
             note: e.to_string(),
         });
         let recheck = match e.retry_after() {
-            Some(d) => Recheck::After(d),
+            Some(d) => Recheck::Hold(d),
             None => Recheck::Backoff,
         };
         Step::Finish(Box::new(finish(input, access, None, event, recheck)))
     };
 
+    if request.is_some() && input.holding {
+        // Asking Tailscale again during a backoff or a `Retry-After` would only prolong
+        // it; the request is taken up when the wait ends.
+        return Ok(finish(input, cur.clone(), None, None, Recheck::Keep));
+    }
     if let Some(request) = request {
         let Some(action) = parse_access_request(request) else {
             let mut access = base.clone();
@@ -227,6 +255,11 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
                     Outcome::Failed(e @ InviteError::RateLimited { .. }) => {
                         // Reported and marked handled: resending again is the admin's call.
                         Err(fail(e, Some(request)))
+                    }
+                    Outcome::Failed(InviteError::NotFound { .. }) => {
+                        // Resending again cannot help: handled, and the admin is told to
+                        // ask for a new invite.
+                        Ok(vanished(input, &base, id, Some(request)))
                     }
                     Outcome::Failed(e) => Err(fail(e, None)),
                     _ => {
@@ -292,8 +325,10 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
     }
 
     // Routine work.
-    if same_device && matches!(cur.state, AccessState::Revoked | AccessState::Accepted) {
-        return Ok(finish(input, cur.clone(), None, None, Recheck::Clear));
+    if base.state == AccessState::Revoked
+        || (same_device && cur.state == AccessState::Accepted)
+    {
+        return Ok(finish(input, base, None, None, Recheck::Clear));
     }
     if same_device && !input.due {
         return Ok(finish(input, cur.clone(), None, None, Recheck::Keep));
@@ -306,21 +341,7 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
             }
         ) {
             Outcome::Invite(invite) => Ok(settled(input, &base, invite)),
-            Outcome::Failed(InviteError::NotFound { .. }) => {
-                let mut access = base.clone();
-                access.state = AccessState::Pending;
-                access.sealed_invite_url = None;
-                access.message = Some(format!(
-                    "the invite {id} no longer exists at Tailscale (deleted in the admin console?): ask for a new one with reinvite:<id>"
-                ));
-                Ok(finish(
-                    input,
-                    access,
-                    None,
-                    None,
-                    Recheck::After(input.poll),
-                ))
-            }
+            Outcome::Failed(InviteError::NotFound { .. }) => Ok(vanished(input, &base, id, None)),
             Outcome::Failed(e) => Err(fail(e, None)),
             _ => Err(fail(&unexpected("get_invite"), None)),
         };
@@ -342,6 +363,26 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
         return Ok(settled(input, &base, invite));
     }
     create(input, script, &base, None, &fail)
+}
+
+/// The recorded invite is gone at Tailscale (deleted in the admin console): `Pending`,
+/// and only `reinvite:` makes a new one.
+fn vanished(
+    input: &AccessInput,
+    base: &AccessStatus,
+    id: &str,
+    handled: Option<&str>,
+) -> Decision {
+    let mut access = base.clone();
+    access.state = AccessState::Pending;
+    access.sealed_invite_url = None;
+    access.message = Some(format!(
+        "the invite {id} no longer exists at Tailscale (deleted in the admin console?): ask for a new one with reinvite:<id>"
+    ));
+    if let Some(r) = handled {
+        access.handled_request = Some(r.to_string());
+    }
+    finish(input, access, None, None, Recheck::After(input.poll))
 }
 
 /// The device's invites.
@@ -505,7 +546,9 @@ fn finish(
 /// In memory: after a restart everything is due once, which is what adoption needs.
 #[derive(Debug, Default)]
 pub struct AccessClock {
-    next: Mutex<HashMap<String, Instant>>,
+    /// When the next check is due, and whether it ends a failure's wait (backoff or
+    /// `Retry-After`) rather than a poll interval.
+    next: Mutex<HashMap<String, (Instant, bool)>>,
     failures: Backoff,
 }
 
@@ -515,7 +558,16 @@ impl AccessClock {
             .lock()
             .expect("lock")
             .get(key)
-            .is_none_or(|at| Instant::now() >= *at)
+            .is_none_or(|(at, _)| Instant::now() >= *at)
+    }
+
+    /// Whether a failure's backoff or `Retry-After` is still running.
+    pub fn holding(&self, key: &str) -> bool {
+        self.next
+            .lock()
+            .expect("lock")
+            .get(key)
+            .is_some_and(|(at, hold)| *hold && Instant::now() < *at)
     }
 
     /// Records the decision's schedule; returns when to reconcile again for it.
@@ -525,7 +577,7 @@ impl AccessClock {
                 let next = self.next.lock().expect("lock");
                 return next
                     .get(key)
-                    .map(|at| at.saturating_duration_since(Instant::now()));
+                    .map(|(at, _)| at.saturating_duration_since(Instant::now()));
             }
             Recheck::Clear => {
                 self.forget(key);
@@ -533,14 +585,19 @@ impl AccessClock {
             }
             Recheck::After(d) => {
                 self.failures.reset(key);
-                d
+                (d, false)
             }
-            Recheck::Backoff => self.failures.next_delay(key),
+            Recheck::Hold(d) => {
+                self.failures.reset(key);
+                (d, true)
+            }
+            Recheck::Backoff => (self.failures.next_delay(key), true),
         };
+        let (delay, hold) = delay;
         self.next
             .lock()
             .expect("lock")
-            .insert(key.to_string(), Instant::now() + delay);
+            .insert(key.to_string(), (Instant::now() + delay, hold));
         Some(delay)
     }
 
@@ -575,6 +632,7 @@ pub async fn run(
         invites_configured: ctx.invites.is_some(),
         can_seal: ctx.access_key.is_some(),
         due: ctx.access_clock.due(&key),
+        holding: ctx.access_clock.holding(&key),
         poll: Duration::from_secs(
             ctx.config
                 .tailscale

@@ -14,6 +14,7 @@ fn input<'a>(current: Option<&'a AccessStatus>, device: Option<&'a str>) -> Acce
         invites_configured: true,
         can_seal: true,
         due: true,
+        holding: false,
         poll: POLL,
         now: NOW,
     }
@@ -297,8 +298,110 @@ fn resend_is_reported_and_a_rate_limit_is_not_retried_hot() {
     );
     assert_eq!(d.access.state, AccessState::Sent);
     assert!(d.access.message.unwrap().contains("429"));
-    assert_eq!(d.recheck, Recheck::After(Duration::from_secs(90)));
+    assert_eq!(d.recheck, Recheck::Hold(Duration::from_secs(90)));
     assert!(d.event.unwrap().warning);
+}
+
+#[test]
+fn a_revoked_client_stays_revoked_when_the_device_goes_away_or_changes() {
+    let revoked = AccessStatus {
+        state: AccessState::Revoked,
+        sealed_invite_url: None,
+        handled_request: Some("revoke:1".into()),
+        message: Some("revoked; no invite is sent until asked (reinvite:<id>)".into()),
+        ..sent("inv-1")
+    };
+    // The device id goes missing (state Secret lost, sidecar restarting).
+    let (calls, d) = drive(&input(Some(&revoked), None), no_calls);
+    assert!(calls.is_empty());
+    assert_eq!(d.access.state, AccessState::Revoked);
+    assert_eq!(d.recheck, Recheck::Clear);
+    // It comes back, the same or re-registered under a new id: still no invite.
+    let away = d.access;
+    for device in ["dev-1", "dev-2"] {
+        let (calls, d) = drive(&input(Some(&away), Some(device)), no_calls);
+        assert!(calls.is_empty(), "{device}");
+        assert_eq!(d.access.state, AccessState::Revoked, "{device}");
+        assert_eq!(d.access.device_id.as_deref(), Some(device));
+        assert_eq!(d.event, None);
+    }
+    // Changed directly to a new device.
+    let (calls, d) = drive(&input(Some(&revoked), Some("dev-2")), no_calls);
+    assert!(calls.is_empty());
+    assert_eq!(d.access.state, AccessState::Revoked);
+    assert_eq!(d.access.device_id.as_deref(), Some("dev-2"));
+    assert_eq!(d.access.invite_id, None, "the old device's invite is not carried over");
+    // Only reinvite creates one, for the new device.
+    let moved = d.access;
+    let mut i = input(Some(&moved), Some("dev-2"));
+    i.request = Some("reinvite:2");
+    let (calls, d) = drive(&i, |c| match c {
+        Call::List { device_id } => {
+            assert_eq!(device_id, "dev-2");
+            Outcome::Listed(vec![])
+        }
+        Call::Create { device_id, .. } => {
+            assert_eq!(device_id, "dev-2");
+            Outcome::Invite(invite("inv-2", "alice@example.com", false))
+        }
+        c => panic!("{c:?}"),
+    });
+    assert_eq!(calls.len(), 2);
+    assert_eq!(d.access.state, AccessState::Sent);
+}
+
+#[test]
+fn requests_wait_for_a_running_backoff_or_retry_after() {
+    let cur = sent("inv-1");
+    for request in ["resend:1", "reinvite:1", "revoke:1"] {
+        let mut i = input(Some(&cur), Some("dev-1"));
+        i.request = Some(request);
+        i.due = false;
+        i.holding = true;
+        let (calls, d) = drive(&i, no_calls);
+        assert!(calls.is_empty(), "{request}");
+        assert_eq!(d.access, cur, "{request}: unhandled, taken up later");
+        assert_eq!(d.recheck, Recheck::Keep);
+    }
+    // A poll interval (not a failure's wait) does not delay a request.
+    let mut i = input(Some(&cur), Some("dev-1"));
+    i.request = Some("resend:1");
+    i.due = false;
+    let (calls, d) = drive(&i, |_| Outcome::Done);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(d.access.handled_request.as_deref(), Some("resend:1"));
+}
+
+#[test]
+fn resending_a_vanished_invite_is_handled_and_says_to_reinvite() {
+    let cur = sent("inv-1");
+    let mut i = input(Some(&cur), Some("dev-1"));
+    i.request = Some("resend:1");
+    let (calls, d) = drive(&i, |_| {
+        Outcome::Failed(InviteError::NotFound {
+            what: "invite inv-1".into(),
+        })
+    });
+    assert_eq!(calls.len(), 1);
+    assert_eq!(d.access.handled_request.as_deref(), Some("resend:1"));
+    assert_eq!(d.access.state, AccessState::Pending);
+    assert_eq!(d.access.sealed_invite_url, None);
+    assert!(d.access.message.unwrap().contains("reinvite:<id>"));
+    assert_eq!(d.recheck, Recheck::After(POLL));
+}
+
+#[test]
+fn the_clock_holds_requests_only_during_a_failure_wait() {
+    let clock = AccessClock::default();
+    assert!(!clock.holding("ns/a"));
+    clock.schedule("ns/a", Recheck::After(POLL));
+    assert!(!clock.holding("ns/a"), "a poll interval is no hold");
+    clock.schedule("ns/a", Recheck::Hold(Duration::from_secs(90)));
+    assert!(clock.holding("ns/a"));
+    clock.schedule("ns/a", Recheck::Backoff);
+    assert!(clock.holding("ns/a"));
+    clock.schedule("ns/a", Recheck::Hold(Duration::ZERO));
+    assert!(!clock.holding("ns/a"), "over once the wait ends");
 }
 
 #[test]
