@@ -325,9 +325,7 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
     }
 
     // Routine work.
-    if base.state == AccessState::Revoked
-        || (same_device && cur.state == AccessState::Accepted)
-    {
+    if base.state == AccessState::Revoked || (same_device && cur.state == AccessState::Accepted) {
         return Ok(finish(input, base, None, None, Recheck::Clear));
     }
     if same_device && !input.due {
@@ -367,12 +365,7 @@ fn plan(input: &AccessInput, script: &mut Script) -> Result<Decision, Step> {
 
 /// The recorded invite is gone at Tailscale (deleted in the admin console): `Pending`,
 /// and only `reinvite:` makes a new one.
-fn vanished(
-    input: &AccessInput,
-    base: &AccessStatus,
-    id: &str,
-    handled: Option<&str>,
-) -> Decision {
+fn vanished(input: &AccessInput, base: &AccessStatus, id: &str, handled: Option<&str>) -> Decision {
     let mut access = base.clone();
     access.state = AccessState::Pending;
     access.sealed_invite_url = None;
@@ -718,15 +711,26 @@ async fn publish(a: &Assistant, ctx: &Context, e: AccessEvent) {
 }
 
 /// Deletion: deletes the device's open (unaccepted) invites, so nobody can accept a share
-/// of a device that is about to go. A device unknown to Tailscale counts as done.
+/// of a device that is about to go. A device unknown to Tailscale counts as done. Without
+/// a device id (its state Secret is gone) the recorded invite is checked and deleted if
+/// still open.
 pub async fn revoke_open_invites(
     api: &dyn DeviceInvites,
-    device_id: &str,
+    device_id: Option<&str>,
+    recorded_invite: Option<&str>,
 ) -> Result<usize, InviteError> {
-    let invites = match api.list(device_id).await {
-        Ok(l) => l,
-        Err(InviteError::NotFound { .. }) => return Ok(0),
-        Err(e) => return Err(e),
+    let invites = match (device_id, recorded_invite) {
+        (Some(device), _) => match api.list(device).await {
+            Ok(l) => l,
+            Err(InviteError::NotFound { .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        },
+        (None, Some(id)) => match api.get(id).await {
+            Ok(i) => vec![i],
+            Err(InviteError::NotFound { .. }) => return Ok(0),
+            Err(e) => return Err(e),
+        },
+        (None, None) => return Ok(0),
     };
     let mut deleted = 0;
     for open in invites.iter().filter(|i| !i.accepted) {
@@ -734,6 +738,30 @@ pub async fn revoke_open_invites(
         deleted += 1;
     }
     Ok(deleted)
+}
+
+/// Whether a failure to revoke invites on deletion is retried (holding the deletion) or
+/// reported and passed over. An outage or a rate limit ends; a refused or unreadable
+/// credential (an expired user token) may never be fixed, and must not keep the
+/// Assistant, its device and its volume forever: deleting the device ends its invites too.
+pub fn revoke_failure_is_retried(e: &InviteError) -> bool {
+    !matches!(
+        e,
+        InviteError::CredentialRefused { .. } | InviteError::CredentialUnreadable { .. }
+    )
+}
+
+/// The device and the invite to clean up on deletion: the state Secret's device id, else
+/// (the Secret is gone) what `status.access` recorded.
+pub fn cleanup_targets(
+    state_device: Option<String>,
+    access: Option<&AccessStatus>,
+) -> (Option<String>, Option<String>) {
+    let device = state_device.or_else(|| access.and_then(|a| a.device_id.clone()));
+    let invite = access
+        .filter(|a| a.state == AccessState::Sent)
+        .and_then(|a| a.invite_id.clone());
+    (device, invite)
 }
 
 #[cfg(test)]

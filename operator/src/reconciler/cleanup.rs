@@ -1,22 +1,26 @@
 //! Ordered cleanup when an Assistant is deleted: stop the gateway, remove the tailnet
 //! device, honour `storage.onDelete`, then release the finalizer. Every step is idempotent;
-//! a failed step is retried and nothing after it runs. Under `Retain` the volume is never
+//! a failed step is retried and nothing after it runs (except a refused invite credential,
+//! which may never be fixed: reported, and the device's removal ends its invites). Under `Retain` the volume is never
 //! deleted, whatever fails (it has no ownerReference to begin with).
 
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use kube::Resource;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::status::Observed;
 use super::{Context, Error, FINALIZER, api_resource, apply, names, tailnet, write_status};
 use crate::api::{Assistant, OnDelete};
 use crate::children::{self, RETAINED_LABEL, typed_value};
+use crate::tailscale::invites::InviteError;
 
 const WAIT_FOR_POD: Duration = Duration::from_secs(5);
 /// On a retained volume: `namespace/name` of the Assistant it was kept from.
@@ -95,12 +99,32 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
             },
             ..Default::default()
         };
-        let device = tailnet::device_id(&observation);
-        if let (Some(invites), Some(id)) = (&ctx.invites, &device) {
-            let deleted = super::access::revoke_open_invites(invites.as_ref(), id)
-                .await
-                .map_err(|e| Error::Tailnet(e.to_string()))?;
-            info!(device = %id, deleted, "deleted the device's open invites");
+        // A state Secret deleted by hand leaves the device and its invite known only to
+        // status.access.
+        let (device, recorded_invite) = super::access::cleanup_targets(
+            tailnet::device_id(&observation),
+            a.status.as_ref().and_then(|s| s.access.as_ref()),
+        );
+        if let Some(invites) = &ctx.invites {
+            match super::access::revoke_open_invites(
+                invites.as_ref(),
+                device.as_deref(),
+                recorded_invite.as_deref(),
+            )
+            .await
+            {
+                Ok(deleted) => {
+                    info!(device = ?device, deleted, "deleted the device's open invites")
+                }
+                Err(e) if super::access::revoke_failure_is_retried(&e) => {
+                    return Err(Error::Tailnet(e.to_string()));
+                }
+                Err(e) => {
+                    // Reported, not retried: see revoke_failure_is_retried.
+                    warn!(device = ?device, error = %e, "could not delete the device's open invites; deleting anyway");
+                    invites_left_open(a, ctx, &e).await;
+                }
+            }
         }
         if let (Some(tailnet), Some(id)) = (&ctx.tailnet, &device) {
             tailnet.delete_device(id).await.map_err(Error::Tailnet)?;
@@ -178,6 +202,27 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
     info!("cleanup finished; finalizer removed");
     forget(ctx, a);
     Ok(Action::await_change())
+}
+
+/// A Warning that the device's open invites may still be open (the device's removal ends
+/// them when the tailnet credential is configured).
+async fn invites_left_open(a: &Assistant, ctx: &Context, e: &InviteError) {
+    let Some(recorder) = &ctx.recorder else {
+        return;
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "InviteRevokeFailed".into(),
+        note: Some(format!(
+            "deleting without revoking the open device invite: {e}; if the device is not removed from the tailnet, delete the invite in the Tailscale admin console"
+        )),
+        action: "Cleanup".into(),
+        secondary: None,
+    };
+    // Best effort, like every Event.
+    if let Err(err) = recorder.publish(&event, &a.object_ref(&())).await {
+        warn!(error = %err, "could not publish event");
+    }
 }
 
 /// A deleted Assistant leaves the phase gauge and the backoff table.

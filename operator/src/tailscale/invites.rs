@@ -185,10 +185,12 @@ impl InvitesApi {
                 reason: e.to_string(),
             }
         })?;
-        let req = json_request(method, &format!("{}{path}", self.base), &token, body)
-            .map_err(|e| InviteError::BadAnswer {
-                operation,
-                reason: format!("building the request: {e}"),
+        let req =
+            json_request(method, &format!("{}{path}", self.base), &token, body).map_err(|e| {
+                InviteError::BadAnswer {
+                    operation,
+                    reason: format!("building the request: {e}"),
+                }
             })?;
         let answer = self
             .transport

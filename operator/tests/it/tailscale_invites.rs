@@ -188,7 +188,10 @@ async fn a_renewed_token_file_is_used_without_a_restart() {
     // A file that went away is named, with what to do; retried on the next call.
     std::fs::remove_file(dir.path().join("token")).unwrap();
     let e = api.list("dev-1").await.unwrap_err();
-    assert!(matches!(e, InviteError::CredentialUnreadable { .. }), "{e:?}");
+    assert!(
+        matches!(e, InviteError::CredentialUnreadable { .. }),
+        "{e:?}"
+    );
     let msg = e.to_string();
     assert!(msg.contains("tailscale.invites.apiTokenFile"), "{msg}");
     assert!(!msg.contains(renewed), "{msg}");

@@ -3,7 +3,8 @@
 //! the state Secret → exactly one invite → accepted → `status.access`; still one invite
 //! across an operator restart; resend / revoke / reinvite through the annotation; deleting
 //! the Assistant deletes its open invite before the finalizer goes; no credential → Manual;
-//! an OAuth token → Pending with what to do, and no hot loop; an idle window while `Sent`
+//! an OAuth token → Pending with what to do, and no hot loop, and its refusal does not
+//! hold a deletion; an idle window while `Sent`
 //! makes zero Kubernetes writes.
 
 use std::time::Duration;
@@ -385,5 +386,31 @@ async fn manual_without_a_credential_and_pending_with_an_oauth_token() {
         1,
         "one Warning per distinct problem"
     );
+
+    // Deleting carol: the refused credential cannot revoke her invites, and may never be
+    // fixed (an expired token); the deletion goes on, with a Warning, instead of hanging.
+    Api::<clawhost::api::Assistant>::namespaced(admin.clone(), ns)
+        .delete("carol", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_for(
+        "carol to be gone despite the refused token",
+        STEP,
+        || async {
+            get_assistant(&admin, ns, "carol")
+                .await
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        fake.calls()
+            .iter()
+            .any(|c| c.starts_with("GET /api/v2/device/dev-carol-1/") && c.ends_with("-> 401")),
+        "{:?}",
+        fake.calls()
+    );
+    assert!(events_for(&admin, ns, "carol", "InviteRevokeFailed").await >= 1);
     assert!(!op.logs().contains("oauth-client-access-token"));
 }

@@ -330,7 +330,10 @@ fn a_revoked_client_stays_revoked_when_the_device_goes_away_or_changes() {
     assert!(calls.is_empty());
     assert_eq!(d.access.state, AccessState::Revoked);
     assert_eq!(d.access.device_id.as_deref(), Some("dev-2"));
-    assert_eq!(d.access.invite_id, None, "the old device's invite is not carried over");
+    assert_eq!(
+        d.access.invite_id, None,
+        "the old device's invite is not carried over"
+    );
     // Only reinvite creates one, for the new device.
     let moved = d.access;
     let mut i = input(Some(&moved), Some("dev-2"));
@@ -446,4 +449,114 @@ fn an_unreadable_request_is_answered_once() {
         Some("delete-everything")
     );
     assert!(d.access.message.unwrap().contains("reinvite:<id>"));
+}
+
+/// Deletion's invite calls, answered from a list of invites (none of the devices known
+/// unless listed).
+struct Recorded {
+    invites: Vec<Invite>,
+    calls: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl DeviceInvites for Recorded {
+    async fn list(&self, device_id: &str) -> Result<Vec<Invite>, InviteError> {
+        self.calls.lock().unwrap().push(format!("list {device_id}"));
+        Ok(self.invites.clone())
+    }
+    async fn create(&self, _: &str, _: &str) -> Result<Invite, InviteError> {
+        unreachable!("no invite is created on deletion")
+    }
+    async fn get(&self, invite_id: &str) -> Result<Invite, InviteError> {
+        self.calls.lock().unwrap().push(format!("get {invite_id}"));
+        self.invites
+            .iter()
+            .find(|i| i.id == invite_id)
+            .cloned()
+            .ok_or(InviteError::NotFound {
+                what: format!("invite {invite_id}"),
+            })
+    }
+    async fn delete(&self, invite_id: &str) -> Result<(), InviteError> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push(format!("delete {invite_id}"));
+        Ok(())
+    }
+    async fn resend(&self, _: &str) -> Result<(), InviteError> {
+        unreachable!("no resend on deletion")
+    }
+}
+
+#[test]
+fn without_the_state_secret_deletion_finds_the_invite_in_status() {
+    let cur = sent("inv-1");
+    assert_eq!(
+        cleanup_targets(None, Some(&cur)),
+        (Some("dev-1".into()), Some("inv-1".into()))
+    );
+    assert_eq!(
+        cleanup_targets(Some("dev-2".into()), Some(&cur))
+            .0
+            .as_deref(),
+        Some("dev-2"),
+        "the state Secret's device wins"
+    );
+    let accepted = AccessStatus {
+        state: AccessState::Accepted,
+        ..sent("inv-1")
+    };
+    assert_eq!(cleanup_targets(None, Some(&accepted)).1, None);
+    assert_eq!(cleanup_targets(None, None), (None, None));
+}
+
+#[tokio::test]
+async fn deletion_revokes_the_recorded_invite_when_no_device_is_known() {
+    let api = Recorded {
+        invites: vec![invite("inv-1", "alice@example.com", false)],
+        calls: Mutex::default(),
+    };
+    assert_eq!(revoke_open_invites(&api, None, Some("inv-1")).await, Ok(1));
+    assert_eq!(
+        *api.calls.lock().unwrap(),
+        vec!["get inv-1", "delete inv-1"]
+    );
+    // Accepted or gone: nothing to delete.
+    let api = Recorded {
+        invites: vec![invite("inv-1", "alice@example.com", true)],
+        calls: Mutex::default(),
+    };
+    assert_eq!(revoke_open_invites(&api, None, Some("inv-1")).await, Ok(0));
+    assert_eq!(revoke_open_invites(&api, None, Some("inv-9")).await, Ok(0));
+    assert_eq!(revoke_open_invites(&api, None, None).await, Ok(0));
+}
+
+#[test]
+fn only_transient_revoke_failures_hold_a_deletion() {
+    for transient in [
+        InviteError::Server {
+            operation: "list_invites",
+            status: 503,
+        },
+        InviteError::RateLimited {
+            operation: "delete_invite",
+            retry_after: None,
+        },
+        InviteError::Transport {
+            operation: "list_invites",
+            reason: "connection refused".into(),
+        },
+    ] {
+        assert!(revoke_failure_is_retried(&transient), "{transient:?}");
+    }
+    for final_ in [
+        InviteError::CredentialRefused { status: 401 },
+        InviteError::CredentialRefused { status: 403 },
+        InviteError::CredentialUnreadable {
+            reason: "gone".into(),
+        },
+    ] {
+        assert!(!revoke_failure_is_retried(&final_), "{final_:?}");
+    }
 }
