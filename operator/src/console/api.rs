@@ -190,9 +190,13 @@ pub async fn rotate_token(
 ) -> Response {
     // Rotating also issues a new handoff link (older ones would reveal a dead token).
     match service::handoff::create_handoff(&ctx, &a, id).await {
-        Ok((t, link)) => {
-            Json(json!({"gateway_token": t.expose(), "handoff": link_json(&link)})).into_response()
-        }
+        // Without a link (`handoff` null) the warning says why; the new token is still here.
+        Ok(h) => Json(json!({
+            "gateway_token": h.token.expose(),
+            "handoff": h.link.as_ref().map(link_json),
+            "warnings": h.warnings,
+        }))
+        .into_response(),
         Err(e) => action_error(e),
     }
 }
@@ -357,7 +361,17 @@ pub async fn handoff(
     Path(id): Path<i64>,
 ) -> Response {
     match service::handoff::create_handoff(&ctx, &a, id).await {
-        Ok((_, link)) => (StatusCode::CREATED, Json(link_json(&link))).into_response(),
+        Ok(service::handoff::Handoff {
+            link: Some(link), ..
+        }) => (StatusCode::CREATED, Json(link_json(&link))).into_response(),
+        // The token was rotated but no link exists: the caller must get the new token, or
+        // nobody ever will.
+        Ok(h) => Json(json!({
+            "gateway_token": h.token.expose(),
+            "handoff": null,
+            "warnings": h.warnings,
+        }))
+        .into_response(),
         Err(e) => action_error(e),
     }
 }

@@ -142,8 +142,9 @@ impl IpCidr {
 
 /// The address a sign-in really comes from: the peer, or, when the peer is a trusted proxy,
 /// the right-most `X-Forwarded-For` entry that is not itself a trusted proxy (entries to its
-/// left were written by the client and can be forged). `None` when unknown (a trusted proxy
-/// without the header, or no peer address at all).
+/// left were written by the client and can be forged). A trusted proxy that names no
+/// untrusted hop yields the proxy itself: every such request shares its bucket rather than
+/// escaping the limit. `None` only without a peer address (never when served over TCP).
 pub fn client_ip(
     peer: Option<IpAddr>,
     headers: &http::HeaderMap,
@@ -161,7 +162,24 @@ pub fn client_ip(
         .flat_map(|v| v.split(','))
         .filter_map(|h| h.trim().parse::<IpAddr>().ok())
         .collect();
-    hops.into_iter().rev().find(|ip| !is_trusted(*ip))
+    Some(
+        hops.into_iter()
+            .rev()
+            .find(|ip| !is_trusted(*ip))
+            .unwrap_or(peer),
+    )
+}
+
+/// The key an address is rate-limited under: IPv4 as is (mapped ones unwrapped), IPv6 by
+/// its /64, since one subscriber typically holds a whole /64 and could rotate through it.
+pub fn rate_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
+        },
+        v4 => v4,
+    }
 }
 
 /// Why a sign-in attempt is refused before the password is checked.
@@ -239,7 +257,7 @@ impl LoginLimiter {
         if let Some(a) = lock(&self.accounts).get(email) {
             wait = wait.max(a.blocked_until.saturating_duration_since(now));
         }
-        if let Some(ip) = ip
+        if let Some(ip) = ip.map(rate_key)
             && let Some(w) = lock(&self.addresses).get(&ip)
             && w.failures >= self.address_failures
         {
@@ -280,7 +298,7 @@ impl LoginLimiter {
                 a.blocked_until = now + delay;
             }
         }
-        if let Some(ip) = ip {
+        if let Some(ip) = ip.map(rate_key) {
             let mut addresses = lock(&self.addresses);
             if addresses.len() >= self.max_entries && !addresses.contains_key(&ip) {
                 let window = self.address_window;
@@ -432,6 +450,24 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_addresses_share_their_64() {
+        let l = LoginLimiter::per_address(3, Duration::from_secs(600));
+        let t0 = Instant::now();
+        for i in 1..=3 {
+            let ip: IpAddr = format!("2001:db8:1:2::{i:x}").parse().unwrap();
+            assert!(l.check("k", Some(ip), t0).is_ok());
+            l.record_failure("k", Some(ip), t0);
+        }
+        // A fresh address in the same /64 is refused; the next /64 is not.
+        let same: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        assert!(l.check("k", Some(same), t0).is_err());
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert!(l.check("k", Some(other), t0).is_ok());
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(rate_key(mapped), "192.0.2.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
     fn client_ip_trusts_forwarded_for_only_from_proxies() {
         let proxies = IpCidr::parse_list("10.0.0.0/8, fd00::/8").unwrap();
         let mut h = http::HeaderMap::new();
@@ -446,7 +482,12 @@ mod tests {
             Some("203.0.113.5".parse().unwrap())
         );
         assert_eq!(client_ip(direct, &h, &proxies), direct);
-        assert_eq!(client_ip(proxy, &http::HeaderMap::new(), &proxies), None);
+        // Only trusted hops, or no header: counted under the proxy, never unlimited.
+        assert_eq!(client_ip(proxy, &http::HeaderMap::new(), &proxies), proxy);
+        let mut only_proxies = http::HeaderMap::new();
+        only_proxies.insert("x-forwarded-for", "10.1.2.3, fd00::1".parse().unwrap());
+        assert_eq!(client_ip(proxy, &only_proxies, &proxies), proxy);
+        assert_eq!(client_ip(None, &h, &proxies), None);
         assert_eq!(client_ip(proxy, &h, &[]), proxy);
         assert!(IpCidr::parse_list("10.0.0.0/33").is_err());
         assert!(IpCidr::parse_list("ingress").is_err());

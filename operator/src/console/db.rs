@@ -1336,7 +1336,8 @@ impl Db {
 impl Db {
     /// Issues a link: marks the client's open links replaced, inserts the new one and
     /// stores the gateway token sealed by `seal(row id)`, in one transaction. Returns the
-    /// new link's id and the ids of the links it replaced.
+    /// new link's id and the ids of the links it replaced. Issues for one client are
+    /// serialized, so racing ones still leave exactly one open link.
     pub async fn issue_handoff_link(
         &self,
         client_id: i64,
@@ -1347,6 +1348,13 @@ impl Db {
         seal: impl FnOnce(i64) -> String,
     ) -> Result<(i64, Vec<i64>), DbError> {
         let mut tx = self.pool.begin().await?;
+        // Lock the client row first (a no-op write: a row lock on PostgreSQL, the write lock
+        // on SQLite). Without it, under READ COMMITTED two issues both see no open link to
+        // replace and both insert one.
+        sqlx::query("UPDATE clients SET id = id WHERE id = $1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
         let replaced: Vec<i64> = sqlx::query(
             "UPDATE handoff_links SET replaced_at = $1, sealed_gateway_token = NULL WHERE client_id = $2 AND spent_at IS NULL AND replaced_at IS NULL AND expires_at > $1 RETURNING id",
         )

@@ -529,8 +529,8 @@ async fn never_connected_filter(app: TestApp) {
     // Every seeded client is new: none is "never connected" yet.
     let r = app.get("/clients?never_connected=true").await;
     assert!(!r.body.contains("Acme Legal"));
-    // Make two clients old; one of them accepted its invite.
-    for name in ["acme-legal", "bakery-lund"] {
+    // Make three clients old: one invite sent, one accepted, one shared by hand (Manual).
+    for name in ["acme-legal", "bakery-lund", "chen-studio"] {
         let cid = app.client_id(name).await;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE clients SET created_at = {} WHERE id = {cid}",
@@ -543,9 +543,18 @@ async fn never_connected_filter(app: TestApp) {
     let mut accepted = sent("hej@bageri-lund.example", None);
     accepted.state = AccessState::Accepted;
     app.cluster.set_access(NS, "bakery-lund", Some(accepted));
+    app.cluster
+        .set_access(NS, "acme-legal", Some(sent("kontakt@acme.example", None)));
+    let mut manual = sent("chen@studio.example", None);
+    manual.state = AccessState::Manual;
+    app.cluster.set_access(NS, "chen-studio", Some(manual));
     let r = app.get("/clients?never_connected=true").await;
     assert!(r.body.contains("Acme Legal"), "{}", r.body);
     assert!(!r.body.contains("Bageri Lund"));
+    assert!(
+        !r.body.contains("Chen Design Studio"),
+        "a Manual client never counts"
+    );
     let f = app.get("/fleet").await;
     let i = f
         .body
@@ -561,9 +570,106 @@ async fn never_connected_filter(app: TestApp) {
         .api(Method::GET, &format!("/api/v1/clients/{id}/access"), None)
         .await;
     assert_eq!(j.json()["never_connected"], true);
+    // An unreadable cluster proves nothing: no client counts (not every one).
+    app.cluster.set_unreachable(Some("connection refused"));
+    let r = app.get("/clients?never_connected=true").await;
+    assert!(!r.body.contains("Acme Legal"), "{}", r.body);
+    let f = app.get("/fleet").await;
+    let i = f.body.find("id=\"never-connected\"").unwrap();
+    assert!(
+        f.body[i..i + 200].contains(">0<"),
+        "{}",
+        &f.body[i..i + 200]
+    );
+    app.cluster.set_unreachable(None);
+}
+
+/// Renames a table so every statement on it fails (a database fault in one place), portably.
+async fn rename_table(app: &TestApp, from: &str, to: &str) {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "ALTER TABLE {from} RENAME TO {to}"
+    )))
+    .execute(app.ctx.db.pool())
+    .await
+    .unwrap();
+}
+
+async fn racing_issues_leave_one_open_link(app: TestApp) {
+    let id = app.client_id("acme-legal").await;
+    let now = clawhost::console::service::now();
+    let hashes: Vec<String> = (0..8).map(|i| format!("hash-{i}")).collect();
+    let issues = hashes.iter().map(|h| {
+        app.ctx
+            .db
+            .issue_handoff_link(id, h, "admin@x.io", now, now + 3600, |_| "sealed".into())
+    });
+    for r in futures::future::join_all(issues).await {
+        r.unwrap();
+    }
+    let links = app.ctx.db.handoff_links(id).await.unwrap();
+    assert_eq!(links.len(), 8);
+    let open = links
+        .iter()
+        .filter(|l| l.spent_at.is_none() && l.replaced_at.is_none())
+        .count();
+    assert_eq!(open, 1, "exactly one link stays open");
+}
+
+async fn reveal_survives_a_failed_audit_write(app: TestApp) {
+    let id = app.client_id("acme-legal").await;
+    let link = create_link(&app, id).await;
+    rename_table(&app, "audit_events", "audit_events_off").await;
+    let p = anon_post(&app, &link).await;
+    rename_table(&app, "audit_events_off", "audit_events").await;
+    // The link is spent either way: the client must get the token, not "the link still works".
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert_eq!(token_in(&p.body), gateway_token_of(&app, "acme-legal"));
+    assert_eq!(anon_post(&app, &link).await.status, StatusCode::GONE);
+}
+
+async fn failed_link_still_shows_the_rotated_token(app: TestApp) {
+    let id = app.client_id("acme-legal").await;
+    rename_table(&app, "handoff_links", "handoff_links_off").await;
+    let r = app.post(&format!("/clients/{id}/handoff"), &[]).await;
+    let rotated = app.post(&format!("/clients/{id}/rotate-token"), &[]).await;
+    let j = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/clients/{id}/rotate-token"),
+            None,
+        )
+        .await;
+    let h = app
+        .api(Method::POST, &format!("/api/v1/clients/{id}/handoff"), None)
+        .await;
+    rename_table(&app, "handoff_links_off", "handoff_links").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.contains("could not be created"), "{}", r.body);
+    let first = token_in(&r.body);
+    assert_eq!(first.len(), token_in(&rotated.body).len());
+    assert_ne!(
+        first,
+        token_in(&rotated.body),
+        "each rotation shows its own token"
+    );
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    assert!(rotated.body.contains("could not be created"));
+    assert_eq!(j.status, StatusCode::OK, "{}", j.body);
+    assert!(j.json()["handoff"].is_null());
+    assert!(!j.json()["warnings"].as_array().unwrap().is_empty());
+    assert_eq!(h.status, StatusCode::OK, "{}", h.body);
+    assert!(h.json()["handoff"].is_null());
+    // The last token returned is the one in force.
+    assert_eq!(
+        h.json()["gateway_token"].as_str().unwrap(),
+        gateway_token_of(&app, "acme-legal")
+    );
 }
 
 both_backends!(
+    racing_issues_leave_one_open_link,
+    reveal_survives_a_failed_audit_write,
+    failed_link_still_shows_the_rotated_token,
     single_use_and_get_never_spends,
     racing_reveals_have_one_winner,
     expired_and_replaced_links_are_refused,

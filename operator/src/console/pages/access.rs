@@ -314,7 +314,22 @@ pub async fn handoff(
     Path(id): Path<i64>,
 ) -> Response {
     match handoff::create_handoff(&ctx, &s.admin, id).await {
-        Ok((_, link)) => match ctx.db.client(id).await {
+        // The token was rotated but no link exists: show the token, or it is lost.
+        Ok(handoff::Handoff {
+            token,
+            link: None,
+            warnings,
+        }) => no_store(super::client::token_page(
+            &ctx,
+            &s,
+            id,
+            "Gateway token rotated, no link",
+            &token,
+            &warnings,
+        )),
+        Ok(handoff::Handoff {
+            link: Some(link), ..
+        }) => match ctx.db.client(id).await {
             Ok(Some(c)) => no_store(link_page(
                 &ctx,
                 &s,

@@ -388,17 +388,24 @@ pub async fn rotate_token(
 ) -> Response {
     // Rotating also issues a new handoff link (the old ones would reveal a dead token).
     match service::handoff::create_handoff(&ctx, &s.admin, id).await {
-        Ok((t, link)) => match ctx.db.client(id).await {
-            Ok(Some(c)) => no_store(super::access::link_page(
+        Ok(h) => match (&h.link, ctx.db.client(id).await) {
+            (Some(link), Ok(Some(c))) => no_store(super::access::link_page(
                 &ctx,
                 &s,
                 &c,
                 "Gateway token rotated",
-                &link,
-                Some(&t),
-                &[],
+                link,
+                Some(&h.token),
+                &h.warnings,
             )),
-            _ => no_store(token_page(&ctx, &s, id, "Gateway token rotated", &t, &[])),
+            _ => no_store(token_page(
+                &ctx,
+                &s,
+                id,
+                "Gateway token rotated",
+                &h.token,
+                &h.warnings,
+            )),
         },
         Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
     }

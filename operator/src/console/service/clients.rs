@@ -313,7 +313,8 @@ pub async fn list_clients(ctx: &Console, q: &ListQuery) -> Result<ClientPage, Ac
             .filter(|v| plan.is_none_or(|p| v.plan(default_plan).as_deref() == Some(p)))
             .filter(|v| {
                 !never
-                    || (v.record.deleted_at.is_none()
+                    || (ok
+                        && v.record.deleted_at.is_none()
                         && v.record.created_at < cutoff
                         && super::handoff::not_connected(v.assistant.as_deref()))
             })

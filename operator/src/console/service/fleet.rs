@@ -77,7 +77,8 @@ pub async fn fleet(ctx: &Console) -> Result<Fleet, ActionError> {
             }
             None => None,
         };
-        if *created_at < never_cutoff && super::handoff::not_connected(a) {
+        // Stale last-known Assistants are no evidence either way: no count while unreadable.
+        if ok && *created_at < never_cutoff && super::handoff::not_connected(a) {
             never_connected += 1;
         }
         let phase = phase_of(a, ok);

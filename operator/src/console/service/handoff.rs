@@ -197,17 +197,40 @@ pub async fn issue_link(
     })
 }
 
+/// What [`create_handoff`] did: the token is always rotated by then, so it is returned even
+/// when the link could not be issued (`link` is `None` and `warnings` says why).
+pub struct Handoff {
+    pub token: GatewayToken,
+    pub link: Option<IssuedLink>,
+    pub warnings: Vec<String>,
+}
+
 /// A new gateway token (the rotate-token action: the console cannot read the current one)
 /// and a handoff link that reveals it once.
-pub async fn create_handoff(
-    ctx: &Console,
-    actor: &Admin,
-    id: i64,
-) -> Result<(GatewayToken, IssuedLink), ActionError> {
+pub async fn create_handoff(ctx: &Console, actor: &Admin, id: i64) -> Result<Handoff, ActionError> {
     let token = super::rotate_token(ctx, actor, id).await?;
-    let c = live_client(ctx, id).await?;
-    let link = issue_link(ctx, actor, &c, &token).await?;
-    Ok((token, link))
+    // The old token is dead now: a failed link must not hide the new one from the admin.
+    let link = match live_client(ctx, id).await {
+        Ok(c) => issue_link(ctx, actor, &c, &token).await,
+        Err(e) => Err(e),
+    };
+    Ok(match link {
+        Ok(link) => Handoff {
+            token,
+            link: Some(link),
+            warnings: Vec::new(),
+        },
+        Err(e) => {
+            tracing::error!(client_id = id, error = %e, "gateway token rotated but no handoff link issued");
+            Handoff {
+                token,
+                link: None,
+                warnings: vec![format!(
+                    "The gateway token was rotated, but the handoff link could not be created ({e}). Give the client the token below yourself, or create a link again from the client page (that rotates the token once more)."
+                )],
+            }
+        }
+    })
 }
 
 /// A link looked up by its token: the row, its state, and its client.
@@ -266,7 +289,11 @@ pub async fn reveal(ctx: &Console, token: &str, found: &FoundLink) -> Result<Rev
         };
         return Ok(Reveal::Gone(state));
     }
-    ctx.db
+    // The link is spent: failing now would lose the token for good while telling the client
+    // the link still works. A missing audit row is logged instead (the link's spent_at
+    // still records it).
+    if let Err(e) = ctx
+        .db
         .audit(
             t,
             "handoff link",
@@ -276,7 +303,10 @@ pub async fn reveal(ctx: &Console, token: &str, found: &FoundLink) -> Result<Rev
             None,
             Some(&json!({"link_id": found.link.id}).to_string()),
         )
-        .await?;
+        .await
+    {
+        tracing::error!(link_id = found.link.id, client_id = found.client.id, error = %e, "handoff link spent but its audit event could not be written");
+    }
     let opened = SealingKey::derive(token, SEAL_PURPOSE).open(&sealed, &found.link.id.to_string());
     match opened {
         Ok(v) => Ok(Reveal::Token(v)),
@@ -410,10 +440,13 @@ pub fn access_of(a: &Assistant) -> Option<&AccessStatus> {
     a.status.as_ref()?.access.as_ref()
 }
 
-/// Not connected yet: the invite is not accepted (or there is no Assistant status).
+/// Not connected yet: an invite is expected but not accepted (Sent or Pending). Manual
+/// clients are shared by hand (the console cannot tell whether they connected), Revoked ones
+/// were stopped on purpose, and an unknown Assistant (cluster unreadable) proves nothing:
+/// none of them count.
 pub fn not_connected(a: Option<&Assistant>) -> bool {
     a.and_then(access_of)
-        .is_none_or(|s| s.state != AccessState::Accepted)
+        .is_some_and(|s| matches!(s.state, AccessState::Sent | AccessState::Pending))
 }
 
 /// Start of the "never connected" window: clients created before it count.
