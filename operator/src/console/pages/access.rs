@@ -219,9 +219,7 @@ pub async fn action(
         return super::action_error(&ctx, &s, &ActionError::NotFound, &format!("/clients/{id}"));
     };
     match handoff::request_access(&ctx, &s.admin, id, act).await {
-        Ok(_) => {
-            Redirect::to(&format!("/clients/{id}?done=access-{}", act.as_str())).into_response()
-        }
+        Ok(_) => super::client::done(id, &format!("access-{}", act.as_str())),
         Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}")),
     }
 }

@@ -271,7 +271,7 @@ pub fn token_page(
     layout(ctx, s, Nav::Clients, title, body)
 }
 
-fn done(id: i64, what: &str) -> Response {
+pub(super) fn done(id: i64, what: &str) -> Response {
     Redirect::to(&format!("/clients/{id}?done={what}")).into_response()
 }
 
