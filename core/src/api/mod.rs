@@ -4,6 +4,8 @@
 pub mod access;
 pub mod assistant;
 pub mod quantity;
+pub mod suspension;
 
 pub use access::*;
 pub use assistant::*;
+pub use suspension::*;

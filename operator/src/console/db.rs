@@ -95,6 +95,11 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
         "handoff",
         include_str!("../../migrations/sqlite/0005_handoff.sql"),
     ),
+    (
+        6,
+        "billing",
+        include_str!("../../migrations/sqlite/0006_billing.sql"),
+    ),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (
@@ -121,6 +126,11 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "handoff",
         include_str!("../../migrations/postgres/0005_handoff.sql"),
+    ),
+    (
+        6,
+        "billing",
+        include_str!("../../migrations/postgres/0006_billing.sql"),
     ),
 ];
 

@@ -10,6 +10,7 @@
 pub mod admins;
 pub mod api;
 pub mod auth;
+pub mod billing;
 pub mod cli;
 pub mod cluster;
 pub mod db;
@@ -63,6 +64,14 @@ pub struct ConsoleOptions {
     /// A client counts as "never connected" when its invite is not accepted this many
     /// days after it was created.
     pub never_connected_days: i64,
+    /// The Stripe webhook signing secret (`whsec_...`), read from this file on each event
+    /// (a renewed Secret applies without a restart); unset: the webhook answers 404 and
+    /// invoices are marked paid in the console.
+    pub stripe_webhook_secret_file: Option<std::path::PathBuf>,
+    /// How far an event's signed timestamp may be from now (replays are refused beyond).
+    pub stripe_tolerance: Duration,
+    /// How often the billing engine applies due transitions.
+    pub billing_interval: Duration,
 }
 
 impl Default for ConsoleOptions {
@@ -79,6 +88,9 @@ impl Default for ConsoleOptions {
             support_contact: None,
             access_key: None,
             never_connected_days: 3,
+            stripe_webhook_secret_file: None,
+            stripe_tolerance: Duration::from_secs(300),
+            billing_interval: Duration::from_secs(60),
         }
     }
 }

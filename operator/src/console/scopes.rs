@@ -14,6 +14,10 @@ pub enum Scope {
     ClientsRotateToken,
     UsageRead,
     AuditRead,
+    /// Prices, settings, subscriptions, invoices, exports.
+    BillingRead,
+    /// Prices, settings, subscription actions, invoice runs, payments, credit notes.
+    BillingWrite,
 }
 
 impl Scope {
@@ -24,6 +28,8 @@ impl Scope {
         Scope::ClientsRotateToken,
         Scope::UsageRead,
         Scope::AuditRead,
+        Scope::BillingRead,
+        Scope::BillingWrite,
     ];
 
     pub fn name(self) -> &'static str {
@@ -34,6 +40,8 @@ impl Scope {
             Scope::ClientsRotateToken => "clients:rotate-token",
             Scope::UsageRead => "usage:read",
             Scope::AuditRead => "audit:read",
+            Scope::BillingRead => "billing:read",
+            Scope::BillingWrite => "billing:write",
         }
     }
 

@@ -10,10 +10,12 @@
 //! - [`tokens`]: API tokens.
 //! - [`handoff`]: one-time handoff links, invite requests, "never connected".
 //! - [`audit`]: reading the audit log (filters, what changed).
+//! - [`billing`]: prices, subscriptions, invoices (the rules are in `console::billing`).
 
 pub mod actions;
 pub mod adopt;
 pub mod audit;
+pub mod billing;
 pub mod clients;
 pub mod fleet;
 pub mod handoff;
