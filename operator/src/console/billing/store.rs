@@ -50,7 +50,8 @@ fn price_from_row(r: &AnyRow) -> Result<PlanPrice, sqlx::Error> {
 const SUBSCRIPTION_COLUMNS: &str = "client_id, state, started_at, trial_ends_at, past_due_since, suspend_at, suspended_at, suspension_reason, cancel_at, canceled_at, delete_at, deleted_at, external_customer_id, setup_fee_invoiced, last_provider_event_at, updated_at";
 
 fn state_from(s: &str) -> Result<SubscriptionState, DbError> {
-    SubscriptionState::parse(s).ok_or_else(|| decode_err(format!("unknown subscription state {s:?}")))
+    SubscriptionState::parse(s)
+        .ok_or_else(|| decode_err(format!("unknown subscription state {s:?}")))
 }
 
 fn subscription_from_row(r: &AnyRow) -> Result<Subscription, DbError> {
@@ -444,10 +445,7 @@ impl Db {
 
     /// `(id, name, email, assistant_name)` of the given clients (deleted ones too: an
     /// invoice is addressed as the records say).
-    pub async fn billing_contacts(
-        &self,
-        ids: &[i64],
-    ) -> Result<HashMap<i64, BillTo>, DbError> {
+    pub async fn billing_contacts(&self, ids: &[i64]) -> Result<HashMap<i64, BillTo>, DbError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let list = (1..=chunk.len())
@@ -521,7 +519,14 @@ impl Db {
             let values = (0..chunk.len())
                 .map(|i| {
                     let b = i * 5;
-                    format!("(${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5)
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5
+                    )
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -542,6 +547,22 @@ impl Db {
         Ok(())
     }
 
+    /// The client's last point.
+    pub async fn last_timeline_point(
+        &self,
+        client_id: i64,
+    ) -> Result<Option<TimelinePoint>, DbError> {
+        let row = sqlx::query(
+            "SELECT client_id, at, plan, suspended, state FROM billing_timeline WHERE client_id = $1 ORDER BY at DESC, id DESC LIMIT 1",
+        )
+        .bind(client_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref()
+            .map(|r| point_from_row(r).map(|(_, p)| p))
+            .transpose()
+    }
+
     /// Appends a point for the client unless its last point has the same plan, suspension
     /// and state; `true` when a point was added. For many clients at once, compare against
     /// [`Db::last_timeline_points`] and call [`Db::append_timeline_points`].
@@ -553,14 +574,7 @@ impl Db {
         state: SubscriptionState,
         now: i64,
     ) -> Result<bool, DbError> {
-        let last = sqlx::query(
-            "SELECT client_id, at, plan, suspended, state FROM billing_timeline WHERE client_id = $1 ORDER BY at DESC, id DESC LIMIT 1",
-        )
-        .bind(client_id)
-        .fetch_optional(self.pool())
-        .await?;
-        if let Some(r) = last {
-            let (_, p) = point_from_row(&r)?;
+        if let Some(p) = self.last_timeline_point(client_id).await? {
             if p.plan == plan && p.suspended == suspended && p.state == state {
                 return Ok(false);
             }
@@ -656,10 +670,11 @@ impl Db {
 
     /// Clients that have an invoice (not a credit note) for `month`.
     pub async fn invoiced_clients(&self, month: &str) -> Result<HashSet<i64>, DbError> {
-        let rows = sqlx::query("SELECT client_id FROM invoices WHERE month = $1 AND kind = 'invoice'")
-            .bind(month)
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT client_id FROM invoices WHERE month = $1 AND kind = 'invoice'")
+                .bind(month)
+                .fetch_all(self.pool())
+                .await?;
         rows.iter()
             .map(|r| Ok(r.try_get::<i64, _>("client_id")?))
             .collect()
@@ -692,12 +707,11 @@ impl Db {
         months.dedup();
         let mut taken = HashSet::new();
         for m in months {
-            for r in sqlx::query(
-                "SELECT client_id FROM invoices WHERE month = $1 AND kind = 'invoice'",
-            )
-            .bind(m)
-            .fetch_all(&mut *tx)
-            .await?
+            for r in
+                sqlx::query("SELECT client_id FROM invoices WHERE month = $1 AND kind = 'invoice'")
+                    .bind(m)
+                    .fetch_all(&mut *tx)
+                    .await?
             {
                 taken.insert((m.to_string(), r.try_get::<i64, _>("client_id")?));
             }
@@ -715,7 +729,11 @@ impl Db {
 
     /// Issues one document with the next number of `prefix` (one transaction: a failed
     /// insert gives the number back).
-    pub async fn issue_document(&self, prefix: &str, doc: &NewDocument) -> Result<Invoice, DbError> {
+    pub async fn issue_document(
+        &self,
+        prefix: &str,
+        doc: &NewDocument,
+    ) -> Result<Invoice, DbError> {
         let mut tx = self.pool().begin().await?;
         let last = lock_counter(&mut tx, prefix).await?;
         let numbers = insert_numbered(&mut tx, prefix, last, &[doc]).await?;
