@@ -127,6 +127,35 @@ fn unique_conflict(e: DbError) -> ActionError {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+async fn audit_steps(
+    ctx: &Console,
+    actor: &str,
+    client_id: i64,
+    target: &str,
+    first: &Subscription,
+    input: &Input,
+    steps: &[Change],
+    now: i64,
+) -> Result<(), ActionError> {
+    let mut before = first;
+    for step in steps {
+        ctx.db
+            .audit(
+                now,
+                actor,
+                &format!("billing.{}", step.event),
+                Some(client_id),
+                target,
+                Some(&json!(before).to_string()),
+                Some(&json!({"subscription": step.subscription, "input": input}).to_string()),
+            )
+            .await?;
+        before = &step.subscription;
+    }
+    Ok(())
+}
+
 fn already_paid(inv: &Invoice, at: i64) -> ActionError {
     ActionError::Conflict(format!(
         "{} was paid already on {} ({})",
@@ -552,17 +581,17 @@ pub async fn apply(
             Some(c) => target(&c),
             None => format!("client/{client_id}"),
         };
-        ctx.db
-            .audit(
-                now,
-                actor,
-                &format!("billing.{}", change.event),
-                Some(client_id),
-                &target,
-                Some(&json!(sub).to_string()),
-                Some(&json!({"subscription": new, "input": input}).to_string()),
-            )
-            .await?;
+        // The clock may make several transitions at once (the console was down): each is
+        // audited under its own name.
+        let steps = if *input == Input::Clock {
+            state::clock_steps(&sub, &settings, now)
+        } else {
+            vec![Change {
+                subscription: new.clone(),
+                ..change.clone()
+            }]
+        };
+        audit_steps(ctx, actor, client_id, &target, &sub, input, &steps, now).await?;
         return Ok(Some(Change {
             subscription: new,
             ..change
