@@ -571,8 +571,10 @@ pub async fn apply(
             Some(p) => (p.plan, p.suspended),
             None => (ctx.config.default_plan.clone(), false),
         };
+        // A scheduled cancellation took effect at the period end, not when applied.
+        let at = state::effective_at(&change, now);
         ctx.db
-            .record_observation(client_id, &plan, suspended, new.state, now)
+            .record_observation(client_id, &plan, suspended, new.state, at)
             .await?;
         ctx.db
             .set_client_billing_status(client_id, new.state.as_str(), now)
