@@ -628,6 +628,102 @@ async fn observations_append_only_changes(app: TestApp) {
     );
 }
 
+/// The invoice run: only a finished month, one invoice per client and month however often
+/// it runs (also two runs at once), a price change mid-month billed at both prices, the
+/// setup fee once, unpriced plans skipped with the reason.
+async fn invoice_run(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let t0 = noon("2026-08-20");
+    svc::set_price(ctx, &me, &price("standard", "30", "", 0), t0)
+        .await
+        .unwrap();
+    svc::set_price(ctx, &me, &price("standard", "60", "2026-09-16", 0), t0)
+        .await
+        .unwrap();
+    let small = NewPrice {
+        setup_fee: "5".into(),
+        ..price("small", "10", "", 0)
+    };
+    svc::set_price(ctx, &me, &small, t0).await.unwrap();
+    let acme = app.client_id("acme-legal").await;
+    let bakery = app.client_id("bakery-lund").await;
+    let chen = app.client_id("chen-studio").await;
+    for id in [acme, bakery, chen] {
+        svc::start_subscription(ctx, &me, id, &Default::default(), t0)
+            .await
+            .unwrap();
+    }
+    let run = |month: &'static str, now: i64| {
+        let ctx = app.ctx.clone();
+        async move { svc::run_invoices(&ctx, "admin@example.com", month, now).await }
+    };
+    let (_, sep_end) = svc::month_bounds("2026-09").unwrap();
+    let e = run("2026-09", sep_end - 1).await.unwrap_err();
+    assert_eq!(e.status(), StatusCode::CONFLICT, "{e}");
+    assert!(e.to_string().contains("not over"), "{e}");
+    let e = run("2026-9", sep_end).await.unwrap_err();
+    assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    let aug = run("2026-08", billing::day_start("2026-09-01").unwrap()).await.unwrap();
+    assert_eq!(aug.issued, ["INV-000001", "INV-000002"], "{aug:?}");
+    assert_eq!(aug.skipped.len(), 1, "{aug:?}");
+    assert_eq!(aug.skipped[0].0, chen);
+    assert!(aug.skipped[0].1.contains("large"), "{aug:?}");
+    let a = svc::invoice(ctx, "INV-000001").await.unwrap();
+    assert_eq!((a.client_id, a.month.as_str()), (acme, "2026-08"));
+    assert_eq!(a.bill_to.name, "Acme Legal LLP");
+    assert_eq!(a.total_cents, 3000 * 12 / 31, "20–31 Aug of 31 days");
+    assert_eq!(a.due_at, a.issued_at + 14 * DAY);
+    let b = svc::invoice(ctx, "INV-000002").await.unwrap();
+    assert_eq!(b.lines[0].kind, LineKind::SetupFee, "{b:?}");
+    assert_eq!(b.total_cents, 500 + 387);
+    assert!(ctx.db.subscription(bakery).await.unwrap().unwrap().setup_fee_invoiced);
+
+    // Idempotent.
+    let again = run("2026-08", sep_end).await.unwrap();
+    assert!(again.issued.is_empty(), "{again:?}");
+    assert_eq!(again.already_issued, 2);
+    assert_eq!(audits(&app, "billing.invoice_run").await, 1, "a run that issues nothing changes nothing");
+
+    // September: the price changed on the 16th; the setup fee is not billed twice.
+    let sep = run("2026-09", sep_end).await.unwrap();
+    assert_eq!(sep.issued, ["INV-000003", "INV-000004"]);
+    let a = svc::invoice(ctx, "INV-000003").await.unwrap();
+    let plan_lines: Vec<(i64, i64, i64)> = a
+        .lines
+        .iter()
+        .map(|l| (l.days, l.unit_cents, l.amount_cents))
+        .collect();
+    assert_eq!(plan_lines, [(15, 3000, 1500), (15, 6000, 3000)], "{a:?}");
+    assert_eq!(a.total_cents, 4500);
+    let b = svc::invoice(ctx, "INV-000004").await.unwrap();
+    assert_eq!(b.total_cents, 1000);
+    assert!(b.lines.iter().all(|l| l.kind == LineKind::Plan));
+
+    // Two runs at once (two replicas): each client once, consecutive numbers.
+    let (_, oct_end) = svc::month_bounds("2026-10").unwrap();
+    let (r1, r2) = tokio::join!(
+        tokio::spawn(run("2026-10", oct_end)),
+        tokio::spawn(run("2026-10", oct_end))
+    );
+    let (r1, r2) = (r1.unwrap().unwrap(), r2.unwrap().unwrap());
+    let mut numbers: Vec<String> = r1.issued.iter().chain(&r2.issued).cloned().collect();
+    numbers.sort();
+    assert_eq!(numbers, ["INV-000005", "INV-000006"], "{r1:?} {r2:?}");
+    let list = svc::invoices(ctx, &svc::InvoiceFilter { month: Some("2026-10".into()), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2);
+    let unpaid = svc::invoices(ctx, &svc::InvoiceFilter { client_id: Some(acme), unpaid_only: true, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(unpaid.len(), 3);
+    let csv = svc::invoices_csv(&list);
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.contains(",Acme Legal LLP,it@acme-legal.example,2026-10,") && csv.contains(",60.00,60.00,"), "{csv}");
+}
+
 fn invoice_for_csv(number: &str, name: &str, currency: &str, lines: &[(&str, i64)], total: i64) -> Invoice {
     Invoice {
         id: 1,
@@ -708,4 +804,5 @@ both_backends!(
     attention_lists_unpriced_plans,
     customer_ids_are_unique,
     observations_append_only_changes,
+    invoice_run,
 );
