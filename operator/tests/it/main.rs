@@ -8,6 +8,7 @@
 #[macro_use]
 mod console_support;
 
+mod billing_webhook;
 mod console_authz;
 mod console_details;
 mod console_first_hour;
