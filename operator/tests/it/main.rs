@@ -8,6 +8,7 @@
 #[macro_use]
 mod console_support;
 
+mod billing_store;
 mod billing_webhook;
 mod console_authz;
 mod console_details;
