@@ -35,7 +35,17 @@ use serde::Serialize;
 use super::cluster::ClusterError;
 use super::db::DbError;
 
-pub const BILLING_STATUSES: [&str; 4] = ["active", "trial", "past_due", "cancelled"];
+/// The subscription states (`billing::SubscriptionState`), then the values older records
+/// may hold (`trial`, `cancelled`), still accepted by the record form and filters.
+pub const BILLING_STATUSES: [&str; 7] = [
+    "trialing",
+    "active",
+    "past_due",
+    "suspended",
+    "canceled",
+    "trial",
+    "cancelled",
+];
 /// Model providers the new-client form offers, with the environment variable openclaw reads.
 pub const MODEL_PROVIDERS: [(&str, &str, &str); 4] = [
     ("anthropic", "Anthropic", "ANTHROPIC_API_KEY"),
@@ -77,6 +87,10 @@ pub enum ActionError {
         "downgrade from {from} to {to}: openclaw may not read state a newer version wrote; confirm the downgrade (API: \"allow_downgrade\": true)"
     )]
     Downgrade { from: String, to: String },
+    /// The action cannot apply in the current state (an invoice already paid, a client
+    /// that already has a subscription, a month not over yet); the message says why.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl ActionError {
@@ -97,6 +111,7 @@ impl ActionError {
             ActionError::Cluster(_) => S::CONFLICT,
             ActionError::Db(_) => S::INTERNAL_SERVER_ERROR,
             ActionError::Downgrade { .. } => S::CONFLICT,
+            ActionError::Conflict(_) => S::CONFLICT,
         }
     }
 }
