@@ -9,6 +9,7 @@
 mod console_support;
 
 mod console_authz;
+mod console_billing;
 mod console_details;
 mod console_first_hour;
 mod console_handoff;
