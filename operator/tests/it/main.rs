@@ -8,6 +8,7 @@
 #[macro_use]
 mod console_support;
 
+mod billing_store;
 mod console_authz;
 mod console_billing;
 mod console_details;

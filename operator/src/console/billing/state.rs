@@ -233,6 +233,17 @@ pub fn desired_cluster_at(sub: &Subscription, now: i64) -> ClusterIntent {
     }
 }
 
+/// When `change` (made at `now`) took effect: the time to record its timeline point at.
+/// A cancellation scheduled for the period end took effect at midnight, though the engine
+/// applies it up to one interval later: recorded at `now`, the new month's first day
+/// would be billed for those seconds of service. Everything else: `now`.
+pub fn effective_at(change: &Change, now: i64) -> i64 {
+    match (change.event, change.subscription.canceled_at) {
+        ("canceled", Some(at)) if change.from != SubscriptionState::Canceled => at.min(now),
+        _ => now,
+    }
+}
+
 /// First second of the month after the one `now` falls in (UTC): the end of the period
 /// a cancellation waits for.
 pub fn period_end(now: i64) -> i64 {
@@ -310,21 +321,24 @@ fn change(before: &Subscription, mut after: Subscription, event: &'static str, n
     }
 }
 
-/// Canceled at `now` (retention starts now, so a late engine never shortens it). `at`:
-/// when an immediate cancellation took effect (a scheduled one keeps its `cancel_at`).
+/// Canceled, applied at `now`. `at`: when an immediate cancellation took effect; a
+/// scheduled one took effect at its `cancel_at` (the period end, not the engine's next
+/// tick: see [`effective_at`]). Retention counts from `now`, so a late engine never
+/// shortens it.
 fn cancel(
     sub: &Subscription,
     at: Option<i64>,
     settings: &BillingSettings,
     now: i64,
 ) -> Subscription {
+    let took_effect = at.or(sub.cancel_at).map_or(now, |t| t.min(now));
     let mut next = sub.clone();
     if sub.state != SubscriptionState::Suspended {
         next.suspended_at = Some(now);
     }
     next.state = SubscriptionState::Canceled;
-    next.cancel_at = at.or(sub.cancel_at).or(Some(now));
-    next.canceled_at = Some(now);
+    next.cancel_at = Some(took_effect);
+    next.canceled_at = Some(took_effect);
     next.suspension_reason = Some(SuspensionReason::Canceled);
     next.delete_at = Some(now.saturating_add(settings.retention_days.max(0).saturating_mul(DAY)));
     next
@@ -644,7 +658,10 @@ mod tests {
         );
         unchanged(&c.subscription, Input::Clock, dec_1 - 1);
 
-        let done = with(&c.subscription, Input::Clock, dec_1);
+        assert_eq!(effective_at(&c, T0), T0);
+        // The engine's tick comes a little after midnight.
+        let done = with(&c.subscription, Input::Clock, dec_1 + 30);
+        assert_eq!(effective_at(&done, dec_1 + 30), dec_1);
         assert_eq!(
             (done.to, done.event),
             (SubscriptionState::Canceled, "canceled")
@@ -653,8 +670,8 @@ mod tests {
         assert_eq!(s.canceled_at, Some(dec_1));
         assert_eq!(s.cancel_at, Some(dec_1));
         assert_eq!(s.suspension_reason, Some(SuspensionReason::Canceled));
-        assert_eq!(s.delete_at, Some(dec_1 + 30 * DAY));
-        unchanged(s, Input::Clock, dec_1);
+        assert_eq!(s.delete_at, Some(dec_1 + 30 + 30 * DAY));
+        unchanged(s, Input::Clock, dec_1 + 30);
     }
 
     #[test]
@@ -675,6 +692,7 @@ mod tests {
             )
         );
         assert_eq!(c.subscription.canceled_at, Some(T0 + DAY));
+        assert_eq!(effective_at(&c, T0 + DAY), T0 + DAY);
         assert_eq!(c.subscription.suspended_at, Some(T0 + DAY));
         assert_eq!(c.subscription.delete_at, Some(T0 + 31 * DAY));
         for at_period_end in [true, false] {
@@ -812,7 +830,11 @@ mod tests {
             )
         );
         assert_eq!(c.subscription, steps[1].subscription);
-        // Retention counts from when it was applied: a late engine never shortens it.
+        // It took effect at the period end (no day of December is billed); retention
+        // counts from when it was applied: a late engine never shortens it.
+        let dec_1 = 1_796_083_200;
+        assert_eq!(c.subscription.canceled_at, Some(dec_1));
+        assert_eq!(effective_at(&c, dec_3), dec_1);
         assert_eq!(c.subscription.delete_at, Some(dec_3 + 30 * DAY));
         unchanged(&c.subscription, Input::Clock, dec_3);
 

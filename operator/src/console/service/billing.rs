@@ -127,6 +127,35 @@ fn unique_conflict(e: DbError) -> ActionError {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
+async fn audit_steps(
+    ctx: &Console,
+    actor: &str,
+    client_id: i64,
+    target: &str,
+    first: &Subscription,
+    input: &Input,
+    steps: &[Change],
+    now: i64,
+) -> Result<(), ActionError> {
+    let mut before = first;
+    for step in steps {
+        ctx.db
+            .audit(
+                now,
+                actor,
+                &format!("billing.{}", step.event),
+                Some(client_id),
+                target,
+                Some(&json!(before).to_string()),
+                Some(&json!({"subscription": step.subscription, "input": input}).to_string()),
+            )
+            .await?;
+        before = &step.subscription;
+    }
+    Ok(())
+}
+
 fn already_paid(inv: &Invoice, at: i64) -> ActionError {
     ActionError::Conflict(format!(
         "{} was paid already on {} ({})",
@@ -542,8 +571,10 @@ pub async fn apply(
             Some(p) => (p.plan, p.suspended),
             None => (ctx.config.default_plan.clone(), false),
         };
+        // A scheduled cancellation took effect at the period end, not when applied.
+        let at = state::effective_at(&change, now);
         ctx.db
-            .record_observation(client_id, &plan, suspended, new.state, now)
+            .record_observation(client_id, &plan, suspended, new.state, at)
             .await?;
         ctx.db
             .set_client_billing_status(client_id, new.state.as_str(), now)
@@ -552,17 +583,17 @@ pub async fn apply(
             Some(c) => target(&c),
             None => format!("client/{client_id}"),
         };
-        ctx.db
-            .audit(
-                now,
-                actor,
-                &format!("billing.{}", change.event),
-                Some(client_id),
-                &target,
-                Some(&json!(sub).to_string()),
-                Some(&json!({"subscription": new, "input": input}).to_string()),
-            )
-            .await?;
+        // The clock may make several transitions at once (the console was down): each is
+        // audited under its own name.
+        let steps = if *input == Input::Clock {
+            state::clock_steps(&sub, &settings, now)
+        } else {
+            vec![Change {
+                subscription: new.clone(),
+                ..change.clone()
+            }]
+        };
+        audit_steps(ctx, actor, client_id, &target, &sub, input, &steps, now).await?;
         return Ok(Some(Change {
             subscription: new,
             ..change
