@@ -143,6 +143,9 @@ pub enum Access {
     /// The client's handoff page (`/welcome/{token}`): no session, the link token in the
     /// path is the credential; rate-limited per client address, never cached or indexed.
     Handoff,
+    /// The payment provider's webhook: no session, no CSRF, no API token; the request's
+    /// signature (checked by the handler against the configured secret) is the credential.
+    Webhook,
     /// JSON API with a bearer token holding this scope (cookies are not accepted, so CSRF
     /// cannot apply). GET routes need a read scope.
     Api(Scope),
@@ -207,6 +210,13 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             "/welcome/{token}",
             Handoff,
             post(pages::welcome::reveal),
+        ),
+        r(
+            Method::POST,
+            "/billing/stripe/webhook",
+            Webhook,
+            post(billing::webhook::receive)
+                .layer(DefaultBodyLimit::max(billing::webhook::BODY_LIMIT)),
         ),
         r(Method::POST, "/logout", Form, post(pages::auth::logout)),
         r(
@@ -673,6 +683,7 @@ pub fn app(ctx: Ctx) -> Router {
                 ctx.clone(),
                 pages::welcome::guard,
             )),
+            Access::Webhook => mr,
             Access::Api(scope) => mr.layer(middleware::from_fn_with_state(
                 (ctx.clone(), scope),
                 require_api_token,
@@ -911,6 +922,7 @@ pub async fn serve_console(
 ) -> Result<(), ServeError> {
     let opts = ctx.opts.clone();
     let sampler = tokio::spawn(usage::run_sampler(ctx.clone(), opts.usage_interval));
+    let billing_engine = tokio::spawn(billing::engine::run(ctx.clone(), opts.billing_interval));
     let listener = tokio::net::TcpListener::bind(opts.listen)
         .await
         .map_err(|e| ServeError::Bind(opts.listen, e))?;
@@ -924,5 +936,6 @@ pub async fn serve_console(
     .await
     .map_err(ServeError::Serve);
     sampler.abort();
+    billing_engine.abort();
     r
 }

@@ -12,5 +12,6 @@ pub mod model;
 pub mod state;
 pub mod store;
 pub mod stripe;
+pub mod webhook;
 
 pub use model::*;
