@@ -127,11 +127,18 @@ async fn price_history(app: TestApp) {
     let std = list.plans.iter().find(|p| p.plan == "standard").unwrap();
     assert_eq!(std.current.as_ref().unwrap().monthly_cents, 2990);
     assert_eq!(
-        std.scheduled.iter().map(|p| p.monthly_cents).collect::<Vec<_>>(),
+        std.scheduled
+            .iter()
+            .map(|p| p.monthly_cents)
+            .collect::<Vec<_>>(),
         [3550]
     );
     assert_eq!(std.history.len(), 2, "the scheduled price was replaced");
-    assert!(list.plans.iter().any(|p| p.plan == "small" && p.current.is_none()));
+    assert!(
+        list.plans
+            .iter()
+            .any(|p| p.plan == "small" && p.current.is_none())
+    );
     let later = svc::price_list(ctx, noon("2026-09-20")).await.unwrap();
     let std = later.plans.iter().find(|p| p.plan == "standard").unwrap();
     assert_eq!(std.current.as_ref().unwrap().monthly_cents, 3550);
@@ -201,7 +208,9 @@ async fn settings_are_validated_and_audited(app: TestApp) {
         credit_note_prefix: "INV".into(),
         ..s.clone()
     };
-    let e = svc::update_settings(ctx, &me, &same, now).await.unwrap_err();
+    let e = svc::update_settings(ctx, &me, &same, now)
+        .await
+        .unwrap_err();
     assert_eq!(fields(&e), ["credit_note_prefix"], "own series");
     let good = BillingSettings {
         grace_days: 3,
@@ -221,7 +230,14 @@ async fn settings_are_validated_and_audited(app: TestApp) {
 async fn numbering_is_sequential_and_a_failed_insert_gives_its_number_back(app: TestApp) {
     let db = &app.ctx.db;
     let batch = db
-        .issue_invoices("INV", &[doc(1, "2026-09", 100), doc(2, "2026-09", 200), doc(3, "2026-09", 300)])
+        .issue_invoices(
+            "INV",
+            &[
+                doc(1, "2026-09", 100),
+                doc(2, "2026-09", 200),
+                doc(3, "2026-09", 300),
+            ],
+        )
         .await
         .unwrap();
     assert_eq!(batch.numbers, ["INV-000001", "INV-000002", "INV-000003"]);
@@ -229,7 +245,10 @@ async fn numbering_is_sequential_and_a_failed_insert_gives_its_number_back(app: 
     // transaction fails and its number is not used.
     let e = db.issue_document("INV", &doc(2, "2026-09", 999)).await;
     assert!(e.is_err(), "a second invoice for one month is refused");
-    let next = db.issue_document("INV", &doc(2, "2026-10", 200)).await.unwrap();
+    let next = db
+        .issue_document("INV", &doc(2, "2026-10", 200))
+        .await
+        .unwrap();
     assert_eq!(next.number, "INV-000004", "no gap after the failed insert");
     // The batch skips a client that has the month already (a concurrent run was first).
     let batch = db
@@ -260,7 +279,11 @@ async fn concurrent_runs_never_repeat_or_skip(app: TestApp) {
         tokio::spawn(async move { db2.issue_invoices("INV", &b).await }),
         tokio::spawn(async move { db3.issue_invoices("INV", &c).await }),
     );
-    let (ra, rb, rc) = (ra.unwrap().unwrap(), rb.unwrap().unwrap(), rc.unwrap().unwrap());
+    let (ra, rb, rc) = (
+        ra.unwrap().unwrap(),
+        rb.unwrap().unwrap(),
+        rc.unwrap().unwrap(),
+    );
     let mut all: Vec<i64> = ra
         .numbers
         .iter()
@@ -270,7 +293,10 @@ async fn concurrent_runs_never_repeat_or_skip(app: TestApp) {
         .collect();
     all.sort();
     assert_eq!(all, (1..=120).collect::<Vec<_>>(), "no gap, no repeat");
-    let list = db.invoices_where(Some("2026-09"), None, false).await.unwrap();
+    let list = db
+        .invoices_where(Some("2026-09"), None, false)
+        .await
+        .unwrap();
     assert_eq!(list.len(), 120, "one invoice per client");
     assert_eq!(
         ra.already_issued.len() + rb.already_issued.len() + rc.already_issued.len(),
@@ -282,7 +308,10 @@ async fn concurrent_runs_never_repeat_or_skip(app: TestApp) {
 async fn issued_invoices_are_immutable_and_paid_once(app: TestApp) {
     let ctx = &app.ctx;
     let db = &ctx.db;
-    let inv = db.issue_document("INV", &doc(1, "2026-09", 1000)).await.unwrap();
+    let inv = db
+        .issue_document("INV", &doc(1, "2026-09", 1000))
+        .await
+        .unwrap();
     for sql in [
         "UPDATE invoices SET total_cents = 1 WHERE number = 'INV-000001'",
         "UPDATE invoices SET lines_json = '[]' WHERE number = 'INV-000001'",
@@ -290,13 +319,19 @@ async fn issued_invoices_are_immutable_and_paid_once(app: TestApp) {
     ] {
         let r = sqlx::query(AssertSqlSafe(sql)).execute(db.pool()).await;
         let e = r.expect_err(sql).to_string();
-        assert!(e.contains("immutable") || e.contains("never deleted"), "{sql}: {e}");
+        assert!(
+            e.contains("immutable") || e.contains("never deleted"),
+            "{sql}: {e}"
+        );
     }
     let now = noon("2026-10-20");
     let paid = svc::mark_paid(ctx, "admin@example.com", &inv.number, "console", now)
         .await
         .unwrap();
-    assert_eq!((paid.paid_at, paid.paid_via.as_deref()), (Some(now), Some("console")));
+    assert_eq!(
+        (paid.paid_at, paid.paid_via.as_deref()),
+        (Some(now), Some("console"))
+    );
     let e = svc::mark_paid(ctx, "admin@example.com", &inv.number, "console", now + 1)
         .await
         .unwrap_err();
@@ -318,7 +353,11 @@ async fn credit_notes_never_exceed_the_invoice(app: TestApp) {
     let ctx = &app.ctx;
     let me = admin(&app);
     let now = noon("2026-10-20");
-    let inv = ctx.db.issue_document("INV", &doc(1, "2026-09", 1000)).await.unwrap();
+    let inv = ctx
+        .db
+        .issue_document("INV", &doc(1, "2026-09", 1000))
+        .await
+        .unwrap();
     let req = |amount: &str, reason: &str| svc::CreditRequest {
         amount: amount.into(),
         reason: reason.into(),
@@ -333,24 +372,36 @@ async fn credit_notes_never_exceed_the_invoice(app: TestApp) {
     assert_eq!(cn.month, "2026-09");
     assert_eq!(cn.lines.len(), 1);
     assert_eq!(
-        (cn.lines[0].kind, cn.lines[0].description.as_str(), cn.lines[0].amount_cents),
+        (
+            cn.lines[0].kind,
+            cn.lines[0].description.as_str(),
+            cn.lines[0].amount_cents
+        ),
         (LineKind::Credit, "3 days down", -600)
     );
-    assert_eq!(cn.paid_at, None, "a credit note is its own document, not paid");
+    assert_eq!(
+        cn.paid_at, None,
+        "a credit note is its own document, not paid"
+    );
     let e = svc::credit_note(ctx, &me, &inv.number, &req("4.01", "more"), now)
         .await
         .unwrap_err();
     assert_eq!(fields(&e), ["amount"]);
     assert!(e.to_string().contains("4.00 EUR"), "{e}");
     for bad in [req("0", "zero"), req("abc", "x"), req("1", "  ")] {
-        let e = svc::credit_note(ctx, &me, &inv.number, &bad, now).await.unwrap_err();
+        let e = svc::credit_note(ctx, &me, &inv.number, &bad, now)
+            .await
+            .unwrap_err();
         assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY, "{e}");
     }
     // Empty amount: the rest.
     let rest = svc::credit_note(ctx, &me, &inv.number, &req("", "goodwill"), now)
         .await
         .unwrap();
-    assert_eq!((rest.number.as_str(), rest.total_cents), ("CN-000002", -400));
+    assert_eq!(
+        (rest.number.as_str(), rest.total_cents),
+        ("CN-000002", -400)
+    );
     let e = svc::credit_note(ctx, &me, &inv.number, &req("", "again"), now)
         .await
         .unwrap_err();
@@ -358,13 +409,25 @@ async fn credit_notes_never_exceed_the_invoice(app: TestApp) {
     let e = svc::credit_note(ctx, &me, &cn.number, &req("1", "x"), now)
         .await
         .unwrap_err();
-    assert_eq!(e.status(), StatusCode::CONFLICT, "a credit note is not credited");
+    assert_eq!(
+        e.status(),
+        StatusCode::CONFLICT,
+        "a credit note is not credited"
+    );
     let e = svc::mark_paid(ctx, &me.email, &cn.number, "console", now)
         .await
         .unwrap_err();
-    assert_eq!(e.status(), StatusCode::CONFLICT, "a credit note is not paid");
+    assert_eq!(
+        e.status(),
+        StatusCode::CONFLICT,
+        "a credit note is not paid"
+    );
     // Invoice numbering was not touched by the credit notes.
-    let next = ctx.db.issue_document("INV", &doc(2, "2026-09", 5)).await.unwrap();
+    let next = ctx
+        .db
+        .issue_document("INV", &doc(2, "2026-09", 5))
+        .await
+        .unwrap();
     assert_eq!(next.number, "INV-000002");
     assert_eq!(audits(&app, "billing.credit_note").await, 2);
 }
@@ -396,10 +459,25 @@ async fn state_machine_through_apply(app: TestApp) {
     assert_eq!((tl[0].plan.as_str(), tl[0].suspended), ("standard", false));
 
     // Nothing due yet.
-    assert!(svc::apply(ctx, "billing", id, &Input::Clock, t0 + DAY).await.unwrap().is_none());
+    assert!(
+        svc::apply(ctx, "billing", id, &Input::Clock, t0 + DAY)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let t1 = t0 + 14 * DAY;
-    let c = svc::apply(ctx, "billing", id, &Input::Clock, t1).await.unwrap().unwrap();
-    assert_eq!((c.from, c.to, c.event), (SubscriptionState::Trialing, SubscriptionState::Active, "trial_ended"));
+    let c = svc::apply(ctx, "billing", id, &Input::Clock, t1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.from, c.to, c.event),
+        (
+            SubscriptionState::Trialing,
+            SubscriptionState::Active,
+            "trial_ended"
+        )
+    );
     assert_eq!(status(&app).await, "active");
 
     let t2 = noon("2026-10-16");
@@ -407,11 +485,19 @@ async fn state_machine_through_apply(app: TestApp) {
         at: t2,
         reference: "INV-000001".into(),
     };
-    let c = svc::apply(ctx, "billing", id, &failed, t2).await.unwrap().unwrap();
+    let c = svc::apply(ctx, "billing", id, &failed, t2)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(c.to, SubscriptionState::PastDue);
     assert_eq!(c.subscription.suspend_at, Some(t2 + 7 * DAY));
     // The same input again (another replica, a retried webhook): nothing, no audit.
-    assert!(svc::apply(ctx, "billing", id, &failed, t2).await.unwrap().is_none());
+    assert!(
+        svc::apply(ctx, "billing", id, &failed, t2)
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(audits(&app, "billing.payment_failed").await, 1);
     assert_eq!(status(&app).await, "past_due");
 
@@ -421,30 +507,66 @@ async fn state_machine_through_apply(app: TestApp) {
     assert_eq!(att.upcoming[0].client_name, "Acme Legal LLP");
     assert_eq!(att.upcoming[0].upcoming.event, "suspend");
     assert_eq!(att.upcoming[0].upcoming.at, t2 + 7 * DAY);
-    assert!(svc::attention(ctx, t2, 1).await.unwrap().upcoming.is_empty(), "not yet within a day");
+    assert!(
+        svc::attention(ctx, t2, 1)
+            .await
+            .unwrap()
+            .upcoming
+            .is_empty(),
+        "not yet within a day"
+    );
 
     // Still in grace: nothing.
-    assert!(svc::apply(ctx, "billing", id, &Input::Clock, t2 + 7 * DAY - 1).await.unwrap().is_none());
+    assert!(
+        svc::apply(ctx, "billing", id, &Input::Clock, t2 + 7 * DAY - 1)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let t3 = t2 + 7 * DAY;
-    let c = svc::apply(ctx, "billing", id, &Input::Clock, t3).await.unwrap().unwrap();
-    assert_eq!((c.to, c.event), (SubscriptionState::Suspended, "grace_expired"));
-    assert_eq!(c.subscription.suspension_reason, Some(SuspensionReason::NonPayment));
+    let c = svc::apply(ctx, "billing", id, &Input::Clock, t3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.to, c.event),
+        (SubscriptionState::Suspended, "grace_expired")
+    );
+    assert_eq!(
+        c.subscription.suspension_reason,
+        Some(SuspensionReason::NonPayment)
+    );
     assert_eq!(status(&app).await, "suspended");
     let stored = ctx.db.subscription(id).await.unwrap().unwrap();
-    assert_eq!(stored, c.subscription, "what apply returns is what is stored");
+    assert_eq!(
+        stored, c.subscription,
+        "what apply returns is what is stored"
+    );
 
     let t4 = t3 + 3 * DAY;
     let paid = Input::PaymentSucceeded {
         at: t4,
         reference: "INV-000001".into(),
     };
-    let c = svc::apply(ctx, "admin@example.com", id, &paid, t4).await.unwrap().unwrap();
-    assert_eq!((c.from, c.to), (SubscriptionState::Suspended, SubscriptionState::Active));
+    let c = svc::apply(ctx, "admin@example.com", id, &paid, t4)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.from, c.to),
+        (SubscriptionState::Suspended, SubscriptionState::Active)
+    );
     assert_eq!(status(&app).await, "active");
 
     // The timeline has a point per state (plan and suspension as last observed).
-    let states: Vec<SubscriptionState> =
-        ctx.db.timeline(id).await.unwrap().iter().map(|p| p.state).collect();
+    let states: Vec<SubscriptionState> = ctx
+        .db
+        .timeline(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.state)
+        .collect();
     use SubscriptionState::*;
     assert_eq!(states, [Trialing, Active, PastDue, Suspended, Active]);
     for (action, n) in [
@@ -461,11 +583,15 @@ async fn state_machine_through_apply(app: TestApp) {
     assert_eq!(ev[0].target, "clients/acme-legal");
 
     // A refused input is a 409 with the rule's reason.
-    let e = svc::apply(ctx, "billing", id, &Input::Deleted, t4).await.unwrap_err();
+    let e = svc::apply(ctx, "billing", id, &Input::Deleted, t4)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), StatusCode::CONFLICT, "{e}");
     // No subscription: 404.
     let other = app.client_id("bakery-lund").await;
-    let e = svc::apply(ctx, "billing", other, &Input::Clock, t4).await.unwrap_err();
+    let e = svc::apply(ctx, "billing", other, &Input::Clock, t4)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), StatusCode::NOT_FOUND);
 }
 
@@ -502,7 +628,12 @@ async fn concurrent_applies_change_once(app: TestApp) {
         state: SubscriptionState::Active,
         ..sub.clone()
     };
-    assert!(!ctx.db.update_subscription_cas(&stale, sub.updated_at - 1).await.unwrap());
+    assert!(
+        !ctx.db
+            .update_subscription_cas(&stale, sub.updated_at - 1)
+            .await
+            .unwrap()
+    );
     assert_eq!(ctx.db.subscription(id).await.unwrap().unwrap(), sub);
 }
 
@@ -521,17 +652,29 @@ async fn paying_the_last_overdue_invoice_resumes(app: TestApp) {
     let inv_a = ctx.db.issue_document("INV", &a).await.unwrap();
     let inv_b = ctx.db.issue_document("INV", &b).await.unwrap();
     let t1 = noon("2026-10-16");
-    svc::apply(ctx, "billing", id, &Input::PaymentFailed { at: t1, reference: inv_a.number.clone() }, t1)
-        .await
-        .unwrap()
-        .unwrap();
+    svc::apply(
+        ctx,
+        "billing",
+        id,
+        &Input::PaymentFailed {
+            at: t1,
+            reference: inv_a.number.clone(),
+        },
+        t1,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     svc::apply(ctx, "billing", id, &Input::Clock, t1 + 7 * DAY)
         .await
         .unwrap()
         .unwrap();
     let att = svc::attention(ctx, noon("2026-11-20"), 0).await.unwrap();
     assert_eq!(
-        att.overdue_invoices.iter().map(|i| i.number.as_str()).collect::<Vec<_>>(),
+        att.overdue_invoices
+            .iter()
+            .map(|i| i.number.as_str())
+            .collect::<Vec<_>>(),
         [inv_a.number.as_str(), inv_b.number.as_str()]
     );
     // Paying one of two overdue invoices does not resume.
@@ -540,7 +683,11 @@ async fn paying_the_last_overdue_invoice_resumes(app: TestApp) {
         .await
         .unwrap();
     let sub = ctx.db.subscription(id).await.unwrap().unwrap();
-    assert_eq!(sub.state, SubscriptionState::Suspended, "another invoice is overdue");
+    assert_eq!(
+        sub.state,
+        SubscriptionState::Suspended,
+        "another invoice is overdue"
+    );
     svc::mark_paid(ctx, "admin@example.com", &inv_a.number, "console", t2)
         .await
         .unwrap();
@@ -548,7 +695,11 @@ async fn paying_the_last_overdue_invoice_resumes(app: TestApp) {
     assert_eq!(sub.state, SubscriptionState::Active);
     assert_eq!(audits(&app, "billing.payment_succeeded").await, 1);
     assert!(
-        svc::attention(ctx, t2, 0).await.unwrap().overdue_invoices.is_empty()
+        svc::attention(ctx, t2, 0)
+            .await
+            .unwrap()
+            .overdue_invoices
+            .is_empty()
     );
 }
 
@@ -577,25 +728,42 @@ async fn customer_ids_are_unique(app: TestApp) {
         external_customer_id: Some("cus_A".into()),
         skip_trial: true,
     };
-    svc::start_subscription(ctx, &me, a, &start, t0).await.unwrap();
-    let e = svc::start_subscription(ctx, &me, b, &start, t0).await.unwrap_err();
+    svc::start_subscription(ctx, &me, a, &start, t0)
+        .await
+        .unwrap();
+    let e = svc::start_subscription(ctx, &me, b, &start, t0)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), StatusCode::CONFLICT, "{e}");
     svc::start_subscription(ctx, &me, b, &Default::default(), t0)
         .await
         .unwrap();
-    let e = svc::set_customer_id(ctx, &me, b, Some("cus_A"), t0).await.unwrap_err();
+    let e = svc::set_customer_id(ctx, &me, b, Some("cus_A"), t0)
+        .await
+        .unwrap_err();
     assert_eq!(e.status(), StatusCode::CONFLICT);
-    let e = svc::set_customer_id(ctx, &me, b, Some("cus 1"), t0).await.unwrap_err();
+    let e = svc::set_customer_id(ctx, &me, b, Some("cus 1"), t0)
+        .await
+        .unwrap_err();
     assert_eq!(fields(&e), ["external_customer_id"]);
-    let s = svc::set_customer_id(ctx, &me, b, Some("cus_B"), t0).await.unwrap();
+    let s = svc::set_customer_id(ctx, &me, b, Some("cus_B"), t0)
+        .await
+        .unwrap();
     assert_eq!(s.external_customer_id.as_deref(), Some("cus_B"));
     assert_eq!(
-        ctx.db.subscription_by_customer("cus_B").await.unwrap().unwrap().client_id,
+        ctx.db
+            .subscription_by_customer("cus_B")
+            .await
+            .unwrap()
+            .unwrap()
+            .client_id,
         b
     );
     let s = svc::set_customer_id(ctx, &me, a, None, t0).await.unwrap();
     assert_eq!(s.external_customer_id, None);
-    svc::set_customer_id(ctx, &me, b, Some("cus_A"), t0).await.unwrap();
+    svc::set_customer_id(ctx, &me, b, Some("cus_A"), t0)
+        .await
+        .unwrap();
     assert_eq!(audits(&app, "billing.customer_id").await, 3);
 }
 
@@ -603,18 +771,44 @@ async fn observations_append_only_changes(app: TestApp) {
     let db = &app.ctx.db;
     let t0 = noon("2026-09-01");
     use SubscriptionState::Active;
-    assert!(db.record_observation(1, "small", false, Active, t0).await.unwrap());
-    assert!(!db.record_observation(1, "small", false, Active, t0 + 60).await.unwrap());
-    assert!(db.record_observation(1, "large", false, Active, t0 + 120).await.unwrap());
-    assert!(db.record_observation(1, "large", true, Active, t0 + 180).await.unwrap());
-    assert!(db.record_observation(2, "small", false, Active, t0 + 180).await.unwrap());
+    assert!(
+        db.record_observation(1, "small", false, Active, t0)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.record_observation(1, "small", false, Active, t0 + 60)
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.record_observation(1, "large", false, Active, t0 + 120)
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.record_observation(1, "large", true, Active, t0 + 180)
+            .await
+            .unwrap()
+    );
+    assert!(
+        db.record_observation(2, "small", false, Active, t0 + 180)
+            .await
+            .unwrap()
+    );
     let last = db.last_timeline_points().await.unwrap();
     assert_eq!(last.len(), 2);
-    assert_eq!((last[&1].plan.as_str(), last[&1].suspended, last[&1].at), ("large", true, t0 + 180));
+    assert_eq!(
+        (last[&1].plan.as_str(), last[&1].suspended, last[&1].at),
+        ("large", true, t0 + 180)
+    );
     assert_eq!(db.timeline(1).await.unwrap().len(), 3);
     // The month's view: the last point before it, then the ones inside.
     let (start, end) = svc::month_bounds("2026-09").unwrap();
-    assert_eq!(svc::month_bounds("2026-12").unwrap().1, billing::day_start("2027-01-01").unwrap());
+    assert_eq!(
+        svc::month_bounds("2026-12").unwrap().1,
+        billing::day_start("2027-01-01").unwrap()
+    );
     let by_client = db.timelines_for_period(start + DAY, end).await.unwrap();
     assert_eq!(
         by_client[&1].iter().map(|p| p.at).collect::<Vec<_>>(),
@@ -665,7 +859,9 @@ async fn invoice_run(app: TestApp) {
     let e = run("2026-9", sep_end).await.unwrap_err();
     assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
-    let aug = run("2026-08", billing::day_start("2026-09-01").unwrap()).await.unwrap();
+    let aug = run("2026-08", billing::day_start("2026-09-01").unwrap())
+        .await
+        .unwrap();
     assert_eq!(aug.issued, ["INV-000001", "INV-000002"], "{aug:?}");
     assert_eq!(aug.skipped.len(), 1, "{aug:?}");
     assert_eq!(aug.skipped[0].0, chen);
@@ -678,13 +874,24 @@ async fn invoice_run(app: TestApp) {
     let b = svc::invoice(ctx, "INV-000002").await.unwrap();
     assert_eq!(b.lines[0].kind, LineKind::SetupFee, "{b:?}");
     assert_eq!(b.total_cents, 500 + 387);
-    assert!(ctx.db.subscription(bakery).await.unwrap().unwrap().setup_fee_invoiced);
+    assert!(
+        ctx.db
+            .subscription(bakery)
+            .await
+            .unwrap()
+            .unwrap()
+            .setup_fee_invoiced
+    );
 
     // Idempotent.
     let again = run("2026-08", sep_end).await.unwrap();
     assert!(again.issued.is_empty(), "{again:?}");
     assert_eq!(again.already_issued, 2);
-    assert_eq!(audits(&app, "billing.invoice_run").await, 1, "a run that issues nothing changes nothing");
+    assert_eq!(
+        audits(&app, "billing.invoice_run").await,
+        1,
+        "a run that issues nothing changes nothing"
+    );
 
     // September: the price changed on the 16th; the setup fee is not billed twice.
     let sep = run("2026-09", sep_end).await.unwrap();
@@ -711,24 +918,51 @@ async fn invoice_run(app: TestApp) {
     let mut numbers: Vec<String> = r1.issued.iter().chain(&r2.issued).cloned().collect();
     numbers.sort();
     assert_eq!(numbers, ["INV-000005", "INV-000006"], "{r1:?} {r2:?}");
-    let list = svc::invoices(ctx, &svc::InvoiceFilter { month: Some("2026-10".into()), ..Default::default() })
-        .await
-        .unwrap();
+    let list = svc::invoices(
+        ctx,
+        &svc::InvoiceFilter {
+            month: Some("2026-10".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(list.len(), 2);
-    let unpaid = svc::invoices(ctx, &svc::InvoiceFilter { client_id: Some(acme), unpaid_only: true, ..Default::default() })
-        .await
-        .unwrap();
+    let unpaid = svc::invoices(
+        ctx,
+        &svc::InvoiceFilter {
+            client_id: Some(acme),
+            unpaid_only: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(unpaid.len(), 3);
     let csv = svc::invoices_csv(&list);
     assert_eq!(csv.lines().count(), 3, "{csv}");
-    assert!(csv.contains(",Acme Legal LLP,it@acme-legal.example,2026-10,") && csv.contains(",60.00,60.00,"), "{csv}");
+    assert!(
+        csv.contains(",Acme Legal LLP,it@acme-legal.example,2026-10,")
+            && csv.contains(",60.00,60.00,"),
+        "{csv}"
+    );
 }
 
-fn invoice_for_csv(number: &str, name: &str, currency: &str, lines: &[(&str, i64)], total: i64) -> Invoice {
+fn invoice_for_csv(
+    number: &str,
+    name: &str,
+    currency: &str,
+    lines: &[(&str, i64)],
+    total: i64,
+) -> Invoice {
     Invoice {
         id: 1,
         number: number.into(),
-        kind: if total < 0 { DocumentKind::CreditNote } else { DocumentKind::Invoice },
+        kind: if total < 0 {
+            DocumentKind::CreditNote
+        } else {
+            DocumentKind::Invoice
+        },
         client_id: 7,
         month: "2026-09".into(),
         corrects_number: None,
@@ -786,9 +1020,21 @@ fn csv_defuses_formulas_and_prints_decimal_totals() {
         lines[1],
         "INV-000001,invoice,7,\"'=HYPERLINK(\"\"http://evil\"\")\",a@b.example,2026-09,2026-10-01,2026-10-15,EUR,\"standard, 1–15 Sep\",2026-09-01,2026-09-15,15,12.34,12.39,2026-10-03"
     );
-    assert!(lines[2].ends_with(",large,2026-09-01,2026-09-15,15,0.05,12.39,2026-10-03"), "{}", lines[2]);
-    assert!(lines[3].starts_with("CN-000001,credit_note,7,Kaito,"), "{}", lines[3]);
-    assert!(lines[3].contains(",JPY,credit,") && lines[3].contains(",-1200,-1200,"), "{}", lines[3]);
+    assert!(
+        lines[2].ends_with(",large,2026-09-01,2026-09-15,15,0.05,12.39,2026-10-03"),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with("CN-000001,credit_note,7,Kaito,"),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[3].contains(",JPY,credit,") && lines[3].contains(",-1200,-1200,"),
+        "{}",
+        lines[3]
+    );
 }
 
 both_backends!(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use clap::Parser;
 use clawhost::api::{AccessState, AccessStatus};
 use clawhost::config::OperatorConfig;
-use clawhost::console::billing::model::{Input, NewPrice, day_of, day_start};
+use clawhost::console::billing::model::{BillingSettings, Input, NewPrice, day_of, day_start};
 use clawhost::console::cli::ConsoleArgs;
 use clawhost::console::db::{Admin, Db};
 use clawhost::console::service::billing::{self as bill, StartSubscription};
@@ -109,8 +109,9 @@ fn main() -> anyhow::Result<()> {
 
 /// Billing content for the pages (once per database): a price per plan from the first of
 /// the month before last, three subscriptions from then on (one with a customer id, one
-/// cancelling at the end of this month, one past due and about to be suspended), and the
-/// invoices of the month before last (one paid). Last month is left to invoice, and
+/// past due and about to be suspended, and the clinic, suspended by an admin so never
+/// billable, cancelling at the end of this month), and the invoices of the month before
+/// last (one paid). Last month is left to invoice, and
 /// `chen-studio` has no subscription: the browser test starts one and runs the month.
 async fn seed_billing(ctx: &Console, ns: &str) -> Result<(), ActionError> {
     if !ctx.db.plan_prices().await?.is_empty() {
@@ -121,6 +122,11 @@ async fn seed_billing(ctx: &Console, ns: &str) -> Result<(), ActionError> {
         email: "demo-seed".into(),
     };
     let now = service::now();
+    let rules = BillingSettings {
+        seller: "Clawhost Demo Hosting Ltd\n1 Harbour Street, Malmö\nVAT SE556677889901".into(),
+        ..BillingSettings::default()
+    };
+    bill::update_settings(ctx, &seed, &rules, now).await?;
     let first_of = |m: &str| day_start(&format!("{m}-01")).unwrap_or(now);
     let last_month = service::month_of(first_of(&service::month_of(now)) - 1);
     let month_before = service::month_of(first_of(&last_month) - 1);
@@ -186,10 +192,10 @@ async fn seed_billing(ctx: &Console, ns: &str) -> Result<(), ActionError> {
     }
     for (name, id) in ids {
         let input = match name {
-            "bakery-lund" => Input::Cancel {
+            "dr-okafor" => Input::Cancel {
                 at_period_end: true,
             },
-            "dr-okafor" => Input::PaymentFailed {
+            "bakery-lund" => Input::PaymentFailed {
                 at: now - 3 * 86_400,
                 reference: "demo: card declined".into(),
             },

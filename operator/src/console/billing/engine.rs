@@ -279,9 +279,9 @@ pub async fn tick(ctx: &Console, now: i64) -> Result<TickReport, ActionError> {
     let assistants = match ctx.cluster.list().await {
         Ok(list) => list,
         Err(e) => {
-            report
-                .errors
-                .push(format!("cluster not observed, Assistants left as they are: {e}"));
+            report.errors.push(format!(
+                "cluster not observed, Assistants left as they are: {e}"
+            ));
             return Ok(report);
         }
     };
@@ -320,17 +320,18 @@ pub async fn tick(ctx: &Console, now: i64) -> Result<TickReport, ActionError> {
                 after
             }
             Err(e) => {
-                report.errors.push(format!(
-                    "client {} ({}): {e}",
-                    client.id,
-                    target(client)
-                ));
+                report
+                    .errors
+                    .push(format!("client {} ({}): {e}", client.id, target(client)));
                 continue;
             }
         };
         if let Some(a) = after {
             let point = observed_point(ctx, &a, sub, now);
-            if !last.get(&sub.client_id).is_some_and(|p| same_point(p, &point)) {
+            if !last
+                .get(&sub.client_id)
+                .is_some_and(|p| same_point(p, &point))
+            {
                 points.push((sub.client_id, point));
             }
         }
@@ -445,8 +446,14 @@ mod tests {
             action_for(&assistant(true, Some("non-payment")), NON_PAYMENT),
             None
         );
-        assert_eq!(action_for(&assistant(false, None), ClusterIntent::Serve), None);
-        assert_eq!(action_for(&assistant(true, None), ClusterIntent::Gone), None);
+        assert_eq!(
+            action_for(&assistant(false, None), ClusterIntent::Serve),
+            None
+        );
+        assert_eq!(
+            action_for(&assistant(true, None), ClusterIntent::Gone),
+            None
+        );
     }
 
     #[test]
@@ -454,15 +461,17 @@ mod tests {
         // Suspended by hand (no annotation): neither annotated (paying would lift it) nor
         // resumed.
         assert_eq!(action_for(&assistant(true, None), NON_PAYMENT), None);
-        assert_eq!(action_for(&assistant(true, None), ClusterIntent::Serve), None);
+        assert_eq!(
+            action_for(&assistant(true, None), ClusterIntent::Serve),
+            None
+        );
     }
 
     #[test]
     fn lifts_only_its_own_suspension() {
-        let Some(ClusterAction::Resume(patch)) = action_for(
-            &assistant(true, Some("non-payment")),
-            ClusterIntent::Serve,
-        ) else {
+        let Some(ClusterAction::Resume(patch)) =
+            action_for(&assistant(true, Some("non-payment")), ClusterIntent::Serve)
+        else {
             panic!("expected a resume");
         };
         assert_eq!(

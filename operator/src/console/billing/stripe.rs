@@ -78,9 +78,9 @@ pub fn verify_signature(
     let (timestamp, signatures) = parse_header(header)?;
     let expected = mac(payload, secret, timestamp);
     // verify_slice compares in constant time; every candidate is tried.
-    let matched = signatures
-        .iter()
-        .fold(false, |ok, sig| expected.clone().verify_slice(sig).is_ok() | ok);
+    let matched = signatures.iter().fold(false, |ok, sig| {
+        expected.clone().verify_slice(sig).is_ok() | ok
+    });
     if !matched {
         return Err(SignatureError::Mismatch);
     }
@@ -445,7 +445,11 @@ mod tests {
             br#"{"id":"evt_1","type":"invoice.paid"}"#,
             br#"{"id":"evt_1","type":"invoice.paid","created":"yesterday"}"#,
         ] {
-            assert!(parse_event(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_event(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 
 use super::model::Input;
 use super::{engine, stripe};
-use crate::console::Ctx;
 use crate::console::Console;
+use crate::console::Ctx;
 use crate::console::db::{Db, DbError};
 use crate::console::service::{self, billing};
 
@@ -310,9 +310,7 @@ async fn process(
 
 /// The route's handler.
 pub async fn receive(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
-    let signature = headers
-        .get(SIGNATURE_HEADER)
-        .and_then(|v| v.to_str().ok());
+    let signature = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
     handle(&ctx, signature, &body, service::now())
         .await
         .into_response()

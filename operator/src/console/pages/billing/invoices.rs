@@ -301,9 +301,14 @@ fn invoice_page(
                     }
                 }
             }
-            div.bill-to {
-                h2 { "Bill to" }
-                p { bdi { (inv.bill_to.name) } br; (inv.bill_to.email) br; span.dim { "Assistant " (inv.bill_to.assistant) } }
+            div.parties {
+                div.bill-to {
+                    h2 { "Bill to" }
+                    p { bdi { (inv.bill_to.name) } br; (inv.bill_to.email) br; span.dim { "Assistant " (inv.bill_to.assistant) } }
+                }
+                @if let Some(t) = inv.paid_at {
+                    div.paid-stamp #paid-stamp { "PAID " (day_of(t)) @if let Some(v) = &inv.paid_via { span { " via " (v) } } }
+                }
             }
             table.lines {
                 thead { tr { th { "Description" } th { "From" } th { "To" } th.num { "Days" } th.num { "Monthly" } th.num { "Amount" } } }
@@ -321,9 +326,7 @@ fn invoice_page(
                 tfoot { tr { td colspan="5" { strong { "Total" } } td.num #invoice-total { strong { (money(inv.total_cents, &inv.currency)) } } } }
             }
             @if !inv.note.is_empty() { p.note { (inv.note) } }
-            @if let Some(t) = inv.paid_at {
-                div.paid-stamp #paid-stamp { "PAID " (day_of(t)) @if let Some(v) = &inv.paid_via { span { " via " (v) } } }
-            } @else if is_invoice {
+            @if is_invoice && inv.paid_at.is_none() {
                 p.due-line { "Please pay " strong { (money(inv.total_cents, &inv.currency)) } " by " strong { (day_of(inv.due_at)) } ", quoting " (inv.number) "." }
             }
             p.dim.issued-by { "Issued " (fmt_time(inv.issued_at)) }
