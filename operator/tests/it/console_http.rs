@@ -368,7 +368,7 @@ async fn validation_messages_match_render(app: TestApp) {
         .await;
     assert!(
         r.body
-            .contains("is not one of active, trial, past_due, cancelled")
+            .contains("is not one of trialing, active, past_due, suspended, canceled")
     );
     assert!(
         app.cluster

@@ -403,6 +403,27 @@ impl Db {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Inserts many new subscriptions in one transaction (imports, the benchmark); clients
+    /// that have one already keep it. Returns how many were inserted.
+    pub async fn insert_subscriptions(&self, list: &[Subscription]) -> Result<u64, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let mut n = 0;
+        for s in list {
+            n += bind_subscription(
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                     ON CONFLICT (client_id) DO NOTHING"
+                ))),
+                s,
+            )
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// Stores `s` only if the stored row still has `updated_at == expected_updated_at`
     /// (compare-and-set); `false` when someone else changed it first.
     pub async fn update_subscription_cas(
