@@ -68,6 +68,9 @@ pub struct MemoryCluster {
     state: Mutex<MemState>,
     /// The operator config the simulated operator runs with (default version, plans).
     config: OperatorConfig,
+    /// Writes through the `Cluster` trait (create, patch, delete, Secrets): tests of
+    /// "an idle pass writes nothing".
+    writes: std::sync::atomic::AtomicU64,
 }
 
 fn now_time() -> Time {
@@ -182,7 +185,19 @@ impl MemoryCluster {
         Self {
             state: Mutex::new(MemState::default()),
             config,
+            writes: Default::default(),
         }
+    }
+
+    /// How many writes the console made through the `Cluster` trait so far (attempts
+    /// included: a refused write still reached the API server).
+    pub fn writes(&self) -> u64 {
+        self.writes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn count_write(&self) {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// A few Assistants in different phases, for demos and browser tests.
@@ -490,6 +505,7 @@ impl Cluster for MemoryCluster {
     }
 
     fn create<'a>(&'a self, a: &'a Assistant) -> BoxFuture<'a, Result<Assistant, ClusterError>> {
+        self.count_write();
         let r = (|| {
             let st = self.check()?;
             if st.assistants.contains_key(&key_of(a)) {
@@ -510,6 +526,7 @@ impl Cluster for MemoryCluster {
         name: &'a str,
         patch: Value,
     ) -> BoxFuture<'a, Result<Assistant, ClusterError>> {
+        self.count_write();
         let r = (|| {
             let mut st = self.check()?;
             let key = (ns.to_string(), name.to_string());
@@ -535,6 +552,7 @@ impl Cluster for MemoryCluster {
     }
 
     fn delete<'a>(&'a self, ns: &'a str, name: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
+        self.count_write();
         let r = (|| {
             let mut st = self.check()?;
             let key = (ns.to_string(), name.to_string());
@@ -562,6 +580,7 @@ impl Cluster for MemoryCluster {
     }
 
     fn create_secret<'a>(&'a self, s: &'a Secret) -> BoxFuture<'a, Result<(), ClusterError>> {
+        self.count_write();
         let r = (|| {
             let mut st = self.check()?;
             let key = (
@@ -587,6 +606,7 @@ impl Cluster for MemoryCluster {
         key: &'a str,
         value: &'a str,
     ) -> BoxFuture<'a, Result<(), ClusterError>> {
+        self.count_write();
         let r = (|| {
             let mut st = self.check()?;
             let s = st

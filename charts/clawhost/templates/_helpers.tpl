@@ -124,6 +124,14 @@ Call with (dict "ctx" $ "oauth" true/false).
           items:
             - key: {{ .ctx.Values.accessKey.key }}
               path: access-key/key
+      {{- /* The console's Stripe webhook signing secret (the operator's pods have oauth). */}}
+      {{- if and (not .oauth) .ctx.Values.console.billing.stripe.webhookSecret.name }}
+      - secret:
+          name: {{ .ctx.Values.console.billing.stripe.webhookSecret.name }}
+          items:
+            - key: {{ .ctx.Values.console.billing.stripe.webhookSecret.key }}
+              path: stripe/webhook-secret
+      {{- end }}
 - name: kube-api-access
   projected:
     defaultMode: 0440

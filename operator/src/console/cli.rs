@@ -60,6 +60,26 @@ pub struct ConsoleServerArgs {
     /// "never connected".
     #[arg(long, env = "CLAWHOST_NEVER_CONNECTED_DAYS", default_value_t = 3)]
     never_connected_days: u32,
+    /// File holding the Stripe webhook signing secret (whsec_...), read on each event so a
+    /// renewed Secret applies without a restart. Unset: no payment provider (the webhook
+    /// answers 404; invoices are marked paid in the console).
+    #[arg(long, env = "CLAWHOST_STRIPE_WEBHOOK_SECRET_FILE")]
+    stripe_webhook_secret_file: Option<PathBuf>,
+    /// How far a Stripe event's signed timestamp may be from now (older deliveries are
+    /// refused as replays): 5m, 300s.
+    #[arg(long, env = "CLAWHOST_STRIPE_TOLERANCE", default_value = "5m", value_parser = parse_span)]
+    stripe_tolerance: std::time::Duration,
+    /// How often the billing engine applies due transitions (trial end, grace end,
+    /// cancellation, retention) and keeps suspensions in line: 60s, 5m.
+    #[arg(long, env = "CLAWHOST_BILLING_INTERVAL", default_value = "60s", value_parser = parse_span)]
+    billing_interval: std::time::Duration,
+}
+
+/// A duration flag: 60s, 5m, 1h (at least a second).
+fn parse_span(s: &str) -> Result<std::time::Duration, String> {
+    crate::console::service::handoff::parse_lifetime(s).map_err(|_| {
+        format!("{s:?} is not a duration: use a number with a unit, e.g. 60s, 5m or 1h")
+    })
 }
 
 fn parse_lifetime(s: &str) -> Result<std::time::Duration, String> {
@@ -107,6 +127,9 @@ impl ConsoleServerArgs {
             support_contact: self.support_contact.filter(|c| !c.trim().is_empty()),
             access_key: self.access_key_file,
             never_connected_days: i64::from(self.never_connected_days),
+            stripe_webhook_secret_file: self.stripe_webhook_secret_file,
+            stripe_tolerance: self.stripe_tolerance,
+            billing_interval: self.billing_interval,
             ..Default::default()
         };
         if let Ok(v) = std::env::var("CLAWHOST_CONSOLE_USAGE_INTERVAL_SECONDS")
@@ -130,5 +153,58 @@ impl DbArgs {
         self.database_url
             .clone()
             .unwrap_or_else(super::db::default_url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: ConsoleServerArgs,
+    }
+
+    fn options(args: &[&str]) -> Result<ConsoleOptions, clap::Error> {
+        Cli::try_parse_from(std::iter::once("console").chain(args.iter().copied()))
+            .map(|c| c.server.options())
+    }
+
+    #[test]
+    fn billing_flags_default_to_no_provider_5m_and_60s() {
+        let o = options(&[]).unwrap();
+        assert_eq!(o.stripe_webhook_secret_file, None);
+        assert_eq!(o.stripe_tolerance, std::time::Duration::from_secs(300));
+        assert_eq!(o.billing_interval, std::time::Duration::from_secs(60));
+    }
+
+    #[test]
+    fn billing_flags_are_read() {
+        let o = options(&[
+            "--stripe-webhook-secret-file",
+            "/etc/clawhost/stripe/secret",
+            "--stripe-tolerance",
+            "2m",
+            "--billing-interval",
+            "5m",
+        ])
+        .unwrap();
+        assert_eq!(
+            o.stripe_webhook_secret_file.as_deref(),
+            Some(std::path::Path::new("/etc/clawhost/stripe/secret"))
+        );
+        assert_eq!(o.stripe_tolerance, std::time::Duration::from_secs(120));
+        assert_eq!(o.billing_interval, std::time::Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_bad_duration_is_refused_with_an_example() {
+        for bad in ["soon", "0s", "-5m"] {
+            let flag = format!("--billing-interval={bad}");
+            let e = options(&[&flag]).err().unwrap().to_string();
+            assert!(e.contains("e.g. 60s, 5m or 1h"), "{bad}: {e}");
+        }
     }
 }

@@ -3,7 +3,10 @@
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
-use crate::api::{Assistant, AssistantStatus, Phase, StorageStatus, TailnetStatus};
+use crate::api::{
+    Assistant, AssistantStatus, Phase, SUSPENDED_REASON_ANNOTATION, StorageStatus,
+    SuspensionReason, TailnetStatus,
+};
 use crate::children::ChildNames;
 use crate::children::gateway_statefulset::{
     GATEWAY_CONTAINER, gateway_image, gateway_version, tailscale_hostname,
@@ -167,15 +170,23 @@ fn storage_condition(
     (c, storage)
 }
 
+/// Why billing suspended the Assistant (its reason annotation), when it did.
+fn suspension_reason(a: &Assistant) -> Option<SuspensionReason> {
+    a.metadata
+        .annotations
+        .as_ref()?
+        .get(SUSPENDED_REASON_ANNOTATION)
+        .and_then(|v| SuspensionReason::parse(v))
+}
+
 fn gateway_condition(a: &Assistant, obs: &Observed, generation: Option<i64>) -> Condition {
     if a.spec.suspended {
-        return cond(
-            GATEWAY_READY,
-            false,
-            "Suspended",
-            "the gateway is scaled to zero",
-            generation,
-        );
+        // The Ready condition repeats this message: `kubectl get` shows why.
+        let message = match suspension_reason(a) {
+            Some(r) => format!("{}: the gateway is scaled to zero", r.describe()),
+            None => "the gateway is scaled to zero".to_string(),
+        };
+        return cond(GATEWAY_READY, false, "Suspended", message, generation);
     }
     let Some(pod) = &obs.pod else {
         return cond(
@@ -622,6 +633,71 @@ mod tests {
         assert_eq!(s.phase, Some(Phase::Suspended));
         assert_eq!(get(&s, GATEWAY_READY).reason, "Suspended");
         assert_eq!(get(&s, STORAGE_READY).reason, "Resizing");
+    }
+
+    #[test]
+    fn a_billing_suspension_says_why() {
+        let mut a = assistant("alice");
+        a.spec.suspended = true;
+        let obs = Observed {
+            volume: Some(bound_pvc("10Gi")),
+            ..Default::default()
+        };
+        let by_admin = compute(&a, &config(), &obs);
+        assert_eq!(
+            get(&by_admin, GATEWAY_READY).message,
+            "the gateway is scaled to zero"
+        );
+        for (value, why) in [
+            ("non-payment", "suspended for non-payment"),
+            ("canceled", "suspended: subscription canceled"),
+        ] {
+            a.metadata.annotations = Some(
+                [(SUSPENDED_REASON_ANNOTATION.to_string(), value.to_string())].into(),
+            );
+            let s = compute(&a, &config(), &obs);
+            assert_eq!(s.phase, Some(Phase::Suspended));
+            assert_eq!(get(&s, GATEWAY_READY).reason, "Suspended");
+            assert_eq!(
+                get(&s, GATEWAY_READY).message,
+                format!("{why}: the gateway is scaled to zero")
+            );
+            assert!(get(&s, READY).message.contains(why), "{value}");
+        }
+        // An unknown value is not shown (it is free text anyone with patch rights wrote).
+        a.metadata.annotations = Some(
+            [(SUSPENDED_REASON_ANNOTATION.to_string(), "<b>x</b>".to_string())].into(),
+        );
+        let s = compute(&a, &config(), &obs);
+        assert_eq!(
+            get(&s, GATEWAY_READY).message,
+            "the gateway is scaled to zero"
+        );
+        // Without spec.suspended the annotation says nothing.
+        a.spec.suspended = false;
+        a.metadata.annotations = Some(
+            [(SUSPENDED_REASON_ANNOTATION.to_string(), "non-payment".to_string())].into(),
+        );
+        let s = compute(&a, &config(), &obs);
+        assert!(!get(&s, GATEWAY_READY).message.contains("non-payment"));
+    }
+
+    #[test]
+    fn the_suspension_reason_never_rolls_the_pod() {
+        // Only the restart hash and the name are copied to the pod template: the reason
+        // annotation changing (or going) must not change any child object.
+        let mut a = assistant("alice");
+        a.spec.suspended = true;
+        let plain = crate::children::gateway_statefulset::build(&a, &config()).unwrap();
+        a.metadata.annotations = Some(
+            [(SUSPENDED_REASON_ANNOTATION.to_string(), "non-payment".to_string())].into(),
+        );
+        let annotated = crate::children::gateway_statefulset::build(&a, &config()).unwrap();
+        assert_eq!(plain, annotated);
+        let pvc = |a: &Assistant| crate::children::data_volume::build(a, &config()).unwrap();
+        let mut b = a.clone();
+        b.metadata.annotations = None;
+        assert_eq!(pvc(&a), pvc(&b));
     }
 
     #[test]

@@ -92,6 +92,17 @@ async fn every_route_is_guarded(app: TestApp) {
                 let res = app.send(request(&r.method, &uri, None, "", false)).await;
                 assert_eq!(res.status, StatusCode::NOT_FOUND, "{} {uri}", r.method);
             }
+            // The payment provider's webhook: its signature is the credential, checked
+            // against the configured secret; with none configured it does not exist.
+            Access::Webhook => {
+                assert_eq!(r.method, Method::POST);
+                let res = app.send(request(&r.method, &uri, None, "{}", true)).await;
+                assert_eq!(res.status, StatusCode::NOT_FOUND, "{uri} without a provider");
+                let res = app
+                    .send(request(&r.method, &uri, Some(&app.cookie), "{}", true))
+                    .await;
+                assert_eq!(res.status, StatusCode::NOT_FOUND, "{uri}: a session is no credential");
+            }
             Access::Page => {
                 assert_eq!(r.method, Method::GET, "pages only read");
                 let res = app.send(request(&r.method, &uri, None, "", false)).await;
@@ -292,6 +303,8 @@ async fn state_changing_routes_are_never_get(_app: TestApp) {
                 match r.access {
                     // The handoff POST spends its own link: the token in the path is the credential.
                     Access::Form | Access::LoginForm | Access::Handoff => true,
+                    // A signed provider event.
+                    Access::Webhook => true,
                     Access::Api(scope) => !scope.is_read(),
                     _ => false,
                 },

@@ -9,6 +9,7 @@
 mod console_support;
 
 mod billing_store;
+mod billing_webhook;
 mod console_authz;
 mod console_billing;
 mod console_details;

@@ -306,7 +306,7 @@ pub async fn tick(ctx: &Console, now: i64) -> Result<TickReport, ActionError> {
             continue;
         };
         let intent = state::desired_cluster_at(sub, now);
-        let current = by_key
+        let cached = by_key
             .get(&(client.namespace.as_str(), client.assistant_name.as_str()))
             .map(|a| (***a).clone());
         // A client deleted by an admin keeps its subscription: nothing left to do here
@@ -314,6 +314,29 @@ pub async fn tick(ctx: &Console, now: i64) -> Result<TickReport, ActionError> {
         if client.deleted_at.is_some() && intent != ClusterIntent::Delete {
             continue;
         }
+        // The watch cache may lag a write of ours by a moment: before writing, read the
+        // Assistant itself, so a lagging cache never causes a second write.
+        let needs_write = intent == ClusterIntent::Delete
+            || cached
+                .as_ref()
+                .is_some_and(|a| action_for(a, intent).is_some());
+        let current = if needs_write {
+            match ctx
+                .cluster
+                .get(&client.namespace, &client.assistant_name)
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    report
+                        .errors
+                        .push(format!("client {} ({}): {e}", client.id, target(client)));
+                    continue;
+                }
+            }
+        } else {
+            cached
+        };
         let after = match enforce(ctx, client, sub, &settings, current, now).await {
             Ok((after, writes)) => {
                 report.cluster_writes += writes;

@@ -1,0 +1,543 @@
+//! The Stripe webhook through the HTTP router (signed, wrongly signed, stale, replayed,
+//! unknown, out of order, unconfigured) and the billing engine on the in-memory cluster
+//! with a clock the tests drive (grace period, suspension with its reason, resumption,
+//! admins' suspensions left alone, zero writes when idle, retention's deletion).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use clawhost::api::{Assistant, OnDelete, SUSPENDED_REASON_ANNOTATION};
+use clawhost::console::billing::model::*;
+use clawhost::console::billing::{engine, stripe};
+use clawhost::console::cluster::Cluster;
+use clawhost::console::db::Admin;
+use clawhost::console::service::billing::{self as billing_service, StartSubscription};
+use clawhost::console::{Console, ConsoleOptions, app as console_app, service};
+use http::{Request, StatusCode};
+use serde_json::{Value, json};
+
+use crate::console_support::{NS, Resp, TestApp, send_to};
+
+const SECRET: &str = "whsec_test_5f2b8c1d9e";
+const DAY: i64 = 86_400;
+const PATH: &str = "/billing/stripe/webhook";
+
+/// A console over the test app's database and cluster with the webhook secret in a file
+/// (`None`: no payment provider configured).
+struct Hook {
+    router: Router,
+    ctx: Arc<Console>,
+    _dir: tempfile::TempDir,
+}
+
+fn hook(app: &TestApp, secret: Option<&str>) -> Hook {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("webhook-secret");
+    if let Some(s) = secret {
+        // As a mounted Secret often is: with a trailing newline.
+        std::fs::write(&file, format!("{s}\n")).unwrap();
+    }
+    let opts = ConsoleOptions {
+        namespace: NS.into(),
+        stripe_webhook_secret_file: secret.map(|_| file),
+        ..Default::default()
+    };
+    let ctx = Console::new(
+        app.ctx.db.clone(),
+        app.cluster.clone(),
+        app.ctx.config.clone(),
+        opts,
+    );
+    Hook {
+        router: console_app(ctx.clone()),
+        ctx,
+        _dir: dir,
+    }
+}
+
+async fn deliver(h: &Hook, body: &str, signature: Option<&str>) -> Resp {
+    let mut r = Request::post(PATH).header("content-type", "application/json");
+    if let Some(s) = signature {
+        r = r.header("stripe-signature", s);
+    }
+    send_to(&h.router, r.body(Body::from(body.to_string())).unwrap()).await
+}
+
+/// Delivers `body` signed with the right secret now.
+async fn deliver_signed(h: &Hook, body: &str) -> Resp {
+    let sig = stripe::sign(body.as_bytes(), SECRET.as_bytes(), service::now());
+    deliver(h, body, Some(&sig)).await
+}
+
+fn event(id: &str, type_: &str, created: i64, object: Value) -> String {
+    json!({"id": id, "object": "event", "type": type_, "created": created,
+           "livemode": false, "data": {"object": object}})
+    .to_string()
+}
+
+fn invoice_event(id: &str, type_: &str, created: i64, customer: &str) -> String {
+    event(
+        id,
+        type_,
+        created,
+        json!({"id": format!("in_{id}"), "object": "invoice", "customer": customer,
+               "number": format!("STRIPE-{id}")}),
+    )
+}
+
+fn admin(app: &TestApp) -> Admin {
+    Admin {
+        id: app.admin,
+        email: "admin@example.com".into(),
+    }
+}
+
+/// Starts `assistant`'s subscription (no trial) at `now`; returns the client id.
+async fn subscribe(app: &TestApp, assistant: &str, customer: Option<&str>, now: i64) -> i64 {
+    let id = app.client_id(assistant).await;
+    billing_service::start_subscription(
+        &app.ctx,
+        &admin(app),
+        id,
+        &StartSubscription {
+            external_customer_id: customer.map(str::to_string),
+            skip_trial: true,
+        },
+        now,
+    )
+    .await
+    .unwrap();
+    id
+}
+
+async fn sub(app: &TestApp, id: i64) -> Subscription {
+    app.ctx.db.subscription(id).await.unwrap().unwrap()
+}
+
+async fn assistant(app: &TestApp, name: &str) -> Option<Assistant> {
+    app.cluster.get(NS, name).await.unwrap()
+}
+
+fn reason_of(a: &Assistant) -> Option<String> {
+    a.metadata
+        .annotations
+        .as_ref()
+        .and_then(|m| m.get(SUSPENDED_REASON_ANNOTATION).cloned())
+}
+
+async fn actions(app: &TestApp, id: i64) -> Vec<String> {
+    let mut list: Vec<_> = app
+        .ctx
+        .db
+        .audit_events(Some(id), 1000, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{} {}", e.actor, e.action))
+        .collect();
+    list.reverse();
+    list
+}
+
+async fn stored_events(app: &TestApp) -> Vec<clawhost::console::billing::webhook::ProviderEvent> {
+    app.ctx.db.provider_events(None, 100).await.unwrap()
+}
+
+async fn signed_event_is_applied(app: TestApp) {
+    let now = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), now).await;
+    let h = hook(&app, Some(SECRET));
+    let body = invoice_event("evt_fail1", "invoice.payment_failed", now, "cus_ACME");
+    let r = deliver_signed(&h, &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["outcome"], "applied: payment_failed");
+    let s = sub(&app, id).await;
+    assert_eq!(s.state, SubscriptionState::PastDue);
+    assert_eq!(s.suspend_at, Some(now + 7 * DAY));
+    assert_eq!(s.last_provider_event_at, Some(now));
+    assert!(actions(&app, id).await.contains(&"stripe billing.payment_failed".to_string()));
+    let stored = stored_events(&app).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].event_id, "evt_fail1");
+    assert_eq!(stored[0].client_id, Some(id));
+    assert_eq!(stored[0].outcome, "applied: payment_failed");
+    // The client record's billing status follows the state.
+    let c = app.ctx.db.client(id).await.unwrap().unwrap();
+    assert_eq!(c.billing_status, "past_due");
+    // Still serving during the grace period: the webhook's enforcement wrote nothing.
+    assert!(!assistant(&app, "acme-legal").await.unwrap().spec.suspended);
+}
+
+async fn wrongly_signed_or_stale_events_are_refused(app: TestApp) {
+    let now = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), now).await;
+    let h = hook(&app, Some(SECRET));
+    let audit_before = app.audit_count().await;
+    let body = invoice_event("evt_bad", "invoice.payment_failed", now, "cus_ACME");
+    let wrong = stripe::sign(body.as_bytes(), b"whsec_someone_else", now);
+    let stale = stripe::sign(body.as_bytes(), SECRET.as_bytes(), now - 301);
+    let future = stripe::sign(body.as_bytes(), SECRET.as_bytes(), now + 3600);
+    let right = stripe::sign(body.as_bytes(), SECRET.as_bytes(), now);
+    let tampered = body.replace("payment_failed", "paid");
+    for (what, body, sig, want) in [
+        ("wrong secret", body.as_str(), Some(wrong.as_str()), "no v1 signature matches"),
+        ("tampered", tampered.as_str(), Some(right.as_str()), "no v1 signature matches"),
+        ("stale", body.as_str(), Some(stale.as_str()), "tolerance"),
+        ("from the future", body.as_str(), Some(future.as_str()), "tolerance"),
+        ("unsigned", body.as_str(), None, "missing Stripe-Signature"),
+        ("garbage header", body.as_str(), Some("t=now,v1=zz"), "malformed"),
+    ] {
+        let r = deliver(&h, body, sig).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.body);
+        let msg = r.json()["error"].as_str().unwrap().to_string();
+        assert!(msg.contains(want), "{what}: {msg}");
+        assert!(!r.body.contains(SECRET), "{what}: the secret leaked");
+    }
+    // Nothing stored, nothing applied, nothing audited.
+    assert!(stored_events(&app).await.is_empty());
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
+    assert_eq!(app.audit_count().await, audit_before);
+    // A signed body that is not an event: 400, not stored.
+    let r = deliver_signed(&h, "{\"hello\":1}").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(stored_events(&app).await.is_empty());
+}
+
+async fn a_replayed_event_is_stored_and_applied_once(app: TestApp) {
+    let now = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), now).await;
+    let h = hook(&app, Some(SECRET));
+    let fail = invoice_event("evt_once", "invoice.payment_failed", now, "cus_ACME");
+    assert_eq!(deliver_signed(&h, &fail).await.json()["outcome"], "applied: payment_failed");
+    // The client pays, then the same failure event is delivered again (a retry, a replay
+    // within the tolerance window): acknowledged, not applied.
+    let paid = invoice_event("evt_paid", "invoice.paid", now, "cus_ACME");
+    assert_eq!(deliver_signed(&h, &paid).await.json()["outcome"], "applied: payment_succeeded");
+    let again = deliver_signed(&h, &fail).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json(), json!({"received": true, "duplicate": true}));
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
+    assert_eq!(stored_events(&app).await.len(), 2);
+    let failed = actions(&app, id)
+        .await
+        .iter()
+        .filter(|a| *a == "stripe billing.payment_failed")
+        .count();
+    assert_eq!(failed, 1);
+}
+
+async fn unknown_events_and_customers_are_acknowledged(app: TestApp) {
+    let now = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), now).await;
+    let h = hook(&app, Some(SECRET));
+    let audit_before = app.audit_count().await;
+    let unknown_type = event(
+        "evt_charge",
+        "charge.succeeded",
+        now,
+        json!({"id": "ch_1", "customer": "cus_ACME"}),
+    );
+    let r = deliver_signed(&h, &unknown_type).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["outcome"].as_str().unwrap().starts_with("ignored: "));
+    let unknown_customer = invoice_event("evt_other", "invoice.payment_failed", now, "cus_NOBODY");
+    let r = deliver_signed(&h, &unknown_customer).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["outcome"], "ignored: unknown customer");
+    // Both stored (idempotent by id), neither applied.
+    let stored = stored_events(&app).await;
+    assert_eq!(stored.len(), 2);
+    assert!(stored.iter().all(|e| e.outcome.starts_with("ignored: ")));
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
+    assert_eq!(app.audit_count().await, audit_before);
+}
+
+async fn an_older_subscription_event_arriving_late_is_ignored(app: TestApp) {
+    let now = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), now).await;
+    let h = hook(&app, Some(SECRET));
+    let period_end = now + 20 * DAY;
+    let newer = event(
+        "evt_sub_new",
+        "customer.subscription.updated",
+        now + 100,
+        json!({"id": "sub_1", "customer": "cus_ACME", "status": "active",
+               "cancel_at_period_end": true, "current_period_end": period_end}),
+    );
+    let older = event(
+        "evt_sub_old",
+        "customer.subscription.updated",
+        now + 50,
+        json!({"id": "sub_1", "customer": "cus_ACME", "status": "active",
+               "cancel_at_period_end": false, "current_period_end": period_end}),
+    );
+    assert_eq!(deliver_signed(&h, &newer).await.json()["outcome"], "applied: cancel_scheduled");
+    let r = deliver_signed(&h, &older).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let outcome = r.json()["outcome"].as_str().unwrap().to_string();
+    assert!(outcome.starts_with("ignored: older than"), "{outcome}");
+    let s = sub(&app, id).await;
+    assert_eq!(s.cancel_at, Some(period_end), "the late event did not unschedule it");
+    assert_eq!(s.last_provider_event_at, Some(now + 100));
+}
+
+async fn no_secret_configured_is_404(app: TestApp) {
+    let now = service::now();
+    subscribe(&app, "acme-legal", Some("cus_ACME"), now).await;
+    // The test app's own console has no provider configured.
+    let body = invoice_event("evt_x", "invoice.payment_failed", now, "cus_ACME");
+    let sig = stripe::sign(body.as_bytes(), SECRET.as_bytes(), now);
+    let r = send_to(
+        &app.router,
+        Request::post(PATH)
+            .header("stripe-signature", sig)
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert_eq!(r.json()["error"], "no payment provider configured");
+    assert!(stored_events(&app).await.is_empty());
+}
+
+async fn an_oversized_body_is_refused(app: TestApp) {
+    let h = hook(&app, Some(SECRET));
+    let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(300 * 1024));
+    let r = deliver_signed(&h, &big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(stored_events(&app).await.is_empty());
+}
+
+/// Payment failure → grace → suspension with the reason → payment → resumed; idle passes
+/// write nothing.
+async fn grace_then_suspension_then_payment_resumes(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    let before = assistant(&app, "acme-legal").await.unwrap();
+    let fail = invoice_event("evt_f", "invoice.payment_failed", t0, "cus_ACME");
+    deliver_signed(&h, &fail).await;
+
+    // Before the grace period ends: nothing happens.
+    let writes = app.cluster.writes();
+    let r = engine::tick(&h.ctx, t0 + 7 * DAY - 1).await.unwrap();
+    assert_eq!((r.transitions, r.cluster_writes), (0, 0), "{r:?}");
+    assert_eq!(app.cluster.writes(), writes);
+    assert!(!assistant(&app, "acme-legal").await.unwrap().spec.suspended);
+
+    // After: suspended with the reason, the volume untouched.
+    let r = engine::tick(&h.ctx, t0 + 7 * DAY + 1).await.unwrap();
+    assert_eq!((r.transitions, r.cluster_writes), (1, 1), "{r:?}");
+    assert!(r.errors.is_empty(), "{r:?}");
+    let s = sub(&app, id).await;
+    assert_eq!(s.state, SubscriptionState::Suspended);
+    assert_eq!(s.suspension_reason, Some(SuspensionReason::NonPayment));
+    let a = assistant(&app, "acme-legal").await.unwrap();
+    assert!(a.spec.suspended);
+    assert_eq!(reason_of(&a).as_deref(), Some("non-payment"));
+    assert_eq!(a.spec.storage, before.spec.storage, "volume settings untouched");
+    assert_eq!(a.spec.plan, before.spec.plan);
+    let status = a.status.as_ref().unwrap();
+    assert_eq!(status.phase, Some(clawhost::api::Phase::Suspended));
+    assert_eq!(status.storage, before.status.as_ref().unwrap().storage, "volume kept");
+    let log = actions(&app, id).await;
+    assert!(log.contains(&"billing billing.grace_expired".to_string()), "{log:?}");
+    assert!(log.contains(&"billing billing.suspend".to_string()), "{log:?}");
+    let suspend = app
+        .ctx
+        .db
+        .audit_events(Some(id), 100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "billing.suspend")
+        .unwrap();
+    assert!(suspend.after.unwrap().contains("non-payment"));
+    // The timeline shows the suspension (invoices are computed from it).
+    let last = app.ctx.db.timeline(id).await.unwrap().pop().unwrap();
+    assert!(last.suspended && last.state == SubscriptionState::Suspended);
+
+    // Idle passes: zero writes to the cluster, no new timeline points.
+    let writes = app.cluster.writes();
+    for k in 2..5 {
+        let r = engine::tick(&h.ctx, t0 + 7 * DAY + k).await.unwrap();
+        assert_eq!(r, engine::TickReport::default(), "pass {k}");
+    }
+    assert_eq!(app.cluster.writes(), writes);
+
+    // Paying resumes at once (not at the next pass).
+    let paid = invoice_event("evt_p", "invoice.paid", t0 + 8 * DAY, "cus_ACME");
+    let r = deliver_signed(&h, &paid).await;
+    assert_eq!(r.json()["outcome"], "applied: payment_succeeded");
+    let a = assistant(&app, "acme-legal").await.unwrap();
+    assert!(!a.spec.suspended);
+    assert_eq!(reason_of(&a), None);
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
+    assert!(actions(&app, id).await.contains(&"billing billing.resume".to_string()));
+    let writes = app.cluster.writes();
+    let r = engine::tick(&h.ctx, service::now() + 60).await.unwrap();
+    assert_eq!(r.cluster_writes, 0, "{r:?}");
+    assert_eq!(app.cluster.writes(), writes);
+}
+
+/// An admin's suspension (no reason annotation) is never lifted by a payment, nor taken
+/// over by billing.
+async fn an_admins_suspension_is_not_lifted_by_a_payment(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    service::set_suspended(&app.ctx, &admin(&app), id, true)
+        .await
+        .unwrap();
+    let h = hook(&app, Some(SECRET));
+    deliver_signed(&h, &invoice_event("evt_f", "invoice.payment_failed", t0, "cus_ACME")).await;
+    let writes = app.cluster.writes();
+    let r = engine::tick(&h.ctx, t0 + 8 * DAY).await.unwrap();
+    assert_eq!((r.transitions, r.cluster_writes), (1, 0), "{r:?}");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Suspended);
+    let r = deliver_signed(&h, &invoice_event("evt_p", "invoice.paid", t0 + DAY, "cus_ACME")).await;
+    assert_eq!(r.json()["outcome"], "applied: payment_succeeded");
+    engine::tick(&h.ctx, t0 + 9 * DAY).await.unwrap();
+    assert_eq!(app.cluster.writes(), writes, "billing never touched it");
+    let a = assistant(&app, "acme-legal").await.unwrap();
+    assert!(a.spec.suspended, "still suspended as the admin asked");
+    assert_eq!(reason_of(&a), None);
+}
+
+/// While the cluster cannot be observed the engine still moves subscriptions (database)
+/// but acts on no Assistant; once it can, the next pass catches up.
+async fn an_unreachable_cluster_defers_enforcement(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    deliver_signed(&h, &invoice_event("evt_f", "invoice.payment_failed", t0, "cus_ACME")).await;
+    app.cluster.set_unreachable(Some("connection refused"));
+    let r = engine::tick(&h.ctx, t0 + 8 * DAY).await.unwrap();
+    assert_eq!((r.transitions, r.cluster_writes), (1, 0), "{r:?}");
+    assert!(r.errors.iter().any(|e| e.contains("cluster not observed")), "{r:?}");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Suspended);
+    app.cluster.set_unreachable(None);
+    assert!(!assistant(&app, "acme-legal").await.unwrap().spec.suspended);
+    let r = engine::tick(&h.ctx, t0 + 8 * DAY + 60).await.unwrap();
+    assert_eq!((r.transitions, r.cluster_writes), (0, 1), "{r:?}");
+    assert!(assistant(&app, "acme-legal").await.unwrap().spec.suspended);
+}
+
+/// Without a payment provider, an invoice of ours unpaid past its due date is a failed
+/// payment; marking it paid in the console resumes the client.
+async fn an_own_invoice_unpaid_past_due_fails_the_payment(app: TestApp) {
+    // 2026-10-05 12:00 UTC: the subscription starts; October is invoiced in November.
+    let t0 = 1_791_201_600;
+    let price = NewPrice {
+        plan: "standard".into(),
+        currency: "EUR".into(),
+        monthly: "30".into(),
+        ..Default::default()
+    };
+    billing_service::set_price(&app.ctx, &admin(&app), &price, t0)
+        .await
+        .unwrap();
+    let id = subscribe(&app, "acme-legal", None, t0).await;
+    let nov = 1_793_491_200; // 2026-11-01 00:00 UTC
+    let run = billing_service::run_invoices(&app.ctx, "admin@example.com", "2026-10", nov + 3600)
+        .await
+        .unwrap();
+    assert_eq!(run.issued.len(), 1, "{run:?}");
+    let inv = billing_service::invoice(&app.ctx, &run.issued[0]).await.unwrap();
+    assert_eq!(inv.client_id, id);
+    let r = engine::tick(&app.ctx, inv.due_at - 1).await.unwrap();
+    assert_eq!(r.transitions, 0, "{r:?}");
+    let r = engine::tick(&app.ctx, inv.due_at).await.unwrap();
+    assert_eq!(r.transitions, 1, "{r:?}");
+    let s = sub(&app, id).await;
+    assert_eq!(s.state, SubscriptionState::PastDue);
+    assert_eq!(s.past_due_since, Some(inv.due_at));
+    // Grace over: suspended; marked paid in the console: resumed by the next pass.
+    let grace_end = inv.due_at + 7 * DAY;
+    engine::tick(&app.ctx, grace_end).await.unwrap();
+    assert!(assistant(&app, "acme-legal").await.unwrap().spec.suspended);
+    billing_service::mark_paid(&app.ctx, "admin@example.com", &inv.number, "console", grace_end + 60)
+        .await
+        .unwrap();
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
+    let r = engine::tick(&app.ctx, grace_end + 120).await.unwrap();
+    assert_eq!(r.cluster_writes, 1, "{r:?}");
+    let a = assistant(&app, "acme-legal").await.unwrap();
+    assert!(!a.spec.suspended && reason_of(&a).is_none());
+}
+
+/// A canceled client is suspended with the reason `canceled`, then deleted with the
+/// configured volume policy when retention ends; once.
+async fn retention_end_deletes_with_the_volume_policy(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", None, t0).await;
+    let mut settings = billing_service::settings(&app.ctx).await.unwrap();
+    settings.canceled_volume = VolumeOnCancel::Delete;
+    billing_service::update_settings(&app.ctx, &admin(&app), &settings, t0)
+        .await
+        .unwrap();
+    billing_service::apply(
+        &app.ctx,
+        "admin@example.com",
+        id,
+        &Input::Cancel {
+            at_period_end: false,
+        },
+        t0,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let r = engine::tick(&app.ctx, t0 + 60).await.unwrap();
+    assert_eq!(r.cluster_writes, 1, "{r:?}");
+    let a = assistant(&app, "acme-legal").await.unwrap();
+    assert!(a.spec.suspended);
+    assert_eq!(reason_of(&a).as_deref(), Some("canceled"));
+    assert_eq!(a.storage().on_delete, OnDelete::Retain);
+    // One second before retention ends: still there.
+    let delete_at = sub(&app, id).await.delete_at.unwrap();
+    let r = engine::tick(&app.ctx, delete_at - 1).await.unwrap();
+    assert_eq!(r.cluster_writes, 0, "{r:?}");
+    assert!(assistant(&app, "acme-legal").await.is_some());
+    // Retention over: the volume policy is set, then the Assistant deleted.
+    let r = engine::tick(&app.ctx, delete_at).await.unwrap();
+    assert_eq!(r.cluster_writes, 2, "{r:?}");
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert!(assistant(&app, "acme-legal").await.is_none());
+    let s = sub(&app, id).await;
+    assert_eq!(s.deleted_at, Some(delete_at));
+    let c = app.ctx.db.client(id).await.unwrap().unwrap();
+    assert_eq!(c.deleted_at, Some(delete_at));
+    let deletion = app
+        .ctx
+        .db
+        .audit_events(Some(id), 100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "billing.delete")
+        .unwrap();
+    assert_eq!(deletion.actor, "billing");
+    assert!(deletion.after.unwrap().contains("\"volume\":\"Delete\""));
+    assert!(actions(&app, id).await.contains(&"billing billing.deleted".to_string()));
+    // Once: later passes do nothing.
+    let writes = app.cluster.writes();
+    let r = engine::tick(&app.ctx, delete_at + 60).await.unwrap();
+    assert_eq!(r, engine::TickReport::default());
+    assert_eq!(app.cluster.writes(), writes);
+}
+
+both_backends!(
+    signed_event_is_applied,
+    wrongly_signed_or_stale_events_are_refused,
+    a_replayed_event_is_stored_and_applied_once,
+    unknown_events_and_customers_are_acknowledged,
+    an_older_subscription_event_arriving_late_is_ignored,
+    no_secret_configured_is_404,
+    an_oversized_body_is_refused,
+    grace_then_suspension_then_payment_resumes,
+    an_admins_suspension_is_not_lifted_by_a_payment,
+    an_unreachable_cluster_defers_enforcement,
+    an_own_invoice_unpaid_past_due_fails_the_payment,
+    retention_end_deletes_with_the_volume_policy,
+);
