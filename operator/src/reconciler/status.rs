@@ -652,9 +652,8 @@ mod tests {
             ("non-payment", "suspended for non-payment"),
             ("canceled", "suspended: subscription canceled"),
         ] {
-            a.metadata.annotations = Some(
-                [(SUSPENDED_REASON_ANNOTATION.to_string(), value.to_string())].into(),
-            );
+            a.metadata.annotations =
+                Some([(SUSPENDED_REASON_ANNOTATION.to_string(), value.to_string())].into());
             let s = compute(&a, &config(), &obs);
             assert_eq!(s.phase, Some(Phase::Suspended));
             assert_eq!(get(&s, GATEWAY_READY).reason, "Suspended");
@@ -666,7 +665,11 @@ mod tests {
         }
         // An unknown value is not shown (it is free text anyone with patch rights wrote).
         a.metadata.annotations = Some(
-            [(SUSPENDED_REASON_ANNOTATION.to_string(), "<b>x</b>".to_string())].into(),
+            [(
+                SUSPENDED_REASON_ANNOTATION.to_string(),
+                "<b>x</b>".to_string(),
+            )]
+            .into(),
         );
         let s = compute(&a, &config(), &obs);
         assert_eq!(
@@ -676,7 +679,11 @@ mod tests {
         // Without spec.suspended the annotation says nothing.
         a.spec.suspended = false;
         a.metadata.annotations = Some(
-            [(SUSPENDED_REASON_ANNOTATION.to_string(), "non-payment".to_string())].into(),
+            [(
+                SUSPENDED_REASON_ANNOTATION.to_string(),
+                "non-payment".to_string(),
+            )]
+            .into(),
         );
         let s = compute(&a, &config(), &obs);
         assert!(!get(&s, GATEWAY_READY).message.contains("non-payment"));
@@ -690,7 +697,11 @@ mod tests {
         a.spec.suspended = true;
         let plain = crate::children::gateway_statefulset::build(&a, &config()).unwrap();
         a.metadata.annotations = Some(
-            [(SUSPENDED_REASON_ANNOTATION.to_string(), "non-payment".to_string())].into(),
+            [(
+                SUSPENDED_REASON_ANNOTATION.to_string(),
+                "non-payment".to_string(),
+            )]
+            .into(),
         );
         let annotated = crate::children::gateway_statefulset::build(&a, &config()).unwrap();
         assert_eq!(plain, annotated);

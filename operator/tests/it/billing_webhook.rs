@@ -156,7 +156,11 @@ async fn signed_event_is_applied(app: TestApp) {
     assert_eq!(s.state, SubscriptionState::PastDue);
     assert_eq!(s.suspend_at, Some(now + 7 * DAY));
     assert_eq!(s.last_provider_event_at, Some(now));
-    assert!(actions(&app, id).await.contains(&"stripe billing.payment_failed".to_string()));
+    assert!(
+        actions(&app, id)
+            .await
+            .contains(&"stripe billing.payment_failed".to_string())
+    );
     let stored = stored_events(&app).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].event_id, "evt_fail1");
@@ -181,12 +185,32 @@ async fn wrongly_signed_or_stale_events_are_refused(app: TestApp) {
     let right = stripe::sign(body.as_bytes(), SECRET.as_bytes(), now);
     let tampered = body.replace("payment_failed", "paid");
     for (what, body, sig, want) in [
-        ("wrong secret", body.as_str(), Some(wrong.as_str()), "no v1 signature matches"),
-        ("tampered", tampered.as_str(), Some(right.as_str()), "no v1 signature matches"),
+        (
+            "wrong secret",
+            body.as_str(),
+            Some(wrong.as_str()),
+            "no v1 signature matches",
+        ),
+        (
+            "tampered",
+            tampered.as_str(),
+            Some(right.as_str()),
+            "no v1 signature matches",
+        ),
         ("stale", body.as_str(), Some(stale.as_str()), "tolerance"),
-        ("from the future", body.as_str(), Some(future.as_str()), "tolerance"),
+        (
+            "from the future",
+            body.as_str(),
+            Some(future.as_str()),
+            "tolerance",
+        ),
         ("unsigned", body.as_str(), None, "missing Stripe-Signature"),
-        ("garbage header", body.as_str(), Some("t=now,v1=zz"), "malformed"),
+        (
+            "garbage header",
+            body.as_str(),
+            Some("t=now,v1=zz"),
+            "malformed",
+        ),
     ] {
         let r = deliver(&h, body, sig).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{what}: {}", r.body);
@@ -209,11 +233,17 @@ async fn a_replayed_event_is_stored_and_applied_once(app: TestApp) {
     let id = subscribe(&app, "acme-legal", Some("cus_ACME"), now).await;
     let h = hook(&app, Some(SECRET));
     let fail = invoice_event("evt_once", "invoice.payment_failed", now, "cus_ACME");
-    assert_eq!(deliver_signed(&h, &fail).await.json()["outcome"], "applied: payment_failed");
+    assert_eq!(
+        deliver_signed(&h, &fail).await.json()["outcome"],
+        "applied: payment_failed"
+    );
     // The client pays, then the same failure event is delivered again (a retry, a replay
     // within the tolerance window): acknowledged, not applied.
     let paid = invoice_event("evt_paid", "invoice.paid", now, "cus_ACME");
-    assert_eq!(deliver_signed(&h, &paid).await.json()["outcome"], "applied: payment_succeeded");
+    assert_eq!(
+        deliver_signed(&h, &paid).await.json()["outcome"],
+        "applied: payment_succeeded"
+    );
     let again = deliver_signed(&h, &fail).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.json(), json!({"received": true, "duplicate": true}));
@@ -240,7 +270,12 @@ async fn unknown_events_and_customers_are_acknowledged(app: TestApp) {
     );
     let r = deliver_signed(&h, &unknown_type).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.json()["outcome"].as_str().unwrap().starts_with("ignored: "));
+    assert!(
+        r.json()["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("ignored: ")
+    );
     let unknown_customer = invoice_event("evt_other", "invoice.payment_failed", now, "cus_NOBODY");
     let r = deliver_signed(&h, &unknown_customer).await;
     assert_eq!(r.status, StatusCode::OK);
@@ -272,13 +307,20 @@ async fn an_older_subscription_event_arriving_late_is_ignored(app: TestApp) {
         json!({"id": "sub_1", "customer": "cus_ACME", "status": "active",
                "cancel_at_period_end": false, "current_period_end": period_end}),
     );
-    assert_eq!(deliver_signed(&h, &newer).await.json()["outcome"], "applied: cancel_scheduled");
+    assert_eq!(
+        deliver_signed(&h, &newer).await.json()["outcome"],
+        "applied: cancel_scheduled"
+    );
     let r = deliver_signed(&h, &older).await;
     assert_eq!(r.status, StatusCode::OK);
     let outcome = r.json()["outcome"].as_str().unwrap().to_string();
     assert!(outcome.starts_with("ignored: older than"), "{outcome}");
     let s = sub(&app, id).await;
-    assert_eq!(s.cancel_at, Some(period_end), "the late event did not unschedule it");
+    assert_eq!(
+        s.cancel_at,
+        Some(period_end),
+        "the late event did not unschedule it"
+    );
     assert_eq!(s.last_provider_event_at, Some(now + 100));
 }
 
@@ -336,14 +378,27 @@ async fn grace_then_suspension_then_payment_resumes(app: TestApp) {
     let a = assistant(&app, "acme-legal").await.unwrap();
     assert!(a.spec.suspended);
     assert_eq!(reason_of(&a).as_deref(), Some("non-payment"));
-    assert_eq!(a.spec.storage, before.spec.storage, "volume settings untouched");
+    assert_eq!(
+        a.spec.storage, before.spec.storage,
+        "volume settings untouched"
+    );
     assert_eq!(a.spec.plan, before.spec.plan);
     let status = a.status.as_ref().unwrap();
     assert_eq!(status.phase, Some(clawhost::api::Phase::Suspended));
-    assert_eq!(status.storage, before.status.as_ref().unwrap().storage, "volume kept");
+    assert_eq!(
+        status.storage,
+        before.status.as_ref().unwrap().storage,
+        "volume kept"
+    );
     let log = actions(&app, id).await;
-    assert!(log.contains(&"billing billing.grace_expired".to_string()), "{log:?}");
-    assert!(log.contains(&"billing billing.suspend".to_string()), "{log:?}");
+    assert!(
+        log.contains(&"billing billing.grace_expired".to_string()),
+        "{log:?}"
+    );
+    assert!(
+        log.contains(&"billing billing.suspend".to_string()),
+        "{log:?}"
+    );
     let suspend = app
         .ctx
         .db
@@ -374,7 +429,11 @@ async fn grace_then_suspension_then_payment_resumes(app: TestApp) {
     assert!(!a.spec.suspended);
     assert_eq!(reason_of(&a), None);
     assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
-    assert!(actions(&app, id).await.contains(&"billing billing.resume".to_string()));
+    assert!(
+        actions(&app, id)
+            .await
+            .contains(&"billing billing.resume".to_string())
+    );
     let writes = app.cluster.writes();
     let r = engine::tick(&h.ctx, service::now() + 60).await.unwrap();
     assert_eq!(r.cluster_writes, 0, "{r:?}");
@@ -390,12 +449,20 @@ async fn an_admins_suspension_is_not_lifted_by_a_payment(app: TestApp) {
         .await
         .unwrap();
     let h = hook(&app, Some(SECRET));
-    deliver_signed(&h, &invoice_event("evt_f", "invoice.payment_failed", t0, "cus_ACME")).await;
+    deliver_signed(
+        &h,
+        &invoice_event("evt_f", "invoice.payment_failed", t0, "cus_ACME"),
+    )
+    .await;
     let writes = app.cluster.writes();
     let r = engine::tick(&h.ctx, t0 + 8 * DAY).await.unwrap();
     assert_eq!((r.transitions, r.cluster_writes), (1, 0), "{r:?}");
     assert_eq!(sub(&app, id).await.state, SubscriptionState::Suspended);
-    let r = deliver_signed(&h, &invoice_event("evt_p", "invoice.paid", t0 + DAY, "cus_ACME")).await;
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_p", "invoice.paid", t0 + DAY, "cus_ACME"),
+    )
+    .await;
     assert_eq!(r.json()["outcome"], "applied: payment_succeeded");
     engine::tick(&h.ctx, t0 + 9 * DAY).await.unwrap();
     assert_eq!(app.cluster.writes(), writes, "billing never touched it");
@@ -410,11 +477,18 @@ async fn an_unreachable_cluster_defers_enforcement(app: TestApp) {
     let t0 = service::now();
     let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
     let h = hook(&app, Some(SECRET));
-    deliver_signed(&h, &invoice_event("evt_f", "invoice.payment_failed", t0, "cus_ACME")).await;
+    deliver_signed(
+        &h,
+        &invoice_event("evt_f", "invoice.payment_failed", t0, "cus_ACME"),
+    )
+    .await;
     app.cluster.set_unreachable(Some("connection refused"));
     let r = engine::tick(&h.ctx, t0 + 8 * DAY).await.unwrap();
     assert_eq!((r.transitions, r.cluster_writes), (1, 0), "{r:?}");
-    assert!(r.errors.iter().any(|e| e.contains("cluster not observed")), "{r:?}");
+    assert!(
+        r.errors.iter().any(|e| e.contains("cluster not observed")),
+        "{r:?}"
+    );
     assert_eq!(sub(&app, id).await.state, SubscriptionState::Suspended);
     app.cluster.set_unreachable(None);
     assert!(!assistant(&app, "acme-legal").await.unwrap().spec.suspended);
@@ -443,7 +517,9 @@ async fn an_own_invoice_unpaid_past_due_fails_the_payment(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(run.issued.len(), 1, "{run:?}");
-    let inv = billing_service::invoice(&app.ctx, &run.issued[0]).await.unwrap();
+    let inv = billing_service::invoice(&app.ctx, &run.issued[0])
+        .await
+        .unwrap();
     assert_eq!(inv.client_id, id);
     let r = engine::tick(&app.ctx, inv.due_at - 1).await.unwrap();
     assert_eq!(r.transitions, 0, "{r:?}");
@@ -456,9 +532,15 @@ async fn an_own_invoice_unpaid_past_due_fails_the_payment(app: TestApp) {
     let grace_end = inv.due_at + 7 * DAY;
     engine::tick(&app.ctx, grace_end).await.unwrap();
     assert!(assistant(&app, "acme-legal").await.unwrap().spec.suspended);
-    billing_service::mark_paid(&app.ctx, "admin@example.com", &inv.number, "console", grace_end + 60)
-        .await
-        .unwrap();
+    billing_service::mark_paid(
+        &app.ctx,
+        "admin@example.com",
+        &inv.number,
+        "console",
+        grace_end + 60,
+    )
+    .await
+    .unwrap();
     assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
     let r = engine::tick(&app.ctx, grace_end + 120).await.unwrap();
     assert_eq!(r.cluster_writes, 1, "{r:?}");
@@ -519,7 +601,11 @@ async fn retention_end_deletes_with_the_volume_policy(app: TestApp) {
         .unwrap();
     assert_eq!(deletion.actor, "billing");
     assert!(deletion.after.unwrap().contains("\"volume\":\"Delete\""));
-    assert!(actions(&app, id).await.contains(&"billing billing.deleted".to_string()));
+    assert!(
+        actions(&app, id)
+            .await
+            .contains(&"billing billing.deleted".to_string())
+    );
     // Once: later passes do nothing.
     let writes = app.cluster.writes();
     let r = engine::tick(&app.ctx, delete_at + 60).await.unwrap();

@@ -97,11 +97,19 @@ async fn every_route_is_guarded(app: TestApp) {
             Access::Webhook => {
                 assert_eq!(r.method, Method::POST);
                 let res = app.send(request(&r.method, &uri, None, "{}", true)).await;
-                assert_eq!(res.status, StatusCode::NOT_FOUND, "{uri} without a provider");
+                assert_eq!(
+                    res.status,
+                    StatusCode::NOT_FOUND,
+                    "{uri} without a provider"
+                );
                 let res = app
                     .send(request(&r.method, &uri, Some(&app.cookie), "{}", true))
                     .await;
-                assert_eq!(res.status, StatusCode::NOT_FOUND, "{uri}: a session is no credential");
+                assert_eq!(
+                    res.status,
+                    StatusCode::NOT_FOUND,
+                    "{uri}: a session is no credential"
+                );
             }
             Access::Page => {
                 assert_eq!(r.method, Method::GET, "pages only read");

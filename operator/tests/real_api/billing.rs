@@ -101,7 +101,13 @@ fn console_writes(cp: &clawhost_envtest::ControlPlane, since: jiff::Timestamp) -
 
 /// Waits until the console's watch cache shows `name` as `want` says (the engine reads
 /// the cache; a test pass must not race a write the cache has not seen yet).
-async fn cache_shows(ctx: &Console, ns: &str, name: &str, what: &str, want: impl Fn(&Assistant) -> bool) {
+async fn cache_shows(
+    ctx: &Console,
+    ns: &str,
+    name: &str,
+    what: &str,
+    want: impl Fn(&Assistant) -> bool,
+) {
     wait_for(what, STEP, || async {
         let list = ctx.cluster.list().await.ok()?;
         list.iter()
@@ -211,13 +217,23 @@ async fn non_payment_suspends_after_grace_and_paying_resumes() {
     // 1. The payment fails: past due, still serving during the grace period.
     let reply = deliver(&router, "evt_fail", "invoice.payment_failed", "cus_ERIN").await;
     assert_eq!(reply["outcome"], "applied: payment_failed");
-    cache_shows(&ctx, ns, "erin", "the console's cache to see erin", |_| true).await;
+    cache_shows(&ctx, ns, "erin", "the console's cache to see erin", |_| {
+        true
+    })
+    .await;
     let r = engine::tick(&ctx, now + DAY).await.unwrap();
     assert_eq!((r.transitions, r.cluster_writes), (0, 0), "{r:?}");
 
     // 2. The grace period is over: suspended with the reason; the operator scales the
     //    gateway to zero, keeps the volume and says why.
-    let grace_end = ctx.db.subscription(id).await.unwrap().unwrap().suspend_at.unwrap();
+    let grace_end = ctx
+        .db
+        .subscription(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .suspend_at
+        .unwrap();
     let r = engine::tick(&ctx, grace_end + 1).await.unwrap();
     assert_eq!((r.transitions, r.cluster_writes), (1, 1), "{r:?}");
     assert!(r.errors.is_empty(), "{r:?}");

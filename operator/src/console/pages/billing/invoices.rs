@@ -431,7 +431,7 @@ pub async fn credit(
     }
 }
 
-/// The month's documents for the exports; `Err` is a ready response.
+/// The month's documents for the exports (default: last month; a malformed month is a 422).
 pub(crate) async fn month_documents(
     ctx: &Ctx,
     month: Option<&str>,

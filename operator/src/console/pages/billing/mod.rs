@@ -224,10 +224,14 @@ impl PriceForm {
     }
 }
 
+/// `?plan=` preselects the form's plan (links from "plans without a price"); `?saved=1`
+/// after a price was added.
 #[derive(Deserialize, Default)]
-pub struct PlanQuery {
+pub struct PricesQuery {
     #[serde(default)]
     plan: Option<String>,
+    #[serde(default)]
+    saved: Option<String>,
 }
 
 fn price_row(p: &PlanPrice, status: Markup) -> Markup {
@@ -346,14 +350,13 @@ pub struct SavedQuery {
 pub async fn prices(
     State(ctx): State<Ctx>,
     Extension(s): Extension<Session>,
-    Query(q): Query<PlanQuery>,
-    Query(saved): Query<SavedQuery>,
+    Query(q): Query<PricesQuery>,
 ) -> Response {
     let form = PriceForm {
         plan: q.plan.unwrap_or_default(),
         ..Default::default()
     };
-    prices_page(&ctx, &s, &form, &[], saved.saved.is_some()).await
+    prices_page(&ctx, &s, &form, &[], q.saved.is_some()).await
 }
 
 pub async fn add_price(
