@@ -160,6 +160,12 @@ async fn billing_pages_render(app: TestApp) {
     let a = app.get("/billing").await;
     assert!(a.body.contains("<code>small</code>") && a.body.contains("<code>large</code>"));
     assert!(!a.body.contains("<code>standard</code>"));
+    // "Add a price" from the attention page preselects the plan.
+    let pre = app.get("/billing/prices?plan=large").await;
+    assert!(
+        pre.body.contains(r#"<option value="large" selected>"#),
+        "plan preselected"
+    );
     // A client without a subscription offers to start one; an unknown action is a 404.
     let other = app.client_id("bakery-lund").await;
     let c = app.get(&format!("/clients/{other}")).await;
