@@ -343,6 +343,27 @@ async fn no_secret_configured_is_404(app: TestApp) {
     assert!(stored_events(&app).await.is_empty());
 }
 
+async fn an_unreadable_secret_file_is_503_and_retried_later(app: TestApp) {
+    let now = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), now).await;
+    let h = hook(&app, Some(SECRET));
+    let file = h.ctx.opts.stripe_webhook_secret_file.clone().unwrap();
+    std::fs::remove_file(&file).unwrap();
+    let body = invoice_event("evt_later", "invoice.payment_failed", now, "cus_ACME");
+    let r = deliver_signed(&h, &body).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(
+        !r.body.contains(&file.display().to_string()),
+        "no paths in answers"
+    );
+    assert!(stored_events(&app).await.is_empty());
+    // The Secret is mounted again: the provider's retry goes through (read per event).
+    std::fs::write(&file, SECRET).unwrap();
+    let r = deliver_signed(&h, &body).await;
+    assert_eq!(r.json()["outcome"], "applied: payment_failed");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+}
+
 async fn an_oversized_body_is_refused(app: TestApp) {
     let h = hook(&app, Some(SECRET));
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(300 * 1024));
@@ -620,6 +641,7 @@ both_backends!(
     unknown_events_and_customers_are_acknowledged,
     an_older_subscription_event_arriving_late_is_ignored,
     no_secret_configured_is_404,
+    an_unreadable_secret_file_is_503_and_retried_later,
     an_oversized_body_is_refused,
     grace_then_suspension_then_payment_resumes,
     an_admins_suspension_is_not_lifted_by_a_payment,

@@ -293,13 +293,16 @@ async fn only_welcome_is_reachable_without_a_session(app: TestApp) {
         let r = anon_post(&app, &uri).await;
         assert_eq!(r.status, StatusCode::SEE_OTHER, "{uri}");
     }
-    // The welcome routes are the only session-less ones besides sign-in and static files.
+    // The welcome routes are the only session-less ones besides sign-in, static files and
+    // the payment provider's signed webhook.
     let public: Vec<_> = clawhost::console::routes()
         .into_iter()
         .filter(|r| {
             matches!(
                 r.access,
-                clawhost::console::Access::Public | clawhost::console::Access::Handoff
+                clawhost::console::Access::Public
+                    | clawhost::console::Access::Handoff
+                    | clawhost::console::Access::Webhook
             )
         })
         .map(|r| r.path)
@@ -311,7 +314,8 @@ async fn only_welcome_is_reachable_without_a_session(app: TestApp) {
                 "/static/console.css",
                 "/login",
                 "/setup/{token}",
-                "/welcome/{token}"
+                "/welcome/{token}",
+                "/billing/stripe/webhook"
             ]
             .contains(p),
             "{p} is reachable without a session"
