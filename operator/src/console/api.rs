@@ -1,5 +1,7 @@
 //! JSON API `/api/v1`: the same actions as the pages, for scripts. Bearer tokens only.
 
+pub mod billing;
+
 use super::extract::{Path, Query};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

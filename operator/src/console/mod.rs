@@ -181,7 +181,7 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             mr,
         )
     };
-    vec![
+    let mut routes = vec![
         r(Method::GET, "/healthz", Public, get(|| async { "ok" })),
         r(Method::GET, "/static/console.css", Public, get(pages::css)),
         r(Method::GET, "/login", Public, get(pages::auth::login_page)),
@@ -467,6 +467,197 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
             "/api/v1/audit",
             Api(Scope::AuditRead),
             get(api::audit),
+        ),
+    ];
+    routes.extend(billing_table());
+    routes
+}
+
+/// Billing's pages and API (issue 15), one block of the route table.
+fn billing_table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
+    use Access::*;
+    use api::billing as ab;
+    use axum::routing::put;
+    use pages::billing as pb;
+    let r = |method: Method, path: &'static str, access: Access, mr: MethodRouter<Ctx>| {
+        (
+            RouteInfo {
+                method,
+                path,
+                access,
+            },
+            mr,
+        )
+    };
+    let read = Api(Scope::BillingRead);
+    let write = Api(Scope::BillingWrite);
+    vec![
+        r(Method::GET, "/billing", Page, get(pb::attention)),
+        r(Method::GET, "/billing/prices", Page, get(pb::prices)),
+        r(Method::POST, "/billing/prices", Form, post(pb::add_price)),
+        r(Method::GET, "/billing/settings", Page, get(pb::settings)),
+        r(
+            Method::POST,
+            "/billing/settings",
+            Form,
+            post(pb::save_settings),
+        ),
+        r(
+            Method::GET,
+            "/billing/invoices",
+            Page,
+            get(pb::invoices::list),
+        ),
+        r(
+            Method::GET,
+            "/billing/invoices.csv",
+            Page,
+            get(pb::invoices::csv),
+        ),
+        r(
+            Method::GET,
+            "/billing/invoices.json",
+            Page,
+            get(pb::invoices::json),
+        ),
+        r(
+            Method::GET,
+            "/billing/invoices/run",
+            Page,
+            get(pb::invoices::run_confirm),
+        ),
+        r(
+            Method::POST,
+            "/billing/invoices/run",
+            Form,
+            post(pb::invoices::run),
+        ),
+        r(
+            Method::GET,
+            "/billing/invoices/{number}",
+            Page,
+            get(pb::invoices::show),
+        ),
+        r(
+            Method::POST,
+            "/billing/invoices/{number}/paid",
+            Form,
+            post(pb::invoices::mark_paid),
+        ),
+        r(
+            Method::POST,
+            "/billing/invoices/{number}/credit-notes",
+            Form,
+            post(pb::invoices::credit),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/subscription/customer",
+            Form,
+            post(pb::subscription::set_customer),
+        ),
+        r(
+            Method::GET,
+            "/clients/{id}/subscription/{action}",
+            Page,
+            get(pb::subscription::confirm),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/subscription/{action}",
+            Form,
+            post(pb::subscription::act),
+        ),
+        r(Method::GET, "/api/v1/billing/prices", read, get(ab::prices)),
+        r(
+            Method::POST,
+            "/api/v1/billing/prices",
+            write,
+            post(ab::add_price),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/billing/settings",
+            read,
+            get(ab::settings),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/billing/settings",
+            write,
+            put(ab::put_settings),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/billing/attention",
+            read,
+            get(ab::attention),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/billing/invoice-runs",
+            write,
+            post(ab::run_invoices),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/billing/invoices",
+            read,
+            get(ab::invoices),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/billing/invoices.csv",
+            read,
+            get(ab::export_csv),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/billing/invoices.json",
+            read,
+            get(ab::export_json),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/billing/invoices/{number}",
+            read,
+            get(ab::invoice),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/billing/invoices/{number}/paid",
+            write,
+            post(ab::mark_paid),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/billing/invoices/{number}/credit-notes",
+            write,
+            post(ab::credit_note),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/clients/{id}/subscription",
+            read,
+            get(ab::subscription),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/subscription",
+            write,
+            post(ab::start),
+        ),
+        r(
+            Method::PUT,
+            "/api/v1/clients/{id}/subscription/customer",
+            write,
+            put(ab::set_customer),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/subscription/{action}",
+            write,
+            post(ab::act),
         ),
     ]
 }

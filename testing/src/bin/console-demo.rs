@@ -11,8 +11,11 @@ use std::sync::Arc;
 use clap::Parser;
 use clawhost::api::{AccessState, AccessStatus};
 use clawhost::config::OperatorConfig;
+use clawhost::console::billing::model::{BillingSettings, Input, NewPrice, day_of, day_start};
 use clawhost::console::cli::ConsoleArgs;
-use clawhost::console::db::Db;
+use clawhost::console::db::{Admin, Db};
+use clawhost::console::service::billing::{self as bill, StartSubscription};
+use clawhost::console::service::{self, ActionError};
 use clawhost::console::{Console, serve_console};
 use clawhost::sealing::SealingKey;
 use clawhost_testing::memory_cluster::{MemoryCluster, demo_assistant, demo_invite, seed_records};
@@ -78,6 +81,9 @@ fn main() -> anyhow::Result<()> {
         if let Err(e) = seed_records(&ctx).await {
             tracing::warn!(error = %e, "seeding demo records failed");
         }
+        if let Err(e) = seed_billing(&ctx, &opts_namespace).await {
+            tracing::warn!(error = %e, "seeding demo billing failed");
+        }
         // After the records: these stand for Assistants created with kubectl (Fleet lists
         // them for adoption).
         cluster.seed_unmanaged(&opts_namespace);
@@ -99,6 +105,105 @@ fn main() -> anyhow::Result<()> {
         .await?;
         anyhow::Ok(())
     })
+}
+
+/// Billing content for the pages (once per database): a price per plan from the first of
+/// the month before last, three subscriptions from then on (one with a customer id, one
+/// past due and about to be suspended, and the clinic, suspended by an admin so never
+/// billable, cancelling at the end of this month), and the invoices of the month before
+/// last (one paid). Last month is left to invoice, and
+/// `chen-studio` has no subscription: the browser test starts one and runs the month.
+async fn seed_billing(ctx: &Console, ns: &str) -> Result<(), ActionError> {
+    if !ctx.db.plan_prices().await?.is_empty() {
+        return Ok(());
+    }
+    let seed = Admin {
+        id: 0,
+        email: "demo-seed".into(),
+    };
+    let now = service::now();
+    let rules = BillingSettings {
+        seller: "Clawhost Demo Hosting Ltd\n1 Harbour Street, Malmö\nVAT SE556677889901".into(),
+        ..BillingSettings::default()
+    };
+    bill::update_settings(ctx, &seed, &rules, now).await?;
+    let first_of = |m: &str| day_start(&format!("{m}-01")).unwrap_or(now);
+    let last_month = service::month_of(first_of(&service::month_of(now)) - 1);
+    let month_before = service::month_of(first_of(&last_month) - 1);
+    let start = first_of(&month_before);
+    for (plan, monthly, setup_fee, trial_days) in [
+        ("small", "19", "", 14),
+        ("standard", "39", "49", 0),
+        ("large", "89", "99", 0),
+    ] {
+        let p = NewPrice {
+            plan: plan.into(),
+            currency: "EUR".into(),
+            monthly: monthly.into(),
+            setup_fee: setup_fee.into(),
+            trial_days: Some(trial_days),
+            effective_from: day_of(start),
+        };
+        bill::set_price(ctx, &seed, &p, start).await?;
+    }
+    // A raise of the standard plan next month: the price list shows a scheduled price.
+    let next_month = first_of(&service::month_of(now + 32 * 86_400));
+    let raise = NewPrice {
+        plan: "standard".into(),
+        currency: "EUR".into(),
+        monthly: "42".into(),
+        setup_fee: "49".into(),
+        trial_days: Some(0),
+        effective_from: day_of(next_month),
+    };
+    bill::set_price(ctx, &seed, &raise, now).await?;
+    let mut ids = Vec::new();
+    for (name, day, customer) in [
+        ("acme-legal", 0, Some("cus_DEMOACME")),
+        ("bakery-lund", 9, None),
+        ("dr-okafor", 14, None),
+    ] {
+        let Some(c) = ctx.db.client_by_assistant(ns, name).await? else {
+            continue;
+        };
+        let req = StartSubscription {
+            external_customer_id: customer.map(str::to_string),
+            skip_trial: true,
+        };
+        bill::start_subscription(ctx, &seed, c.id, &req, start + day * 86_400).await?;
+        ids.push((name, c.id));
+    }
+    let report = bill::run_invoices(
+        ctx,
+        "demo-seed",
+        &month_before,
+        first_of(&last_month) + 3600,
+    )
+    .await?;
+    if let Some(n) = report.issued.first() {
+        bill::mark_paid(
+            ctx,
+            "demo-seed",
+            n,
+            "console",
+            first_of(&last_month) + 5 * 86_400,
+        )
+        .await?;
+    }
+    for (name, id) in ids {
+        let input = match name {
+            "dr-okafor" => Input::Cancel {
+                at_period_end: true,
+            },
+            "bakery-lund" => Input::PaymentFailed {
+                at: now - 3 * 86_400,
+                reference: "demo: card declined".into(),
+            },
+            _ => continue,
+        };
+        bill::apply(ctx, "demo-seed", id, &input, now - 3 * 86_400).await?;
+    }
+    Ok(())
 }
 
 /// A fresh demo access key in a private temp file (the real one is a Secret mounted into

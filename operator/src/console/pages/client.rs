@@ -40,7 +40,8 @@ fn notice_text(key: &str) -> Option<&'static str> {
         "adopted" => {
             "The Assistant was adopted: this client record is now linked to it, and its running minutes are billed from now on."
         }
-        _ => return None,
+        // The subscription panel's notices.
+        other => return super::billing::subscription::notice_text(other),
     })
 }
 
@@ -69,6 +70,7 @@ pub async fn show(
     let now = service::now();
     let phase = v.phase(ok);
     let links = super::access::links_of(&ctx, id).await;
+    let subscription = super::billing::subscription::panel(&ctx, &s, r, now).await;
     let body = html! {
         @if let Some(t) = n.done.as_deref().and_then(notice_text) { div.notice { (t) } }
         div.titlebar {
@@ -121,6 +123,7 @@ pub async fn show(
         @if !deleted {
             (super::access::panel(r, a, &links, a.is_some() && ok, now))
         }
+        (subscription)
         div.grid {
             div.panel {
                 h2 { "Assistant" }

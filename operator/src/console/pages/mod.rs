@@ -3,6 +3,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod billing;
 pub mod client;
 pub mod clients;
 pub mod confirm;
@@ -89,6 +90,7 @@ pub enum Nav {
     Usage,
     Audit,
     Tokens,
+    Billing,
 }
 
 /// The page frame: navigation, the cluster banner, the signed-in admin and sign-out.
@@ -107,6 +109,7 @@ pub fn layout(ctx: &Console, s: &Session, nav: Nav, title: &str, body: Markup) -
                         (item(Nav::Clients, "/clients", "Clients"))
                         (item(Nav::Fleet, "/fleet", "Fleet"))
                         (item(Nav::Usage, "/usage", "Usage"))
+                        (item(Nav::Billing, "/billing", "Billing"))
                         (item(Nav::Audit, "/audit", "Audit log"))
                         (item(Nav::Tokens, "/tokens", "API tokens"))
                     }
