@@ -948,6 +948,58 @@ async fn invoice_run(app: TestApp) {
     );
 }
 
+/// The console was down past two transitions: one clock pass makes both, each audited under
+/// its own name; the view shows what comes next; a scheduled cancellation's timeline point
+/// is at the period end, not when the engine got to it.
+async fn clock_catch_up_audits_each_step(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let t0 = noon("2026-09-01");
+    svc::set_price(ctx, &me, &price("standard", "30", "", 14), t0)
+        .await
+        .unwrap();
+    let id = app.client_id("acme-legal").await;
+    assert!(svc::subscription(ctx, id).await.unwrap().is_none());
+    svc::start_subscription(ctx, &me, id, &Default::default(), t0)
+        .await
+        .unwrap();
+    let c = svc::apply(
+        ctx,
+        &me.email,
+        id,
+        &Input::Cancel {
+            at_period_end: true,
+        },
+        t0,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(c.event, "cancel_scheduled");
+    let view = svc::subscription(ctx, id).await.unwrap().unwrap();
+    let next = view.upcoming.unwrap();
+    assert_eq!((next.event, next.at), ("trial_ends", t0 + 14 * DAY));
+    assert!(view.invoices.is_empty());
+
+    let oct1 = billing::day_start("2026-10-01").unwrap();
+    let c = svc::apply(ctx, "billing", id, &Input::Clock, oct1 + DAY)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (c.from, c.to),
+        (SubscriptionState::Trialing, SubscriptionState::Canceled)
+    );
+    assert_eq!(audits(&app, "billing.trial_ended").await, 1);
+    assert_eq!(audits(&app, "billing.canceled").await, 1);
+    let last = ctx.db.last_timeline_point(id).await.unwrap().unwrap();
+    assert_eq!((last.state, last.at), (SubscriptionState::Canceled, oct1));
+    assert_eq!(
+        ctx.db.client(id).await.unwrap().unwrap().billing_status,
+        "canceled"
+    );
+}
+
 fn invoice_for_csv(
     number: &str,
     name: &str,
@@ -1051,4 +1103,5 @@ both_backends!(
     customer_ids_are_unique,
     observations_append_only_changes,
     invoice_run,
+    clock_catch_up_audits_each_step,
 );

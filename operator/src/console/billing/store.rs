@@ -595,10 +595,12 @@ impl Db {
         state: SubscriptionState,
         now: i64,
     ) -> Result<bool, DbError> {
-        if let Some(p) = self.last_timeline_point(client_id).await? {
-            if p.plan == plan && p.suspended == suspended && p.state == state {
-                return Ok(false);
-            }
+        if let Some(p) = self.last_timeline_point(client_id).await?
+            && p.plan == plan
+            && p.suspended == suspended
+            && p.state == state
+        {
+            return Ok(false);
         }
         self.append_timeline_points(&[(
             client_id,

@@ -3,7 +3,6 @@
 //! `stripe` for the webhook). Time is a parameter: tests drive the clock.
 
 use serde::{Deserialize, Serialize};
-
 use serde_json::json;
 
 use super::clients::plan_of;
