@@ -109,8 +109,12 @@ async fn enforce(
     now: i64,
 ) -> Result<(Option<Assistant>, usize), ActionError> {
     let intent = state::desired_cluster_at(sub, now);
-    if intent == ClusterIntent::Delete {
-        let writes = delete_assistant(ctx, client, settings, current.as_ref(), now).await?;
+    if deletion_due(client, sub, now) {
+        let Some(writes) = delete_assistant(ctx, client, settings, current.as_ref(), now).await?
+        else {
+            // Not claimed (reactivated meanwhile): the Assistant stays.
+            return Ok((current, 0));
+        };
         return Ok((None, writes));
     }
     let Some(a) = current else {
@@ -152,15 +156,54 @@ async fn enforce(
     Ok((Some(patched), 1))
 }
 
+/// Whether `client`'s Assistant is to be deleted now: retention is over, or the deletion
+/// was claimed (`deleted_at` set) but the client row is still live (the cluster delete
+/// failed: retried every pass until it succeeds).
+fn deletion_due(client: &ClientRow, sub: &Subscription, now: i64) -> bool {
+    client.deleted_at.is_none()
+        && (state::desired_cluster_at(sub, now) == ClusterIntent::Delete
+            || (sub.state == SubscriptionState::Canceled && sub.deleted_at.is_some()))
+}
+
 /// The end of retention: like `service::delete_client`, as actor `billing` with the
-/// volume policy of the settings, then the subscription records the deletion.
+/// volume policy of the settings. The deletion is claimed first: `Deleted` is applied
+/// (compare-and-set) on a fresh read that must still be canceled with retention over, so
+/// a client reactivated since `sub` was read is never deleted (`Ok(None)`: not claimed).
+/// Only then is the Assistant deleted and the client row marked deleted; if that fails,
+/// the next pass retries it ([`deletion_due`]).
 async fn delete_assistant(
     ctx: &Console,
     client: &ClientRow,
     settings: &BillingSettings,
     current: Option<&Assistant>,
     now: i64,
-) -> Result<usize, ActionError> {
+) -> Result<Option<usize>, ActionError> {
+    let Some(fresh) = ctx.db.subscription(client.id).await? else {
+        return Ok(None);
+    };
+    if fresh.deleted_at.is_none() {
+        if state::desired_cluster_at(&fresh, now) != ClusterIntent::Delete {
+            tracing::info!(client = client.id, state = %fresh.state, "retention end not claimed: the subscription changed");
+            return Ok(None);
+        }
+        match billing::apply(ctx, ACTOR, client.id, &Input::Deleted, now).await {
+            Ok(_) => {}
+            // Reactivated between the read and the claim.
+            Err(ActionError::Conflict(why)) => {
+                tracing::info!(client = client.id, %why, "retention end not claimed");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+        let claimed = ctx.db.subscription(client.id).await?;
+        if !claimed
+            .is_some_and(|s| s.state == SubscriptionState::Canceled && s.deleted_at.is_some())
+        {
+            return Ok(None);
+        }
+    } else if fresh.state != SubscriptionState::Canceled {
+        return Ok(None);
+    }
     let volume = on_delete_of(settings.canceled_volume);
     let mut writes = 0;
     let mut plan = None;
@@ -186,10 +229,8 @@ async fn delete_assistant(
             Err(e) => return Err(e.into()),
         }
     }
-    if client.deleted_at.is_none() {
-        ctx.db.mark_client_deleted(client.id, now).await?;
-    }
-    // `billing.delete` is the cluster action; `apply(Deleted)` audits the state's
+    ctx.db.mark_client_deleted(client.id, now).await?;
+    // `billing.delete` is the cluster action; `apply(Deleted)` audited the state's
     // `billing.deleted` itself.
     ctx.db
         .audit(
@@ -202,9 +243,27 @@ async fn delete_assistant(
             Some(&json!({"deleted": true, "volume": format!("{volume:?}"), "had_assistant": current.is_some()}).to_string()),
         )
         .await?;
-    billing::apply(ctx, ACTOR, client.id, &Input::Deleted, now).await?;
     tracing::info!(client = client.id, assistant = %target(client), volume = ?volume, "billing deleted the Assistant at the end of retention");
-    Ok(writes)
+    Ok(Some(writes))
+}
+
+/// A client row an admin deleted never has the cluster touched on its behalf: its
+/// namespace/name may already belong to a new client (live rows are unique per
+/// namespace/name, deleted ones are not), so at retention end only its subscription
+/// records the deletion. The rule for ownership is therefore: an Assistant is acted on
+/// only for the one live client row with its namespace/name.
+async fn retire_deleted_client(
+    ctx: &Console,
+    client: &ClientRow,
+    sub: &Subscription,
+    now: i64,
+) -> Result<bool, ActionError> {
+    if state::desired_cluster_at(sub, now) != ClusterIntent::Delete {
+        return Ok(false);
+    }
+    Ok(billing::apply(ctx, ACTOR, client.id, &Input::Deleted, now)
+        .await?
+        .is_some())
 }
 
 /// The timeline point `a` stands for under `sub`.
@@ -309,14 +368,21 @@ pub async fn tick(ctx: &Console, now: i64) -> Result<TickReport, ActionError> {
         let cached = by_key
             .get(&(client.namespace.as_str(), client.assistant_name.as_str()))
             .map(|a| (***a).clone());
-        // A client deleted by an admin keeps its subscription: nothing left to do here
-        // unless retention has ended.
-        if client.deleted_at.is_some() && intent != ClusterIntent::Delete {
+        // A client deleted by an admin keeps its subscription; at retention end only the
+        // subscription records it (see `retire_deleted_client`).
+        if client.deleted_at.is_some() {
+            match retire_deleted_client(ctx, client, sub, now).await {
+                Ok(true) => report.transitions += 1,
+                Ok(false) => {}
+                Err(e) => report
+                    .errors
+                    .push(format!("client {}: retention end: {e}", client.id)),
+            }
             continue;
         }
         // The watch cache may lag a write of ours by a moment: before writing, read the
         // Assistant itself, so a lagging cache never causes a second write.
-        let needs_write = intent == ClusterIntent::Delete
+        let needs_write = deletion_due(client, sub, now)
             || cached
                 .as_ref()
                 .is_some_and(|a| action_for(a, intent).is_some());
@@ -385,18 +451,31 @@ pub async fn enforce_client(ctx: &Console, client_id: i64, now: i64) -> Result<(
     let Some(client) = ctx.db.client(client_id).await? else {
         return Err(ActionError::NotFound);
     };
-    let intent = state::desired_cluster_at(&sub, now);
-    if client.deleted_at.is_some() && intent != ClusterIntent::Delete {
+    if client.deleted_at.is_some() {
+        retire_deleted_client(ctx, &client, &sub, now).await?;
         return Ok(());
     }
+    enforce_with(ctx, &client, &sub, now).await
+}
+
+/// [`enforce_client`] with `sub` as read by the caller (possibly stale: the engine's pass
+/// reads every subscription first). Public for the tests that drive an interleaving.
+#[doc(hidden)]
+pub async fn enforce_with(
+    ctx: &Console,
+    client: &ClientRow,
+    sub: &Subscription,
+    now: i64,
+) -> Result<(), ActionError> {
+    let client_id = client.id;
     let settings = ctx.db.billing_settings().await?;
     let current = ctx
         .cluster
         .get(&client.namespace, &client.assistant_name)
         .await?;
-    let (after, _) = enforce(ctx, &client, &sub, &settings, current, now).await?;
+    let (after, _) = enforce(ctx, client, sub, &settings, current, now).await?;
     if let Some(a) = after {
-        let p = observed_point(ctx, &a, &sub, now);
+        let p = observed_point(ctx, &a, sub, now);
         ctx.db
             .record_observation(client_id, &p.plan, p.suspended, p.state, now)
             .await?;

@@ -107,6 +107,9 @@ pub struct Event {
     pub customer: Option<String>,
     /// What it means for the customer's subscription; `None`: acknowledged and ignored.
     pub input: Option<Input>,
+    /// `data.object.metadata.clawhost_invoice` of an `invoice.paid`: the console invoice
+    /// number the provider collected (the business sets it when it bills our invoice).
+    pub console_invoice: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -208,12 +211,22 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, EventError> {
         }),
         _ => None,
     };
+    let console_invoice = (type_ == "invoice.paid")
+        .then(|| {
+            object
+                .get("metadata")
+                .and_then(|m| str_field(m, "clawhost_invoice"))
+        })
+        .flatten()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
     Ok(Event {
         id,
         type_,
         created,
         customer,
         input,
+        console_invoice,
     })
 }
 

@@ -134,13 +134,20 @@ impl Db {
         &self,
         client_id: i64,
         created: i64,
+        now: i64,
     ) -> Result<(), DbError> {
+        // A new version too (`updated_at`, as `next_version`): an `apply` that read the
+        // row before this write then fails its compare-and-set and re-reads, rather than
+        // writing the old `last_provider_event_at` back.
         sqlx::query(
-            "UPDATE subscriptions SET last_provider_event_at = $1 WHERE client_id = $2 \
+            "UPDATE subscriptions SET last_provider_event_at = $1, \
+             updated_at = CASE WHEN updated_at >= $3 THEN updated_at + 1 ELSE $3 END \
+             WHERE client_id = $2 \
              AND (last_provider_event_at IS NULL OR last_provider_event_at < $1)",
         )
         .bind(created)
         .bind(client_id)
+        .bind(now)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -276,8 +283,13 @@ async fn process(
         return Ok((None, "ignored: unknown customer".into()));
     };
     let client_id = Some(sub.client_id);
-    if matches!(input, Input::ProviderStatus { .. })
-        && let Some(last) = sub.last_provider_event_at.filter(|l| event.created < *l)
+    // A status or a failed payment older than the last provider event applied is stale (a
+    // failure delivered after the later payment must not suspend a client who paid). A
+    // payment always applies: late or not, the money was received.
+    if matches!(
+        input,
+        Input::ProviderStatus { .. } | Input::PaymentFailed { .. }
+    ) && let Some(last) = sub.last_provider_event_at.filter(|l| event.created < *l)
     {
         return Ok((
             client_id,
@@ -293,19 +305,59 @@ async fn process(
     let outcome = match billing::apply(ctx, PROVIDER, sub.client_id, input, now).await {
         Ok(Some(change)) => format!("applied: {}", change.event),
         Ok(None) => "no change".to_string(),
-        Err(e) if e.status().is_server_error() => return Err(e),
+        Err(e) if e.status().is_server_error() || is_retryable(&e) => return Err(e),
         // The state machine refuses it (e.g. payment news for a deleted client): retrying
         // will not change that, so it is acknowledged with the reason.
         Err(e) => format!("refused: {e}"),
     };
     ctx.db
-        .note_provider_event_at(sub.client_id, event.created)
+        .note_provider_event_at(sub.client_id, event.created, now)
         .await?;
+    let outcome = match &event.console_invoice {
+        Some(number) => {
+            format!(
+                "{outcome}; {}",
+                collect_console_invoice(ctx, sub.client_id, number, now).await?
+            )
+        }
+        None => outcome,
+    };
     if let Err(e) = engine::enforce_client(ctx, sub.client_id, now).await {
         // The engine's next pass does it: the subscription is already right.
         tracing::warn!(client = sub.client_id, error = %e, "Stripe webhook: Assistant not updated yet");
     }
     Ok((client_id, outcome))
+}
+
+/// `apply` lost its compare-and-set every time (the subscription kept changing): not a
+/// refusal of the event, so it is answered 503 and the provider retries it.
+fn is_retryable(e: &service::ActionError) -> bool {
+    matches!(e, service::ActionError::Conflict(why) if why.contains("keeps changing"))
+}
+
+/// An `invoice.paid` naming a console invoice (`metadata.clawhost_invoice`): the provider
+/// collected that invoice of ours, so it is marked paid `via` stripe; one of another
+/// client, or unknown, is left alone. The outcome's suffix.
+async fn collect_console_invoice(
+    ctx: &Console,
+    client_id: i64,
+    number: &str,
+    now: i64,
+) -> Result<String, service::ActionError> {
+    match billing::invoice(ctx, number).await {
+        Ok(inv) if inv.client_id == client_id => {}
+        Ok(_) | Err(service::ActionError::NotFound) => {
+            return Ok(format!(
+                "invoice {number} not this client's: not marked paid"
+            ));
+        }
+        Err(e) => return Err(e),
+    }
+    match billing::mark_paid(ctx, PROVIDER, number, PROVIDER, now).await {
+        Ok(_) => Ok(format!("invoice {number} marked paid")),
+        Err(e) if e.status().is_server_error() => Err(e),
+        Err(e) => Ok(format!("invoice {number}: {e}")),
+    }
 }
 
 /// The route's handler.
@@ -314,4 +366,21 @@ pub async fn receive(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) ->
     handle(&ctx, signature, &body, service::now())
         .await
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use service::ActionError;
+
+    #[test]
+    fn a_lost_compare_and_set_is_retried_a_refusal_is_not() {
+        assert!(is_retryable(&ActionError::Conflict(
+            "the subscription keeps changing: try again".into()
+        )));
+        assert!(!is_retryable(&ActionError::Conflict(
+            "the subscription is canceled: the Assistant was deleted".into()
+        )));
+        assert!(!is_retryable(&ActionError::NotFound));
+    }
 }

@@ -6,9 +6,11 @@ use serde_json::json;
 
 use super::new_client::{check_record_fields, parse_on_delete, write_gateway_token};
 use super::{ActionError, FieldError, now};
-use crate::api::Assistant;
+use crate::api::{Assistant, SUSPENDED_REASON_ANNOTATION, SuspensionReason};
 use crate::children::{self, ChildNames, GatewayToken, RESTART_REQUESTED_ANNOTATION};
 use crate::console::Console;
+use crate::console::billing::model::ClusterIntent;
+use crate::console::billing::state as billing_state;
 use crate::console::cluster::ClusterError;
 use crate::console::db::{Admin, ClientRow};
 use crate::validation::{ReleaseVersion, validate_at};
@@ -62,7 +64,30 @@ pub async fn set_suspended(
 ) -> Result<(), ActionError> {
     let c = live_client(ctx, id).await?;
     let a = assistant_of(ctx, &c).await?;
-    let patch = json!({"spec": {"suspended": if suspended { json!(true) } else { json!(null) }}});
+    // Billing keeps a client whose subscription is suspended (non-payment, canceled)
+    // suspended: resuming it here would be undone by the engine's next pass, so it is
+    // refused with what to do instead.
+    if !suspended
+        && let Some(sub) = ctx.db.subscription(c.id).await?
+        && let ClusterIntent::Suspend(reason) = billing_state::desired_cluster_at(&sub, now())
+    {
+        let what = match reason {
+            SuspensionReason::NonPayment => {
+                "mark the overdue invoice paid (or wait for the provider's payment) to resume it"
+            }
+            SuspensionReason::Canceled => "reactivate the subscription to resume it",
+        };
+        return Err(ActionError::Conflict(format!(
+            "{} (billing): {what}",
+            reason.describe()
+        )));
+    }
+    // The reason annotation goes with either action: after an admin's suspend or resume
+    // the suspension is the admin's, so a payment never lifts it.
+    let patch = json!({
+        "metadata": {"annotations": {SUSPENDED_REASON_ANNOTATION: null}},
+        "spec": {"suspended": if suspended { json!(true) } else { json!(null) }},
+    });
     ctx.cluster
         .patch(&c.namespace, &c.assistant_name, patch)
         .await?;

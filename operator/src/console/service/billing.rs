@@ -1015,10 +1015,16 @@ pub async fn attention(
     }
     let settings = ctx.db.billing_settings().await?;
     let until = now + horizon_days * DAY;
-    let mut due: Vec<Upcoming> = ctx
-        .db
-        .subscriptions()
-        .await?
+    let subs = ctx.db.subscriptions().await?;
+    // A client with a payment provider customer id pays through the provider, which
+    // collects our invoices and reports failures itself: an unpaid one is not a failed
+    // payment here (the engine skips them too).
+    let provider_billed: std::collections::HashSet<i64> = subs
+        .iter()
+        .filter(|s| s.external_customer_id.is_some())
+        .map(|s| s.client_id)
+        .collect();
+    let mut due: Vec<Upcoming> = subs
         .iter()
         .filter_map(|s| state::upcoming(s, &settings))
         .filter(|u| u.at <= until)
@@ -1046,7 +1052,13 @@ pub async fn attention(
         .collect();
     Ok(Attention {
         upcoming,
-        overdue_invoices: ctx.db.overdue_invoices(now).await?,
+        overdue_invoices: ctx
+            .db
+            .overdue_invoices(now)
+            .await?
+            .into_iter()
+            .filter(|i| !provider_billed.contains(&i.client_id))
+            .collect(),
         unpriced_plans: ctx
             .config
             .plans
