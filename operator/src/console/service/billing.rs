@@ -28,7 +28,7 @@ fn field(name: &str, message: impl Into<String>) -> FieldError {
 }
 
 fn valid_currency(c: &str) -> bool {
-    c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())
+    is_iso_currency(c)
 }
 
 fn valid_prefix(p: &str) -> bool {
@@ -38,10 +38,10 @@ fn valid_prefix(p: &str) -> bool {
 }
 
 fn money_hint(typed: &str, currency: &str) -> String {
-    let example = if minor_per_unit(currency) == 1 {
-        "1200"
-    } else {
-        "29.90"
+    let example = match minor_per_unit(currency) {
+        1 => "1200",
+        1000 => "29.900",
+        _ => "29.90",
     };
     if typed.trim().is_empty() {
         format!("an amount in {currency}, e.g. {example}")
