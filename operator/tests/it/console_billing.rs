@@ -23,6 +23,7 @@ both_backends!(
     exports_are_attachments_with_every_document,
     api_covers_prices_settings_subscriptions_and_invoices,
     api_scopes_guard_billing,
+    a_subscribed_clients_billing_status_is_read_only,
 );
 
 fn admin(app: &TestApp) -> Admin {
@@ -960,4 +961,55 @@ async fn api_scopes_guard_billing(app: TestApp) {
             .iter()
             .all(|p| p.history.is_empty())
     );
+}
+
+async fn a_subscribed_clients_billing_status_is_read_only(app: TestApp) {
+    let id = subscribed_last_month(&app, "bakery-lund", "small").await;
+    let status = app.ctx.db.client(id).await.unwrap().unwrap().billing_status;
+    // Changing it by the record form is refused with why; nothing changes.
+    let other = if status == "past_due" { "active" } else { "past_due" };
+    let r = app
+        .post(
+            &format!("/clients/{id}/record"),
+            &[("billing_status", other), ("notes", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("the subscription sets the billing status"));
+    let e = service::update_record(
+        &app.ctx,
+        &admin(&app),
+        id,
+        &service::RecordUpdate {
+            billing_status: other.into(),
+            notes: String::new(),
+        },
+    )
+    .await;
+    assert!(
+        matches!(&e, Err(service::ActionError::Invalid(f)) if f[0].field == "billing_status"),
+        "{e:?}"
+    );
+    assert_eq!(
+        app.ctx.db.client(id).await.unwrap().unwrap().billing_status,
+        status
+    );
+    // The notes stay editable (the form sends the status unchanged).
+    let r = app
+        .post(
+            &format!("/clients/{id}/record"),
+            &[("billing_status", status.as_str()), ("notes", "pays late")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let c = app.ctx.db.client(id).await.unwrap().unwrap();
+    assert_eq!((c.billing_status.as_str(), c.notes.as_str()), (status.as_str(), "pays late"));
+    // The page shows the status read-only.
+    let page = app.get(&format!("/clients/{id}")).await;
+    assert!(page.body.contains("(set by the subscription)"));
+    assert!(!page.body.contains(r#"select name="billing_status""#));
+    // A client without a subscription keeps the select.
+    let free = app.client_id("acme-legal").await;
+    let page = app.get(&format!("/clients/{free}")).await;
+    assert!(page.body.contains(r#"select name="billing_status""#));
 }

@@ -337,6 +337,14 @@ pub async fn update_record(
     let c = live_client(ctx, id).await?;
     let mut errs = Vec::new();
     check_record_fields(u.billing_status.trim(), &u.notes, &mut errs);
+    // A subscribed client's billing status is the subscription's state: only the
+    // subscription's transitions change it.
+    if u.billing_status.trim() != c.billing_status && ctx.db.subscription(id).await?.is_some() {
+        errs.push(FieldError {
+            field: "billing_status".into(),
+            message: "the subscription sets the billing status: use the Subscription panel".into(),
+        });
+    }
     if !errs.is_empty() {
         return Err(ActionError::Invalid(errs));
     }
