@@ -1104,4 +1104,136 @@ both_backends!(
     observations_append_only_changes,
     invoice_run,
     clock_catch_up_audits_each_step,
+    the_setup_fee_is_settled_by_the_first_billed_invoice,
+    a_setup_fee_is_settled_once_under_the_lock,
 );
+
+fn fee(plan: &str, monthly: &str, fee: &str, from: &str, trial: i64) -> NewPrice {
+    NewPrice {
+        setup_fee: fee.into(),
+        ..price(plan, monthly, from, trial)
+    }
+}
+
+/// The setup fee is settled by the first invoice with a billed day, fee or not: a fee added
+/// to the price later is not charged to existing clients, and a client that upgraded during
+/// its trial pays the fee of the plan it started on, not the other plan's.
+async fn the_setup_fee_is_settled_by_the_first_billed_invoice(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let t0 = noon("2026-08-20");
+    svc::set_price(ctx, &me, &price("standard", "30", "", 0), t0)
+        .await
+        .unwrap();
+    svc::set_price(ctx, &me, &price("small", "10", "", 0), t0)
+        .await
+        .unwrap();
+    svc::set_price(ctx, &me, &fee("large", "50", "20", "", 0), t0)
+        .await
+        .unwrap();
+    let acme = app.client_id("acme-legal").await;
+    let bakery = app.client_id("bakery-lund").await;
+    for id in [acme, bakery] {
+        svc::start_subscription(ctx, &me, id, &Default::default(), t0)
+            .await
+            .unwrap();
+    }
+    // bakery (small, no fee) moves to large (fee 20) on the 25th: the timeline says so.
+    ctx.db
+        .append_timeline_points(&[(
+            bakery,
+            TimelinePoint {
+                at: noon("2026-08-25"),
+                plan: "large".into(),
+                suspended: false,
+                state: SubscriptionState::Active,
+            },
+        )])
+        .await
+        .unwrap();
+    // A fee is added to standard from September: acme's August invoice settled its fee.
+    svc::set_price(ctx, &me, &fee("standard", "30", "9", "2026-09-01", 0), t0)
+        .await
+        .unwrap();
+    let aug = svc::run_invoices(ctx, "admin@example.com", "2026-08", noon("2026-09-01"))
+        .await
+        .unwrap();
+    assert_eq!(aug.issued.len(), 2, "{aug:?}");
+    for number in &aug.issued {
+        let inv = svc::invoice(ctx, number).await.unwrap();
+        assert!(
+            inv.lines.iter().all(|l| l.kind == LineKind::Plan),
+            "no fee: acme's plan had none on its first day, bakery started on small: {inv:?}"
+        );
+    }
+    for id in [acme, bakery] {
+        let sub = ctx.db.subscription(id).await.unwrap().unwrap();
+        assert!(sub.setup_fee_invoiced, "settled by the first invoice");
+    }
+    let sep = svc::run_invoices(ctx, "admin@example.com", "2026-09", noon("2026-10-01"))
+        .await
+        .unwrap();
+    assert_eq!(sep.issued.len(), 2, "{sep:?}");
+    for number in &sep.issued {
+        let inv = svc::invoice(ctx, number).await.unwrap();
+        assert!(
+            inv.lines.iter().all(|l| l.kind == LineKind::Plan),
+            "a fee added later is not charged: {inv:?}"
+        );
+    }
+}
+
+/// Two runs for different months racing for a client whose fee is due: the fee is marked
+/// under the counter lock, and the second invoice drops its fee line.
+async fn a_setup_fee_is_settled_once_under_the_lock(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let id = app.client_id("acme-legal").await;
+    svc::start_subscription(ctx, &me, id, &Default::default(), noon("2026-08-20"))
+        .await
+        .unwrap();
+    let with_fee = |month: &str| {
+        let mut d = doc(id, month, 3000);
+        d.lines.insert(
+            0,
+            InvoiceLine {
+                kind: LineKind::SetupFee,
+                description: "Setup fee, plan standard".into(),
+                plan: Some("standard".into()),
+                from: String::new(),
+                to: String::new(),
+                days: 0,
+                days_in_month: 30,
+                unit_cents: 900,
+                amount_cents: 900,
+            },
+        );
+        d.total_cents = 3900;
+        d.includes_setup_fee = true;
+        d
+    };
+    // Both drafted while the fee was due (as two concurrent runs would).
+    let aug = ctx
+        .db
+        .issue_invoices("INV", &[with_fee("2026-08")])
+        .await
+        .unwrap();
+    let sep = ctx
+        .db
+        .issue_invoices("INV", &[with_fee("2026-09")])
+        .await
+        .unwrap();
+    let a = svc::invoice(ctx, &aug.numbers[0]).await.unwrap();
+    let b = svc::invoice(ctx, &sep.numbers[0]).await.unwrap();
+    assert_eq!((a.total_cents, a.lines.len()), (3900, 2));
+    assert_eq!((b.total_cents, b.lines.len()), (3000, 1), "{b:?}");
+    assert_eq!(b.lines[0].kind, LineKind::Plan);
+    assert!(
+        ctx.db
+            .subscription(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .setup_fee_invoiced
+    );
+}

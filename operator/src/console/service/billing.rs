@@ -642,6 +642,7 @@ pub async fn run_invoices(
         .filter(|s| s.started_at < end && s.deleted_at.is_none_or(|d| d >= start))
         .collect();
     let mut timelines = ctx.db.timelines_for_period(start, end).await?;
+    let start_plans = ctx.db.start_plans_with_fee_due().await?;
     let ids: Vec<i64> = subs
         .iter()
         .filter(|s| !already.contains(&s.client_id))
@@ -656,7 +657,17 @@ pub async fn run_invoices(
     let mut docs = Vec::new();
     for s in subs.iter().filter(|s| !already.contains(&s.client_id)) {
         let timeline = timelines.remove(&s.client_id).unwrap_or_default();
-        match invoice::draft_invoice(month, &timeline, &prices, &settings, !s.setup_fee_invoiced) {
+        let fee_plan = if s.setup_fee_invoiced {
+            None
+        } else {
+            start_plans.get(&s.client_id).map(String::as_str).or_else(|| {
+                timeline
+                    .iter()
+                    .min_by_key(|p| p.at)
+                    .map(|p| p.plan.as_str())
+            })
+        };
+        match invoice::draft_invoice_for(month, &timeline, &prices, &settings, fee_plan) {
             Ok(Some(d)) => docs.push(NewDocument {
                 kind: DocumentKind::Invoice,
                 client_id: s.client_id,
