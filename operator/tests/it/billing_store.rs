@@ -1106,6 +1106,7 @@ both_backends!(
     clock_catch_up_audits_each_step,
     the_setup_fee_is_settled_by_the_first_billed_invoice,
     a_setup_fee_is_settled_once_under_the_lock,
+    zero_and_fully_credited_invoices_are_not_owed,
 );
 
 fn fee(plan: &str, monthly: &str, fee: &str, from: &str, trial: i64) -> NewPrice {
@@ -1235,5 +1236,117 @@ async fn a_setup_fee_is_settled_once_under_the_lock(app: TestApp) {
             .unwrap()
             .unwrap()
             .setup_fee_invoiced
+    );
+}
+
+/// A 0.00 invoice (a free plan) is issued paid (`zero`) and never falls due; a fully
+/// credited unpaid invoice is not overdue, and crediting the last overdue one resumes.
+async fn zero_and_fully_credited_invoices_are_not_owed(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let t0 = noon("2026-08-20");
+    svc::set_price(ctx, &me, &price("standard", "0", "", 0), t0)
+        .await
+        .unwrap();
+    svc::set_price(ctx, &me, &price("small", "10", "", 0), t0)
+        .await
+        .unwrap();
+    let acme = app.client_id("acme-legal").await;
+    let bakery = app.client_id("bakery-lund").await;
+    for id in [acme, bakery] {
+        svc::start_subscription(ctx, &me, id, &Default::default(), t0)
+            .await
+            .unwrap();
+    }
+    let issued = noon("2026-09-01");
+    let aug = svc::run_invoices(ctx, "admin@example.com", "2026-08", issued)
+        .await
+        .unwrap();
+    assert_eq!(aug.issued.len(), 2, "{aug:?}");
+    let mut by_client = std::collections::HashMap::new();
+    for n in &aug.issued {
+        let inv = svc::invoice(ctx, n).await.unwrap();
+        by_client.insert(inv.client_id, inv);
+    }
+    let free = &by_client[&acme];
+    assert_eq!(free.total_cents, 0);
+    assert_eq!(
+        (free.paid_at, free.paid_via.as_deref()),
+        (Some(issued), Some("zero")),
+        "a zero invoice is issued paid"
+    );
+    let owed = &by_client[&bakery];
+    assert_eq!((owed.paid_at, owed.paid_via.as_deref()), (None, None));
+    // Past the due date only bakery's invoice is overdue.
+    let later = owed.due_at + DAY;
+    let overdue: Vec<String> = ctx
+        .db
+        .overdue_invoices(later)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.number)
+        .collect();
+    assert_eq!(overdue, [owed.number.clone()]);
+    // bakery's payment failed (the engine's way); a full credit note (a dispute settled)
+    // makes nothing owed: not overdue any more, and the client resumes.
+    svc::apply(
+        ctx,
+        "billing",
+        bakery,
+        &Input::PaymentFailed {
+            at: later,
+            reference: owed.number.clone(),
+        },
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ctx.db.subscription(bakery).await.unwrap().unwrap().state,
+        SubscriptionState::PastDue
+    );
+    // A partial credit still leaves something owed: still past due.
+    svc::credit_note(
+        ctx,
+        &me,
+        &owed.number,
+        &svc::CreditRequest {
+            amount: "1".into(),
+            reason: "goodwill".into(),
+        },
+        later + 60,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ctx.db.overdue_invoices(later + 61).await.unwrap().len(), 1);
+    assert_eq!(
+        ctx.db.subscription(bakery).await.unwrap().unwrap().state,
+        SubscriptionState::PastDue
+    );
+    svc::credit_note(
+        ctx,
+        &me,
+        &owed.number,
+        &svc::CreditRequest {
+            amount: String::new(),
+            reason: "disputed: service was down".into(),
+        },
+        later + 120,
+    )
+    .await
+    .unwrap();
+    assert!(ctx.db.overdue_invoices(later + 121).await.unwrap().is_empty());
+    assert!(
+        svc::attention(ctx, later + 121, 0)
+            .await
+            .unwrap()
+            .overdue_invoices
+            .is_empty()
+    );
+    assert_eq!(
+        ctx.db.subscription(bakery).await.unwrap().unwrap().state,
+        SubscriptionState::Active,
+        "credited to nothing owed: resumed"
     );
 }

@@ -164,6 +164,10 @@ pub enum CreditRefused {
     Db(#[from] DbError),
 }
 
+/// An invoice that is owed: unpaid, and its total plus its credit notes' totals above 0 (a
+/// zero or fully credited invoice owes nothing).
+const OWED: &str = "kind = 'invoice' AND paid_at IS NULL AND total_cents + COALESCE((SELECT SUM(cn.total_cents) FROM invoices cn WHERE cn.kind = 'credit_note' AND cn.corrects_number = invoices.number), 0) > 0";
+
 /// Rows per multi-row INSERT: 17 parameters each, well under both databases' limits.
 const INSERT_CHUNK: usize = 200;
 
@@ -759,15 +763,42 @@ impl Db {
             .collect()
     }
 
-    /// Unpaid invoices whose due date is before `now`, oldest due first.
+    /// Unpaid invoices whose due date is before `now` and that still owe something (total
+    /// plus their credit notes above 0), oldest due first.
     pub async fn overdue_invoices(&self, now: i64) -> Result<Vec<Invoice>, DbError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {INVOICE_COLUMNS} FROM invoices WHERE kind = 'invoice' AND paid_at IS NULL AND due_at < $1 ORDER BY due_at, id"
+            "SELECT {INVOICE_COLUMNS} FROM invoices WHERE {OWED} AND due_at < $1 ORDER BY due_at, id"
         )))
         .bind(now)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(invoice_from_row).collect()
+    }
+
+    /// Whether the client has an invoice that still owes something past its due date.
+    pub async fn client_owes_overdue(&self, client_id: i64, now: i64) -> Result<bool, DbError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id FROM invoices WHERE {OWED} AND due_at < $1 AND client_id = $2 LIMIT 1"
+        )))
+        .bind(now)
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// What an invoice still owes: its total plus its credit notes' (negative) totals.
+    pub async fn owed_on(&self, number: &str) -> Result<i64, DbError> {
+        let rows = sqlx::query(
+            "SELECT total_cents FROM invoices WHERE number = $1 OR (kind = 'credit_note' AND corrects_number = $1)",
+        )
+        .bind(number)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<i64, _>("total_cents"))
+            .sum::<Result<i64, _>>()
+            .map_err(Into::into)
     }
 
     /// Issues invoices with consecutive numbers of the series `prefix` in one transaction;

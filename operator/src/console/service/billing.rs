@@ -802,12 +802,19 @@ pub async fn mark_paid(
             Some(&json!({"paid_at": now, "paid_via": via}).to_string()),
         )
         .await?;
-    let still_overdue = ctx
-        .db
-        .invoices_where(None, Some(inv.client_id), true)
-        .await?
-        .into_iter()
-        .any(|i| i.due_at < now);
+    resume_if_nothing_overdue(ctx, actor, &inv, now).await?;
+    invoice(ctx, &inv.number).await
+}
+
+/// After `inv` was paid or credited to nothing owed: when the client owes nothing else past
+/// due, the payment succeeded (a client held for non-payment resumes).
+async fn resume_if_nothing_overdue(
+    ctx: &Console,
+    actor: &str,
+    inv: &Invoice,
+    now: i64,
+) -> Result<(), ActionError> {
+    let still_overdue = ctx.db.client_owes_overdue(inv.client_id, now).await?;
     if !still_overdue && ctx.db.subscription(inv.client_id).await?.is_some() {
         let input = Input::PaymentSucceeded {
             at: now,
@@ -823,7 +830,7 @@ pub async fn mark_paid(
             Err(e) => return Err(e),
         }
     }
-    invoice(ctx, &inv.number).await
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -946,6 +953,11 @@ pub async fn credit_note(
             ),
         )
         .await?;
+    // Credited to nothing owed while unpaid: as if paid (a disputed, then credited client
+    // resumes when nothing else is overdue).
+    if inv.paid_at.is_none() && ctx.db.owed_on(&inv.number).await? <= 0 {
+        resume_if_nothing_overdue(ctx, &actor.email, &inv, now).await?;
+    }
     Ok(cn)
 }
 
