@@ -1107,6 +1107,7 @@ both_backends!(
     the_setup_fee_is_settled_by_the_first_billed_invoice,
     a_setup_fee_is_settled_once_under_the_lock,
     zero_and_fully_credited_invoices_are_not_owed,
+    an_input_after_a_due_cancellation_comes_after_it,
 );
 
 fn fee(plan: &str, monthly: &str, fee: &str, from: &str, trial: i64) -> NewPrice {
@@ -1349,4 +1350,68 @@ async fn zero_and_fully_credited_invoices_are_not_owed(app: TestApp) {
         SubscriptionState::Active,
         "credited to nothing owed: resumed"
     );
+}
+
+/// A cancellation scheduled for the period end is due at midnight; an input applied before
+/// the engine got to it (a failed payment at 00:05) comes after it: the client is canceled
+/// at midnight and the new month is not billed.
+async fn an_input_after_a_due_cancellation_comes_after_it(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let t0 = noon("2026-09-01");
+    svc::set_price(ctx, &me, &price("standard", "30", "", 0), t0)
+        .await
+        .unwrap();
+    let id = app.client_id("acme-legal").await;
+    svc::start_subscription(ctx, &me, id, &Default::default(), t0)
+        .await
+        .unwrap();
+    svc::apply(
+        ctx,
+        "admin@example.com",
+        id,
+        &Input::Cancel {
+            at_period_end: true,
+        },
+        noon("2026-09-10"),
+    )
+    .await
+    .unwrap();
+    let midnight = billing::day_start("2026-10-01").unwrap();
+    // The engine has not run since; a failed payment arrives at 00:05.
+    let _ = svc::apply(
+        ctx,
+        "stripe",
+        id,
+        &Input::PaymentFailed {
+            at: midnight + 300,
+            reference: "in_1".into(),
+        },
+        midnight + 300,
+    )
+    .await;
+    let sub = ctx.db.subscription(id).await.unwrap().unwrap();
+    assert_eq!(sub.state, SubscriptionState::Canceled);
+    // The engine's pass changes nothing more.
+    svc::apply(ctx, "billing", id, &Input::Clock, midnight + 600)
+        .await
+        .unwrap();
+    let nov = billing::day_start("2026-11-01").unwrap();
+    let t = ctx.db.timelines_for_period(midnight, nov).await.unwrap();
+    let points = t.get(&id).cloned().unwrap_or_default();
+    assert!(
+        points.windows(2).all(|w| w[0].at <= w[1].at),
+        "in time order: {points:?}"
+    );
+    assert!(
+        points
+            .iter()
+            .filter(|p| p.at >= midnight)
+            .all(|p| p.state == SubscriptionState::Canceled),
+        "nothing but canceled from midnight: {points:?}"
+    );
+    let oct = svc::run_invoices(ctx, "admin@example.com", "2026-10", nov)
+        .await
+        .unwrap();
+    assert!(oct.issued.is_empty(), "October is not billed: {oct:?}");
 }

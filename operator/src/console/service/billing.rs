@@ -546,6 +546,14 @@ pub async fn apply(
     input: &Input,
     now: i64,
 ) -> Result<Option<Change>, ActionError> {
+    // What time has made due (a midnight cancellation the engine has not applied yet) comes
+    // first, stored as the engine would, so the timeline stays in time order.
+    if *input != Input::Clock {
+        match Box::pin(apply(ctx, "billing", client_id, &Input::Clock, now)).await {
+            Ok(_) | Err(ActionError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let settings = ctx.db.billing_settings().await?;
     // A lost compare-and-set means another replica (or the engine) changed the row: read it
     // again and re-decide; the same input applied there is then a no-op here.
