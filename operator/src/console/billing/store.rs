@@ -573,6 +573,16 @@ impl Db {
         rows.iter().map(point_from_row).collect()
     }
 
+    /// When each deleted client was deleted (`clients.deleted_at`).
+    pub async fn deleted_clients(&self) -> Result<HashMap<i64, i64>, DbError> {
+        let rows = sqlx::query("SELECT id, deleted_at FROM clients WHERE deleted_at IS NOT NULL")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("deleted_at")?)))
+            .collect()
+    }
+
     /// The plan each client with its setup fee still due started on (its first timeline
     /// point): the setup fee is that plan's.
     pub async fn start_plans_with_fee_due(&self) -> Result<HashMap<i64, String>, DbError> {

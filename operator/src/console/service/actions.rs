@@ -309,7 +309,9 @@ pub async fn delete_client(
         }
         None => None,
     };
-    ctx.db.mark_client_deleted(id, now()).await?;
+    let at = now();
+    ctx.db.mark_client_deleted(id, at).await?;
+    end_subscription(ctx, &actor.email, id, at).await?;
     audit(
         ctx,
         actor,
@@ -319,6 +321,30 @@ pub async fn delete_client(
         json!({"deleted": true, "volume": current.map(|r| format!("{r:?}"))}),
     )
     .await
+}
+
+/// A deleted client's subscription ends with it: canceled now (already canceled is fine),
+/// then deleted, so the timeline ends and no later invoice bills days after the deletion.
+async fn end_subscription(
+    ctx: &Console,
+    actor: &str,
+    id: i64,
+    at: i64,
+) -> Result<(), ActionError> {
+    use crate::console::billing::model::Input;
+    use crate::console::service::billing::apply;
+    let cancel = Input::Cancel {
+        at_period_end: false,
+    };
+    match apply(ctx, actor, id, &cancel, at).await {
+        Ok(_) | Err(ActionError::Conflict(_)) => {}
+        Err(ActionError::NotFound) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match apply(ctx, actor, id, &Input::Deleted, at).await {
+        Ok(_) | Err(ActionError::Conflict(_)) | Err(ActionError::NotFound) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -611,6 +611,20 @@ pub async fn apply(
     ))
 }
 
+/// Ends a timeline at the client's deletion: the points after it dropped, and from it on
+/// the client canceled (its deletion day is billed like a cancellation's, the days after
+/// are not).
+fn cut_at_deletion(timeline: &mut Vec<TimelinePoint>, gone: i64) {
+    timeline.retain(|p| p.at <= gone);
+    if let Some(last) = timeline.iter().max_by_key(|p| p.at).cloned() {
+        timeline.push(TimelinePoint {
+            at: gone,
+            state: SubscriptionState::Canceled,
+            ..last
+        });
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct InvoiceRunReport {
     pub month: String,
@@ -663,8 +677,13 @@ pub async fn run_invoices(
         ..Default::default()
     };
     let mut docs = Vec::new();
+    let deleted = ctx.db.deleted_clients().await?;
     for s in subs.iter().filter(|s| !already.contains(&s.client_id)) {
-        let timeline = timelines.remove(&s.client_id).unwrap_or_default();
+        let mut timeline = timelines.remove(&s.client_id).unwrap_or_default();
+        // A client deleted by an admin: nothing after its deletion is billed.
+        if let Some(&gone) = deleted.get(&s.client_id) {
+            cut_at_deletion(&mut timeline, gone);
+        }
         let fee_plan = if s.setup_fee_invoiced {
             None
         } else {
