@@ -1288,7 +1288,7 @@ async fn zero_and_fully_credited_invoices_are_not_owed(app: TestApp) {
         .into_iter()
         .map(|i| i.number)
         .collect();
-    assert_eq!(overdue, [owed.number.clone()]);
+    assert_eq!(overdue, std::slice::from_ref(&owed.number));
     // bakery's payment failed (the engine's way); a full credit note (a dispute settled)
     // makes nothing owed: not overdue any more, and the client resumes.
     svc::apply(
@@ -1337,7 +1337,13 @@ async fn zero_and_fully_credited_invoices_are_not_owed(app: TestApp) {
     )
     .await
     .unwrap();
-    assert!(ctx.db.overdue_invoices(later + 121).await.unwrap().is_empty());
+    assert!(
+        ctx.db
+            .overdue_invoices(later + 121)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         svc::attention(ctx, later + 121, 0)
             .await

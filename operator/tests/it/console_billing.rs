@@ -968,7 +968,11 @@ async fn a_subscribed_clients_billing_status_is_read_only(app: TestApp) {
     let id = subscribed_last_month(&app, "bakery-lund", "small").await;
     let status = app.ctx.db.client(id).await.unwrap().unwrap().billing_status;
     // Changing it by the record form is refused with why; nothing changes.
-    let other = if status == "past_due" { "active" } else { "past_due" };
+    let other = if status == "past_due" {
+        "active"
+    } else {
+        "past_due"
+    };
     let r = app
         .post(
             &format!("/clients/{id}/record"),
@@ -1004,7 +1008,10 @@ async fn a_subscribed_clients_billing_status_is_read_only(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let c = app.ctx.db.client(id).await.unwrap().unwrap();
-    assert_eq!((c.billing_status.as_str(), c.notes.as_str()), (status.as_str(), "pays late"));
+    assert_eq!(
+        (c.billing_status.as_str(), c.notes.as_str()),
+        (status.as_str(), "pays late")
+    );
     // The page shows the status read-only.
     let page = app.get(&format!("/clients/{id}")).await;
     assert!(page.body.contains("(set by the subscription)"));
@@ -1051,7 +1058,10 @@ async fn a_deleted_client_is_billed_up_to_its_deletion_only(app: TestApp) {
     for n in &run.issued {
         let inv = bill::invoice(&app.ctx, n).await.unwrap();
         let last = inv.lines.iter().map(|l| l.to.clone()).max().unwrap();
-        assert!(last <= today, "billed up to the deletion day ({today}): {inv:?}");
+        assert!(
+            last <= today,
+            "billed up to the deletion day ({today}): {inv:?}"
+        );
         assert_eq!(
             inv.lines.iter().map(|l| l.days).sum::<i64>(),
             (day_start(&today).unwrap() - start) / 86_400 + 1,

@@ -325,12 +325,7 @@ pub async fn delete_client(
 
 /// A deleted client's subscription ends with it: canceled now (already canceled is fine),
 /// then deleted, so the timeline ends and no later invoice bills days after the deletion.
-async fn end_subscription(
-    ctx: &Console,
-    actor: &str,
-    id: i64,
-    at: i64,
-) -> Result<(), ActionError> {
+async fn end_subscription(ctx: &Console, actor: &str, id: i64, at: i64) -> Result<(), ActionError> {
     use crate::console::billing::model::Input;
     use crate::console::service::billing::apply;
     let cancel = Input::Cancel {

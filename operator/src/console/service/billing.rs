@@ -687,12 +687,15 @@ pub async fn run_invoices(
         let fee_plan = if s.setup_fee_invoiced {
             None
         } else {
-            start_plans.get(&s.client_id).map(String::as_str).or_else(|| {
-                timeline
-                    .iter()
-                    .min_by_key(|p| p.at)
-                    .map(|p| p.plan.as_str())
-            })
+            start_plans
+                .get(&s.client_id)
+                .map(String::as_str)
+                .or_else(|| {
+                    timeline
+                        .iter()
+                        .min_by_key(|p| p.at)
+                        .map(|p| p.plan.as_str())
+                })
         };
         match invoice::draft_invoice_for(month, &timeline, &prices, &settings, fee_plan) {
             Ok(Some(d)) => docs.push(NewDocument {
