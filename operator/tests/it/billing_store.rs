@@ -1104,4 +1104,320 @@ both_backends!(
     observations_append_only_changes,
     invoice_run,
     clock_catch_up_audits_each_step,
+    the_setup_fee_is_settled_by_the_first_billed_invoice,
+    a_setup_fee_is_settled_once_under_the_lock,
+    zero_and_fully_credited_invoices_are_not_owed,
+    an_input_after_a_due_cancellation_comes_after_it,
 );
+
+fn fee(plan: &str, monthly: &str, fee: &str, from: &str, trial: i64) -> NewPrice {
+    NewPrice {
+        setup_fee: fee.into(),
+        ..price(plan, monthly, from, trial)
+    }
+}
+
+/// The setup fee is settled by the first invoice with a billed day, fee or not: a fee added
+/// to the price later is not charged to existing clients, and a client that upgraded during
+/// its trial pays the fee of the plan it started on, not the other plan's.
+async fn the_setup_fee_is_settled_by_the_first_billed_invoice(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let t0 = noon("2026-08-20");
+    svc::set_price(ctx, &me, &price("standard", "30", "", 0), t0)
+        .await
+        .unwrap();
+    svc::set_price(ctx, &me, &price("small", "10", "", 0), t0)
+        .await
+        .unwrap();
+    svc::set_price(ctx, &me, &fee("large", "50", "20", "", 0), t0)
+        .await
+        .unwrap();
+    let acme = app.client_id("acme-legal").await;
+    let bakery = app.client_id("bakery-lund").await;
+    for id in [acme, bakery] {
+        svc::start_subscription(ctx, &me, id, &Default::default(), t0)
+            .await
+            .unwrap();
+    }
+    // bakery (small, no fee) moves to large (fee 20) on the 25th: the timeline says so.
+    ctx.db
+        .append_timeline_points(&[(
+            bakery,
+            TimelinePoint {
+                at: noon("2026-08-25"),
+                plan: "large".into(),
+                suspended: false,
+                state: SubscriptionState::Active,
+            },
+        )])
+        .await
+        .unwrap();
+    // A fee is added to standard from September: acme's August invoice settled its fee.
+    svc::set_price(ctx, &me, &fee("standard", "30", "9", "2026-09-01", 0), t0)
+        .await
+        .unwrap();
+    let aug = svc::run_invoices(ctx, "admin@example.com", "2026-08", noon("2026-09-01"))
+        .await
+        .unwrap();
+    assert_eq!(aug.issued.len(), 2, "{aug:?}");
+    for number in &aug.issued {
+        let inv = svc::invoice(ctx, number).await.unwrap();
+        assert!(
+            inv.lines.iter().all(|l| l.kind == LineKind::Plan),
+            "no fee: acme's plan had none on its first day, bakery started on small: {inv:?}"
+        );
+    }
+    for id in [acme, bakery] {
+        let sub = ctx.db.subscription(id).await.unwrap().unwrap();
+        assert!(sub.setup_fee_invoiced, "settled by the first invoice");
+    }
+    let sep = svc::run_invoices(ctx, "admin@example.com", "2026-09", noon("2026-10-01"))
+        .await
+        .unwrap();
+    assert_eq!(sep.issued.len(), 2, "{sep:?}");
+    for number in &sep.issued {
+        let inv = svc::invoice(ctx, number).await.unwrap();
+        assert!(
+            inv.lines.iter().all(|l| l.kind == LineKind::Plan),
+            "a fee added later is not charged: {inv:?}"
+        );
+    }
+}
+
+/// Two runs for different months racing for a client whose fee is due: the fee is marked
+/// under the counter lock, and the second invoice drops its fee line.
+async fn a_setup_fee_is_settled_once_under_the_lock(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let id = app.client_id("acme-legal").await;
+    svc::start_subscription(ctx, &me, id, &Default::default(), noon("2026-08-20"))
+        .await
+        .unwrap();
+    let with_fee = |month: &str| {
+        let mut d = doc(id, month, 3000);
+        d.lines.insert(
+            0,
+            InvoiceLine {
+                kind: LineKind::SetupFee,
+                description: "Setup fee, plan standard".into(),
+                plan: Some("standard".into()),
+                from: String::new(),
+                to: String::new(),
+                days: 0,
+                days_in_month: 30,
+                unit_cents: 900,
+                amount_cents: 900,
+            },
+        );
+        d.total_cents = 3900;
+        d.includes_setup_fee = true;
+        d
+    };
+    // Both drafted while the fee was due (as two concurrent runs would).
+    let aug = ctx
+        .db
+        .issue_invoices("INV", &[with_fee("2026-08")])
+        .await
+        .unwrap();
+    let sep = ctx
+        .db
+        .issue_invoices("INV", &[with_fee("2026-09")])
+        .await
+        .unwrap();
+    let a = svc::invoice(ctx, &aug.numbers[0]).await.unwrap();
+    let b = svc::invoice(ctx, &sep.numbers[0]).await.unwrap();
+    assert_eq!((a.total_cents, a.lines.len()), (3900, 2));
+    assert_eq!((b.total_cents, b.lines.len()), (3000, 1), "{b:?}");
+    assert_eq!(b.lines[0].kind, LineKind::Plan);
+    assert!(
+        ctx.db
+            .subscription(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .setup_fee_invoiced
+    );
+}
+
+/// A 0.00 invoice (a free plan) is issued paid (`zero`) and never falls due; a fully
+/// credited unpaid invoice is not overdue, and crediting the last overdue one resumes.
+async fn zero_and_fully_credited_invoices_are_not_owed(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let t0 = noon("2026-08-20");
+    svc::set_price(ctx, &me, &price("standard", "0", "", 0), t0)
+        .await
+        .unwrap();
+    svc::set_price(ctx, &me, &price("small", "10", "", 0), t0)
+        .await
+        .unwrap();
+    let acme = app.client_id("acme-legal").await;
+    let bakery = app.client_id("bakery-lund").await;
+    for id in [acme, bakery] {
+        svc::start_subscription(ctx, &me, id, &Default::default(), t0)
+            .await
+            .unwrap();
+    }
+    let issued = noon("2026-09-01");
+    let aug = svc::run_invoices(ctx, "admin@example.com", "2026-08", issued)
+        .await
+        .unwrap();
+    assert_eq!(aug.issued.len(), 2, "{aug:?}");
+    let mut by_client = std::collections::HashMap::new();
+    for n in &aug.issued {
+        let inv = svc::invoice(ctx, n).await.unwrap();
+        by_client.insert(inv.client_id, inv);
+    }
+    let free = &by_client[&acme];
+    assert_eq!(free.total_cents, 0);
+    assert_eq!(
+        (free.paid_at, free.paid_via.as_deref()),
+        (Some(issued), Some("zero")),
+        "a zero invoice is issued paid"
+    );
+    let owed = &by_client[&bakery];
+    assert_eq!((owed.paid_at, owed.paid_via.as_deref()), (None, None));
+    // Past the due date only bakery's invoice is overdue.
+    let later = owed.due_at + DAY;
+    let overdue: Vec<String> = ctx
+        .db
+        .overdue_invoices(later)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.number)
+        .collect();
+    assert_eq!(overdue, std::slice::from_ref(&owed.number));
+    // bakery's payment failed (the engine's way); a full credit note (a dispute settled)
+    // makes nothing owed: not overdue any more, and the client resumes.
+    svc::apply(
+        ctx,
+        "billing",
+        bakery,
+        &Input::PaymentFailed {
+            at: later,
+            reference: owed.number.clone(),
+        },
+        later,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        ctx.db.subscription(bakery).await.unwrap().unwrap().state,
+        SubscriptionState::PastDue
+    );
+    // A partial credit still leaves something owed: still past due.
+    svc::credit_note(
+        ctx,
+        &me,
+        &owed.number,
+        &svc::CreditRequest {
+            amount: "1".into(),
+            reason: "goodwill".into(),
+        },
+        later + 60,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ctx.db.overdue_invoices(later + 61).await.unwrap().len(), 1);
+    assert_eq!(
+        ctx.db.subscription(bakery).await.unwrap().unwrap().state,
+        SubscriptionState::PastDue
+    );
+    svc::credit_note(
+        ctx,
+        &me,
+        &owed.number,
+        &svc::CreditRequest {
+            amount: String::new(),
+            reason: "disputed: service was down".into(),
+        },
+        later + 120,
+    )
+    .await
+    .unwrap();
+    assert!(
+        ctx.db
+            .overdue_invoices(later + 121)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        svc::attention(ctx, later + 121, 0)
+            .await
+            .unwrap()
+            .overdue_invoices
+            .is_empty()
+    );
+    assert_eq!(
+        ctx.db.subscription(bakery).await.unwrap().unwrap().state,
+        SubscriptionState::Active,
+        "credited to nothing owed: resumed"
+    );
+}
+
+/// A cancellation scheduled for the period end is due at midnight; an input applied before
+/// the engine got to it (a failed payment at 00:05) comes after it: the client is canceled
+/// at midnight and the new month is not billed.
+async fn an_input_after_a_due_cancellation_comes_after_it(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let t0 = noon("2026-09-01");
+    svc::set_price(ctx, &me, &price("standard", "30", "", 0), t0)
+        .await
+        .unwrap();
+    let id = app.client_id("acme-legal").await;
+    svc::start_subscription(ctx, &me, id, &Default::default(), t0)
+        .await
+        .unwrap();
+    svc::apply(
+        ctx,
+        "admin@example.com",
+        id,
+        &Input::Cancel {
+            at_period_end: true,
+        },
+        noon("2026-09-10"),
+    )
+    .await
+    .unwrap();
+    let midnight = billing::day_start("2026-10-01").unwrap();
+    // The engine has not run since; a failed payment arrives at 00:05.
+    let _ = svc::apply(
+        ctx,
+        "stripe",
+        id,
+        &Input::PaymentFailed {
+            at: midnight + 300,
+            reference: "in_1".into(),
+        },
+        midnight + 300,
+    )
+    .await;
+    let sub = ctx.db.subscription(id).await.unwrap().unwrap();
+    assert_eq!(sub.state, SubscriptionState::Canceled);
+    // The engine's pass changes nothing more.
+    svc::apply(ctx, "billing", id, &Input::Clock, midnight + 600)
+        .await
+        .unwrap();
+    let nov = billing::day_start("2026-11-01").unwrap();
+    let t = ctx.db.timelines_for_period(midnight, nov).await.unwrap();
+    let points = t.get(&id).cloned().unwrap_or_default();
+    assert!(
+        points.windows(2).all(|w| w[0].at <= w[1].at),
+        "in time order: {points:?}"
+    );
+    assert!(
+        points
+            .iter()
+            .filter(|p| p.at >= midnight)
+            .all(|p| p.state == SubscriptionState::Canceled),
+        "nothing but canceled from midnight: {points:?}"
+    );
+    let oct = svc::run_invoices(ctx, "admin@example.com", "2026-10", nov)
+        .await
+        .unwrap();
+    assert!(oct.issued.is_empty(), "October is not billed: {oct:?}");
+}

@@ -23,6 +23,8 @@ both_backends!(
     exports_are_attachments_with_every_document,
     api_covers_prices_settings_subscriptions_and_invoices,
     api_scopes_guard_billing,
+    a_subscribed_clients_billing_status_is_read_only,
+    a_deleted_client_is_billed_up_to_its_deletion_only,
 );
 
 fn admin(app: &TestApp) -> Admin {
@@ -960,4 +962,132 @@ async fn api_scopes_guard_billing(app: TestApp) {
             .iter()
             .all(|p| p.history.is_empty())
     );
+}
+
+async fn a_subscribed_clients_billing_status_is_read_only(app: TestApp) {
+    let id = subscribed_last_month(&app, "bakery-lund", "small").await;
+    let status = app.ctx.db.client(id).await.unwrap().unwrap().billing_status;
+    // Changing it by the record form is refused with why; nothing changes.
+    let other = if status == "past_due" {
+        "active"
+    } else {
+        "past_due"
+    };
+    let r = app
+        .post(
+            &format!("/clients/{id}/record"),
+            &[("billing_status", other), ("notes", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.body.contains("the subscription sets the billing status"));
+    let e = service::update_record(
+        &app.ctx,
+        &admin(&app),
+        id,
+        &service::RecordUpdate {
+            billing_status: other.into(),
+            notes: String::new(),
+        },
+    )
+    .await;
+    assert!(
+        matches!(&e, Err(service::ActionError::Invalid(f)) if f[0].field == "billing_status"),
+        "{e:?}"
+    );
+    assert_eq!(
+        app.ctx.db.client(id).await.unwrap().unwrap().billing_status,
+        status
+    );
+    // The notes stay editable (the form sends the status unchanged).
+    let r = app
+        .post(
+            &format!("/clients/{id}/record"),
+            &[("billing_status", status.as_str()), ("notes", "pays late")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let c = app.ctx.db.client(id).await.unwrap().unwrap();
+    assert_eq!(
+        (c.billing_status.as_str(), c.notes.as_str()),
+        (status.as_str(), "pays late")
+    );
+    // The page shows the status read-only.
+    let page = app.get(&format!("/clients/{id}")).await;
+    assert!(page.body.contains("(set by the subscription)"));
+    assert!(!page.body.contains(r#"select name="billing_status""#));
+    // A client without a subscription keeps the select.
+    let free = app.client_id("acme-legal").await;
+    let page = app.get(&format!("/clients/{free}")).await;
+    assert!(page.body.contains(r#"select name="billing_status""#));
+}
+
+/// An admin deletes a subscribed client mid-month: its subscription ends with it (canceled,
+/// deleted), the month's invoice bills up to the deletion day only, the next month nothing,
+/// and the engine's overdue logic leaves it alone. A client deleted without its subscription
+/// ending (before this was done) is cut at its deletion too.
+async fn a_deleted_client_is_billed_up_to_its_deletion_only(app: TestApp) {
+    let id = subscribed_last_month(&app, "bakery-lund", "small").await;
+    let before = service::now();
+    service::delete_client(
+        &app.ctx,
+        &admin(&app),
+        id,
+        &service::DeleteRequest {
+            confirm: "bakery-lund".into(),
+            retention: None,
+        },
+    )
+    .await
+    .unwrap();
+    let sub = bill::subscription(&app.ctx, id).await.unwrap().unwrap();
+    assert_eq!(sub.subscription.state, SubscriptionState::Canceled);
+    assert!(sub.subscription.deleted_at.is_some(), "{sub:?}");
+
+    // The old way: a client row deleted while its subscription runs on.
+    let other = subscribed_last_month(&app, "acme-legal", "standard").await;
+    app.ctx.db.mark_client_deleted(other, before).await.unwrap();
+
+    let this = service::month_of(before);
+    let (start, end) = bill::month_bounds(&this).unwrap();
+    let run = bill::run_invoices(&app.ctx, "admin@example.com", &this, end)
+        .await
+        .unwrap();
+    assert_eq!(run.issued.len(), 2, "{run:?}");
+    let today = day_of(before);
+    for n in &run.issued {
+        let inv = bill::invoice(&app.ctx, n).await.unwrap();
+        let last = inv.lines.iter().map(|l| l.to.clone()).max().unwrap();
+        assert!(
+            last <= today,
+            "billed up to the deletion day ({today}): {inv:?}"
+        );
+        assert_eq!(
+            inv.lines.iter().map(|l| l.days).sum::<i64>(),
+            (day_start(&today).unwrap() - start) / 86_400 + 1,
+            "{inv:?}"
+        );
+    }
+    let next = service::month_of(end);
+    let (_, next_end) = bill::month_bounds(&next).unwrap();
+    let run = bill::run_invoices(&app.ctx, "admin@example.com", &next, next_end)
+        .await
+        .unwrap();
+    assert!(run.issued.is_empty(), "{run:?}");
+    // Long past the invoice's due date, the engine does not fail a payment for it.
+    clawhost::console::billing::engine::tick(&app.ctx, next_end + 60 * 86_400)
+        .await
+        .unwrap();
+    let sub = bill::subscription(&app.ctx, id).await.unwrap().unwrap();
+    assert_eq!(sub.subscription.state, SubscriptionState::Canceled);
+    let failed = app
+        .ctx
+        .db
+        .audit_events(Some(id), 100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "billing.payment_failed")
+        .count();
+    assert_eq!(failed, 0);
 }

@@ -38,15 +38,40 @@ pub enum InvoiceProblem {
 /// price effective that day, as `monthly × days / days_in_month` per run of consecutive
 /// days with the same plan and price (rounded half up per line).
 ///
-/// The setup fee (when due and above zero) is the first line of the first invoice with a
-/// billed day, at the price of that day's plan: a month spent wholly in trial issues no
-/// invoice, and the fee waits (a client who leaves during the trial never pays it).
+/// The setup fee is settled by the client's first invoice with a billed day, whatever its
+/// amount: the fee of the plan the client started on (the timeline's first point), at the
+/// price in force on that first billed day, as the first line when above zero. A month spent
+/// wholly in trial issues no invoice, and the fee waits (a client who leaves during the
+/// trial never pays it); a fee added to the price list later, or the fee of a plan the
+/// client upgrades to, is never charged.
 pub fn draft_invoice(
     month: &str,
     timeline: &[TimelinePoint],
     prices: &[PlanPrice],
     settings: &BillingSettings,
     setup_fee_due: bool,
+) -> Result<Option<DraftInvoice>, InvoiceProblem> {
+    let start_plan = timeline
+        .iter()
+        .min_by_key(|p| p.at)
+        .map(|p| p.plan.as_str());
+    draft_invoice_for(
+        month,
+        timeline,
+        prices,
+        settings,
+        setup_fee_due.then_some(start_plan).flatten(),
+    )
+}
+
+/// [`draft_invoice`] with the plan the client started on given (`Some` while the setup fee
+/// is due; the timeline given may begin after the subscription's start).
+pub fn draft_invoice_for(
+    month: &str,
+    timeline: &[TimelinePoint],
+    prices: &[PlanPrice],
+    settings: &BillingSettings,
+    setup_fee_plan: Option<&str>,
 ) -> Result<Option<DraftInvoice>, InvoiceProblem> {
     let (year, month_no) =
         parse_month(month).ok_or_else(|| InvoiceProblem::BadMonth(month.to_string()))?;
@@ -82,7 +107,7 @@ pub fn draft_invoice(
             billed.push((day, plan));
         }
     }
-    let Some(&(first_billed, first_plan)) = billed.first() else {
+    let Some(&(first_billed, _)) = billed.first() else {
         return Ok(None);
     };
 
@@ -103,15 +128,14 @@ pub fn draft_invoice(
 
     let mut lines = Vec::new();
     let mut currencies: Vec<(&str, &str)> = Vec::new(); // plan, currency, per line
-    let mut includes_setup_fee = false;
-    if setup_fee_due {
+    let includes_setup_fee = setup_fee_plan.is_some();
+    if let Some(first_plan) = setup_fee_plan {
         let date = date(first_billed);
         let price = price_on(prices, first_plan, &date).ok_or_else(|| InvoiceProblem::NoPrice {
             plan: first_plan.to_string(),
             day: date.clone(),
         })?;
         if price.setup_fee_cents > 0 {
-            includes_setup_fee = true;
             currencies.push((first_plan, &price.currency));
             lines.push(InvoiceLine {
                 kind: LineKind::SetupFee,
@@ -555,12 +579,42 @@ mod tests {
             .expect("billable");
         assert!(!d.includes_setup_fee);
         assert_eq!(d.total_cents, 1867);
-        // No fee on the plan: no line.
+        // No fee on the plan: no line, but this first billed invoice settles the fee (a fee
+        // added to the price later is never charged).
         let d = draft_invoice("2026-11", &t, &prices(), &s, true)
             .expect("drafts")
             .expect("billable");
-        assert!(!d.includes_setup_fee);
+        assert!(d.includes_setup_fee);
         assert_eq!(d.lines.len(), 1);
+        // The fee is the plan the client started on: upgraded during the trial to a plan
+        // with a fee, it pays the start plan's (none here).
+        let mut p = prices();
+        p[1].setup_fee_cents = 9900;
+        let up = vec![
+            point(at("2026-10-20", 10, 0), "small", false, Trialing),
+            point(at("2026-10-25", 10, 0), "large", false, Trialing),
+            point(at("2026-11-03", 10, 0), "large", false, Active),
+        ];
+        let d = draft_invoice("2026-11", &up, &p, &s, true)
+            .expect("drafts")
+            .expect("billable");
+        assert!(d.includes_setup_fee);
+        assert!(d.lines.iter().all(|l| l.kind != LineKind::SetupFee));
+        // ... and the start plan's fee when it has one, even billed on another plan.
+        let d = draft_invoice_for("2026-11", &up[2..], &p, &s, Some("small"))
+            .expect("drafts")
+            .expect("billable");
+        assert_eq!(d.lines[0].kind, LineKind::Plan);
+        let mut p = prices();
+        p[0].setup_fee_cents = 1500;
+        p[1].setup_fee_cents = 9900;
+        let d = draft_invoice_for("2026-11", &up[2..], &p, &s, Some("small"))
+            .expect("drafts")
+            .expect("billable");
+        assert_eq!(
+            (d.lines[0].kind, d.lines[0].amount_cents),
+            (LineKind::SetupFee, 1500)
+        );
     }
 
     #[test]

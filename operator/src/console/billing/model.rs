@@ -28,24 +28,64 @@ const ZERO_DECIMAL: [&str; 16] = [
     "XAF", "XOF", "XPF",
 ];
 
-/// Minor units per unit of `currency` (100 for EUR, 1 for JPY).
+/// Currencies whose minor unit is a thousandth (ISO 4217 exponent 3).
+const THREE_DECIMAL: [&str; 7] = ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"];
+
+/// The active ISO 4217 currency codes (funds and precious metals excluded).
+const ISO_4217: &[&str] = &[
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD", "CAD",
+    "CDF", "CHF", "CLP", "CNY", "COP", "CRC", "CUP", "CVE", "CZK", "DJF", "DKK", "DOP", "DZD",
+    "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP", "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ",
+    "GYD", "HKD", "HNL", "HTG", "HUF", "IDR", "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD",
+    "JPY", "KES", "KGS", "KHR", "KMF", "KPW", "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR",
+    "LRD", "LSL", "LYD", "MAD", "MDL", "MGA", "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR",
+    "MWK", "MXN", "MYR", "MZN", "NAD", "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN",
+    "PGK", "PHP", "PKR", "PLN", "PYG", "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR",
+    "SDG", "SEK", "SGD", "SHP", "SLE", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB",
+    "TJS", "TMT", "TND", "TOP", "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "UYU", "UZS",
+    "VES", "VND", "VUV", "WST", "XAF", "XCD", "XOF", "XPF", "YER", "ZAR", "ZMW", "ZWG",
+];
+
+/// Whether `code` is an active ISO 4217 currency code (upper case).
+pub fn is_iso_currency(code: &str) -> bool {
+    ISO_4217.contains(&code)
+}
+
+/// Minor units per unit of `currency` (100 for EUR, 1 for JPY, 1000 for KWD).
 pub fn minor_per_unit(currency: &str) -> i64 {
     if ZERO_DECIMAL.contains(&currency) {
         1
+    } else if THREE_DECIMAL.contains(&currency) {
+        1000
     } else {
         100
     }
 }
 
-/// `12.34 EUR`, `-5.00 EUR`, `1200 JPY`.
+/// Decimal digits of `currency`'s minor unit (0, 2 or 3).
+fn decimals(currency: &str) -> usize {
+    match minor_per_unit(currency) {
+        1 => 0,
+        1000 => 3,
+        _ => 2,
+    }
+}
+
+/// `12.34 EUR`, `-5.00 EUR`, `1200 JPY`, `1.250 KWD`.
 pub fn format_money(minor: i64, currency: &str) -> String {
     let per = minor_per_unit(currency);
     let sign = if minor < 0 { "-" } else { "" };
     let abs = minor.unsigned_abs();
-    if per == 1 {
-        format!("{sign}{abs} {currency}")
-    } else {
-        format!("{sign}{}.{:02} {currency}", abs / 100, abs % 100)
+    let per_u = per.unsigned_abs();
+    match decimals(currency) {
+        0 => format!("{sign}{abs} {currency}"),
+        d => format!(
+            "{sign}{}.{:0d$} {currency}",
+            abs / per_u,
+            abs % per_u,
+            d = d
+        ),
     }
 }
 
@@ -61,14 +101,14 @@ pub fn parse_money(s: &str, currency: &str) -> Option<i64> {
         return None;
     }
     let per = minor_per_unit(currency);
-    let digits = if per == 1 { 0 } else { 2 };
+    let digits = decimals(currency);
     if frac.len() > digits || (s.contains('.') && frac.is_empty()) {
         return None;
     }
     let frac_minor: i64 = if frac.is_empty() {
         0
     } else {
-        format!("{frac:0<2}").parse().ok()?
+        format!("{frac:0<digits$}").parse().ok()?
     };
     whole
         .parse::<i64>()
@@ -386,4 +426,39 @@ pub struct Invoice {
     pub paid_at: Option<i64>,
     /// `console` or the provider (`stripe`).
     pub paid_via: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn three_decimal_currencies_have_a_thousandth_minor_unit() {
+        for c in ["BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"] {
+            assert_eq!(minor_per_unit(c), 1000, "{c}");
+        }
+        assert_eq!(minor_per_unit("EUR"), 100);
+        assert_eq!(minor_per_unit("JPY"), 1);
+        assert_eq!(format_money(1250, "KWD"), "1.250 KWD");
+        assert_eq!(format_money(-5, "BHD"), "-0.005 BHD");
+        assert_eq!(format_money(1234, "EUR"), "12.34 EUR");
+        assert_eq!(format_money(1200, "JPY"), "1200 JPY");
+        assert_eq!(parse_money("1.25", "KWD"), Some(1250));
+        assert_eq!(parse_money("1.255", "KWD"), Some(1255));
+        assert_eq!(parse_money("1.2", "KWD"), Some(1200));
+        assert_eq!(parse_money("3", "OMR"), Some(3000));
+        assert_eq!(parse_money("1.2555", "KWD"), None);
+        assert_eq!(parse_money("1.255", "EUR"), None);
+        assert_eq!(parse_money("12.3", "EUR"), Some(1230));
+    }
+
+    #[test]
+    fn currencies_are_checked_against_iso_4217() {
+        for c in ["EUR", "USD", "JPY", "KWD", "CHF", "GBP"] {
+            assert!(is_iso_currency(c), "{c}");
+        }
+        for c in ["ABC", "XXX", "EURO", "eur", ""] {
+            assert!(!is_iso_currency(c), "{c}");
+        }
+    }
 }

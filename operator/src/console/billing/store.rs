@@ -140,7 +140,9 @@ pub struct NewDocument {
     pub issued_at: i64,
     pub due_at: i64,
     pub issued_by: String,
-    /// The setup fee is among the lines: mark the subscription's fee invoiced with it.
+    /// This invoice settles the setup fee (the client's first with a billed day; the fee
+    /// line, if any, is among the lines): the subscription's fee is marked invoiced with it,
+    /// and the fee line dropped if another invoice settled it first.
     pub includes_setup_fee: bool,
 }
 
@@ -161,6 +163,10 @@ pub enum CreditRefused {
     #[error("{0}")]
     Db(#[from] DbError),
 }
+
+/// An invoice that is owed: unpaid, and its total plus its credit notes' totals above 0 (a
+/// zero or fully credited invoice owes nothing).
+const OWED: &str = "kind = 'invoice' AND paid_at IS NULL AND total_cents + COALESCE((SELECT SUM(cn.total_cents) FROM invoices cn WHERE cn.kind = 'credit_note' AND cn.corrects_number = invoices.number), 0) > 0";
 
 /// Rows per multi-row INSERT: 17 parameters each, well under both databases' limits.
 const INSERT_CHUNK: usize = 200;
@@ -190,20 +196,70 @@ async fn insert_numbered(
     last: i64,
     docs: &[&NewDocument],
 ) -> Result<Vec<String>, DbError> {
+    // The setup fee is settled by the client's first invoice with a billed day: marked under
+    // the counter lock, only while still due, so two runs (different months) racing for the
+    // same client settle it once; the loser drops its fee line.
+    let fee_clients: Vec<i64> = docs
+        .iter()
+        .filter(|d| d.includes_setup_fee)
+        .map(|d| d.client_id)
+        .collect();
+    let mut settled = HashSet::new();
+    for chunk in fee_clients.chunks(500) {
+        let list = (1..=chunk.len())
+            .map(|k| format!("${k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut q = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE subscriptions SET setup_fee_invoiced = 1 WHERE client_id IN ({list}) AND setup_fee_invoiced = 0 RETURNING client_id"
+        )));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for r in q.fetch_all(&mut **tx).await? {
+            settled.insert(r.try_get::<i64, _>("client_id")?);
+        }
+    }
+    let adjusted: Vec<NewDocument> = docs
+        .iter()
+        .filter(|d| d.includes_setup_fee && !settled.contains(&d.client_id))
+        .map(|d| {
+            let mut d = (*d).clone();
+            d.lines.retain(|l| l.kind != LineKind::SetupFee);
+            d.total_cents = d
+                .lines
+                .iter()
+                .fold(0i64, |sum, l| sum.saturating_add(l.amount_cents));
+            d.includes_setup_fee = false;
+            d
+        })
+        .collect();
+    let mut adjusted_iter = adjusted.iter();
+    let docs: Vec<&NewDocument> = docs
+        .iter()
+        .map(|d| {
+            if d.includes_setup_fee && !settled.contains(&d.client_id) {
+                adjusted_iter.next().unwrap_or(d)
+            } else {
+                *d
+            }
+        })
+        .collect();
+
     let mut numbers = Vec::with_capacity(docs.len());
     let mut seq = last;
     for chunk in docs.chunks(INSERT_CHUNK) {
         let mut sql = String::from(
-            "INSERT INTO invoices (number, kind, client_id, month, corrects_number, currency, total_cents, lines_json, bill_to_json, seller, note, issued_at, due_at, issued_by) VALUES ",
+            "INSERT INTO invoices (number, kind, client_id, month, corrects_number, currency, total_cents, lines_json, bill_to_json, seller, note, issued_at, due_at, issued_by, paid_at, paid_via) VALUES ",
         );
         for i in 0..chunk.len() {
-            let b = i * 14;
+            let b = i * 16;
             if i > 0 {
                 sql.push_str(", ");
             }
             sql.push('(');
             sql.push_str(
-                &(1..=14)
+                &(1..=16)
                     .map(|k| format!("${}", b + k))
                     .collect::<Vec<_>>()
                     .join(", "),
@@ -231,6 +287,11 @@ async fn insert_numbered(
                 .bind(d.issued_at)
                 .bind(d.due_at)
                 .bind(d.issued_by.clone());
+            // An invoice of 0 owes nothing: issued paid (`zero`), so it never falls due.
+            let zero = d.kind == DocumentKind::Invoice && d.total_cents == 0;
+            q = q
+                .bind(zero.then_some(d.issued_at))
+                .bind(zero.then(|| "zero".to_string()));
             numbers.push(number);
         }
         q.execute(&mut **tx).await?;
@@ -241,24 +302,6 @@ async fn insert_numbered(
             .bind(prefix)
             .execute(&mut **tx)
             .await?;
-    }
-    let fee_clients: Vec<i64> = docs
-        .iter()
-        .filter(|d| d.includes_setup_fee)
-        .map(|d| d.client_id)
-        .collect();
-    for chunk in fee_clients.chunks(500) {
-        let list = (1..=chunk.len())
-            .map(|k| format!("${k}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let mut q = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE subscriptions SET setup_fee_invoiced = 1 WHERE client_id IN ({list})"
-        )));
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        q.execute(&mut **tx).await?;
     }
     Ok(numbers)
 }
@@ -530,6 +573,33 @@ impl Db {
         rows.iter().map(point_from_row).collect()
     }
 
+    /// When each deleted client was deleted (`clients.deleted_at`).
+    pub async fn deleted_clients(&self) -> Result<HashMap<i64, i64>, DbError> {
+        let rows = sqlx::query("SELECT id, deleted_at FROM clients WHERE deleted_at IS NOT NULL")
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("deleted_at")?)))
+            .collect()
+    }
+
+    /// The plan each client with its setup fee still due started on (its first timeline
+    /// point): the setup fee is that plan's.
+    pub async fn start_plans_with_fee_due(&self) -> Result<HashMap<i64, String>, DbError> {
+        let rows = sqlx::query(
+            "SELECT client_id, plan FROM ( \
+               SELECT t.client_id, t.plan, \
+                 ROW_NUMBER() OVER (PARTITION BY t.client_id ORDER BY t.at, t.id) AS rn \
+               FROM billing_timeline t JOIN subscriptions s ON s.client_id = t.client_id \
+               WHERE s.setup_fee_invoiced = 0) f WHERE rn = 1",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("client_id")?, r.try_get("plan")?)))
+            .collect()
+    }
+
     /// Appends points (one transaction).
     pub async fn append_timeline_points(
         &self,
@@ -703,15 +773,42 @@ impl Db {
             .collect()
     }
 
-    /// Unpaid invoices whose due date is before `now`, oldest due first.
+    /// Unpaid invoices whose due date is before `now` and that still owe something (total
+    /// plus their credit notes above 0), oldest due first.
     pub async fn overdue_invoices(&self, now: i64) -> Result<Vec<Invoice>, DbError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {INVOICE_COLUMNS} FROM invoices WHERE kind = 'invoice' AND paid_at IS NULL AND due_at < $1 ORDER BY due_at, id"
+            "SELECT {INVOICE_COLUMNS} FROM invoices WHERE {OWED} AND due_at < $1 ORDER BY due_at, id"
         )))
         .bind(now)
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(invoice_from_row).collect()
+    }
+
+    /// Whether the client has an invoice that still owes something past its due date.
+    pub async fn client_owes_overdue(&self, client_id: i64, now: i64) -> Result<bool, DbError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id FROM invoices WHERE {OWED} AND due_at < $1 AND client_id = $2 LIMIT 1"
+        )))
+        .bind(now)
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// What an invoice still owes: its total plus its credit notes' (negative) totals.
+    pub async fn owed_on(&self, number: &str) -> Result<i64, DbError> {
+        let rows = sqlx::query(
+            "SELECT total_cents FROM invoices WHERE number = $1 OR (kind = 'credit_note' AND corrects_number = $1)",
+        )
+        .bind(number)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<i64, _>("total_cents"))
+            .sum::<Result<i64, _>>()
+            .map_err(Into::into)
     }
 
     /// Issues invoices with consecutive numbers of the series `prefix` in one transaction;

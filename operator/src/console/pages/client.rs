@@ -71,6 +71,8 @@ pub async fn show(
     let phase = v.phase(ok);
     let links = super::access::links_of(&ctx, id).await;
     let subscription = super::billing::subscription::panel(&ctx, &s, r, now).await;
+    // A subscription sets the billing status: shown read-only then.
+    let subscribed = matches!(ctx.db.subscription(r.id).await, Ok(Some(_)));
     let body = html! {
         @if let Some(t) = n.done.as_deref().and_then(notice_text) { div.notice { (t) } }
         div.titlebar {
@@ -172,9 +174,13 @@ pub async fn show(
                     (csrf(&s))
                     dl.kv {
                         dt { "Billing status" }
-                        dd { select name="billing_status" disabled[deleted] {
-                            @for b in BILLING_STATUSES { option value=(b) selected[r.billing_status == b] { (b) } }
-                        } }
+                        @if subscribed {
+                            dd { input type="hidden" name="billing_status" value=(r.billing_status); (r.billing_status) span.dim { " (set by the subscription)" } }
+                        } @else {
+                            dd { select name="billing_status" disabled[deleted] {
+                                @for b in BILLING_STATUSES { option value=(b) selected[r.billing_status == b] { (b) } }
+                            } }
+                        }
                         dt { "Usage " (d.month) } dd { strong { (format!("{:.1}", d.usage_minutes as f64 / 60.0)) " h" } span.dim { " (" (d.usage_minutes) " running minutes)" } }
                         dt { "Client since" } dd { (fmt_time(r.created_at)) }
                     }

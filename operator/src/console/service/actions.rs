@@ -334,7 +334,9 @@ pub async fn delete_client(
         }
         None => None,
     };
-    ctx.db.mark_client_deleted(id, now()).await?;
+    let at = now();
+    ctx.db.mark_client_deleted(id, at).await?;
+    end_subscription(ctx, &actor.email, id, at).await?;
     audit(
         ctx,
         actor,
@@ -344,6 +346,25 @@ pub async fn delete_client(
         json!({"deleted": true, "volume": current.map(|r| format!("{r:?}"))}),
     )
     .await
+}
+
+/// A deleted client's subscription ends with it: canceled now (already canceled is fine),
+/// then deleted, so the timeline ends and no later invoice bills days after the deletion.
+async fn end_subscription(ctx: &Console, actor: &str, id: i64, at: i64) -> Result<(), ActionError> {
+    use crate::console::billing::model::Input;
+    use crate::console::service::billing::apply;
+    let cancel = Input::Cancel {
+        at_period_end: false,
+    };
+    match apply(ctx, actor, id, &cancel, at).await {
+        Ok(_) | Err(ActionError::Conflict(_)) => {}
+        Err(ActionError::NotFound) => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match apply(ctx, actor, id, &Input::Deleted, at).await {
+        Ok(_) | Err(ActionError::Conflict(_)) | Err(ActionError::NotFound) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -362,6 +383,14 @@ pub async fn update_record(
     let c = live_client(ctx, id).await?;
     let mut errs = Vec::new();
     check_record_fields(u.billing_status.trim(), &u.notes, &mut errs);
+    // A subscribed client's billing status is the subscription's state: only the
+    // subscription's transitions change it.
+    if u.billing_status.trim() != c.billing_status && ctx.db.subscription(id).await?.is_some() {
+        errs.push(FieldError {
+            field: "billing_status".into(),
+            message: "the subscription sets the billing status: use the Subscription panel".into(),
+        });
+    }
     if !errs.is_empty() {
         return Err(ActionError::Invalid(errs));
     }

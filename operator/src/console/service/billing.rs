@@ -28,7 +28,7 @@ fn field(name: &str, message: impl Into<String>) -> FieldError {
 }
 
 fn valid_currency(c: &str) -> bool {
-    c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase())
+    is_iso_currency(c)
 }
 
 fn valid_prefix(p: &str) -> bool {
@@ -38,10 +38,10 @@ fn valid_prefix(p: &str) -> bool {
 }
 
 fn money_hint(typed: &str, currency: &str) -> String {
-    let example = if minor_per_unit(currency) == 1 {
-        "1200"
-    } else {
-        "29.90"
+    let example = match minor_per_unit(currency) {
+        1 => "1200",
+        1000 => "29.900",
+        _ => "29.90",
     };
     if typed.trim().is_empty() {
         format!("an amount in {currency}, e.g. {example}")
@@ -546,6 +546,14 @@ pub async fn apply(
     input: &Input,
     now: i64,
 ) -> Result<Option<Change>, ActionError> {
+    // What time has made due (a midnight cancellation the engine has not applied yet) comes
+    // first, stored as the engine would, so the timeline stays in time order.
+    if *input != Input::Clock {
+        match Box::pin(apply(ctx, "billing", client_id, &Input::Clock, now)).await {
+            Ok(_) | Err(ActionError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let settings = ctx.db.billing_settings().await?;
     // A lost compare-and-set means another replica (or the engine) changed the row: read it
     // again and re-decide; the same input applied there is then a no-op here.
@@ -603,6 +611,20 @@ pub async fn apply(
     ))
 }
 
+/// Ends a timeline at the client's deletion: the points after it dropped, and from it on
+/// the client canceled (its deletion day is billed like a cancellation's, the days after
+/// are not).
+fn cut_at_deletion(timeline: &mut Vec<TimelinePoint>, gone: i64) {
+    timeline.retain(|p| p.at <= gone);
+    if let Some(last) = timeline.iter().max_by_key(|p| p.at).cloned() {
+        timeline.push(TimelinePoint {
+            at: gone,
+            state: SubscriptionState::Canceled,
+            ..last
+        });
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct InvoiceRunReport {
     pub month: String,
@@ -642,6 +664,7 @@ pub async fn run_invoices(
         .filter(|s| s.started_at < end && s.deleted_at.is_none_or(|d| d >= start))
         .collect();
     let mut timelines = ctx.db.timelines_for_period(start, end).await?;
+    let start_plans = ctx.db.start_plans_with_fee_due().await?;
     let ids: Vec<i64> = subs
         .iter()
         .filter(|s| !already.contains(&s.client_id))
@@ -654,9 +677,27 @@ pub async fn run_invoices(
         ..Default::default()
     };
     let mut docs = Vec::new();
+    let deleted = ctx.db.deleted_clients().await?;
     for s in subs.iter().filter(|s| !already.contains(&s.client_id)) {
-        let timeline = timelines.remove(&s.client_id).unwrap_or_default();
-        match invoice::draft_invoice(month, &timeline, &prices, &settings, !s.setup_fee_invoiced) {
+        let mut timeline = timelines.remove(&s.client_id).unwrap_or_default();
+        // A client deleted by an admin: nothing after its deletion is billed.
+        if let Some(&gone) = deleted.get(&s.client_id) {
+            cut_at_deletion(&mut timeline, gone);
+        }
+        let fee_plan = if s.setup_fee_invoiced {
+            None
+        } else {
+            start_plans
+                .get(&s.client_id)
+                .map(String::as_str)
+                .or_else(|| {
+                    timeline
+                        .iter()
+                        .min_by_key(|p| p.at)
+                        .map(|p| p.plan.as_str())
+                })
+        };
+        match invoice::draft_invoice_for(month, &timeline, &prices, &settings, fee_plan) {
             Ok(Some(d)) => docs.push(NewDocument {
                 kind: DocumentKind::Invoice,
                 client_id: s.client_id,
@@ -791,12 +832,19 @@ pub async fn mark_paid(
             Some(&json!({"paid_at": now, "paid_via": via}).to_string()),
         )
         .await?;
-    let still_overdue = ctx
-        .db
-        .invoices_where(None, Some(inv.client_id), true)
-        .await?
-        .into_iter()
-        .any(|i| i.due_at < now);
+    resume_if_nothing_overdue(ctx, actor, &inv, now).await?;
+    invoice(ctx, &inv.number).await
+}
+
+/// After `inv` was paid or credited to nothing owed: when the client owes nothing else past
+/// due, the payment succeeded (a client held for non-payment resumes).
+async fn resume_if_nothing_overdue(
+    ctx: &Console,
+    actor: &str,
+    inv: &Invoice,
+    now: i64,
+) -> Result<(), ActionError> {
+    let still_overdue = ctx.db.client_owes_overdue(inv.client_id, now).await?;
     if !still_overdue && ctx.db.subscription(inv.client_id).await?.is_some() {
         let input = Input::PaymentSucceeded {
             at: now,
@@ -812,7 +860,7 @@ pub async fn mark_paid(
             Err(e) => return Err(e),
         }
     }
-    invoice(ctx, &inv.number).await
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -935,6 +983,11 @@ pub async fn credit_note(
             ),
         )
         .await?;
+    // Credited to nothing owed while unpaid: as if paid (a disputed, then credited client
+    // resumes when nothing else is overdue).
+    if inv.paid_at.is_none() && ctx.db.owed_on(&inv.number).await? <= 0 {
+        resume_if_nothing_overdue(ctx, &actor.email, &inv, now).await?;
+    }
     Ok(cn)
 }
 
