@@ -332,7 +332,7 @@ async fn process(
 /// `apply` lost its compare-and-set every time (the subscription kept changing): not a
 /// refusal of the event, so it is answered 503 and the provider retries it.
 fn is_retryable(e: &service::ActionError) -> bool {
-    matches!(e, service::ActionError::Conflict(why) if why.contains("keeps changing"))
+    matches!(e, service::ActionError::Contended(_))
 }
 
 /// An `invoice.paid` naming a console invoice (`metadata.clawhost_invoice`): the provider
@@ -375,9 +375,7 @@ mod tests {
 
     #[test]
     fn a_lost_compare_and_set_is_retried_a_refusal_is_not() {
-        assert!(is_retryable(&ActionError::Conflict(
-            "the subscription keeps changing: try again".into()
-        )));
+        assert!(is_retryable(&ActionError::Contended("the subscription")));
         assert!(!is_retryable(&ActionError::Conflict(
             "the subscription is canceled: the Assistant was deleted".into()
         )));

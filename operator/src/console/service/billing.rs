@@ -606,9 +606,7 @@ pub async fn apply(
             ..change
         }));
     }
-    Err(ActionError::Conflict(
-        "the subscription keeps changing: try again".into(),
-    ))
+    Err(ActionError::Contended("the subscription"))
 }
 
 /// Ends a timeline at the client's deletion: the points after it dropped, and from it on

@@ -91,6 +91,11 @@ pub enum ActionError {
     /// that already has a subscription, a month not over yet); the message says why.
     #[error("{0}")]
     Conflict(String),
+    /// Concurrent writers kept changing the record (compare-and-set lost every retry):
+    /// nothing was refused, so the caller may simply try again (503 for the API, a retry
+    /// for the payment provider).
+    #[error("{0} keeps changing: try again")]
+    Contended(&'static str),
 }
 
 impl ActionError {
@@ -112,6 +117,7 @@ impl ActionError {
             ActionError::Db(_) => S::INTERNAL_SERVER_ERROR,
             ActionError::Downgrade { .. } => S::CONFLICT,
             ActionError::Conflict(_) => S::CONFLICT,
+            ActionError::Contended(_) => S::SERVICE_UNAVAILABLE,
         }
     }
 }
