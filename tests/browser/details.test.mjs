@@ -59,8 +59,9 @@ try {
   });
 
   await test('audit log: readable changes and filters', async () => {
-    await page.goto(`${base}/clients?q=acme`);
-    await page.click('a:has-text("Acme Legal LLP")');
+    // A client without a subscription: a subscribed one's billing status is set by billing.
+    await page.goto(`${base}/clients?q=chen-studio`);
+    await page.click('tbody a:has-text("Chen Design Studio")');
     await page.selectOption('select[name=billing_status]', 'past_due');
     await page.click('button:has-text("Save record")');
     await page.goto(`${base}/audit`);
