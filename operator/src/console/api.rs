@@ -20,6 +20,12 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 }
 
 fn action_error(e: ActionError) -> Response {
+    action_error_labelled(e, service::field_label)
+}
+
+/// The API's answer to a failed action (422 with the problems, 404, 409, 503), the
+/// problems labelled by `label` (the form field a person would look at).
+pub fn action_error_labelled(e: ActionError, label: fn(&str) -> &str) -> Response {
     let status = e.status();
     match e {
         ActionError::Invalid(list) => (
@@ -27,7 +33,7 @@ fn action_error(e: ActionError) -> Response {
             Json(
                 json!({ "error": "invalid input", "problems": list.iter().map(|p| json!({
                 "field": p.field,
-                "label": service::field_label(&p.field),
+                "label": label(&p.field),
                 "message": p.message,
             })).collect::<Vec<_>>() }),
             ),

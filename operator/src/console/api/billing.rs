@@ -24,25 +24,7 @@ use crate::console::service::{self, ActionError, valid_month};
 
 /// Like the rest of the API (422 with the problems, 404, 409), with billing's labels.
 fn billing_error(e: ActionError) -> Response {
-    let status = e.status();
-    match e {
-        ActionError::Invalid(list) => (
-            status,
-            Json(
-                json!({ "error": "invalid input", "problems": list.iter().map(|p| json!({
-                "field": p.field,
-                "label": billing_label(&p.field),
-                "message": p.message,
-            })).collect::<Vec<_>>() }),
-            ),
-        )
-            .into_response(),
-        ActionError::Db(d) => {
-            tracing::error!(error = %d, "database error");
-            error(status, "database error")
-        }
-        other => error(status, &other.to_string()),
-    }
+    super::action_error_labelled(e, billing_label)
 }
 
 fn reply<T: serde::Serialize>(r: Result<T, ActionError>) -> Response {
