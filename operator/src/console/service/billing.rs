@@ -516,9 +516,9 @@ pub async fn set_customer_id(
         .await
         .map_err(unique_conflict)?;
     if !stored {
-        return Err(ActionError::Conflict(
-            "the subscription changed meanwhile: reload and try again".into(),
-        ));
+        // Lost the compare-and-set (another replica or the engine changed the row): a
+        // retry may pass, as with `apply`.
+        return Err(ActionError::Contended("the subscription"));
     }
     ctx.db
         .audit(
