@@ -975,3 +975,83 @@ both_backends!(
     noting_a_provider_event_bumps_the_version,
     a_provider_collected_console_invoice_is_marked_paid,
 );
+
+// Fix-3 (issue 15 review): customer ids of deleted clients, and events from before a link.
+both_backends!(
+    a_deleted_clients_customer_id_goes_to_a_new_client,
+    a_relinked_customer_ids_earlier_events_are_stale,
+);
+
+/// Deleting a client gives its provider customer id back (the audit history keeps it): a
+/// new client takes it, and the provider's events for it then apply to the new client. A
+/// deleted row stored before that (still holding its id) is ignored and released too.
+async fn a_deleted_clients_customer_id_goes_to_a_new_client(app: TestApp) {
+    let now = service::now();
+    let old = subscribe(&app, "acme-legal", Some("cus_X"), now - 100).await;
+    service::delete_client(
+        &app.ctx,
+        &admin(&app),
+        old,
+        &service::DeleteRequest {
+            confirm: "acme-legal".into(),
+            retention: None,
+        },
+    )
+    .await
+    .unwrap();
+    let gone = sub(&app, old).await;
+    assert!(gone.deleted_at.is_some(), "{gone:?}");
+    assert_eq!(gone.external_customer_id, None, "released with the deletion");
+    let deleted = app
+        .ctx
+        .db
+        .audit_events(Some(old), 100, 0)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.action == "billing.deleted")
+        .expect("audited");
+    assert!(
+        deleted.before.as_deref().unwrap_or("").contains("cus_X"),
+        "the history shows the id: {deleted:?}"
+    );
+    assert!(app.ctx.db.subscription_by_customer("cus_X").await.unwrap().is_none());
+
+    let new = subscribe(&app, "bakery-lund", Some("cus_X"), now - 50).await;
+    let h = hook(&app, Some(SECRET));
+    let body = invoice_event("evt_new_owner", "invoice.payment_failed", now, "cus_X");
+    let r = deliver_signed(&h, &body).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.json()["outcome"], "applied: payment_failed");
+    assert_eq!(sub(&app, new).await.state, SubscriptionState::PastDue);
+    assert_eq!(sub(&app, old).await.state, SubscriptionState::Canceled);
+
+    // An old row: deleted while keeping its customer id. Not its owner any more, and the
+    // id can be taken.
+    let mut stale = sub(&app, old).await;
+    let version = stale.updated_at;
+    stale.external_customer_id = Some("cus_OLD".into());
+    stale.updated_at = version + 1;
+    assert!(
+        app.ctx
+            .db
+            .update_subscription_cas(&stale, version)
+            .await
+            .unwrap()
+    );
+    assert!(app.ctx.db.subscription_by_customer("cus_OLD").await.unwrap().is_none());
+    billing_service::set_customer_id(&app.ctx, &admin(&app), new, Some("cus_OLD"), now + 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.ctx
+            .db
+            .subscription_by_customer("cus_OLD")
+            .await
+            .unwrap()
+            .unwrap()
+            .client_id,
+        new
+    );
+    assert_eq!(sub(&app, old).await.external_customer_id, None);
+}

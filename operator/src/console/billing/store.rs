@@ -408,18 +408,34 @@ impl Db {
         row.as_ref().map(subscription_from_row).transpose()
     }
 
-    /// The subscription whose provider customer id is `customer`.
+    /// The live (not deleted) subscription whose provider customer id is `customer`.
     pub async fn subscription_by_customer(
         &self,
         customer: &str,
     ) -> Result<Option<Subscription>, DbError> {
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE external_customer_id = $1"
+            "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE external_customer_id = $1 AND deleted_at IS NULL"
         )))
         .bind(customer)
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(subscription_from_row).transpose()
+    }
+
+    /// Clears `customer` from a deleted subscription still holding it (rows deleted before
+    /// deletions released their customer id), so a live client can take it; the clients
+    /// released.
+    pub async fn release_deleted_customer(&self, customer: &str) -> Result<Vec<i64>, DbError> {
+        let rows = sqlx::query(
+            "UPDATE subscriptions SET external_customer_id = NULL, updated_at = updated_at + 1 \
+             WHERE external_customer_id = $1 AND deleted_at IS NOT NULL RETURNING client_id",
+        )
+        .bind(customer)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<i64, _>("client_id")?))
+            .collect()
     }
 
     /// Every subscription, by client id (one query: the engine and the invoice run).

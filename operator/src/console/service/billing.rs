@@ -108,7 +108,12 @@ fn clean_customer_id(c: Option<&str>) -> Result<Option<String>, ActionError> {
     Ok(Some(c.to_string()))
 }
 
+/// Refuses a customer id another live subscription has (409). A deleted subscription that
+/// still holds it (stored before deletions released their customer id) gives it back.
 async fn customer_free(ctx: &Console, customer: &str, client_id: i64) -> Result<(), ActionError> {
+    for old in ctx.db.release_deleted_customer(customer).await? {
+        tracing::info!(client = old, %customer, "billing: a deleted client's customer id released");
+    }
     match ctx.db.subscription_by_customer(customer).await? {
         Some(other) if other.client_id != client_id => Err(ActionError::Conflict(format!(
             "customer id {customer} belongs to another client (#{})",
@@ -570,6 +575,11 @@ pub async fn apply(
         };
         let mut new = change.subscription.clone();
         new.updated_at = next_version(&sub, now);
+        // A deleted client gives its provider customer id back (another client may take
+        // it); the audit entry's `before` keeps it in the history.
+        if new.deleted_at.is_some() {
+            new.external_customer_id = None;
+        }
         if !ctx.db.update_subscription_cas(&new, sub.updated_at).await? {
             continue;
         }
