@@ -1055,3 +1055,34 @@ async fn a_deleted_clients_customer_id_goes_to_a_new_client(app: TestApp) {
     );
     assert_eq!(sub(&app, old).await.external_customer_id, None);
 }
+
+/// A customer id moved to another client: the link time is the new client's last provider
+/// event, so the previous owner's late events (created before the link) do not apply to it.
+async fn a_relinked_customer_ids_earlier_events_are_stale(app: TestApp) {
+    let now = service::now();
+    let a = subscribe(&app, "acme-legal", Some("cus_Y"), now - 100).await;
+    let b = subscribe(&app, "bakery-lund", None, now - 100).await;
+    billing_service::set_customer_id(&app.ctx, &admin(&app), a, None, now - 20)
+        .await
+        .unwrap();
+    let linked = billing_service::set_customer_id(&app.ctx, &admin(&app), b, Some("cus_Y"), now)
+        .await
+        .unwrap();
+    assert_eq!(linked.last_provider_event_at, Some(now));
+    assert_eq!(sub(&app, b).await.last_provider_event_at, Some(now));
+    let h = hook(&app, Some(SECRET));
+    // Created for the previous owner, before the link: stale.
+    let late = invoice_event("evt_prev_owner", "invoice.payment_failed", now - 30, "cus_Y");
+    let r = deliver_signed(&h, &late).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let outcome = r.json()["outcome"].as_str().unwrap().to_string();
+    assert!(outcome.starts_with("ignored: older than"), "{outcome}");
+    assert_eq!(sub(&app, b).await.state, SubscriptionState::Active);
+    // One created after the link applies.
+    let fresh = invoice_event("evt_new_owner2", "invoice.payment_failed", now + 1, "cus_Y");
+    assert_eq!(
+        deliver_signed(&h, &fresh).await.json()["outcome"],
+        "applied: payment_failed"
+    );
+    assert_eq!(sub(&app, b).await.state, SubscriptionState::PastDue);
+}

@@ -455,7 +455,11 @@ pub async fn start_subscription(
     } else {
         invoice::price_on(&prices, &plan, &day_of(now))
     };
-    let sub = state::start(client_id, price, customer, now);
+    let mut sub = state::start(client_id, price, customer, now);
+    // Linked now: the provider's earlier events for this customer are not this client's.
+    if sub.external_customer_id.is_some() {
+        sub.last_provider_event_at = Some(now);
+    }
     let inserted = ctx
         .db
         .insert_subscription(&sub)
@@ -512,6 +516,13 @@ pub async fn set_customer_id(
     }
     let new = Subscription {
         external_customer_id: customer.clone(),
+        // The link time: the provider's events for this customer created before it were
+        // about its previous owner (or no one here) and are stale for this client.
+        last_provider_event_at: if customer.is_some() {
+            Some(now)
+        } else {
+            sub.last_provider_event_at
+        },
         updated_at: next_version(&sub, now),
         ..sub.clone()
     };
