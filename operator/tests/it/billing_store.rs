@@ -1421,3 +1421,89 @@ async fn an_input_after_a_due_cancellation_comes_after_it(app: TestApp) {
         .unwrap();
     assert!(oct.issued.is_empty(), "October is not billed: {oct:?}");
 }
+
+// Fix-3 (issue 15 review): "mark paid" and a full credit note are retry-safe.
+both_backends!(a_repeated_payment_or_credit_still_resumes,);
+
+/// The payment (or the full credit) was recorded but the client not resumed (the resume or
+/// its audit failed): marking it paid again, or crediting it again, answers 409 and still
+/// resumes the client.
+async fn a_repeated_payment_or_credit_still_resumes(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let t0 = noon("2026-09-01");
+    let acme = app.client_id("acme-legal").await;
+    let bakery = app.client_id("bakery-lund").await;
+    let mut invoices = Vec::new();
+    for id in [acme, bakery] {
+        svc::start_subscription(ctx, &me, id, &Default::default(), t0)
+            .await
+            .unwrap();
+        let mut d = doc(id, "2026-09", 1000);
+        d.due_at = noon("2026-10-15");
+        let inv = ctx.db.issue_document("INV", &d).await.unwrap();
+        let t1 = noon("2026-10-16");
+        svc::apply(
+            ctx,
+            "billing",
+            id,
+            &Input::PaymentFailed {
+                at: t1,
+                reference: inv.number.clone(),
+            },
+            t1,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        svc::apply(ctx, "billing", id, &Input::Clock, t1 + 7 * DAY)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            ctx.db.subscription(id).await.unwrap().unwrap().state,
+            SubscriptionState::Suspended
+        );
+        invoices.push(inv);
+    }
+    let t2 = noon("2026-11-01");
+    // Paid, not resumed (as if the resume had failed).
+    assert!(
+        ctx.db
+            .mark_invoice_paid(&invoices[0].number, t2, "console")
+            .await
+            .unwrap()
+    );
+    let e = svc::mark_paid(ctx, "admin@example.com", &invoices[0].number, "console", t2)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        ctx.db.subscription(acme).await.unwrap().unwrap().state,
+        SubscriptionState::Active,
+        "the retry resumed it"
+    );
+    // Credited to nothing owed, not resumed.
+    let mut cn = doc(bakery, "2026-09", -1000);
+    cn.kind = DocumentKind::CreditNote;
+    cn.corrects_number = Some(invoices[1].number.clone());
+    ctx.db.issue_credit_note("CN", &cn, 1000).await.unwrap();
+    let e = svc::credit_note(
+        ctx,
+        &me,
+        &invoices[1].number,
+        &svc::CreditRequest {
+            amount: String::new(),
+            reason: "again".into(),
+        },
+        t2,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.status(), StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        ctx.db.subscription(bakery).await.unwrap().unwrap().state,
+        SubscriptionState::Active,
+        "the retry resumed it"
+    );
+}

@@ -833,11 +833,15 @@ pub async fn mark_paid(
             inv.number
         )));
     }
+    // Paid already: still 409, but first what the payment should have done (idempotent),
+    // so retrying after a failed resume or audit brings the client back.
     if let Some(at) = inv.paid_at {
+        resume_if_nothing_overdue(ctx, actor, &inv, now).await?;
         return Err(already_paid(&inv, at));
     }
     if !ctx.db.mark_invoice_paid(&inv.number, now, via).await? {
         let again = invoice(ctx, &inv.number).await?;
+        resume_if_nothing_overdue(ctx, actor, &again, now).await?;
         return Err(already_paid(&again, again.paid_at.unwrap_or(now)));
     }
     ctx.db
@@ -915,6 +919,10 @@ pub async fn credit_note(
     }
     let remaining = inv.total_cents - ctx.db.credited_total(&inv.number).await?;
     if remaining <= 0 {
+        // As with "mark paid": a retry after a failed resume brings the client back.
+        if inv.paid_at.is_none() {
+            resume_if_nothing_overdue(ctx, &actor.email, &inv, now).await?;
+        }
         return Err(ActionError::Conflict(format!(
             "{} is fully credited already",
             inv.number
