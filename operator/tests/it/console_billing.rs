@@ -1091,3 +1091,46 @@ async fn a_deleted_client_is_billed_up_to_its_deletion_only(app: TestApp) {
         .count();
     assert_eq!(failed, 0);
 }
+
+// Fix-3 (issue 15 review): deletion order, a credit note's immediate enforcement.
+both_backends!(
+    a_failed_delete_leaves_the_client_live_and_a_retry_finishes,
+    a_credit_note_settling_the_debt_resumes_at_once,
+);
+
+/// Deleting a client ends its subscription before the client is marked deleted: when ending
+/// it fails, the client stays live (not deleted with a running subscription) and deleting it
+/// again finishes the job.
+async fn a_failed_delete_leaves_the_client_live_and_a_retry_finishes(app: TestApp) {
+    let id = subscribed_last_month(&app, "bakery-lund", "small").await;
+    let db = &app.ctx.db;
+    let req = service::DeleteRequest {
+        confirm: "bakery-lund".into(),
+        retention: None,
+    };
+    // The subscription's change fails (its settings cannot be read).
+    sqlx::query("ALTER TABLE billing_settings RENAME TO billing_settings_away")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let failed = service::delete_client(&app.ctx, &admin(&app), id, &req).await;
+    sqlx::query("ALTER TABLE billing_settings_away RENAME TO billing_settings")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert!(failed.is_err(), "{failed:?}");
+    let c = db.client(id).await.unwrap().unwrap();
+    assert!(c.deleted_at.is_none(), "still live: {c:?}");
+    let sub = db.subscription(id).await.unwrap().unwrap();
+    assert_eq!(sub.state, SubscriptionState::Active);
+    assert!(sub.deleted_at.is_none());
+
+    service::delete_client(&app.ctx, &admin(&app), id, &req)
+        .await
+        .unwrap();
+    let c = db.client(id).await.unwrap().unwrap();
+    assert!(c.deleted_at.is_some());
+    let sub = db.subscription(id).await.unwrap().unwrap();
+    assert_eq!(sub.state, SubscriptionState::Canceled);
+    assert!(sub.deleted_at.is_some(), "{sub:?}");
+}

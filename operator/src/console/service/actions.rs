@@ -335,8 +335,10 @@ pub async fn delete_client(
         None => None,
     };
     let at = now();
-    ctx.db.mark_client_deleted(id, at).await?;
+    // The subscription ends first: if that fails the client stays live (its Assistant may
+    // be gone already) and deleting it again finishes the job.
     end_subscription(ctx, &actor.email, id, at).await?;
+    ctx.db.mark_client_deleted(id, at).await?;
     audit(
         ctx,
         actor,
