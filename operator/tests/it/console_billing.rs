@@ -1134,3 +1134,76 @@ async fn a_failed_delete_leaves_the_client_live_and_a_retry_finishes(app: TestAp
     assert_eq!(sub.state, SubscriptionState::Canceled);
     assert!(sub.deleted_at.is_some(), "{sub:?}");
 }
+
+/// A client suspended for non-payment whose invoice is credited to nothing owed (from the
+/// page or the API) serves again right away, without waiting for the engine's next pass.
+async fn a_credit_note_settling_the_debt_resumes_at_once(app: TestApp) {
+    const DAY: i64 = 86_400;
+    let bakery = subscribed_last_month(&app, "bakery-lund", "small").await;
+    let acme = subscribed_last_month(&app, "acme-legal", "standard").await;
+    run_last_month(&app).await;
+    let now = service::now();
+    let mut numbers = Vec::new();
+    for (id, name) in [(bakery, "bakery-lund"), (acme, "acme-legal")] {
+        let inv = bill::invoices(
+            &app.ctx,
+            &bill::InvoiceFilter {
+                client_id: Some(id),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .remove(0);
+        bill::apply(
+            &app.ctx,
+            "billing",
+            id,
+            &Input::PaymentFailed {
+                at: now - 8 * DAY,
+                reference: inv.number.clone(),
+            },
+            now - 8 * DAY,
+        )
+        .await
+        .unwrap();
+        bill::apply(&app.ctx, "billing", id, &Input::Clock, now - 60)
+            .await
+            .unwrap();
+        clawhost::console::billing::engine::enforce_client(&app.ctx, id, now)
+            .await
+            .unwrap();
+        let a = app.cluster.get(NS, name).await.unwrap().unwrap();
+        assert!(a.spec.suspended, "{name} suspended for non-payment");
+        numbers.push(inv.number);
+    }
+    let serving = |a: clawhost::api::Assistant| {
+        !a.spec.suspended
+            && a.metadata
+                .annotations
+                .as_ref()
+                .and_then(|m| m.get(SUSPENDED_REASON_ANNOTATION))
+                .is_none()
+    };
+
+    let r = app
+        .post(
+            &format!("/billing/invoices/{}/credit-notes", numbers[0]),
+            &[("amount", ""), ("reason", "disputed: service was down")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    let a = app.cluster.get(NS, "bakery-lund").await.unwrap().unwrap();
+    assert!(serving(a), "resumed by the page's credit note, no engine pass");
+
+    let r = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/billing/invoices/{}/credit-notes", numbers[1]),
+            Some(json!({"amount": "", "reason": "disputed"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let a = app.cluster.get(NS, "acme-legal").await.unwrap().unwrap();
+    assert!(serving(a), "resumed by the API's credit note, no engine pass");
+}

@@ -280,7 +280,13 @@ pub async fn credit_note(
     Path(number): Path<String>,
     JsonBody(b): JsonBody<CreditRequest>,
 ) -> Response {
-    created(bill::credit_note(&ctx, &a, &number, &b, service::now()).await)
+    let now = service::now();
+    let r = bill::credit_note(&ctx, &a, &number, &b, now).await;
+    // As with "mark paid": a credit that settles the debt resumes the client at once.
+    if let Ok(cn) = &r {
+        enforce_now(&ctx, cn.client_id, now).await;
+    }
+    created(r)
 }
 
 #[derive(Deserialize)]

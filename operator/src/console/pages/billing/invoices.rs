@@ -420,9 +420,14 @@ pub async fn credit(
     Path(number): Path<String>,
     Form(f): Form<CreditRequest>,
 ) -> Response {
-    match bill::credit_note(&ctx, &s.admin, &number, &f, service::now()).await {
-        Ok(_) => axum::response::Redirect::to(&format!("{}?done=credited", invoice_href(&number)))
-            .into_response(),
+    let now = service::now();
+    match bill::credit_note(&ctx, &s.admin, &number, &f, now).await {
+        Ok(cn) => {
+            // As with "mark paid": a credit that settles the debt resumes the client at once.
+            enforce_now(&ctx, cn.client_id, now).await;
+            axum::response::Redirect::to(&format!("{}?done=credited", invoice_href(&number)))
+                .into_response()
+        }
         Err(ActionError::Invalid(errs)) => match with_credits(&ctx, &number).await {
             Ok((inv, credits)) => invoice_page(&ctx, &s, &inv, &credits, &f, &errs, None),
             Err(e) => super::super::action_error(&ctx, &s, &e, "/billing/invoices"),
