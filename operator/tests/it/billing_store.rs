@@ -1423,7 +1423,10 @@ async fn an_input_after_a_due_cancellation_comes_after_it(app: TestApp) {
 }
 
 // Fix-3 (issue 15 review): "mark paid" and a full credit note are retry-safe.
-both_backends!(a_repeated_payment_or_credit_still_resumes,);
+both_backends!(
+    a_repeated_payment_or_credit_still_resumes,
+    a_customer_id_change_losing_the_race_is_contended,
+);
 
 /// The payment (or the full credit) was recorded but the client not resumed (the resume or
 /// its audit failed): marking it paid again, or crediting it again, answers 409 and still
@@ -1506,4 +1509,29 @@ async fn a_repeated_payment_or_credit_still_resumes(app: TestApp) {
         SubscriptionState::Active,
         "the retry resumed it"
     );
+}
+
+/// Changes of a client's customer id racing each other: one wins, the others lost the
+/// compare-and-set and answer 503 ("try again"), not 409 (nothing was refused).
+async fn a_customer_id_change_losing_the_race_is_contended(app: TestApp) {
+    let ctx = &app.ctx;
+    let me = admin(&app);
+    let t0 = noon("2026-09-01");
+    let id = app.client_id("acme-legal").await;
+    svc::start_subscription(ctx, &me, id, &Default::default(), t0)
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..4).map(|i| format!("cus_race{i}")).collect();
+    let runs = ids
+        .iter()
+        .map(|c| svc::set_customer_id(ctx, &me, id, Some(c.as_str()), t0 + DAY));
+    let results = futures::future::join_all(runs).await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    let lost: Vec<&ActionError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert!(won >= 1, "{results:?}");
+    assert!(!lost.is_empty(), "the changes raced: {results:?}");
+    for e in lost {
+        assert!(matches!(e, ActionError::Contended(_)), "{e:?}");
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE, "{e}");
+    }
 }
