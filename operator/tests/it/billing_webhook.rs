@@ -1001,7 +1001,10 @@ async fn a_deleted_clients_customer_id_goes_to_a_new_client(app: TestApp) {
     .unwrap();
     let gone = sub(&app, old).await;
     assert!(gone.deleted_at.is_some(), "{gone:?}");
-    assert_eq!(gone.external_customer_id, None, "released with the deletion");
+    assert_eq!(
+        gone.external_customer_id, None,
+        "released with the deletion"
+    );
     let deleted = app
         .ctx
         .db
@@ -1015,7 +1018,14 @@ async fn a_deleted_clients_customer_id_goes_to_a_new_client(app: TestApp) {
         deleted.before.as_deref().unwrap_or("").contains("cus_X"),
         "the history shows the id: {deleted:?}"
     );
-    assert!(app.ctx.db.subscription_by_customer("cus_X").await.unwrap().is_none());
+    assert!(
+        app.ctx
+            .db
+            .subscription_by_customer("cus_X")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let new = subscribe(&app, "bakery-lund", Some("cus_X"), now - 50).await;
     let h = hook(&app, Some(SECRET));
@@ -1039,7 +1049,14 @@ async fn a_deleted_clients_customer_id_goes_to_a_new_client(app: TestApp) {
             .await
             .unwrap()
     );
-    assert!(app.ctx.db.subscription_by_customer("cus_OLD").await.unwrap().is_none());
+    assert!(
+        app.ctx
+            .db
+            .subscription_by_customer("cus_OLD")
+            .await
+            .unwrap()
+            .is_none()
+    );
     billing_service::set_customer_id(&app.ctx, &admin(&app), new, Some("cus_OLD"), now + 10)
         .await
         .unwrap();
@@ -1072,7 +1089,12 @@ async fn a_relinked_customer_ids_earlier_events_are_stale(app: TestApp) {
     assert_eq!(sub(&app, b).await.last_provider_event_at, Some(now));
     let h = hook(&app, Some(SECRET));
     // Created for the previous owner, before the link: stale.
-    let late = invoice_event("evt_prev_owner", "invoice.payment_failed", now - 30, "cus_Y");
+    let late = invoice_event(
+        "evt_prev_owner",
+        "invoice.payment_failed",
+        now - 30,
+        "cus_Y",
+    );
     let r = deliver_signed(&h, &late).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let outcome = r.json()["outcome"].as_str().unwrap().to_string();

@@ -1194,7 +1194,10 @@ async fn a_credit_note_settling_the_debt_resumes_at_once(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     let a = app.cluster.get(NS, "bakery-lund").await.unwrap().unwrap();
-    assert!(serving(a), "resumed by the page's credit note, no engine pass");
+    assert!(
+        serving(a),
+        "resumed by the page's credit note, no engine pass"
+    );
 
     let r = app
         .api(
@@ -1205,5 +1208,8 @@ async fn a_credit_note_settling_the_debt_resumes_at_once(app: TestApp) {
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let a = app.cluster.get(NS, "acme-legal").await.unwrap().unwrap();
-    assert!(serving(a), "resumed by the API's credit note, no engine pass");
+    assert!(
+        serving(a),
+        "resumed by the API's credit note, no engine pass"
+    );
 }
