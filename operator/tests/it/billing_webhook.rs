@@ -162,7 +162,8 @@ async fn signed_event_is_applied(app: TestApp) {
     let s = sub(&app, id).await;
     assert_eq!(s.state, SubscriptionState::PastDue);
     assert_eq!(s.suspend_at, Some(now + 7 * DAY));
-    assert_eq!(s.last_provider_event_at, Some(now));
+    // Only `customer.subscription.*` events move it.
+    assert_eq!(s.last_provider_event_at, None);
     assert!(
         actions(&app, id)
             .await
@@ -1099,6 +1100,193 @@ async fn a_console_scheduled_cancellation_survives_unrelated_status_events(app: 
     );
 }
 
+/// A stored event still `received` is in flight: a duplicate within the lease is 409 (the
+/// provider retries later); after it (the first attempt crashed), it is taken over.
+async fn an_event_in_flight_is_409_then_taken_over_after_the_lease(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    let slow = invoice_event("evt_slow", "invoice.payment_failed", t0, "cus_ACME");
+    let parsed = stripe::parse_event(slow.as_bytes()).unwrap();
+    assert!(
+        app.ctx
+            .db
+            .insert_provider_event(&parsed, &slow, service::now())
+            .await
+            .unwrap()
+    );
+    let r = deliver_signed(&h, &slow).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.json(), json!({"received": false, "in_flight": true}));
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
+
+    let crashed = invoice_event("evt_crashed", "invoice.payment_failed", t0, "cus_ACME");
+    let parsed = stripe::parse_event(crashed.as_bytes()).unwrap();
+    let lease = clawhost::console::billing::webhook::IN_FLIGHT_LEASE;
+    assert!(
+        app.ctx
+            .db
+            .insert_provider_event(&parsed, &crashed, service::now() - lease - 1)
+            .await
+            .unwrap()
+    );
+    let r = deliver_signed(&h, &crashed).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    assert_eq!(r.json()["outcome"], "applied: payment_failed");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+    let stored = stored_events(&app).await;
+    let e = stored.iter().find(|e| e.event_id == "evt_crashed").unwrap();
+    assert_eq!(e.outcome, "applied: payment_failed");
+    assert_eq!(e.client_id, Some(id));
+    // Done now: a further delivery is a duplicate.
+    let r = deliver_signed(&h, &crashed).await;
+    assert_eq!(r.json()["duplicate"], true);
+}
+
+/// An event ignored for an unknown customer is processed again when replayed after the
+/// customer id was set (the runbook's step 2), even though it is older than the link.
+async fn a_replay_after_the_customer_id_is_set_is_applied(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", None, t0).await;
+    let h = hook(&app, Some(SECRET));
+    let failed = invoice_event("evt_r", "invoice.payment_failed", t0 - 100, "cus_NEW");
+    let r = deliver_signed(&h, &failed).await;
+    assert_eq!(r.json()["outcome"], "ignored: unknown customer");
+    billing_service::set_customer_id(&app.ctx, &admin(&app), id, Some("cus_NEW"), t0)
+        .await
+        .unwrap();
+    // As the link does: events from before it are not applied (except replays).
+    app.ctx
+        .db
+        .note_provider_event_at(id, t0, t0)
+        .await
+        .unwrap();
+    let r = deliver_signed(&h, &failed).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["outcome"], "applied: payment_failed", "{:?}", r.json());
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+    let stored = stored_events(&app).await;
+    let e = stored.iter().find(|e| e.event_id == "evt_r").unwrap();
+    assert_eq!(
+        (e.outcome.as_str(), e.client_id),
+        ("applied: payment_failed", Some(id))
+    );
+    let r = deliver_signed(&h, &failed).await;
+    assert_eq!(r.json()["duplicate"], true);
+    // A new (not replayed) event from before the link is ignored.
+    let before_link = invoice_event("evt_old", "invoice.paid", t0 - 50, "cus_NEW");
+    let r = deliver_signed(&h, &before_link).await;
+    let outcome = r.json()["outcome"].as_str().unwrap().to_string();
+    assert!(outcome.starts_with("ignored: older than"), "{outcome}");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+}
+
+/// An `invoice.paid` created before the failure it would clear (an older invoice's,
+/// delivered late) does not resume; a later one does.
+async fn a_late_payment_of_an_older_invoice_keeps_a_newer_failure(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_f", "invoice.payment_failed", t0, "cus_ACME"),
+    )
+    .await;
+    assert_eq!(r.json()["outcome"], "applied: payment_failed");
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_p_old", "invoice.paid", t0 - 100, "cus_ACME"),
+    )
+    .await;
+    let outcome = r.json()["outcome"].as_str().unwrap().to_string();
+    assert!(
+        outcome.starts_with("ignored: paid before the failure of"),
+        "{outcome}"
+    );
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_p_new", "invoice.paid", t0 + 10, "cus_ACME"),
+    )
+    .await;
+    assert_eq!(r.json()["outcome"], "applied: payment_succeeded");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
+}
+
+/// Only `customer.subscription.*` events move `last_provider_event_at`; a failure older
+/// than the last payment received is stale; any event older than the mark is ignored.
+async fn only_status_events_move_the_staleness_mark(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_p", "invoice.paid", t0 + 200, "cus_ACME"),
+    )
+    .await;
+    assert_eq!(r.json()["outcome"], "no change");
+    assert_eq!(sub(&app, id).await.last_provider_event_at, None);
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_f", "invoice.payment_failed", t0 + 100, "cus_ACME"),
+    )
+    .await;
+    let outcome = r.json()["outcome"].as_str().unwrap().to_string();
+    assert!(
+        outcome.starts_with("ignored: older than the last payment received"),
+        "{outcome}"
+    );
+    let status = event(
+        "evt_s",
+        "customer.subscription.updated",
+        t0 + 300,
+        json!({"id": "sub_1", "customer": "cus_ACME", "status": "past_due"}),
+    );
+    assert_eq!(
+        deliver_signed(&h, &status).await.json()["outcome"],
+        "applied: payment_failed"
+    );
+    assert_eq!(sub(&app, id).await.last_provider_event_at, Some(t0 + 300));
+    // A payment older than the provider's later status: the status stands.
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_p2", "invoice.paid", t0 + 250, "cus_ACME"),
+    )
+    .await;
+    let outcome = r.json()["outcome"].as_str().unwrap().to_string();
+    assert!(outcome.starts_with("ignored: older than the last event applied"), "{outcome}");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+}
+
+/// A `created` far in the future counts as now (it cannot make every later event stale);
+/// an event type the console does not map is acknowledged whatever its shape.
+async fn a_future_created_is_clamped_and_thin_events_are_acknowledged(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    let future = event(
+        "evt_future",
+        "customer.subscription.updated",
+        t0 + 30 * DAY,
+        json!({"id": "sub_1", "customer": "cus_ACME", "status": "active"}),
+    );
+    assert_eq!(deliver_signed(&h, &future).await.status, StatusCode::OK);
+    let mark = sub(&app, id).await.last_provider_event_at.unwrap();
+    assert!(mark <= service::now(), "{mark}");
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_f", "invoice.payment_failed", service::now() + 5, "cus_ACME"),
+    )
+    .await;
+    assert_eq!(r.json()["outcome"], "applied: payment_failed");
+    let thin = json!({"id": "evt_thin", "object": "v2.core.event",
+                      "type": "v1.billing.meter.no_meter_found",
+                      "created": "2026-09-26T18:21:33.000Z"})
+    .to_string();
+    let r = deliver_signed(&h, &thin).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+}
+
 both_backends!(
     signed_event_is_applied,
     wrongly_signed_or_stale_events_are_refused,
@@ -1124,4 +1312,9 @@ both_backends!(
     a_client_who_owes_nothing_overdue_is_resumed_by_the_engine,
     a_payment_racing_the_suspension_is_not_undone,
     a_console_scheduled_cancellation_survives_unrelated_status_events,
+    an_event_in_flight_is_409_then_taken_over_after_the_lease,
+    a_replay_after_the_customer_id_is_set_is_applied,
+    a_late_payment_of_an_older_invoice_keeps_a_newer_failure,
+    only_status_events_move_the_staleness_mark,
+    a_future_created_is_clamped_and_thin_events_are_acknowledged,
 );
