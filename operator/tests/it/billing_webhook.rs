@@ -1156,14 +1156,15 @@ async fn a_replay_after_the_customer_id_is_set_is_applied(app: TestApp) {
         .await
         .unwrap();
     // As the link does: events from before it are not applied (except replays).
-    app.ctx
-        .db
-        .note_provider_event_at(id, t0, t0)
-        .await
-        .unwrap();
+    app.ctx.db.note_provider_event_at(id, t0, t0).await.unwrap();
     let r = deliver_signed(&h, &failed).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.json()["outcome"], "applied: payment_failed", "{:?}", r.json());
+    assert_eq!(
+        r.json()["outcome"],
+        "applied: payment_failed",
+        "{:?}",
+        r.json()
+    );
     assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
     let stored = stored_events(&app).await;
     let e = stored.iter().find(|e| e.event_id == "evt_r").unwrap();
@@ -1254,7 +1255,10 @@ async fn only_status_events_move_the_staleness_mark(app: TestApp) {
     )
     .await;
     let outcome = r.json()["outcome"].as_str().unwrap().to_string();
-    assert!(outcome.starts_with("ignored: older than the last event applied"), "{outcome}");
+    assert!(
+        outcome.starts_with("ignored: older than the last event applied"),
+        "{outcome}"
+    );
     assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
 }
 
@@ -1275,7 +1279,12 @@ async fn a_future_created_is_clamped_and_thin_events_are_acknowledged(app: TestA
     assert!(mark <= service::now(), "{mark}");
     let r = deliver_signed(
         &h,
-        &invoice_event("evt_f", "invoice.payment_failed", service::now() + 5, "cus_ACME"),
+        &invoice_event(
+            "evt_f",
+            "invoice.payment_failed",
+            service::now() + 5,
+            "cus_ACME",
+        ),
     )
     .await;
     assert_eq!(r.json()["outcome"], "applied: payment_failed");

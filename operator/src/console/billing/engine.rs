@@ -127,7 +127,10 @@ async fn enforce(
     // landed since): the write is made only if a fresh read still wants it.
     let fresh = ctx.db.subscription(client.id).await?;
     if fresh.as_ref().map(|f| state::desired_cluster_at(f, now)) != Some(intent) {
-        tracing::info!(client = client.id, "Assistant left as it is: the subscription changed since it was read");
+        tracing::info!(
+            client = client.id,
+            "Assistant left as it is: the subscription changed since it was read"
+        );
         return Ok((Some(a), 0));
     }
     let was_reason = reason_annotation(&a).map(str::to_string);

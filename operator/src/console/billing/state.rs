@@ -961,9 +961,10 @@ mod tests {
         let c = with(&scheduled, untouched(ProviderStatus::Canceled), T0 + DAY);
         assert_eq!(c.to, SubscriptionState::Canceled);
         // An input stored before the field existed applied its `cancel_at`.
-        let old: Input =
-            serde_json::from_str(r#"{"input":"provider_status","status":"Active","cancel_at":null}"#)
-                .unwrap();
+        let old: Input = serde_json::from_str(
+            r#"{"input":"provider_status","status":"Active","cancel_at":null}"#,
+        )
+        .unwrap();
         assert_eq!(
             old,
             Input::ProviderStatus {

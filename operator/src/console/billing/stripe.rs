@@ -206,7 +206,10 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, EventError> {
         .to_string();
     // Required of the four mapped types only: any other (a thin event, a newer shape) is
     // acknowledged and ignored, whatever its fields.
-    let created = match (v.get("created").and_then(Value::as_i64), MAPPED.contains(&type_.as_str())) {
+    let created = match (
+        v.get("created").and_then(Value::as_i64),
+        MAPPED.contains(&type_.as_str()),
+    ) {
         (Some(created), _) => created,
         (None, false) => 0,
         (None, true) => {
@@ -511,7 +514,9 @@ mod tests {
             let e = parse_event(thin).unwrap();
             assert_eq!(e.input, None);
         }
-        assert!(parse_event(br#"{"id":"evt_t","type":"invoice.paid","created":"2024-09-26"}"#).is_err());
+        assert!(
+            parse_event(br#"{"id":"evt_t","type":"invoice.paid","created":"2024-09-26"}"#).is_err()
+        );
         assert_eq!(effective_created(1_000 + 301, 1_000, 300), 1_000);
         assert_eq!(effective_created(1_000 + 300, 1_000, 300), 1_300);
         assert_eq!(effective_created(10, 1_000, 300), 10);
