@@ -76,6 +76,13 @@ fn event(id: &str, type_: &str, created: i64, object: Value) -> String {
     .to_string()
 }
 
+/// `body` with `data.previous_attributes` (what a `customer.subscription.updated` changed).
+fn with_previous(body: &str, previous: Value) -> String {
+    let mut v: Value = serde_json::from_str(body).unwrap();
+    v["data"]["previous_attributes"] = previous;
+    v.to_string()
+}
+
 fn invoice_event(id: &str, type_: &str, created: i64, customer: &str) -> String {
     event(
         id,
@@ -155,7 +162,8 @@ async fn signed_event_is_applied(app: TestApp) {
     let s = sub(&app, id).await;
     assert_eq!(s.state, SubscriptionState::PastDue);
     assert_eq!(s.suspend_at, Some(now + 7 * DAY));
-    assert_eq!(s.last_provider_event_at, Some(now));
+    // Only `customer.subscription.*` events move it.
+    assert_eq!(s.last_provider_event_at, None);
     assert!(
         actions(&app, id)
             .await
@@ -293,19 +301,25 @@ async fn an_older_subscription_event_arriving_late_is_ignored(app: TestApp) {
     let id = subscribe(&app, "acme-legal", Some("cus_ACME"), now).await;
     let h = hook(&app, Some(SECRET));
     let period_end = now + 20 * DAY;
-    let newer = event(
-        "evt_sub_new",
-        "customer.subscription.updated",
-        now + 100,
-        json!({"id": "sub_1", "customer": "cus_ACME", "status": "active",
-               "cancel_at_period_end": true, "current_period_end": period_end}),
+    let newer = with_previous(
+        &event(
+            "evt_sub_new",
+            "customer.subscription.updated",
+            now + 100,
+            json!({"id": "sub_1", "customer": "cus_ACME", "status": "active",
+                   "cancel_at_period_end": true, "current_period_end": period_end}),
+        ),
+        json!({"cancel_at_period_end": false}),
     );
-    let older = event(
-        "evt_sub_old",
-        "customer.subscription.updated",
-        now + 50,
-        json!({"id": "sub_1", "customer": "cus_ACME", "status": "active",
-               "cancel_at_period_end": false, "current_period_end": period_end}),
+    let older = with_previous(
+        &event(
+            "evt_sub_old",
+            "customer.subscription.updated",
+            now + 50,
+            json!({"id": "sub_1", "customer": "cus_ACME", "status": "active",
+                   "cancel_at_period_end": false, "current_period_end": period_end}),
+        ),
+        json!({"cancel_at_period_end": true}),
     );
     assert_eq!(
         deliver_signed(&h, &newer).await.json()["outcome"],
@@ -952,6 +966,336 @@ async fn a_provider_collected_console_invoice_is_marked_paid(app: TestApp) {
     assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
 }
 
+/// The resume at mark-paid time failed (here: the invoice marked paid in the database
+/// alone): the engine's next pass sees nothing overdue and resumes the client.
+async fn a_client_who_owes_nothing_overdue_is_resumed_by_the_engine(app: TestApp) {
+    let t0 = 1_791_201_600; // 2026-10-05 12:00 UTC
+    let price = NewPrice {
+        plan: "standard".into(),
+        currency: "EUR".into(),
+        monthly: "30".into(),
+        ..Default::default()
+    };
+    billing_service::set_price(&app.ctx, &admin(&app), &price, t0)
+        .await
+        .unwrap();
+    let id = subscribe(&app, "acme-legal", None, t0).await;
+    let nov = 1_793_491_200; // 2026-11-01 00:00 UTC
+    let run = billing_service::run_invoices(&app.ctx, "admin@example.com", "2026-10", nov + 3600)
+        .await
+        .unwrap();
+    let inv = billing_service::invoice(&app.ctx, &run.issued[0])
+        .await
+        .unwrap();
+    engine::tick(&app.ctx, inv.due_at).await.unwrap();
+    let grace_end = inv.due_at + 7 * DAY;
+    engine::tick(&app.ctx, grace_end).await.unwrap();
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Suspended);
+    assert!(assistant(&app, "acme-legal").await.unwrap().spec.suspended);
+    // Paid, but the resume never ran.
+    assert!(
+        app.ctx
+            .db
+            .mark_invoice_paid(&inv.number, grace_end + 60, "console")
+            .await
+            .unwrap()
+    );
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Suspended);
+    let r = engine::tick(&app.ctx, grace_end + 120).await.unwrap();
+    assert!(r.errors.is_empty(), "{r:?}");
+    assert_eq!((r.transitions, r.cluster_writes), (1, 1), "{r:?}");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
+    let a = assistant(&app, "acme-legal").await.unwrap();
+    assert!(!a.spec.suspended && reason_of(&a).is_none());
+    // Idle afterwards.
+    let r = engine::tick(&app.ctx, grace_end + 180).await.unwrap();
+    assert_eq!(r, engine::TickReport::default());
+}
+
+/// The pass read a subscription due for suspension, then the client paid: the pass,
+/// acting on what it read, does not suspend the client who just paid.
+async fn a_payment_racing_the_suspension_is_not_undone(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    let fail = invoice_event("evt_f", "invoice.payment_failed", t0, "cus_ACME");
+    assert_eq!(deliver_signed(&h, &fail).await.status, StatusCode::OK);
+    let grace_end = sub(&app, id).await.suspend_at.unwrap();
+    // The pass's clock step suspends the subscription and reads it...
+    billing_service::apply(&app.ctx, "billing", id, &Input::Clock, grace_end)
+        .await
+        .unwrap()
+        .unwrap();
+    let stale = sub(&app, id).await;
+    assert_eq!(stale.state, SubscriptionState::Suspended);
+    // ...then the payment arrives...
+    let paid = invoice_event("evt_p", "invoice.paid", t0 + 60, "cus_ACME");
+    let r = deliver_signed(&h, &paid).await;
+    assert_eq!(r.json()["outcome"], "applied: payment_succeeded");
+    // ...then the pass acts on what it read.
+    let client = app.ctx.db.client(id).await.unwrap().unwrap();
+    engine::enforce_with(&h.ctx, &client, &stale, grace_end + 1)
+        .await
+        .unwrap();
+    let a = assistant(&app, "acme-legal").await.unwrap();
+    assert!(!a.spec.suspended, "the client who paid was suspended");
+    assert_eq!(reason_of(&a), None);
+}
+
+/// A status event that did not change the provider's schedule leaves a cancellation
+/// scheduled in the console alone; one that did, moves it; deletion still cancels.
+async fn a_console_scheduled_cancellation_survives_unrelated_status_events(app: TestApp) {
+    let now = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), now).await;
+    billing_service::apply(
+        &app.ctx,
+        "admin@example.com",
+        id,
+        &Input::Cancel {
+            at_period_end: true,
+        },
+        now,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let scheduled = sub(&app, id).await.cancel_at;
+    assert!(scheduled.is_some());
+    let h = hook(&app, Some(SECRET));
+    let unrelated = with_previous(
+        &event(
+            "evt_s1",
+            "customer.subscription.updated",
+            now + 10,
+            json!({"id": "sub_1", "customer": "cus_ACME", "status": "active",
+                   "cancel_at_period_end": false, "cancel_at": null}),
+        ),
+        json!({"default_payment_method": "pm_old"}),
+    );
+    let r = deliver_signed(&h, &unrelated).await;
+    assert_eq!(r.json()["outcome"], "no change", "{:?}", r.json());
+    assert_eq!(sub(&app, id).await.cancel_at, scheduled);
+    let withdrawn = with_previous(
+        &event(
+            "evt_s2",
+            "customer.subscription.updated",
+            now + 20,
+            json!({"id": "sub_1", "customer": "cus_ACME", "status": "active",
+                   "cancel_at_period_end": false, "cancel_at": null}),
+        ),
+        json!({"cancel_at_period_end": true}),
+    );
+    let r = deliver_signed(&h, &withdrawn).await;
+    assert_eq!(r.json()["outcome"], "applied: cancel_unscheduled");
+    assert_eq!(sub(&app, id).await.cancel_at, None);
+    let deleted = event(
+        "evt_s3",
+        "customer.subscription.deleted",
+        now + 30,
+        json!({"id": "sub_1", "customer": "cus_ACME", "status": "canceled"}),
+    );
+    assert_eq!(
+        deliver_signed(&h, &deleted).await.json()["outcome"],
+        "applied: canceled"
+    );
+}
+
+/// A stored event still `received` is in flight: a duplicate within the lease is 409 (the
+/// provider retries later); after it (the first attempt crashed), it is taken over.
+async fn an_event_in_flight_is_409_then_taken_over_after_the_lease(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    let slow = invoice_event("evt_slow", "invoice.payment_failed", t0, "cus_ACME");
+    let parsed = stripe::parse_event(slow.as_bytes()).unwrap();
+    assert!(
+        app.ctx
+            .db
+            .insert_provider_event(&parsed, &slow, service::now())
+            .await
+            .unwrap()
+    );
+    let r = deliver_signed(&h, &slow).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert_eq!(r.json(), json!({"received": false, "in_flight": true}));
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
+
+    let crashed = invoice_event("evt_crashed", "invoice.payment_failed", t0, "cus_ACME");
+    let parsed = stripe::parse_event(crashed.as_bytes()).unwrap();
+    let lease = clawhost::console::billing::webhook::IN_FLIGHT_LEASE;
+    assert!(
+        app.ctx
+            .db
+            .insert_provider_event(&parsed, &crashed, service::now() - lease - 1)
+            .await
+            .unwrap()
+    );
+    let r = deliver_signed(&h, &crashed).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    assert_eq!(r.json()["outcome"], "applied: payment_failed");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+    let stored = stored_events(&app).await;
+    let e = stored.iter().find(|e| e.event_id == "evt_crashed").unwrap();
+    assert_eq!(e.outcome, "applied: payment_failed");
+    assert_eq!(e.client_id, Some(id));
+    // Done now: a further delivery is a duplicate.
+    let r = deliver_signed(&h, &crashed).await;
+    assert_eq!(r.json()["duplicate"], true);
+}
+
+/// An event ignored for an unknown customer is processed again when replayed after the
+/// customer id was set (the runbook's step 2), even though it is older than the link.
+async fn a_replay_after_the_customer_id_is_set_is_applied(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", None, t0).await;
+    let h = hook(&app, Some(SECRET));
+    let failed = invoice_event("evt_r", "invoice.payment_failed", t0 - 100, "cus_NEW");
+    let r = deliver_signed(&h, &failed).await;
+    assert_eq!(r.json()["outcome"], "ignored: unknown customer");
+    billing_service::set_customer_id(&app.ctx, &admin(&app), id, Some("cus_NEW"), t0)
+        .await
+        .unwrap();
+    // As the link does: events from before it are not applied (except replays).
+    app.ctx.db.note_provider_event_at(id, t0, t0).await.unwrap();
+    let r = deliver_signed(&h, &failed).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.json()["outcome"],
+        "applied: payment_failed",
+        "{:?}",
+        r.json()
+    );
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+    let stored = stored_events(&app).await;
+    let e = stored.iter().find(|e| e.event_id == "evt_r").unwrap();
+    assert_eq!(
+        (e.outcome.as_str(), e.client_id),
+        ("applied: payment_failed", Some(id))
+    );
+    let r = deliver_signed(&h, &failed).await;
+    assert_eq!(r.json()["duplicate"], true);
+    // A new (not replayed) event from before the link is ignored.
+    let before_link = invoice_event("evt_old", "invoice.paid", t0 - 50, "cus_NEW");
+    let r = deliver_signed(&h, &before_link).await;
+    let outcome = r.json()["outcome"].as_str().unwrap().to_string();
+    assert!(outcome.starts_with("ignored: older than"), "{outcome}");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+}
+
+/// An `invoice.paid` created before the failure it would clear (an older invoice's,
+/// delivered late) does not resume; a later one does.
+async fn a_late_payment_of_an_older_invoice_keeps_a_newer_failure(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_f", "invoice.payment_failed", t0, "cus_ACME"),
+    )
+    .await;
+    assert_eq!(r.json()["outcome"], "applied: payment_failed");
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_p_old", "invoice.paid", t0 - 100, "cus_ACME"),
+    )
+    .await;
+    let outcome = r.json()["outcome"].as_str().unwrap().to_string();
+    assert!(
+        outcome.starts_with("ignored: paid before the failure of"),
+        "{outcome}"
+    );
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_p_new", "invoice.paid", t0 + 10, "cus_ACME"),
+    )
+    .await;
+    assert_eq!(r.json()["outcome"], "applied: payment_succeeded");
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::Active);
+}
+
+/// Only `customer.subscription.*` events move `last_provider_event_at`; a failure older
+/// than the last payment received is stale; any event older than the mark is ignored.
+async fn only_status_events_move_the_staleness_mark(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_p", "invoice.paid", t0 + 200, "cus_ACME"),
+    )
+    .await;
+    assert_eq!(r.json()["outcome"], "no change");
+    assert_eq!(sub(&app, id).await.last_provider_event_at, None);
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_f", "invoice.payment_failed", t0 + 100, "cus_ACME"),
+    )
+    .await;
+    let outcome = r.json()["outcome"].as_str().unwrap().to_string();
+    assert!(
+        outcome.starts_with("ignored: older than the last payment received"),
+        "{outcome}"
+    );
+    let status = event(
+        "evt_s",
+        "customer.subscription.updated",
+        t0 + 300,
+        json!({"id": "sub_1", "customer": "cus_ACME", "status": "past_due"}),
+    );
+    assert_eq!(
+        deliver_signed(&h, &status).await.json()["outcome"],
+        "applied: payment_failed"
+    );
+    assert_eq!(sub(&app, id).await.last_provider_event_at, Some(t0 + 300));
+    // A payment older than the provider's later status: the status stands.
+    let r = deliver_signed(
+        &h,
+        &invoice_event("evt_p2", "invoice.paid", t0 + 250, "cus_ACME"),
+    )
+    .await;
+    let outcome = r.json()["outcome"].as_str().unwrap().to_string();
+    assert!(
+        outcome.starts_with("ignored: older than the last event applied"),
+        "{outcome}"
+    );
+    assert_eq!(sub(&app, id).await.state, SubscriptionState::PastDue);
+}
+
+/// A `created` far in the future counts as now (it cannot make every later event stale);
+/// an event type the console does not map is acknowledged whatever its shape.
+async fn a_future_created_is_clamped_and_thin_events_are_acknowledged(app: TestApp) {
+    let t0 = service::now();
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let h = hook(&app, Some(SECRET));
+    let future = event(
+        "evt_future",
+        "customer.subscription.updated",
+        t0 + 30 * DAY,
+        json!({"id": "sub_1", "customer": "cus_ACME", "status": "active"}),
+    );
+    assert_eq!(deliver_signed(&h, &future).await.status, StatusCode::OK);
+    let mark = sub(&app, id).await.last_provider_event_at.unwrap();
+    assert!(mark <= service::now(), "{mark}");
+    let r = deliver_signed(
+        &h,
+        &invoice_event(
+            "evt_f",
+            "invoice.payment_failed",
+            service::now() + 5,
+            "cus_ACME",
+        ),
+    )
+    .await;
+    assert_eq!(r.json()["outcome"], "applied: payment_failed");
+    let thin = json!({"id": "evt_thin", "object": "v2.core.event",
+                      "type": "v1.billing.meter.no_meter_found",
+                      "created": "2026-09-26T18:21:33.000Z"})
+    .to_string();
+    let r = deliver_signed(&h, &thin).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+}
+
 both_backends!(
     signed_event_is_applied,
     wrongly_signed_or_stale_events_are_refused,
@@ -974,6 +1318,14 @@ both_backends!(
     resuming_a_client_suspended_for_non_payment_is_refused,
     noting_a_provider_event_bumps_the_version,
     a_provider_collected_console_invoice_is_marked_paid,
+    a_client_who_owes_nothing_overdue_is_resumed_by_the_engine,
+    a_payment_racing_the_suspension_is_not_undone,
+    a_console_scheduled_cancellation_survives_unrelated_status_events,
+    an_event_in_flight_is_409_then_taken_over_after_the_lease,
+    a_replay_after_the_customer_id_is_set_is_applied,
+    a_late_payment_of_an_older_invoice_keeps_a_newer_failure,
+    only_status_events_move_the_staleness_mark,
+    a_future_created_is_clamped_and_thin_events_are_acknowledged,
 );
 
 // Fix-3 (issue 15 review): customer ids of deleted clients, and events from before a link.

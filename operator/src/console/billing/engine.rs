@@ -123,6 +123,16 @@ async fn enforce(
     let Some(action) = action_for(&a, intent) else {
         return Ok((Some(a), 0));
     };
+    // `sub` may be stale (the pass read every subscription first; a payment may have
+    // landed since): the write is made only if a fresh read still wants it.
+    let fresh = ctx.db.subscription(client.id).await?;
+    if fresh.as_ref().map(|f| state::desired_cluster_at(f, now)) != Some(intent) {
+        tracing::info!(
+            client = client.id,
+            "Assistant left as it is: the subscription changed since it was read"
+        );
+        return Ok((Some(a), 0));
+    }
     let was_reason = reason_annotation(&a).map(str::to_string);
     let before = json!({"suspended": a.spec.suspended, "reason": was_reason});
     let (patch, action_name, after) = match action {
@@ -330,6 +340,43 @@ pub async fn tick(ctx: &Console, now: i64) -> Result<TickReport, ActionError> {
                 "client {}: invoice {} past due: {e}",
                 inv.client_id, inv.number
             )),
+        }
+    }
+
+    // 2b. The mirror of 2: a client the provider does not bill, held for non-payment,
+    // who owes nothing past due any more (paid, credited) is resumed, even if the resume
+    // at mark-paid time failed. Same query as the service's, same bound as 2.
+    for sub in subs.values() {
+        let held = sub.state == SubscriptionState::PastDue
+            || (sub.state == SubscriptionState::Suspended
+                && sub.suspension_reason == Some(SuspensionReason::NonPayment));
+        if sub.external_customer_id.is_some() || !held || failed.contains(&sub.client_id) {
+            continue;
+        }
+        match ctx
+            .db
+            .client_owes_overdue(sub.client_id, now.saturating_add(1))
+            .await
+        {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("client {}: overdue check: {e}", sub.client_id));
+                continue;
+            }
+        }
+        let input = Input::PaymentSucceeded {
+            at: now,
+            reference: "nothing overdue".into(),
+        };
+        match billing::apply(ctx, ACTOR, sub.client_id, &input, now).await {
+            Ok(Some(_)) => report.transitions += 1,
+            Ok(None) => {}
+            Err(e) => report
+                .errors
+                .push(format!("client {}: nothing overdue: {e}", sub.client_id)),
         }
     }
 

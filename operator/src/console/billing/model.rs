@@ -290,12 +290,22 @@ pub enum Input {
     /// Undo a scheduled cancellation, or bring back a canceled client not yet deleted.
     Reactivate,
     /// The provider's subscription status changed; `cancel_at` when it cancels later.
+    /// `cancel_at_changed`: the event changed the provider's scheduled cancellation
+    /// (`previous_attributes` names `cancel_at` or `cancel_at_period_end`); when `false`,
+    /// `cancel_at` is not applied and a cancellation scheduled in the console stays.
     ProviderStatus {
         status: ProviderStatus,
         cancel_at: Option<i64>,
+        #[serde(default = "yes")]
+        cancel_at_changed: bool,
     },
     /// The engine deleted the Assistant at the end of retention.
     Deleted,
+}
+
+/// Inputs stored before `cancel_at_changed` existed applied their `cancel_at`.
+fn yes() -> bool {
+    true
 }
 
 /// What `state::apply` decided: the new subscription and a name for the audit log.

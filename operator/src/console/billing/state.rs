@@ -90,9 +90,17 @@ pub fn apply(
             }
         }
         Input::Reactivate => reactivate(sub)?,
-        Input::ProviderStatus { status, cancel_at } => {
-            provider_status(sub, *status, *cancel_at, settings, now)
-        }
+        Input::ProviderStatus {
+            status,
+            cancel_at,
+            cancel_at_changed,
+        } => provider_status(
+            sub,
+            *status,
+            cancel_at_changed.then_some(*cancel_at),
+            settings,
+            now,
+        ),
         Input::Deleted => match (sub.state, sub.deleted_at) {
             (SubscriptionState::Canceled, None) => {
                 let mut next = sub.clone();
@@ -415,7 +423,8 @@ fn reactivate(sub: &Subscription) -> Result<Option<(Subscription, &'static str)>
 fn provider_status(
     sub: &Subscription,
     status: ProviderStatus,
-    cancel_at: Option<i64>,
+    // `None`: the event did not change the provider's schedule; leave ours alone.
+    cancel_at: Option<Option<i64>>,
     settings: &BillingSettings,
     now: i64,
 ) -> Option<(Subscription, &'static str)> {
@@ -437,8 +446,9 @@ fn provider_status(
         Some((next, event)) => (next, Some(*event)),
         None => (sub, None),
     };
-    let rescheduled = (base.state != SubscriptionState::Canceled && base.cancel_at != cancel_at)
-        .then(|| {
+    let rescheduled = cancel_at
+        .filter(|c| base.state != SubscriptionState::Canceled && base.cancel_at != *c)
+        .map(|cancel_at| {
             let mut next = base.clone();
             next.cancel_at = cancel_at;
             let scheduled = if cancel_at.is_some() {
@@ -852,7 +862,11 @@ mod tests {
 
     #[test]
     fn the_provider_status_maps_onto_the_same_transitions() {
-        let status = |status, cancel_at| Input::ProviderStatus { status, cancel_at };
+        let status = |status, cancel_at| Input::ProviderStatus {
+            status,
+            cancel_at,
+            cancel_at_changed: true,
+        };
         // Active/trialing resumes a client held for non-payment.
         for sub in [past_due(), suspended()] {
             let c = with(&sub, status(ProviderStatus::Active, None), T0 + 8 * DAY);
@@ -924,6 +938,41 @@ mod tests {
         );
         assert_eq!(c.event, "payment_succeeded");
         assert_eq!(c.subscription.cancel_at, Some(later));
+    }
+
+    #[test]
+    fn a_status_event_that_did_not_touch_the_schedule_keeps_the_consoles() {
+        let later = T0 + 20 * DAY;
+        let mut scheduled = active();
+        scheduled.cancel_at = Some(later);
+        let untouched = |status| Input::ProviderStatus {
+            status,
+            cancel_at: None,
+            cancel_at_changed: false,
+        };
+        unchanged(&scheduled, untouched(ProviderStatus::Active), T0 + DAY);
+        // A resume by status keeps it too.
+        let mut held = past_due();
+        held.cancel_at = Some(later);
+        let c = with(&held, untouched(ProviderStatus::Active), T0 + DAY);
+        assert_eq!(c.event, "payment_succeeded");
+        assert_eq!(c.subscription.cancel_at, Some(later));
+        // Deleted still cancels.
+        let c = with(&scheduled, untouched(ProviderStatus::Canceled), T0 + DAY);
+        assert_eq!(c.to, SubscriptionState::Canceled);
+        // An input stored before the field existed applied its `cancel_at`.
+        let old: Input = serde_json::from_str(
+            r#"{"input":"provider_status","status":"Active","cancel_at":null}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            old,
+            Input::ProviderStatus {
+                status: ProviderStatus::Active,
+                cancel_at: None,
+                cancel_at_changed: true
+            }
+        );
     }
 
     #[test]

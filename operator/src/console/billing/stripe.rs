@@ -165,6 +165,34 @@ fn cancel_at_of(object: &Value) -> Option<i64> {
     }
 }
 
+/// The event types the console acts on.
+const MAPPED: [&str; 4] = [
+    "invoice.paid",
+    "invoice.payment_failed",
+    "customer.subscription.updated",
+    "customer.subscription.deleted",
+];
+
+/// Whether a `customer.subscription.updated` changed the scheduled cancellation: Stripe
+/// lists the fields it changed, with their old values, in `data.previous_attributes`.
+fn cancel_at_changed(event: &Value) -> bool {
+    event
+        .pointer("/data/previous_attributes")
+        .and_then(Value::as_object)
+        .is_some_and(|p| p.contains_key("cancel_at") || p.contains_key("cancel_at_period_end"))
+}
+
+/// `created` for comparisons with what was applied: one in the future beyond the
+/// signature's tolerance (a wrong clock, a forged date) counts as `now`, so it cannot make
+/// every later event look stale.
+pub fn effective_created(created: i64, now: i64, tolerance: i64) -> i64 {
+    if created > now.saturating_add(tolerance) {
+        now
+    } else {
+        created
+    }
+}
+
 /// Parses an event and maps `invoice.paid`, `invoice.payment_failed`,
 /// `customer.subscription.updated` and `customer.subscription.deleted`.
 pub fn parse_event(payload: &[u8]) -> Result<Event, EventError> {
@@ -176,10 +204,18 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, EventError> {
     let type_ = str_field(&v, "type")
         .ok_or_else(|| EventError::Malformed("no \"type\"".into()))?
         .to_string();
-    let created = v
-        .get("created")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| EventError::Malformed("no \"created\" timestamp".into()))?;
+    // Required of the four mapped types only: any other (a thin event, a newer shape) is
+    // acknowledged and ignored, whatever its fields.
+    let created = match (
+        v.get("created").and_then(Value::as_i64),
+        MAPPED.contains(&type_.as_str()),
+    ) {
+        (Some(created), _) => created,
+        (None, false) => 0,
+        (None, true) => {
+            return Err(EventError::Malformed("no \"created\" timestamp".into()));
+        }
+    };
     let object = v.pointer("/data/object").unwrap_or(&Value::Null);
     let customer = customer_of(object);
     let reference = || {
@@ -204,10 +240,12 @@ pub fn parse_event(payload: &[u8]) -> Result<Event, EventError> {
                 cancel_at: (status != ProviderStatus::Canceled)
                     .then(|| cancel_at_of(object))
                     .flatten(),
+                cancel_at_changed: cancel_at_changed(&v),
             }),
         "customer.subscription.deleted" => Some(Input::ProviderStatus {
             status: ProviderStatus::Canceled,
             cancel_at: None,
+            cancel_at_changed: false,
         }),
         _ => None,
     };
@@ -376,8 +414,13 @@ mod tests {
                 serde_json::json!({"id": "sub_1", "customer": "cus_A", "status": status}),
             );
             let got = match e.input {
-                Some(Input::ProviderStatus { status, cancel_at }) => {
+                Some(Input::ProviderStatus {
+                    status,
+                    cancel_at,
+                    cancel_at_changed,
+                }) => {
                     assert_eq!(cancel_at, None);
+                    assert!(!cancel_at_changed);
                     Some(status)
                 }
                 None => None,
@@ -393,7 +436,8 @@ mod tests {
             e.input,
             Some(Input::ProviderStatus {
                 status: ProviderStatus::Canceled,
-                cancel_at: None
+                cancel_at: None,
+                cancel_at_changed: false
             })
         );
     }
@@ -409,7 +453,8 @@ mod tests {
             at_period_end.input,
             Some(Input::ProviderStatus {
                 status: ProviderStatus::Active,
-                cancel_at: Some(1_701_000_000)
+                cancel_at: Some(1_701_000_000),
+                cancel_at_changed: false
             })
         );
         let newer_api = event(
@@ -433,9 +478,48 @@ mod tests {
             cancel_at.input,
             Some(Input::ProviderStatus {
                 status: ProviderStatus::Trialing,
-                cancel_at: Some(1_703_000_000)
+                cancel_at: Some(1_703_000_000),
+                ..
             })
         ));
+    }
+
+    #[test]
+    fn only_a_change_listed_in_previous_attributes_moves_the_schedule() {
+        let updated = |previous: serde_json::Value| {
+            let body = serde_json::json!({
+                "id": "evt_9", "type": "customer.subscription.updated", "created": 1_700_000_000,
+                "data": {"object": {"customer": "cus_A", "status": "active", "cancel_at": null},
+                         "previous_attributes": previous},
+            });
+            match parse_event(body.to_string().as_bytes()).unwrap().input {
+                Some(Input::ProviderStatus {
+                    cancel_at_changed, ..
+                }) => cancel_at_changed,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert!(!updated(serde_json::json!({"status": "past_due"})));
+        assert!(!updated(serde_json::Value::Null));
+        assert!(updated(serde_json::json!({"cancel_at": 1_701_000_000})));
+        assert!(updated(serde_json::json!({"cancel_at_period_end": true})));
+    }
+
+    #[test]
+    fn other_types_need_no_created_and_a_future_one_is_clamped() {
+        for thin in [
+            &br#"{"id":"evt_t","type":"v1.billing.meter.error_report_triggered","created":"2024-09-26T18:21:33.000Z"}"#[..],
+            br#"{"id":"evt_t","type":"charge.succeeded"}"#,
+        ] {
+            let e = parse_event(thin).unwrap();
+            assert_eq!(e.input, None);
+        }
+        assert!(
+            parse_event(br#"{"id":"evt_t","type":"invoice.paid","created":"2024-09-26"}"#).is_err()
+        );
+        assert_eq!(effective_created(1_000 + 301, 1_000, 300), 1_000);
+        assert_eq!(effective_created(1_000 + 300, 1_000, 300), 1_300);
+        assert_eq!(effective_created(10, 1_000, 300), 10);
     }
 
     #[test]

@@ -22,6 +22,29 @@ pub const SIGNATURE_HEADER: &str = "stripe-signature";
 /// The audit actor and `provider_events.provider` of this webhook.
 pub const PROVIDER: &str = "stripe";
 
+/// The outcome of a stored event being processed.
+const RECEIVED: &str = "received";
+/// The outcome of an event for a customer no subscription has (yet): a replay of it,
+/// after the customer id was set, is processed again.
+const UNKNOWN_CUSTOMER: &str = "ignored: unknown customer";
+/// How long a delivery processing an event (outcome still `received`) holds it: a
+/// duplicate within it is answered 409 (in flight), one after it takes the event over
+/// (the first attempt crashed or is stuck).
+pub const IN_FLIGHT_LEASE: i64 = 60;
+
+/// What a duplicate delivery does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Processed already: acknowledged as a duplicate.
+    Done,
+    /// Being processed by another delivery: 409, the provider retries later.
+    InFlight,
+    /// Taken over: process it now.
+    Taken,
+    /// A replay of an event ignored for an unknown customer, taken over: process it now.
+    Replayed,
+}
+
 /// A stored provider event (the webhook's record of what it did with it).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProviderEvent {
@@ -57,6 +80,91 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    /// What to do with a delivery of an event already stored (see [`Claim`]): an event
+    /// still `received` past its lease, or one ignored for an unknown customer (a replay
+    /// after the customer id was set), is taken over by a compare-and-set and processed
+    /// again; one still `received` within its lease is in flight.
+    pub async fn claim_provider_event(&self, event_id: &str, now: i64) -> Result<Claim, DbError> {
+        use sqlx::Row;
+        let Some(row) =
+            sqlx::query("SELECT outcome, received_at FROM provider_events WHERE event_id = $1")
+                .bind(event_id)
+                .fetch_optional(self.pool())
+                .await?
+        else {
+            // Forgotten meanwhile (its processing failed): the provider retries it.
+            return Ok(Claim::InFlight);
+        };
+        let outcome: String = row.try_get("outcome")?;
+        let received_at: i64 = row.try_get("received_at")?;
+        let (taken, claim) = if outcome == RECEIVED {
+            if now < received_at.saturating_add(IN_FLIGHT_LEASE) {
+                return Ok(Claim::InFlight);
+            }
+            let r = sqlx::query(
+                "UPDATE provider_events SET received_at = $1 \
+                 WHERE event_id = $2 AND outcome = $3 AND received_at = $4",
+            )
+            .bind(now)
+            .bind(event_id)
+            .bind(RECEIVED)
+            .bind(received_at)
+            .execute(self.pool())
+            .await?;
+            (r, Claim::Taken)
+        } else if outcome == UNKNOWN_CUSTOMER {
+            let r = sqlx::query(
+                "UPDATE provider_events SET outcome = $1, received_at = $2 \
+                 WHERE event_id = $3 AND outcome = $4",
+            )
+            .bind(RECEIVED)
+            .bind(now)
+            .bind(event_id)
+            .bind(UNKNOWN_CUSTOMER)
+            .execute(self.pool())
+            .await?;
+            (r, Claim::Replayed)
+        } else {
+            return Ok(Claim::Done);
+        };
+        Ok(if taken.rows_affected() == 1 {
+            claim
+        } else {
+            // Another delivery took it over first.
+            Claim::InFlight
+        })
+    }
+
+    /// `created` of the latest `customer.subscription.*` event of the client that was
+    /// processed (what `last_provider_event_at` holds, without the link time).
+    pub async fn last_status_event_at(&self, client_id: i64) -> Result<Option<i64>, DbError> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT MAX(created) AS last FROM provider_events \
+             WHERE client_id = $1 AND type LIKE 'customer.subscription.%' \
+             AND outcome <> 'received' AND outcome NOT LIKE 'ignored%'",
+        )
+        .bind(client_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("last")?)
+    }
+
+    /// `created` of the latest `invoice.paid` of the client that was processed (applied,
+    /// or no change because nothing was owed): a payment failure older than it is stale.
+    pub async fn last_payment_event_at(&self, client_id: i64) -> Result<Option<i64>, DbError> {
+        use sqlx::Row;
+        let row = sqlx::query(
+            "SELECT MAX(created) AS last FROM provider_events \
+             WHERE client_id = $1 AND type = 'invoice.paid' \
+             AND outcome <> 'received' AND outcome NOT LIKE 'ignored%' AND outcome NOT LIKE 'refused%'",
+        )
+        .bind(client_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<Option<i64>, _>("last")?)
     }
 
     pub async fn set_provider_event_outcome(
@@ -223,21 +331,36 @@ pub async fn handle(ctx: &Console, signature: Option<&str>, body: &[u8], now: i6
     let Ok(payload) = std::str::from_utf8(body) else {
         return Reply::error(StatusCode::BAD_REQUEST, "the event is not UTF-8");
     };
-    match ctx.db.insert_provider_event(&event, payload, now).await {
-        Ok(true) => {}
-        Ok(false) => {
+    let stored = match ctx.db.insert_provider_event(&event, payload, now).await {
+        Ok(true) => Ok(Claim::Taken),
+        Ok(false) => ctx.db.claim_provider_event(&event.id, now).await,
+        Err(e) => Err(e),
+    };
+    let replay = match stored {
+        Ok(Claim::Taken) => false,
+        Ok(Claim::Replayed) => true,
+        Ok(Claim::Done) => {
             tracing::info!(event = %event.id, r#type = %event.type_, outcome = "duplicate", "Stripe webhook");
             return Reply {
                 status: StatusCode::OK,
                 body: json!({"received": true, "duplicate": true}),
             };
         }
+        Ok(Claim::InFlight) => {
+            tracing::info!(event = %event.id, r#type = %event.type_, outcome = "in flight", "Stripe webhook");
+            return Reply {
+                status: StatusCode::CONFLICT,
+                body: json!({"received": false, "in_flight": true}),
+            };
+        }
         Err(e) => {
             tracing::error!(event = %event.id, error = %e, "Stripe webhook: cannot store the event");
             return Reply::error(StatusCode::SERVICE_UNAVAILABLE, "database error; retry");
         }
-    }
-    match process(ctx, &event, now).await {
+    };
+    // A `created` far in the future counts as now in every comparison.
+    let created = stripe::effective_created(event.created, now, tolerance);
+    match process(ctx, &event, created, replay, now).await {
         Ok((client_id, outcome)) => {
             if let Err(e) = ctx
                 .db
@@ -268,11 +391,18 @@ pub async fn handle(ctx: &Console, signature: Option<&str>, body: &[u8], now: i6
 
 /// What the event does to its customer's subscription: the client and the outcome to
 /// store. `Err` only for failures a retry may get past (database).
+/// `created` is the event's, clamped to `now` when far in the future. `replay`: an event
+/// first ignored for an unknown customer, delivered again after the customer id was set
+/// (it is older than the link, which it is not compared with: only with the status events
+/// applied since).
 async fn process(
     ctx: &Console,
     event: &stripe::Event,
+    created: i64,
+    replay: bool,
     now: i64,
 ) -> Result<(Option<i64>, String), service::ActionError> {
+    use crate::console::pages::fmt_time;
     let Some(input) = &event.input else {
         return Ok((None, format!("ignored: {} is not handled", event.type_)));
     };
@@ -280,39 +410,53 @@ async fn process(
         return Ok((None, "ignored: no customer".into()));
     };
     let Some(sub) = ctx.db.subscription_by_customer(customer).await? else {
-        return Ok((None, "ignored: unknown customer".into()));
+        return Ok((None, UNKNOWN_CUSTOMER.into()));
     };
     let client_id = Some(sub.client_id);
-    // A status or a failed payment older than the last provider event applied is stale (a
-    // failure delivered after the later payment must not suspend a client who paid). A
-    // payment always applies: late or not, the money was received.
-    if matches!(
-        input,
-        Input::ProviderStatus { .. } | Input::PaymentFailed { .. }
-    ) && let Some(last) = sub.last_provider_event_at.filter(|l| event.created < *l)
-    {
-        return Ok((
-            client_id,
-            format!(
-                "ignored: older than the last event applied ({})",
-                crate::console::pages::fmt_time(last)
-            ),
-        ));
-    }
     if sub.deleted_at.is_some() {
         return Ok((client_id, "ignored: the client was deleted".into()));
     }
-    let outcome = match billing::apply(ctx, PROVIDER, sub.client_id, input, now).await {
-        Ok(Some(change)) => format!("applied: {}", change.event),
-        Ok(None) => "no change".to_string(),
-        Err(e) if e.status().is_server_error() || is_retryable(&e) => return Err(e),
-        // The state machine refuses it (e.g. payment news for a deleted client): retrying
-        // will not change that, so it is acknowledged with the reason.
-        Err(e) => format!("refused: {e}"),
+    // Why the event does not move the subscription, if it does not (see docs/billing.md,
+    // "Out of order"): any event older than `last_provider_event_at` (the last
+    // `customer.subscription.*` applied, or when the customer id was linked); a failure
+    // older than the last payment received; a payment made before the failure it would
+    // clear.
+    let last_applied = if replay {
+        ctx.db.last_status_event_at(sub.client_id).await?
+    } else {
+        sub.last_provider_event_at
     };
-    ctx.db
-        .note_provider_event_at(sub.client_id, event.created, now)
-        .await?;
+    let stale = if let Some(last) = last_applied.filter(|l| created < *l) {
+        Some(format!(
+            "ignored: older than the last event applied ({})",
+            fmt_time(last)
+        ))
+    } else {
+        match input {
+            Input::PaymentFailed { .. } => ctx
+                .db
+                .last_payment_event_at(sub.client_id)
+                .await?
+                .filter(|paid| created < *paid)
+                .map(|paid| {
+                    format!(
+                        "ignored: older than the last payment received ({})",
+                        fmt_time(paid)
+                    )
+                }),
+            Input::PaymentSucceeded { .. } => sub
+                .past_due_since
+                .filter(|since| created < *since)
+                .map(|since| format!("ignored: paid before the failure of {}", fmt_time(since))),
+            _ => None,
+        }
+    };
+    let outcome = match stale {
+        Some(why) => why,
+        None => apply_event(ctx, &sub, input, created, now).await?,
+    };
+    // The money was received: a console invoice it names is marked paid even when the
+    // event does not move the subscription.
     let outcome = match &event.console_invoice {
         Some(number) => {
             format!(
@@ -327,6 +471,30 @@ async fn process(
         tracing::warn!(client = sub.client_id, error = %e, "Stripe webhook: Assistant not updated yet");
     }
     Ok((client_id, outcome))
+}
+
+/// Applies a current event's input; a status event advances `last_provider_event_at`.
+async fn apply_event(
+    ctx: &Console,
+    sub: &super::model::Subscription,
+    input: &Input,
+    created: i64,
+    now: i64,
+) -> Result<String, service::ActionError> {
+    let outcome = match billing::apply(ctx, PROVIDER, sub.client_id, input, now).await {
+        Ok(Some(change)) => format!("applied: {}", change.event),
+        Ok(None) => "no change".to_string(),
+        Err(e) if e.status().is_server_error() || is_retryable(&e) => return Err(e),
+        // The state machine refuses it (e.g. payment news for a deleted client): retrying
+        // will not change that, so it is acknowledged with the reason.
+        Err(e) => format!("refused: {e}"),
+    };
+    if matches!(input, Input::ProviderStatus { .. }) {
+        ctx.db
+            .note_provider_event_at(sub.client_id, created, now)
+            .await?;
+    }
+    Ok(outcome)
 }
 
 /// `apply` lost its compare-and-set every time (the subscription kept changing): not a
