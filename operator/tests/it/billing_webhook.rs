@@ -162,8 +162,8 @@ async fn signed_event_is_applied(app: TestApp) {
     let s = sub(&app, id).await;
     assert_eq!(s.state, SubscriptionState::PastDue);
     assert_eq!(s.suspend_at, Some(now + 7 * DAY));
-    // Only `customer.subscription.*` events move it.
-    assert_eq!(s.last_provider_event_at, None);
+    // Only `customer.subscription.*` events move it: it stays the link time (the start).
+    assert_eq!(s.last_provider_event_at, Some(now));
     assert!(
         actions(&app, id)
             .await
@@ -1186,7 +1186,8 @@ async fn a_replay_after_the_customer_id_is_set_is_applied(app: TestApp) {
 /// delivered late) does not resume; a later one does.
 async fn a_late_payment_of_an_older_invoice_keeps_a_newer_failure(app: TestApp) {
     let t0 = service::now();
-    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    // Linked well before both invoices' events.
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0 - 1000).await;
     let h = hook(&app, Some(SECRET));
     let r = deliver_signed(
         &h,
@@ -1218,7 +1219,8 @@ async fn a_late_payment_of_an_older_invoice_keeps_a_newer_failure(app: TestApp) 
 /// than the last payment received is stale; any event older than the mark is ignored.
 async fn only_status_events_move_the_staleness_mark(app: TestApp) {
     let t0 = service::now();
-    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), t0).await;
+    let linked = t0 - 1000;
+    let id = subscribe(&app, "acme-legal", Some("cus_ACME"), linked).await;
     let h = hook(&app, Some(SECRET));
     let r = deliver_signed(
         &h,
@@ -1226,7 +1228,7 @@ async fn only_status_events_move_the_staleness_mark(app: TestApp) {
     )
     .await;
     assert_eq!(r.json()["outcome"], "no change");
-    assert_eq!(sub(&app, id).await.last_provider_event_at, None);
+    assert_eq!(sub(&app, id).await.last_provider_event_at, Some(linked));
     let r = deliver_signed(
         &h,
         &invoice_event("evt_f", "invoice.payment_failed", t0 + 100, "cus_ACME"),
