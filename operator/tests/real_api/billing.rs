@@ -5,18 +5,15 @@
 //! says why in status; a signed `invoice.paid` resumes it at once; idle passes then make
 //! no write at all (counted in the API server's audit log).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use clawhost::api::{Assistant, SUSPENDED_REASON_ANNOTATION};
 use clawhost::children::ChildNames;
-use clawhost::config::OperatorConfig;
 use clawhost::console::billing::{engine, stripe};
-use clawhost::console::cluster::KubeCluster;
-use clawhost::console::db::{Admin, Db};
+use clawhost::console::db::Admin;
 use clawhost::console::service::billing::{self as billing_service, StartSubscription};
-use clawhost::console::{Console, ConsoleOptions, app, auth, service};
+use clawhost::console::{Console, ConsoleOptions, app, service};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
@@ -136,38 +133,18 @@ async fn non_payment_suspends_after_grace_and_paying_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let secret_file = dir.path().join("stripe-webhook-secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-    let db = Db::connect(&format!("sqlite://{}/console.sqlite", dir.path().display()))
-        .await
-        .unwrap();
-    let ctx = Console::new(
-        db,
-        Arc::new(KubeCluster::with_watch(cp.client(CONSOLE_USER).await)),
-        OperatorConfig::default(),
+    let (ctx, admin_id, api_token) = console_as(
+        &cp,
+        CONSOLE_USER,
+        dir.path(),
         ConsoleOptions {
             namespace: ns.into(),
             stripe_webhook_secret_file: Some(secret_file),
             ..Default::default()
         },
-    );
+    )
+    .await;
     let now = service::now();
-    let admin_id = ctx
-        .db
-        .create_admin("ops@example.com", "unused", now)
-        .await
-        .unwrap();
-    let api_token = format!("{}{}", auth::API_TOKEN_PREFIX, auth::random_token());
-    ctx.db
-        .create_scoped_api_token(
-            admin_id,
-            "billing",
-            &auth::token_hash(&api_token),
-            "chk_",
-            "full",
-            None,
-            now,
-        )
-        .await
-        .unwrap();
     let router = app(ctx.clone());
 
     // A client, created through the console, running (the StatefulSet at one replica).

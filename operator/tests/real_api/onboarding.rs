@@ -6,15 +6,11 @@
 //! the gateway token the gateway reads from its Secret; an admin's resend reaches
 //! Tailscale; the client accepts and the console says so.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
 use clawhost::api::access::AccessState;
-use clawhost::config::OperatorConfig;
-use clawhost::console::cluster::KubeCluster;
-use clawhost::console::db::Db;
-use clawhost::console::{Console, ConsoleOptions, app, auth, service};
+use clawhost::console::{ConsoleOptions, app};
 use clawhost_testing::fake_tailscale::FakeTailscale;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
@@ -96,39 +92,18 @@ async fn a_client_goes_from_creation_to_a_working_handoff_page() {
     let _op = Operator::start(&cp, Some(&config)).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::connect(&format!("sqlite://{}/console.sqlite", dir.path().display()))
-        .await
-        .unwrap();
-    let ctx = Console::new(
-        db,
-        Arc::new(KubeCluster::with_watch(cp.client(CONSOLE_USER).await)),
-        OperatorConfig::default(),
+    let (ctx, _admin_id, api_token) = console_as(
+        &cp,
+        CONSOLE_USER,
+        dir.path(),
         ConsoleOptions {
             namespace: ns.into(),
             public_url: Some(PUBLIC_URL.into()),
             access_key: Some(key),
             ..Default::default()
         },
-    );
-    let now = service::now();
-    let admin_id = ctx
-        .db
-        .create_admin("ops@example.com", "unused", now)
-        .await
-        .unwrap();
-    let api_token = format!("{}{}", auth::API_TOKEN_PREFIX, auth::random_token());
-    ctx.db
-        .create_scoped_api_token(
-            admin_id,
-            "onboarding",
-            &auth::token_hash(&api_token),
-            "chk_",
-            "full",
-            None,
-            now,
-        )
-        .await
-        .unwrap();
+    )
+    .await;
     let http = Http {
         router: app(ctx.clone()),
         api_token,

@@ -449,3 +449,46 @@ pub async fn events_for(client: &Client, ns: &str, name: &str, reason: &str) -> 
         })
         .count()
 }
+
+/// A console in this process over a fresh SQLite database in `dir`, talking to the API
+/// server as `user` (bound to `clawhost rbac console`), with one admin
+/// (`ops@example.com`) and a full-scope API token for it: `(console, admin id, token)`.
+pub async fn console_as(
+    cp: &ControlPlane,
+    user: &str,
+    dir: &Path,
+    opts: clawhost::console::ConsoleOptions,
+) -> (std::sync::Arc<clawhost::console::Console>, i64, String) {
+    use clawhost::console::{Console, auth, db::Db, service};
+    let db = Db::connect(&format!("sqlite://{}/console.sqlite", dir.display()))
+        .await
+        .unwrap();
+    let ctx = Console::new(
+        db,
+        std::sync::Arc::new(clawhost::console::cluster::KubeCluster::with_watch(
+            cp.client(user).await,
+        )),
+        clawhost::config::OperatorConfig::default(),
+        opts,
+    );
+    let now = service::now();
+    let admin_id = ctx
+        .db
+        .create_admin("ops@example.com", "unused", now)
+        .await
+        .unwrap();
+    let api_token = format!("{}{}", auth::API_TOKEN_PREFIX, auth::random_token());
+    ctx.db
+        .create_scoped_api_token(
+            admin_id,
+            "real-api test",
+            &auth::token_hash(&api_token),
+            "chk_",
+            "full",
+            None,
+            now,
+        )
+        .await
+        .unwrap();
+    (ctx, admin_id, api_token)
+}
