@@ -7,11 +7,13 @@
 //! - [`openclaw`]: the `openclaw.json` a gateway runs, and openclaw's schema for it.
 //! - [`validation`]: every rule an Assistant must satisfy.
 //! - [`children`]: one pure builder per child object, and the table of child kinds.
+//! - [`backup`]: snapshot policy, schedule, names, retention and health.
 //! - [`render`]: offline rendering (`clawhost render`).
 //! - [`crd`]: the CRD generated from the types.
 //! - [`rbac`]: the permissions the operator and console need.
 
 pub mod api;
+pub mod backup;
 pub mod children;
 pub mod config;
 pub mod crd;
@@ -42,6 +44,7 @@ mod tests {
             "children",
             &["api", "config", "openclaw", "validation", "problems"],
         ),
+        ("backup", &["api", "config", "children"]),
         (
             "render",
             &["api", "config", "children", "validation", "problems"],

@@ -44,6 +44,12 @@ pub fn operator_rules() -> Vec<PolicyRule> {
             &["get", "create", "patch"],
         ),
         rule("discovery.k8s.io", &["endpointslices"], &["get", "list"]),
+        // Backups: whether the configured class exists (BackupHealthy says when not).
+        rule(
+            "snapshot.storage.k8s.io",
+            &["volumesnapshotclasses"],
+            &["get"],
+        ),
     ]);
     rules
 }
@@ -101,6 +107,13 @@ pub fn console_rules() -> Vec<PolicyRule> {
         rule("", &["pods/log"], &["get"]),
         rule("", &["events"], &["list"]),
         rule("events.k8s.io", &["events"], &["list"]),
+        // The client page's snapshot list, and the volumes kept by earlier restores.
+        rule(
+            "snapshot.storage.k8s.io",
+            &["volumesnapshots"],
+            &["get", "list"],
+        ),
+        rule("", &["persistentvolumeclaims"], &["list"]),
     ]
 }
 
@@ -187,6 +200,12 @@ mod tests {
         add("events.k8s.io", "events", &["create", "patch"]);
         add("coordination.k8s.io", "leases", &["get", "create", "patch"]);
         add("discovery.k8s.io", "endpointslices", &["get", "list"]);
+        add(
+            "snapshot.storage.k8s.io",
+            "volumesnapshots",
+            &["get", "list", "create", "delete"],
+        );
+        add("snapshot.storage.k8s.io", "volumesnapshotclasses", &["get"]);
         want.sort();
         assert_eq!(got, want);
     }

@@ -354,7 +354,30 @@ pub fn validate_at(
 pub struct PreviousState {
     pub requested_storage: Option<String>,
     pub storage_class_name: Option<String>,
+    /// The snapshot `spec.storage.restoreFrom` names, read while the volume to be made from
+    /// it does not exist yet; `None` when not looked up (the volume exists: the snapshot is
+    /// history and may be pruned).
+    pub restore_source: Option<RestoreSource>,
 }
+
+/// What the cluster says about the snapshot a volume is to be restored from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreSource {
+    /// The VolumeSnapshot API is not installed.
+    ApiUnavailable,
+    NotFound,
+    /// It exists: `ready` from status.readyToUse, `error` from status.error.message,
+    /// `restore_size` from status.restoreSize.
+    Found {
+        ready: bool,
+        error: Option<String>,
+        restore_size: Option<String>,
+    },
+}
+
+/// Field of every problem about the restore source that waiting may fix (missing, not ready,
+/// failed, no API): the operator reports them as `RestoreSourceNotReady`, not `InvalidSpec`.
+pub const RESTORE_SOURCE_FIELD: &str = "spec.storage.restoreFrom";
 
 fn check_resources(
     res: &k8s_openapi::api::core::v1::ResourceRequirements,

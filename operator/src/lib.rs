@@ -8,8 +8,11 @@
 //! - [`console`]: the admin console (clients, billing records, usage, audit).
 
 // The pure core, re-exported so every layer names it the same way.
-pub use clawhost_core::{api, children, config, crd, openclaw, problems, rbac, render, validation};
+pub use clawhost_core::{
+    api, backup, children, config, crd, openclaw, problems, rbac, render, validation,
+};
 
+pub mod clock;
 pub mod console;
 
 pub mod metrics;

@@ -567,6 +567,11 @@ pub async fn run(
         access_key,
         access_clock: Default::default(),
         reconcile_timeout: reconciler::RECONCILE_TIMEOUT,
+        clock: Arc::new(crate::clock::SystemClock),
+        snapshot_api: Default::default(),
+        snapshot_bucket: Arc::new(reconciler::backup::throttle::CreationBucket::new(
+            config.backups.creations_per_minute,
+        )),
     });
     let namespaces: Vec<Option<String>> = if config.namespaces.is_empty() {
         vec![None]

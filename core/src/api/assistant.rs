@@ -25,6 +25,15 @@ pub const TAILSCALE_TAG_PATTERN: &str = r"^tag:[a-zA-Z][a-zA-Z0-9-]*$";
 pub const QUANTITY_PATTERN: &str = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
 /// Container image reference; a tag of `latest` is refused by `validation.rs`.
 pub const IMAGE_PATTERN: &str = r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$";
+/// Cron expression: 5 fields (minute hour day-of-month month day-of-week) or a nickname.
+/// Seconds and years are refused; the real parse is `crate::backup::Schedule::parse`.
+pub const CRON_PATTERN: &str =
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$";
+/// IANA time zone name (`Europe/Stockholm`, `UTC`); checked against jiff's tz database.
+pub const TIME_ZONE_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$";
+/// DNS-1123 subdomain (a VolumeSnapshot name).
+pub const DNS_SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /// One client's private openclaw gateway: an isolated pod with its own volume and a
 /// Tailscale sidecar.
@@ -44,9 +53,18 @@ pub const IMAGE_PATTERN: &str = r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$";
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.gatewayVersion"}"#,
     printcolumn = r#"{"name":"Tailnet","type":"string","jsonPath":".status.tailnet.fqdn"}"#,
     printcolumn = r#"{"name":"Access","type":"string","priority":1,"jsonPath":".status.access.state"}"#,
+    printcolumn = r#"{"name":"Backup","type":"date","priority":1,"jsonPath":".status.backup.lastSnapshotTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+// On the spec root: a rule on `StorageSpec` never runs when `storage` itself is added, and
+// these span `storage` and `suspended`. Transition rules run only on update, so a new
+// Assistant may start from a snapshot while running.
+#[x_kube(
+    cel,
+    validation = Rule::new("!has(oldSelf.storage) || !has(oldSelf.storage.restoreFrom) || (has(self.storage) && has(self.storage.restoreFrom))").message("storage.restoreFrom cannot be removed once set (the volume was made from it)").reason(kube::core::Reason::FieldValueForbidden),
+    validation = Rule::new("(has(self.storage) && has(self.storage.restoreFrom) ? self.storage.restoreFrom.volumeSnapshotName : '') == (has(oldSelf.storage) && has(oldSelf.storage.restoreFrom) ? oldSelf.storage.restoreFrom.volumeSnapshotName : '') || (has(self.suspended) && self.suspended)").message("storage.restoreFrom may be set or changed on an existing Assistant only together with suspended: true (in-place restore)").reason(kube::core::Reason::FieldValueForbidden)
+)]
 pub struct AssistantSpec {
     /// The client this assistant belongs to.
     pub owner: Owner,
@@ -67,6 +85,10 @@ pub struct AssistantSpec {
     /// The client's persistent volume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
+
+    /// Scheduled volume snapshots; the plan's and operator's policy when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupSpec>,
 
     /// How the client's devices reach the gateway over their tailnet. Required unless the
     /// operator has Tailscale OAuth credentials.
@@ -161,6 +183,57 @@ pub struct StorageSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     pub adopt_retained_volume: Option<String>,
+
+    /// Create the data volume from this VolumeSnapshot (same namespace). On a new Assistant
+    /// its volume starts as the snapshot. On an existing one (in-place restore, only together
+    /// with `suspended: true`) a new volume is made from the snapshot and the current one is
+    /// kept, retained, never deleted. Once set it cannot be removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<RestoreFrom>,
+}
+
+/// A snapshot to make the data volume from. An object, so a later `namespace` fits without
+/// a breaking change.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreFrom {
+    /// Name of a `snapshot.storage.k8s.io/v1` VolumeSnapshot in the Assistant's namespace.
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
+    pub volume_snapshot_name: String,
+}
+
+/// This client's snapshot policy; each field overrides the plan's and the operator's.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupSpec {
+    /// `false` turns this client's snapshots off; absent follows the plan and operator.
+    /// The operator config's `backups.enabled: false` wins over `true` here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// When to snapshot (cron, at most hourly); the plan's or operator's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100), regex(pattern = CRON_PATTERN))]
+    pub schedule: Option<String>,
+    /// Time zone the schedule and the daily/weekly buckets are read in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), regex(pattern = TIME_ZONE_PATTERN))]
+    pub time_zone: Option<String>,
+    /// How many scheduled snapshots to keep; each count overrides on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<BackupKeep>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupKeep {
+    /// The newest snapshot of each of the newest `daily` days that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 366))]
+    pub daily: Option<u32>,
+    /// The newest snapshot of each of the newest `weekly` ISO weeks that have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 520))]
+    pub weekly: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -266,6 +339,45 @@ pub struct AssistantStatus {
     /// The client's access: the Tailscale device-share invite and its state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access: Option<super::AccessStatus>,
+    /// Snapshots of the data volume (absent until the operator has evaluated backups).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<BackupStatus>,
+}
+
+/// Every field changes only when something happened (a snapshot became ready, a slot or a
+/// request was handled, a prune changed the count): an idle Assistant's status is stable.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupStatus {
+    /// Name of the newest ready VolumeSnapshot of this Assistant (any kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_snapshot: Option<String>,
+    /// When it was taken (status.creationTime, else its creationTimestamp), RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_snapshot_time: Option<String>,
+    /// Its status.restoreSize (the minimum volume size to restore it), when the driver says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_snapshot_size: Option<String>,
+    /// When the next scheduled snapshot is due (slot + this client's offset), RFC 3339;
+    /// absent when backups are off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+    /// The latest schedule slot handled (taken, or skipped while suspended), RFC 3339 of the
+    /// slot. Catch-up reads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled_run: Option<String>,
+    /// The last `clawhost.dev/backup-request` value acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_request: Option<String>,
+    /// The snapshot made for `handledRequest` (the rollout waits for its readyToUse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_snapshot: Option<String>,
+    /// Ready snapshots of this Assistant, all kinds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_snapshots: Option<u32>,
+    /// What is happening or what to do; never relative times, so it is stable when idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
@@ -307,5 +419,8 @@ impl Assistant {
     }
     pub fn tailscale(&self) -> TailscaleSpec {
         self.spec.tailscale.clone().unwrap_or_default()
+    }
+    pub fn backup(&self) -> BackupSpec {
+        self.spec.backup.clone().unwrap_or_default()
     }
 }

@@ -31,6 +31,7 @@ pub enum ChildId {
     NetworkPolicy,
     StatefulSet,
     Pod,
+    VolumeSnapshot,
 }
 
 /// A builder of an applied child: `None` when the operator config does not want it (then a
@@ -50,6 +51,10 @@ pub enum Lifecycle {
     CreatedOnce(CreateBuilder),
     /// Only read (the pod belongs to the StatefulSet).
     Observed,
+    /// Many per Assistant, listed by the `clawhost.dev/assistant-uid` label, created and
+    /// deleted by their own module (backups): never read by name, applied or pruned. The
+    /// API may be absent from the cluster, so it is discovered before any call.
+    Listed,
 }
 
 /// What happens to a live child that is no longer desired.
@@ -237,6 +242,21 @@ pub const CHILD_KINDS: &[ChildKind] = &[
         watch: true,
         verbs: READ,
     },
+    ChildKind {
+        id: ChildId::VolumeSnapshot,
+        kind: "VolumeSnapshot",
+        resource: resource::<crate::api::snapshot::VolumeSnapshot>,
+        // Documentation only: snapshots are listed by label, never read by name.
+        name: |n| format!("{}-<yyyymmdd>-<hhmmss>-<kind>", n.base),
+        lifecycle: Lifecycle::Listed,
+        // Retention deletes them, prune never; no owner, so the garbage collector never
+        // removes a backup (under Retain they outlive the Assistant).
+        prune: Prune::Never,
+        owner: Owner::NotTheAssistant,
+        // A watch on a CRD the cluster may lack would fail the operator's readiness.
+        watch: false,
+        verbs: &["get", "list", "create", "delete"],
+    },
 ];
 
 /// The table entry of one child.
@@ -263,7 +283,7 @@ pub fn desired_children(
         match kind.lifecycle {
             Lifecycle::Applied(build) => out.extend(build(assistant, config)?),
             Lifecycle::CreatedOnce(build) => out.push(build(assistant, config, token)?),
-            Lifecycle::Observed => {}
+            Lifecycle::Observed | Lifecycle::Listed => {}
         }
     }
     Ok(out)
@@ -291,6 +311,7 @@ mod tests {
             ChildId::NetworkPolicy,
             ChildId::StatefulSet,
             ChildId::Pod,
+            ChildId::VolumeSnapshot,
         ] {
             assert_eq!(child_kind(id).id, id);
         }
@@ -335,7 +356,7 @@ mod tests {
             let built = match k.lifecycle {
                 Lifecycle::Applied(b) => b(&a, &c).unwrap(),
                 Lifecycle::CreatedOnce(b) => Some(b(&a, &c, &token).unwrap()),
-                Lifecycle::Observed => continue,
+                Lifecycle::Observed | Lifecycle::Listed => continue,
             };
             let Some(o) = built else { continue };
             assert_eq!(o["kind"], k.kind, "{:?}", k.id);

@@ -20,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use kube::Resource;
 use sha2::{Digest, Sha256};
 
-use crate::api::Assistant;
+use crate::api::{Assistant, RestoreFrom};
 use crate::config::OperatorConfig;
 use crate::validation::{self, Problems};
 
@@ -36,8 +36,12 @@ pub const ASSISTANT_NAME_ANNOTATION: &str = "clawhost.dev/assistant-name";
 /// Annotation on the data volume: the uid of the Assistant it belongs to. A new Assistant
 /// that reuses a name never mounts a volume recorded for another uid.
 pub const ASSISTANT_UID_ANNOTATION: &str = "clawhost.dev/assistant-uid";
-/// Label set on a volume kept after its Assistant was deleted.
+/// Label set on a volume kept after its Assistant was deleted, or replaced by a restore.
 pub const RETAINED_LABEL: &str = "clawhost.dev/retained";
+/// On a retained volume: `<namespace>/<assistant>` it was kept from.
+pub const RETAINED_FROM_ANNOTATION: &str = "clawhost.dev/retained-from";
+/// On a retained volume: whose data it holds.
+pub const RETAINED_OWNER_EMAIL_ANNOTATION: &str = "clawhost.dev/retained-owner-email";
 /// Pod-template annotation: hash of everything that needs a restart to take effect.
 pub const RESTART_HASH_ANNOTATION: &str = "clawhost.dev/restart-hash";
 /// Assistant annotation the console sets to restart the gateway (any new value rolls it).
@@ -109,9 +113,14 @@ pub struct ChildNames {
 
 impl ChildNames {
     pub fn for_assistant(assistant: &Assistant) -> Self {
-        Self::new(assistant.metadata.name.as_deref().unwrap_or_default())
+        let mut names = Self::new(assistant.metadata.name.as_deref().unwrap_or_default());
+        let storage = assistant.storage();
+        names.data_volume = data_claim_name(&names.base, storage.restore_from.as_ref());
+        names
     }
 
+    /// The names of an Assistant without `storage.restoreFrom` (its data claim is
+    /// `<base>-data`); use [`ChildNames::for_assistant`] when the Assistant is at hand.
     pub fn new(assistant_name: &str) -> Self {
         let base = base_name(assistant_name);
         Self {
@@ -125,6 +134,20 @@ impl ChildNames {
             service: base.clone(),
             network_policy: format!("{base}-gateway"),
             base,
+        }
+    }
+}
+
+/// The data claim's name: `<base>-data` without restoreFrom; with it
+/// `<base>-data-<first 8 hex of SHA-256(volumeSnapshotName)>`. A claim's `dataSource` is
+/// immutable, so a claim of a given name always comes from the same snapshot, and an in-place
+/// restore switches to a new claim instead of deleting the old one.
+pub fn data_claim_name(base: &str, restore_from: Option<&RestoreFrom>) -> String {
+    match restore_from {
+        None => format!("{base}-data"),
+        Some(r) => {
+            let hash = hex::encode(Sha256::digest(r.volume_snapshot_name.as_bytes()));
+            format!("{base}-data-{}", &hash[..8])
         }
     }
 }

@@ -23,10 +23,8 @@ use crate::children::{self, RETAINED_LABEL, typed_value};
 use crate::tailscale::invites::InviteError;
 
 const WAIT_FOR_POD: Duration = Duration::from_secs(5);
-/// On a retained volume: `namespace/name` of the Assistant it was kept from.
-pub const RETAINED_FROM_ANNOTATION: &str = "clawhost.dev/retained-from";
-/// On a retained volume: the e-mail of the client it belonged to.
-pub const RETAINED_OWNER_EMAIL_ANNOTATION: &str = "clawhost.dev/retained-owner-email";
+// In the core since in-place restores retain volumes too; re-exported for old callers.
+pub use crate::children::{RETAINED_FROM_ANNOTATION, RETAINED_OWNER_EMAIL_ANNOTATION};
 
 pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
     let ns = cached.namespace().ok_or(Error::NoNamespace)?;

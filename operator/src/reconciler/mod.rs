@@ -4,6 +4,7 @@
 pub mod access;
 pub mod apply;
 pub mod backoff;
+pub mod backup;
 pub mod cleanup;
 pub mod events;
 pub mod observe;
@@ -79,13 +80,18 @@ pub struct Context {
     pub access_clock: access::AccessClock,
     /// Upper bound of one reconcile, so a hanging API call cannot stall an Assistant.
     pub reconcile_timeout: Duration,
+    /// Calendar time for backup schedules, retention and expiry (tests set it).
+    pub clock: Arc<dyn crate::clock::Clock>,
+    /// Whether the cluster has the VolumeSnapshot API (discovered, cached).
+    pub snapshot_api: Arc<backup::discovery::SnapshotApi>,
+    /// The fleet-wide pace of scheduled snapshots.
+    pub snapshot_bucket: Arc<backup::throttle::CreationBucket>,
 }
 
 impl Context {
     pub fn new(client: kube::Client, config: OperatorConfig) -> Self {
         Self {
             client,
-            config: Arc::new(config),
             metrics: Arc::new(Metrics::default()),
             backoff: backoff::Backoff::default(),
             recorder: None,
@@ -94,6 +100,12 @@ impl Context {
             access_key: None,
             access_clock: Default::default(),
             reconcile_timeout: RECONCILE_TIMEOUT,
+            clock: Arc::new(crate::clock::SystemClock),
+            snapshot_api: Default::default(),
+            snapshot_bucket: Arc::new(backup::throttle::CreationBucket::new(
+                config.backups.creations_per_minute,
+            )),
+            config: Arc::new(config),
         }
     }
 }

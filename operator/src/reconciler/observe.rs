@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::status::Observed;
 use super::{Context, Error, LiveChildren, names, problem};
 use crate::api::Assistant;
-use crate::children::kinds::{CHILD_KINDS, ChildId};
+use crate::children::kinds::{CHILD_KINDS, ChildId, Lifecycle};
 use crate::validation::{self, PreviousState};
 
 /// Everything read for one reconcile.
@@ -91,7 +91,11 @@ pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observati
     let n = names(a);
     // Every kind in the table, desired or not: prune needs to see what is no longer wanted.
     let mut live = LiveChildren::default();
-    for kind in CHILD_KINDS {
+    // Listed kinds (snapshots) are not read by name: the backup step lists them.
+    for kind in CHILD_KINDS
+        .iter()
+        .filter(|k| !matches!(k.lifecycle, Lifecycle::Listed))
+    {
         if let Some(object) = get(&ctx.client, &(kind.resource)(), ns, &(kind.name)(&n)).await? {
             live.0.insert(kind.id, object);
         }
@@ -112,6 +116,7 @@ pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observati
             .and_then(|r| r.get("storage"))
             .map(|q| q.0.clone()),
         storage_class_name: pvc.spec.as_ref().and_then(|s| s.storage_class_name.clone()),
+        restore_source: None,
     });
     let validated = match &ownership {
         VolumeOwnership::Foreign(p) => Err(p.clone()),

@@ -422,6 +422,7 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
             .access
             .clone()
             .or_else(|| a.status.as_ref().and_then(|s| s.access.clone())),
+        backup: a.status.as_ref().and_then(|s| s.backup.clone()),
     }
 }
 

@@ -399,6 +399,11 @@ async fn operator_side(api: &str, n: usize) -> anyhow::Result<Figures> {
         access_key: None,
         access_clock: Default::default(),
         reconcile_timeout: clawhost::reconciler::RECONCILE_TIMEOUT,
+        clock: Arc::new(clawhost::clock::SystemClock),
+        snapshot_api: Default::default(),
+        snapshot_bucket: Arc::new(clawhost::reconciler::backup::throttle::CreationBucket::new(
+            20,
+        )),
     });
     let rss_baseline = proc_status_mib("VmRSS:");
 
