@@ -5,6 +5,7 @@
 
 mod access_invites;
 mod billing;
+mod backup_step;
 mod builders;
 mod console;
 mod console_outage;
