@@ -69,10 +69,7 @@ impl Harness {
                 o["data"] = json!({"device_fqdn": "Y2xpZW50cy1hbGljZS50cy5uZXQu"});
             });
         self.reconcile().await;
-        assert_eq!(
-            self.status().phase,
-            Some(clawhost::api::Phase::Running)
-        );
+        assert_eq!(self.status().phase, Some(clawhost::api::Phase::Running));
     }
     fn assistant(&self) -> Assistant {
         serde_json::from_value(self.fake.get(CRD, "assistants", NS, "alice").unwrap()).unwrap()
@@ -139,7 +136,10 @@ async fn the_schedule_takes_one_snapshot_per_slot_and_nothing_between() {
     let backup = h.status().backup.expect("status.backup");
     assert_eq!(backup.next_run.as_deref(), Some("2026-11-25T03:00:00Z"));
     let (status, reason, _) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "AwaitingFirstSnapshot"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "AwaitingFirstSnapshot")
+    );
     // The reconcile comes back just after the slot.
     assert_eq!(h.reconcile().await, requeue(3601));
 
@@ -157,12 +157,24 @@ async fn the_schedule_takes_one_snapshot_per_slot_and_nothing_between() {
     let s = &snaps[0];
     assert_eq!(s["metadata"]["name"], "alice-20261125-030000-scheduled");
     let uid = h.assistant().metadata.uid.unwrap();
-    assert_eq!(s["metadata"]["labels"]["clawhost.dev/assistant-uid"], uid.as_str());
-    assert_eq!(s["metadata"]["labels"]["clawhost.dev/snapshot-kind"], "scheduled");
+    assert_eq!(
+        s["metadata"]["labels"]["clawhost.dev/assistant-uid"],
+        uid.as_str()
+    );
+    assert_eq!(
+        s["metadata"]["labels"]["clawhost.dev/snapshot-kind"],
+        "scheduled"
+    );
     assert!(s["metadata"].get("ownerReferences").is_none(), "{s}");
-    assert_eq!(s["spec"]["source"]["persistentVolumeClaimName"], "alice-data");
+    assert_eq!(
+        s["spec"]["source"]["persistentVolumeClaimName"],
+        "alice-data"
+    );
     let backup = h.status().backup.unwrap();
-    assert_eq!(backup.last_scheduled_run.as_deref(), Some("2026-11-25T03:00:00Z"));
+    assert_eq!(
+        backup.last_scheduled_run.as_deref(),
+        Some("2026-11-25T03:00:00Z")
+    );
     assert_eq!(backup.next_run.as_deref(), Some("2026-11-26T03:00:00Z"));
 
     // Again at once: the slot is handled; the pending snapshot is polled every 30 s.
@@ -175,9 +187,16 @@ async fn the_schedule_takes_one_snapshot_per_slot_and_nothing_between() {
     h.at("2026-11-25T04:00:00Z");
     h.reconcile().await;
     let (status, reason, message) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "SnapshotReady"), "{message}");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "SnapshotReady"),
+        "{message}"
+    );
     let backup = h.status().backup.unwrap();
-    assert_eq!(backup.last_snapshot.as_deref(), Some("alice-20261125-030000-scheduled"));
+    assert_eq!(
+        backup.last_snapshot.as_deref(),
+        Some("alice-20261125-030000-scheduled")
+    );
     assert_eq!(backup.ready_snapshots, Some(1));
     h.fake.clear_requests();
     h.at("2026-11-25T12:00:00Z");
@@ -195,7 +214,11 @@ async fn downtime_gives_one_catch_up_and_a_lost_status_write_does_not_double() {
     // Five days later: one snapshot, for the latest slot.
     h.at("2026-11-30T05:00:00Z");
     h.reconcile().await;
-    let names: Vec<Value> = h.snapshots().iter().map(|s| s["metadata"]["name"].clone()).collect();
+    let names: Vec<Value> = h
+        .snapshots()
+        .iter()
+        .map(|s| s["metadata"]["name"].clone())
+        .collect();
     assert_eq!(names, [json!("alice-20261130-030000-scheduled")]);
     // status.backup lost: the slot is read off the snapshot, nothing is created.
     h.fake.update(CRD, "assistants", NS, "alice", |o| {
@@ -224,7 +247,10 @@ async fn a_500_on_the_list_says_so_and_retries_in_30s() {
     assert_eq!(h.reconcile().await, requeue(30));
     assert!(h.snapshots().is_empty(), "nothing is created blind");
     let (_, reason, message) = h.backup_healthy();
-    assert!(message.contains("could not reach the API server"), "{reason}: {message}");
+    assert!(
+        message.contains("could not reach the API server"),
+        "{reason}: {message}"
+    );
     // Next pass: the server answers again and the slot is taken.
     h.reconcile().await;
     assert_eq!(h.snapshots().len(), 1);
@@ -240,18 +266,27 @@ async fn a_404_mid_run_asks_discovery_again() {
     h.reconcile().await;
     assert_eq!(h.snapshot_requests(), ["LIST volumesnapshots"]);
     let (status, reason, _) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "SnapshotAPIUnavailable"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "SnapshotAPIUnavailable")
+    );
     // The next pass asks discovery once, then believes it for 10 minutes.
     h.fake.clear_requests();
     h.reconcile().await;
     h.reconcile().await;
-    assert_eq!(h.snapshot_requests(), ["GET /apis/snapshot.storage.k8s.io/v1"]);
+    assert_eq!(
+        h.snapshot_requests(),
+        ["GET /apis/snapshot.storage.k8s.io/v1"]
+    );
     // Reinstalled: noticed within 10 minutes, without a restart.
     h.fake.set_snapshot_api(true);
     h.at("2026-11-25T02:11:00Z");
     h.reconcile().await;
     let (status, reason, _) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "AwaitingFirstSnapshot"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "AwaitingFirstSnapshot")
+    );
 }
 
 #[tokio::test]
@@ -260,9 +295,16 @@ async fn without_the_snapshot_api_it_says_so_once_and_calls_nothing() {
     h.fake.set_snapshot_api(false);
     h.running().await;
     let (status, reason, message) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "SnapshotAPIUnavailable"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "SnapshotAPIUnavailable")
+    );
     assert!(message.contains("everything else works"), "{message}");
-    assert_eq!(h.status().phase, Some(clawhost::api::Phase::Running), "not an outage");
+    assert_eq!(
+        h.status().phase,
+        Some(clawhost::api::Phase::Running),
+        "not an outage"
+    );
     // Idle: no snapshot calls at all within the 10 minutes, no writes, ordinary resync.
     h.fake.clear_requests();
     h.at("2026-11-25T02:09:00Z");
@@ -273,7 +315,10 @@ async fn without_the_snapshot_api_it_says_so_once_and_calls_nothing() {
     h.at("2026-11-25T02:10:01Z");
     h.reconcile().await;
     h.reconcile().await;
-    assert_eq!(h.snapshot_requests(), ["GET /apis/snapshot.storage.k8s.io/v1"]);
+    assert_eq!(
+        h.snapshot_requests(),
+        ["GET /apis/snapshot.storage.k8s.io/v1"]
+    );
     assert_eq!(h.writes(), Vec::<String>::new());
 }
 
@@ -305,7 +350,10 @@ async fn a_refused_create_is_reported_and_backs_off() {
     h.fake.clear_requests();
     assert_eq!(h.reconcile().await, requeue(60), "retried after 1 min");
     let (status, reason, _) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "CreateRefused"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "CreateRefused")
+    );
     // Within the backoff: no new attempt however often it reconciles.
     for _ in 0..3 {
         h.reconcile().await;
@@ -340,8 +388,14 @@ async fn a_request_takes_one_snapshot_once_even_while_suspended() {
     h.reconcile().await;
     let snaps = h.snapshots();
     assert_eq!(snaps.len(), 1);
-    assert_eq!(snaps[0]["metadata"]["labels"]["clawhost.dev/snapshot-kind"], "manual");
-    assert_eq!(snaps[0]["metadata"]["annotations"]["clawhost.dev/request"], "snapshot:1");
+    assert_eq!(
+        snaps[0]["metadata"]["labels"]["clawhost.dev/snapshot-kind"],
+        "manual"
+    );
+    assert_eq!(
+        snaps[0]["metadata"]["annotations"]["clawhost.dev/request"],
+        "snapshot:1"
+    );
     let backup = h.status().backup.unwrap();
     assert_eq!(backup.handled_request.as_deref(), Some("snapshot:1"));
     let name = snaps[0]["metadata"]["name"].as_str().unwrap().to_string();
@@ -392,7 +446,10 @@ async fn retention_prunes_with_a_uid_precondition_and_an_event_of_names() {
     names.sort();
     assert_eq!(
         names,
-        ["alice-20261127-030000-scheduled", "alice-20261128-030000-scheduled"]
+        [
+            "alice-20261127-030000-scheduled",
+            "alice-20261128-030000-scheduled"
+        ]
     );
     let deletes: Vec<Recorded> = h
         .fake
@@ -401,11 +458,11 @@ async fn retention_prunes_with_a_uid_precondition_and_an_event_of_names() {
         .filter(|r| r.method == "DELETE")
         .collect();
     assert_eq!(deletes.len(), 2);
-    assert!(deletes.iter().all(|r| r.path.contains("volumesnapshots")), "{deletes:?}");
-    assert_eq!(
-        h.status().backup.unwrap().ready_snapshots,
-        Some(2)
+    assert!(
+        deletes.iter().all(|r| r.path.contains("volumesnapshots")),
+        "{deletes:?}"
     );
+    assert_eq!(h.status().backup.unwrap().ready_snapshots, Some(2));
 }
 
 #[tokio::test]
@@ -421,6 +478,13 @@ async fn several_reconciles_at_once_ask_discovery_once() {
         async move { api.get(&client, clock.as_ref(), None).await }
     });
     let answers = futures::future::join_all(calls).await;
-    assert!(answers.iter().all(|a| *a == clawhost::backup::ApiState::Available));
-    assert_eq!(h.snapshot_requests(), ["GET /apis/snapshot.storage.k8s.io/v1"]);
+    assert!(
+        answers
+            .iter()
+            .all(|a| *a == clawhost::backup::ApiState::Available)
+    );
+    assert_eq!(
+        h.snapshot_requests(),
+        ["GET /apis/snapshot.storage.k8s.io/v1"]
+    );
 }

@@ -4,8 +4,8 @@
 //! stays for fault injection. Tests run one at a time (two cores).
 
 mod access_invites;
-mod billing;
 mod backup_step;
+mod billing;
 mod builders;
 mod console;
 mod console_outage;
