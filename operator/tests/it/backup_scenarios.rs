@@ -44,6 +44,13 @@ impl Harness {
         config.reconcile.resync_seconds = 86_400;
         let mut ctx = Context::new(fake.client(), config);
         ctx.clock = clock.clone();
+        ctx.recorder = Some(reconciler::events::EventPublisher::new(
+            fake.client(),
+            kube::runtime::events::Reporter {
+                controller: "clawhost".into(),
+                instance: None,
+            },
+        ));
         Self {
             fake,
             clock,
@@ -109,6 +116,25 @@ impl Harness {
     }
     fn writes(&self) -> Vec<String> {
         self.fake.writes().iter().map(|r| r.summary()).collect()
+    }
+    /// Notes of the Events with this reason.
+    fn events(&self, reason: &str) -> Vec<String> {
+        self.fake
+            .list("apis/events.k8s.io/v1", "events")
+            .iter()
+            .filter(|e| e["reason"] == reason)
+            .map(|e| e["note"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+    fn snapshot_count(&self, kind: &str, outcome: &str) -> u64 {
+        self.ctx
+            .metrics
+            .snapshots
+            .get_or_create(&clawhost::metrics::SnapshotLabel {
+                kind: kind.into(),
+                outcome: outcome.into(),
+            })
+            .get()
     }
     fn mark_ready(&self, name: &str) {
         self.fake
@@ -458,6 +484,13 @@ async fn retention_prunes_with_a_uid_precondition_and_an_event_of_names() {
         .filter(|r| r.method == "DELETE")
         .collect();
     assert_eq!(deletes.len(), 2);
+    assert_eq!(h.snapshot_count("scheduled", "pruned"), 2);
+    assert_eq!(
+        h.events("SnapshotPruned"),
+        [
+            "deleted VolumeSnapshots alice-20261125-030000-scheduled, alice-20261126-030000-scheduled (retention)"
+        ]
+    );
     assert!(
         deletes.iter().all(|r| r.path.contains("volumesnapshots")),
         "{deletes:?}"
@@ -487,4 +520,37 @@ async fn several_reconciles_at_once_ask_discovery_once() {
         h.snapshot_requests(),
         ["GET /apis/snapshot.storage.k8s.io/v1"]
     );
+}
+
+#[tokio::test]
+async fn the_fleet_bucket_holds_a_scheduled_snapshot_back_and_retries_soon() {
+    let mut config = OperatorConfig::default();
+    config.backups.spread_seconds = 0;
+    config.backups.ready_deadline_seconds = 86_400;
+    config.backups.creations_per_minute = 1;
+    let h = Harness::with_config(config);
+    h.running().await;
+    // Another client took this minute's token.
+    h.at("2026-11-25T03:00:01Z");
+    assert!(h.ctx.snapshot_bucket.try_take(ts("2026-11-25T03:00:01Z")));
+    let action = h.reconcile().await;
+    assert!(h.snapshots().is_empty());
+    assert!(
+        (30..40).map(requeue).any(|r| r == action),
+        "30 s + jitter, got {action:?}"
+    );
+    assert_eq!(
+        h.status().backup.unwrap().last_scheduled_run,
+        None,
+        "the slot is still owed"
+    );
+    // A minute later there is a token: the slot is taken.
+    h.at("2026-11-25T03:01:01Z");
+    h.reconcile().await;
+    assert_eq!(h.snapshots().len(), 1);
+    // Requests bypass the bucket (someone is waiting).
+    assert!(!h.ctx.snapshot_bucket.try_take(ts("2026-11-25T03:01:01Z")));
+    h.annotate("clawhost.dev/backup-request", "snapshot:now");
+    h.reconcile().await;
+    assert_eq!(h.snapshots().len(), 2);
 }
