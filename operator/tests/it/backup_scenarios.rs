@@ -22,7 +22,12 @@ struct Harness {
     fake: FakeApiServer,
     clock: Arc<ManualClock>,
     ctx: Arc<Context>,
+    /// These scenarios run one at a time: the log test counts lines that the others emit
+    /// too, and tracing caches per log line whether anyone listens.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -55,6 +60,7 @@ impl Harness {
             fake,
             clock,
             ctx: Arc::new(ctx),
+            _one_at_a_time: ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
     /// Alice, reconciled once, her volume Bound and her pod running.
@@ -553,4 +559,55 @@ async fn the_fleet_bucket_holds_a_scheduled_snapshot_back_and_retries_soon() {
     h.annotate("clawhost.dev/backup-request", "snapshot:now");
     h.reconcile().await;
     assert_eq!(h.snapshots().len(), 2);
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_missing_snapshot_api_is_logged_once_and_its_arrival_once() {
+    let h = Harness::new();
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Tests on other threads (no subscriber) may have hit these log lines first and left
+    // them cached as uninteresting.
+    tracing::callsite::rebuild_interest_cache();
+    h.fake.set_snapshot_api(false);
+    h.running().await;
+    // An hour of reconciles: discovery is asked again every 10 min, said once.
+    for minute in (0..60).step_by(5) {
+        h.at(&format!("2026-11-25T02:{minute:02}:30Z"));
+        h.reconcile().await;
+    }
+    h.fake.set_snapshot_api(true);
+    for minute in (0..30).step_by(5) {
+        h.at(&format!("2026-11-25T03:{minute:02}:30Z"));
+        h.reconcile().await;
+    }
+    let logs = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let count = |needle: &str| logs.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        count(
+            "no VolumeSnapshot API in the cluster: backups are off until it is installed (checked again every 10 min); everything else works"
+        ),
+        1,
+        "{logs}"
+    );
+    assert_eq!(count("the VolumeSnapshot API is available"), 1, "{logs}");
+    assert!(h.snapshots().len() == 1, "and then backups work");
 }
