@@ -381,10 +381,14 @@ async fn a_refused_create_is_reported_and_backs_off() {
     });
     h.fake.clear_requests();
     assert_eq!(h.reconcile().await, requeue(60), "retried after 1 min");
-    let (status, reason, _) = h.backup_healthy();
+    let (status, reason, message) = h.backup_healthy();
     assert_eq!(
         (status.as_str(), reason.as_str()),
         ("False", "CreateRefused")
+    );
+    assert_eq!(
+        message,
+        "the API server refused VolumeSnapshot alice-20261125-030000-scheduled: injected fault"
     );
     // Within the backoff: no new attempt however often it reconciles.
     for _ in 0..3 {

@@ -502,8 +502,10 @@ impl<'a> Pass<'a> {
                 None
             }
             Err(kube::Error::Api(s)) if (400..500).contains(&s.code) && s.code != 429 => {
-                // evaluate_health says "the API server refused to create a VolumeSnapshot: …".
-                let message = format!("{name}: {}", s.message);
+                let message = format!(
+                    "the API server refused VolumeSnapshot {name}: {}",
+                    s.message
+                );
                 let retry_at =
                     self.ctx
                         .backup_clock
