@@ -615,3 +615,34 @@ async fn a_missing_snapshot_api_is_logged_once_and_its_arrival_once() {
     assert_eq!(count("the VolumeSnapshot API is available"), 1, "{logs}");
     assert!(h.snapshots().len() == 1, "and then backups work");
 }
+
+#[tokio::test]
+async fn a_spec_typo_never_stops_backups() {
+    let h = Harness::new();
+    h.running().await;
+    // Too frequent: ConfigValid False, nothing applied, but the volume keeps its backups
+    // on the operator's schedule.
+    h.fake.update(CRD, "assistants", NS, "alice", |o| {
+        o["spec"]["backup"] = json!({"schedule": "*/5 * * * *"});
+    });
+    h.at("2026-11-25T03:00:01Z");
+    h.reconcile().await;
+    let s = h.status();
+    let valid = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "ConfigValid")
+        .unwrap();
+    assert_eq!(
+        (valid.status.as_str(), valid.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    let names: Vec<Value> = h
+        .snapshots()
+        .iter()
+        .map(|s| s["metadata"]["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("alice-20261125-030000-scheduled")]);
+    let (_, _, message) = h.backup_healthy();
+    assert!(message.contains("spec.backup is invalid"), "{message}");
+}
