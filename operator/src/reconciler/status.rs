@@ -20,6 +20,8 @@ pub const STORAGE_READY: &str = "StorageReady";
 pub const GATEWAY_READY: &str = "GatewayReady";
 pub const TAILNET_READY: &str = "TailnetReady";
 pub const APPLIED: &str = "Applied";
+/// Whether the volume's snapshots are fine: reported, never an input of Ready or phase.
+pub const BACKUP_HEALTHY: &str = "BackupHealthy";
 
 /// Container waiting reasons that need a human, not patience.
 const FAILING_REASONS: [&str; 6] = [
@@ -67,6 +69,11 @@ pub struct Observed {
     /// `status.access` as the access step decided it; `None` keeps the recorded one
     /// (cleanup, and callers without the access step).
     pub access: Option<crate::api::access::AccessStatus>,
+    /// `BackupHealthy` and `status.backup` as the backup step decided them; `None` keeps
+    /// the recorded ones (cleanup, an Assistant whose volume is not its own).
+    pub backup: Option<super::backup::BackupObservation>,
+    /// Calendar time of this reconcile (transition times); `None`: the system's.
+    pub now: Option<jiff::Timestamp>,
 }
 
 fn cond(
@@ -402,12 +409,32 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
         gateway_c,
         tailnet_c,
     ];
+    let old_conditions = a
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
+    // After the parts of Ready, and not one of them: a backup problem never takes a
+    // client's assistant down.
+    let backup_c = match &obs.backup {
+        Some(b) => Some(Condition {
+            type_: BACKUP_HEALTHY.into(),
+            status: b.health.status.into(),
+            reason: b.health.reason.into(),
+            message: b.health.message.clone(),
+            observed_generation: generation,
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        }),
+        None => old_conditions
+            .iter()
+            .find(|c| c.type_ == BACKUP_HEALTHY)
+            .cloned(),
+    };
+    conditions.extend(backup_c);
     keep_transition_times(
         &mut conditions,
-        a.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or(&[]),
+        old_conditions,
+        obs.now.unwrap_or_else(jiff::Timestamp::now),
     );
     AssistantStatus {
         phase: Some(phase),
@@ -422,14 +449,17 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
             .access
             .clone()
             .or_else(|| a.status.as_ref().and_then(|s| s.access.clone())),
-        backup: a.status.as_ref().and_then(|s| s.backup.clone()),
+        backup: match &obs.backup {
+            Some(b) => Some(b.status.clone()),
+            None => a.status.as_ref().and_then(|s| s.backup.clone()),
+        },
     }
 }
 
 /// A condition keeps its lastTransitionTime while its status is unchanged; a changed one
 /// gets now.
-fn keep_transition_times(conditions: &mut [Condition], old: &[Condition]) {
-    let now = Time(jiff::Timestamp::now());
+fn keep_transition_times(conditions: &mut [Condition], old: &[Condition], now: jiff::Timestamp) {
+    let now = Time(now);
     for c in conditions.iter_mut() {
         c.last_transition_time = match old.iter().find(|o| o.type_ == c.type_) {
             Some(o) if o.status == c.status => o.last_transition_time.clone(),
@@ -710,6 +740,78 @@ mod tests {
         let mut b = a.clone();
         b.metadata.annotations = None;
         assert_eq!(pvc(&a), pvc(&b));
+    }
+
+    fn backup(
+        status: &'static str,
+        reason: &'static str,
+    ) -> crate::reconciler::backup::BackupObservation {
+        crate::reconciler::backup::BackupObservation {
+            health: crate::backup::BackupHealth {
+                status,
+                reason,
+                message: format!("{reason} message"),
+                state: crate::backup::BackupState::Missing,
+            },
+            status: crate::api::BackupStatus {
+                message: Some(format!("{reason} message")),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn backup_healthy_is_reported_but_never_an_input_of_ready_or_phase() {
+        let mut a = assistant("alice");
+        let running = Observed {
+            volume: Some(bound_pvc("10Gi")),
+            pod: Some(pod(true, None)),
+            tailscale_state: Some(ts_state("x.ts.net")),
+            backup: Some(backup("False", "SnapshotFailed")),
+            now: Some("2026-12-03T03:00:00Z".parse().unwrap()),
+            ..Default::default()
+        };
+        let s = compute(&a, &config(), &running);
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(get(&s, READY).status, "True");
+        let c = get(&s, BACKUP_HEALTHY);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "SnapshotFailed")
+        );
+        // Last, after TailnetReady; its transition time is the reconcile's clock.
+        assert_eq!(s.conditions.last().unwrap().type_, BACKUP_HEALTHY);
+        assert_eq!(c.last_transition_time.0.to_string(), "2026-12-03T03:00:00Z");
+        assert_eq!(
+            s.backup.as_ref().and_then(|b| b.message.as_deref()),
+            Some("SnapshotFailed message")
+        );
+        // Without the backup step's answer (cleanup, a foreign volume): what was recorded.
+        a.status = Some(s.clone());
+        let kept = compute(
+            &a,
+            &config(),
+            &Observed {
+                backup: None,
+                ..running.clone()
+            },
+        );
+        assert_eq!(kept.backup, s.backup);
+        assert!(!changed(a.status.as_ref(), &kept));
+        // A new answer: one transition (an Event), the others unchanged.
+        let fixed = compute(
+            &a,
+            &config(),
+            &Observed {
+                backup: Some(backup("True", "SnapshotReady")),
+                ..running
+            },
+        );
+        let t: Vec<&str> = transitions(a.status.as_ref(), &fixed)
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(t, vec![BACKUP_HEALTHY]);
     }
 
     #[test]
