@@ -24,7 +24,7 @@ use clawhost_testing::clock::ManualClock;
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
@@ -589,21 +589,14 @@ async fn refused_create_is_reported_and_backs_off() {
         "spec": {"source": {"persistentVolumeClaimName": "alice-data"}},
     }))
     .unwrap();
-    let api = snapshots_api(&env.admin, &env.ns);
     wait_for(
         "the admission policy to refuse",
         Duration::from_secs(30),
         || async {
-            api.create(
-                &PostParams {
-                    dry_run: true,
-                    ..Default::default()
-                },
-                &probe,
-            )
-            .await
-            .is_err()
-            .then_some(())
+            create_snapshot(&env.admin, &env.ns, &probe, true)
+                .await
+                .is_err()
+                .then_some(())
         },
     )
     .await;
@@ -702,8 +695,7 @@ async fn seed_snapshot(env: &Env, name: &str, ready_size: Option<&str>) {
                  "volumeSnapshotClassName": SNAPSHOT_CLASS},
     }))
     .unwrap();
-    snapshots_api(&env.admin, &env.ns)
-        .create(&PostParams::default(), &s)
+    create_snapshot(&env.admin, &env.ns, &s, false)
         .await
         .unwrap();
     if let Some(size) = ready_size {
@@ -1469,8 +1461,7 @@ async fn measured_figures() {
             "spec": {"source": {"persistentVolumeClaimName": "c00-data"}, "volumeSnapshotClassName": SNAPSHOT_CLASS},
         }))
         .unwrap();
-        snapshots_api(&env.admin, &env.ns)
-            .create(&PostParams::default(), &s)
+        create_snapshot(&env.admin, &env.ns, &s, false)
             .await
             .unwrap();
         env.ready(&name).await;

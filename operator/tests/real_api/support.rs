@@ -690,3 +690,26 @@ pub fn kubectl() -> Option<PathBuf> {
         .map(|d| d.join("kubectl"))
         .find(|k| k.is_file())
 }
+
+/// Creates a VolumeSnapshot as the test (the typed view carries no apiVersion/kind, so
+/// it goes through `to_value()`); `dry_run` only asks admission.
+pub async fn create_snapshot(
+    client: &Client,
+    ns: &str,
+    snapshot: &VolumeSnapshot,
+    dry_run: bool,
+) -> Result<(), kube::Error> {
+    let ar = kube::core::ApiResource::erase::<VolumeSnapshot>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let obj: kube::api::DynamicObject =
+        serde_json::from_value(snapshot.to_value()).expect("a snapshot is an object");
+    api.create(
+        &PostParams {
+            dry_run,
+            ..Default::default()
+        },
+        &obj,
+    )
+    .await
+    .map(|_| ())
+}
