@@ -572,6 +572,7 @@ pub async fn run(
         snapshot_bucket: Arc::new(reconciler::backup::throttle::CreationBucket::new(
             config.backups.creations_per_minute,
         )),
+        backup_clock: Default::default(),
     });
     let namespaces: Vec<Option<String>> = if config.namespaces.is_empty() {
         vec![None]

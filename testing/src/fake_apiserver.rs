@@ -105,6 +105,9 @@ struct State {
     /// Highest resourceVersion dropped from `history`.
     history_dropped: u64,
     watchers: Option<broadcast::Sender<Arc<WatchEvent>>>,
+    /// The cluster lacks the `snapshot.storage.k8s.io` CRDs: discovery and every call under
+    /// that group answer 404 (see [`FakeApiServer::set_snapshot_api`]).
+    no_snapshot_api: bool,
 }
 
 impl State {
@@ -256,6 +259,13 @@ impl FakeApiServer {
             }
         });
         kube::Client::new(svc, "default")
+    }
+
+    /// Installs (`true`, the default) or removes (`false`) the VolumeSnapshot API
+    /// (`snapshot.storage.k8s.io/v1`): discovery answers its resources, or 404 for every
+    /// path under the group, as a cluster without the CRDs does.
+    pub fn set_snapshot_api(&self, installed: bool) {
+        self.state.lock().expect("lock").no_snapshot_api = !installed;
     }
 
     pub fn inject(&self, fault: Fault) {
@@ -455,6 +465,18 @@ impl FakeApiServer {
             None => {}
         }
 
+        if path.starts_with(SNAPSHOT_PREFIX) {
+            let absent = self.state.lock().expect("lock").no_snapshot_api;
+            if absent {
+                return Ok(boxed(respond(
+                    404,
+                    status_body(404, "NotFound", "the server could not find the requested resource"),
+                )));
+            }
+            if path.trim_end_matches('/') == SNAPSHOT_PREFIX {
+                return Ok(boxed(respond(200, snapshot_discovery())));
+            }
+        }
         if path == "/version" {
             return Ok(boxed(respond(
                 200,
@@ -805,6 +827,19 @@ impl FakeApiServer {
                 let Some(mut obj) = st.objects.get(&k).cloned() else {
                     return not_found(name);
                 };
+                // DeleteOptions.preconditions: the object deleted must be the one read.
+                if let Some(uid) = body["preconditions"]["uid"].as_str()
+                    && obj["metadata"]["uid"].as_str() != Some(uid)
+                {
+                    return respond(
+                        409,
+                        status_body(
+                            409,
+                            "Conflict",
+                            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", obj["metadata"]["uid"].as_str().unwrap_or_default()),
+                        ),
+                    );
+                }
                 let has_finalizers = obj["metadata"]["finalizers"]
                     .as_array()
                     .is_some_and(|f| !f.is_empty());
@@ -829,6 +864,27 @@ impl FakeApiServer {
     }
 }
 
+/// The VolumeSnapshot group's path; its objects are stored like any other resource.
+const SNAPSHOT_PREFIX: &str = "/apis/snapshot.storage.k8s.io/v1";
+
+/// What `GET /apis/snapshot.storage.k8s.io/v1` answers with the CRDs installed.
+fn snapshot_discovery() -> Value {
+    let resource = |name: &str, kind: &str, namespaced: bool| {
+        json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind,
+               "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]})
+    };
+    json!({
+        "kind": "APIResourceList", "apiVersion": "v1",
+        "groupVersion": "snapshot.storage.k8s.io/v1",
+        "resources": [
+            resource("volumesnapshots", "VolumeSnapshot", true),
+            resource("volumesnapshots/status", "VolumeSnapshot", true),
+            resource("volumesnapshotclasses", "VolumeSnapshotClass", false),
+            resource("volumesnapshotcontents", "VolumeSnapshotContent", false),
+        ]
+    })
+}
+
 fn matches_selector(obj: &Value, selector: &str) -> bool {
     selector.split(',').filter(|s| !s.is_empty()).all(|term| {
         let labels = &obj["metadata"]["labels"];
@@ -850,6 +906,7 @@ fn api_of(obj: &Value) -> (String, String) {
     let kind = obj["kind"].as_str().unwrap_or_default();
     let plural = match kind {
         "NetworkPolicy" => "networkpolicies".to_string(),
+        "VolumeSnapshotClass" => "volumesnapshotclasses".to_string(),
         "Endpoints" => "endpoints".to_string(),
         k => format!("{}s", k.to_ascii_lowercase()),
     };

@@ -229,4 +229,5 @@ fn forget(ctx: &Context, a: &Assistant) {
     ctx.metrics.forget(&key);
     ctx.backoff.reset(&key);
     ctx.access_clock.forget(&key);
+    ctx.backup_clock.forget(&key);
 }

@@ -86,6 +86,8 @@ pub struct Context {
     pub snapshot_api: Arc<backup::discovery::SnapshotApi>,
     /// The fleet-wide pace of scheduled snapshots.
     pub snapshot_bucket: Arc<backup::throttle::CreationBucket>,
+    /// Refused snapshot creates per Assistant (backoff, and what BackupHealthy says).
+    pub backup_clock: backup::BackupClock,
 }
 
 impl Context {
@@ -105,6 +107,7 @@ impl Context {
             snapshot_bucket: Arc::new(backup::throttle::CreationBucket::new(
                 config.backups.creations_per_minute,
             )),
+            backup_clock: Default::default(),
             config: Arc::new(config),
         }
     }
@@ -161,6 +164,14 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
         observed.state.access = Some(access);
         access_recheck = recheck;
     }
+    // Backups run whether or not the spec is valid (a typo must not stop them), but only
+    // for a volume that is this Assistant's.
+    let mut backup_requeue = None;
+    if backs_up_its_volume(a, &observed) {
+        let backup = backup::run(a, ctx, &observed).await;
+        observed.state.backup = Some(backup.observation);
+        backup_requeue = Some(backup.requeue);
+    }
     let status = status::compute(a, &ctx.config, &observed.state);
     let phase = status.phase.unwrap_or_default();
     write_status(a, ctx, &ns, status).await?;
@@ -182,7 +193,21 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
         // An invite to poll, or a Tailscale retry, may be due before the usual check.
         delay = delay.min(recheck.max(Duration::from_secs(1)));
     }
+    if let Some(requeue) = backup_requeue {
+        // The next scheduled slot, or a snapshot being cut.
+        delay = delay.min(requeue.max(Duration::from_secs(1)));
+    }
     Ok(Action::requeue(delay))
+}
+
+/// Whether the backup step runs: the live data claim is this Assistant's, or there is none
+/// yet (then it only reports). Another Assistant's volume is never snapshotted for it.
+fn backs_up_its_volume(a: &Assistant, observed: &observe::Observation) -> bool {
+    let live: Option<PersistentVolumeClaim> = observed
+        .live
+        .get(ChildId::DataVolume)
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    observe::volume_ownership(a, live.as_ref()) == observe::VolumeOwnership::Ours
 }
 
 /// A plan change never shrinks the volume (the API server refuses it, and the data would

@@ -158,6 +158,8 @@ pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observati
             deleting: false,
             refused: Vec::new(),
             access: None,
+            backup: None,
+            now: Some(ctx.clock.now()),
         },
         adopt_volume,
     })
