@@ -292,12 +292,18 @@ pub fn parse_schedule(
     // machine; any pattern that runs more often than hourly does so within 200 slots.
     let mut at = SCHEDULE_CHECK_FROM.to_zoned(tz.clone());
     let mut previous: Option<jiff::Timestamp> = None;
+    let mut first_slot: Option<jiff::Timestamp> = None;
     let mut shortest: Option<jiff::SignedDuration> = None;
     for _ in 0..SCHEDULE_CHECK_SLOTS {
         let next = cron.find_next_occurrence(&at, false).map_err(|_| {
             cron_error("it never runs (no matching date within a year)".to_string())
         })?;
         let ts = next.timestamp();
+        let first = *first_slot.get_or_insert(ts);
+        if ts.duration_since(first) > SCHEDULE_CHECK_HORIZON {
+            // A rare schedule (@yearly, Feb 29): its gaps are plain by then.
+            break;
+        }
         if let Some(prev) = previous {
             let gap = ts.duration_since(prev);
             shortest = Some(shortest.map_or(gap, |s| s.min(gap)));
@@ -318,8 +324,9 @@ pub fn parse_schedule(
 
 /// Where the at-most-hourly check of [`parse_schedule`] starts (2026-01-01T00:00:00Z).
 const SCHEDULE_CHECK_FROM: jiff::Timestamp = jiff::Timestamp::constant(1_767_225_600, 0);
-/// How many upcoming slots the at-most-hourly check looks at.
+/// How many upcoming slots the at-most-hourly check looks at, within two years of the first.
 const SCHEDULE_CHECK_SLOTS: usize = 200;
+const SCHEDULE_CHECK_HORIZON: jiff::SignedDuration = jiff::SignedDuration::from_hours(2 * 366 * 24);
 
 fn default_max_concurrent() -> u32 {
     4

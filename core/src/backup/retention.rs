@@ -86,10 +86,10 @@ impl SnapshotInfo {
 
 /// The newest (by `taken`, then name) of `snapshots` that is not being deleted and passes
 /// `filter`.
-pub fn newest<'a>(
-    snapshots: &'a [SnapshotInfo],
+pub fn newest(
+    snapshots: &[SnapshotInfo],
     filter: impl Fn(&SnapshotInfo) -> bool,
-) -> Option<&'a SnapshotInfo> {
+) -> Option<&SnapshotInfo> {
     snapshots
         .iter()
         .filter(|s| !s.deleting && filter(s))
@@ -421,9 +421,9 @@ mod tests {
         assert_eq!(select(&all, &r, "2026-12-01T10:00:01Z"), [fin.name.clone()]);
         // A failed final stays until it expires too, then goes.
         let broken = failed(fin.clone(), "driver");
-        assert!(select(&[broken.clone()], &r, "2026-11-30T10:00:00Z").is_empty());
+        assert!(select(std::slice::from_ref(&broken), &r, "2026-11-30T10:00:00Z").is_empty());
         assert_eq!(
-            select(&[broken.clone()], &r, "2026-12-02T10:00:00Z"),
+            select(std::slice::from_ref(&broken), &r, "2026-12-02T10:00:00Z"),
             [broken.name]
         );
         // Without an expiry it is never selected; as the newest ready it always stays.

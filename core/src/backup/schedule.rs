@@ -146,6 +146,7 @@ mod tests {
             ("@weekly", "UTC"),
             ("@monthly", "UTC"),
             ("@yearly", "UTC"),
+            ("0 12 29 2 *", "UTC"),
         ] {
             let s = Schedule::parse(expr, tz).unwrap_or_else(|e| panic!("{expr} {tz}: {e}"));
             assert_eq!((s.expr(), s.time_zone_name()), (expr, tz));

@@ -4,6 +4,7 @@
 //! stays for fault injection. Tests run one at a time (two cores).
 
 mod access_invites;
+mod backups;
 mod billing;
 mod builders;
 mod console;
@@ -14,5 +15,6 @@ mod leader;
 mod onboarding;
 mod prune;
 mod restart;
+mod runbooks;
 mod support;
 mod tailnet;
