@@ -6,6 +6,7 @@
 mod access_invites;
 mod backups;
 mod billing;
+mod backup_step;
 mod builders;
 mod console;
 mod console_outage;

@@ -148,7 +148,8 @@ struct Pass<'a> {
     old: BackupStatus,
     snapshots: Vec<SnapshotInfo>,
     refused: Option<String>,
-    unreachable: Option<&'static str>,
+    /// What went wrong talking to the server this pass (short, stable: `HTTP 500`).
+    unreachable: Option<String>,
     requeue: Duration,
     last_scheduled_run: Option<Timestamp>,
     handled_request: Option<String>,
@@ -284,7 +285,7 @@ impl<'a> Pass<'a> {
                 .and_then(|s| s.phase.as_deref()),
             volume_name: &volume_name,
             refused: self.refused.as_deref(),
-            unreachable: self.unreachable,
+            unreachable: self.unreachable.as_deref(),
             next_run,
             now: self.now,
         };
@@ -333,7 +334,10 @@ impl<'a> Pass<'a> {
             }
             _ => {
                 warn!(error = %e, "{UNREACHABLE}");
-                self.unreachable = Some(UNREACHABLE);
+                self.unreachable = Some(match e {
+                    kube::Error::Api(s) => format!("HTTP {}", s.code),
+                    _ => "no answer".to_string(),
+                });
                 self.requeue = self.requeue.min(POLL);
                 ApiState::Available
             }
@@ -505,10 +509,8 @@ impl<'a> Pass<'a> {
                 None
             }
             Err(kube::Error::Api(s)) if (400..500).contains(&s.code) && s.code != 429 => {
-                let message = format!(
-                    "the API server refused VolumeSnapshot {name}: {}",
-                    s.message
-                );
+                // evaluate_health says "the API server refused to create a VolumeSnapshot: …".
+                let message = format!("{name}: {}", s.message);
                 let retry_at =
                     self.ctx
                         .backup_clock
