@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use clawhost::api::snapshot::VolumeSnapshot;
 use clawhost::api::{
-    ASSISTANT_UID_LABEL, Assistant, REPLACED_BY_ANNOTATION, RestoreFrom, SNAPSHOT_KIND_LABEL,
+    ASSISTANT_UID_LABEL, Assistant, EXPIRES_AT_ANNOTATION, REPLACED_BY_ANNOTATION, RestoreFrom,
+    SNAPSHOT_KIND_LABEL,
 };
 use clawhost::children::{RETAINED_LABEL, data_claim_name};
 use clawhost::config::OperatorConfig;
@@ -22,14 +23,16 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::controller::Action;
+use kube::runtime::events::Reporter;
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::support::{
-    OPERATOR_USER, SNAPSHOT_CLASS, assistant_json, condition, control_plane, create_assistant,
-    create_snapshot, describe, install_snapshot_api, mark_bound, operator_namespace,
-    operator_requests, patch_assistant, serial, set_snapshot_status, snapshot_crds, snapshot_ready,
-    snapshots,
+    OPERATOR_USER, Operator, SNAPSHOT_CLASS, assistant_json, backups_config, condition,
+    control_plane, control_plane_with_snapshots, create_assistant, create_snapshot, describe,
+    events_for, install_snapshot_api, mark_bound, operator_namespace, operator_requests,
+    patch_assistant, serial, set_snapshot_status, snapshot_crds, snapshot_ready, snapshots,
+    wait_for,
 };
 
 const NS: &str = "restore-step";
@@ -44,8 +47,16 @@ impl Step {
     async fn new(cp: &clawhost_envtest::ControlPlane, admin: &Client) -> Self {
         let mut config = OperatorConfig::default();
         config.backups.volume_snapshot_class_name = Some(SNAPSHOT_CLASS.into());
-        let mut ctx = Context::new(cp.client(OPERATOR_USER).await, config);
+        let client = cp.client(OPERATOR_USER).await;
+        let mut ctx = Context::new(client.clone(), config);
         ctx.clock = Arc::new(ManualClock::new(Timestamp::now()));
+        ctx.recorder = Some(reconciler::events::EventPublisher::new(
+            client,
+            Reporter {
+                controller: "clawhost".into(),
+                instance: None,
+            },
+        ));
         Self {
             admin: admin.clone(),
             ctx: Arc::new(ctx),
@@ -61,7 +72,8 @@ impl Step {
 
     async fn reconcile(&self, name: &str) -> Action {
         let a = self.get(name).await.expect("the Assistant exists");
-        reconciler::reconcile(Arc::new(a), self.ctx.clone())
+        // On the heap: a debug build's reconcile future is large for a test thread's stack.
+        Box::pin(reconciler::reconcile(Arc::new(a), self.ctx.clone()))
             .await
             .unwrap_or_else(|e| panic!("reconcile {name}: {e}"))
     }
@@ -154,7 +166,6 @@ async fn restore_and_final_snapshot_as_the_operator() {
     let Some(cp) = control_plane(false).await else {
         return;
     };
-    let started = Timestamp::now();
     let admin = operator_namespace(&cp, NS, true).await;
     let restore_new = |snapshot: &str| json!({"storage": {"size": "1Gi", "restoreFrom": {"volumeSnapshotName": snapshot}}});
 
@@ -177,6 +188,34 @@ async fn restore_and_final_snapshot_as_the_operator() {
     );
     let fresh_claim = claim_for("fresh", "seed");
     assert!(step.claim(&fresh_claim).await.is_none());
+    // Deleting (onDelete: Delete) without the API: no final snapshot can be taken; said
+    // once, and the deletion goes on.
+    create_assistant(
+        &admin,
+        &assistant_json(
+            NS,
+            "gone",
+            json!({"storage": {"size": "1Gi", "onDelete": "Delete"}}),
+        ),
+    )
+    .await;
+    step.reconcile("gone").await;
+    mark_bound(&admin, NS, "gone-data").await;
+    Api::<Assistant>::namespaced(admin.clone(), NS)
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    step.reconcile("gone").await;
+    assert!(step.get("gone").await.is_none(), "deleted in one pass");
+    assert!(
+        step.claim("gone-data")
+            .await
+            .is_none_or(|c| c.metadata.deletion_timestamp.is_some())
+    );
+    assert_eq!(
+        events_for(&admin, NS, "gone", "FinalSnapshotSkipped").await,
+        1
+    );
 
     // 2. The API appears: the snapshot does not exist; then it exists but is being cut (the
     //    quick requeue); then it is ready and the claim is made from it.
@@ -216,6 +255,7 @@ async fn restore_and_final_snapshot_as_the_operator() {
     assert_eq!(step.config_valid("fresh").await.0, "True");
 
     // 3. In place, X then Y then X again (onDelete: Delete, so claims have an owner).
+    let restores_started = Timestamp::now();
     create_assistant(
         &admin,
         &assistant_json(
@@ -241,6 +281,10 @@ async fn restore_and_final_snapshot_as_the_operator() {
         .expect("the old claim is kept");
     assert!(retained(&old) && old.owner_references().is_empty());
     assert_eq!(replaced_by(&old), Some(claim_x.as_str()));
+    assert_eq!(
+        events_for(&admin, NS, "alice", "VolumeRetainedForRestore").await,
+        1
+    );
     let pre_restore: Vec<VolumeSnapshot> = snapshots(&admin, NS)
         .await
         .into_iter()
@@ -316,7 +360,7 @@ async fn restore_and_final_snapshot_as_the_operator() {
             .filter(|e| e.verb == "delete" && e.resource() == "persistentvolumeclaims")
             .collect::<Vec<_>>()
     };
-    let deletes = pvc_deletes(started);
+    let deletes = pvc_deletes(restores_started);
     assert!(
         deletes.is_empty(),
         "no claim deleted before the final snapshot is ready:\n{}",
@@ -347,4 +391,66 @@ async fn restore_and_final_snapshot_as_the_operator() {
         .map(|s| s.name_any())
         .collect();
     assert_eq!(left, [finals[0].name_any()], "alice's others are gone");
+}
+
+/// The janitor runs in the real binary, at start, as the operator's least-privilege user:
+/// an expired final snapshot of a long-deleted Assistant goes; one not yet expired, and one
+/// that is not clawhost's, stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_janitor_deletes_expired_final_snapshots_at_start() {
+    let _one = serial().await;
+    let Some(cp) = control_plane_with_snapshots(false).await else {
+        return;
+    };
+    let ns = "janitor";
+    let admin = operator_namespace(&cp, ns, false).await;
+    let now = Timestamp::now();
+    let day = jiff::SignedDuration::from_hours(24);
+    for (name, managed, expires_at) in [
+        ("old-20261001-120000-final", true, now - day),
+        ("new-20261201-120000-final", true, now + 30 * day),
+        ("theirs-final", false, now - day),
+    ] {
+        let mut labels = json!({SNAPSHOT_KIND_LABEL: "final"});
+        if managed {
+            labels["app.kubernetes.io/managed-by"] = "clawhost".into();
+        }
+        let s: VolumeSnapshot = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": labels,
+                         "annotations": {EXPIRES_AT_ANNOTATION: expires_at.to_string()}},
+            "spec": {"source": {"persistentVolumeClaimName": "gone-data"},
+                     "volumeSnapshotClassName": SNAPSHOT_CLASS},
+        }))
+        .unwrap();
+        create_snapshot(&admin, ns, &s, false).await.unwrap();
+    }
+    let mut op = Operator::start(&cp, Some(&backups_config(""))).await;
+    let names = |admin: Client| async move {
+        snapshots(&admin, ns)
+            .await
+            .iter()
+            .map(|s| s.name_any())
+            .collect::<Vec<_>>()
+    };
+    wait_for(
+        "the expired final snapshot deleted",
+        Duration::from_secs(60),
+        || {
+            let left = names(admin.clone());
+            async move {
+                let left = left.await;
+                (!left.iter().any(|n| n.starts_with("old-"))).then_some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        names(admin.clone()).await,
+        ["new-20261201-120000-final", "theirs-final"]
+    );
+    assert!(
+        op.logs().contains("deleted an expired final snapshot"),
+        "one log line per deletion"
+    );
+    op.kill();
 }
