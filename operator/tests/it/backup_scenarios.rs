@@ -22,7 +22,12 @@ struct Harness {
     fake: FakeApiServer,
     clock: Arc<ManualClock>,
     ctx: Arc<Context>,
+    /// These scenarios run one at a time: the log test counts lines that the others emit
+    /// too, and tracing caches per log line whether anyone listens.
+    _one_at_a_time: std::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -44,10 +49,18 @@ impl Harness {
         config.reconcile.resync_seconds = 86_400;
         let mut ctx = Context::new(fake.client(), config);
         ctx.clock = clock.clone();
+        ctx.recorder = Some(reconciler::events::EventPublisher::new(
+            fake.client(),
+            kube::runtime::events::Reporter {
+                controller: "clawhost".into(),
+                instance: None,
+            },
+        ));
         Self {
             fake,
             clock,
             ctx: Arc::new(ctx),
+            _one_at_a_time: ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
     /// Alice, reconciled once, her volume Bound and her pod running.
@@ -69,10 +82,7 @@ impl Harness {
                 o["data"] = json!({"device_fqdn": "Y2xpZW50cy1hbGljZS50cy5uZXQu"});
             });
         self.reconcile().await;
-        assert_eq!(
-            self.status().phase,
-            Some(clawhost::api::Phase::Running)
-        );
+        assert_eq!(self.status().phase, Some(clawhost::api::Phase::Running));
     }
     fn assistant(&self) -> Assistant {
         serde_json::from_value(self.fake.get(CRD, "assistants", NS, "alice").unwrap()).unwrap()
@@ -113,6 +123,25 @@ impl Harness {
     fn writes(&self) -> Vec<String> {
         self.fake.writes().iter().map(|r| r.summary()).collect()
     }
+    /// Notes of the Events with this reason.
+    fn events(&self, reason: &str) -> Vec<String> {
+        self.fake
+            .list("apis/events.k8s.io/v1", "events")
+            .iter()
+            .filter(|e| e["reason"] == reason)
+            .map(|e| e["note"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+    fn snapshot_count(&self, kind: &str, outcome: &str) -> u64 {
+        self.ctx
+            .metrics
+            .snapshots
+            .get_or_create(&clawhost::metrics::SnapshotLabel {
+                kind: kind.into(),
+                outcome: outcome.into(),
+            })
+            .get()
+    }
     fn mark_ready(&self, name: &str) {
         self.fake
             .update(SNAPSHOTS, "volumesnapshots", NS, name, |o| {
@@ -139,7 +168,10 @@ async fn the_schedule_takes_one_snapshot_per_slot_and_nothing_between() {
     let backup = h.status().backup.expect("status.backup");
     assert_eq!(backup.next_run.as_deref(), Some("2026-11-25T03:00:00Z"));
     let (status, reason, _) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "AwaitingFirstSnapshot"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "AwaitingFirstSnapshot")
+    );
     // The reconcile comes back just after the slot.
     assert_eq!(h.reconcile().await, requeue(3601));
 
@@ -157,12 +189,24 @@ async fn the_schedule_takes_one_snapshot_per_slot_and_nothing_between() {
     let s = &snaps[0];
     assert_eq!(s["metadata"]["name"], "alice-20261125-030000-scheduled");
     let uid = h.assistant().metadata.uid.unwrap();
-    assert_eq!(s["metadata"]["labels"]["clawhost.dev/assistant-uid"], uid.as_str());
-    assert_eq!(s["metadata"]["labels"]["clawhost.dev/snapshot-kind"], "scheduled");
+    assert_eq!(
+        s["metadata"]["labels"]["clawhost.dev/assistant-uid"],
+        uid.as_str()
+    );
+    assert_eq!(
+        s["metadata"]["labels"]["clawhost.dev/snapshot-kind"],
+        "scheduled"
+    );
     assert!(s["metadata"].get("ownerReferences").is_none(), "{s}");
-    assert_eq!(s["spec"]["source"]["persistentVolumeClaimName"], "alice-data");
+    assert_eq!(
+        s["spec"]["source"]["persistentVolumeClaimName"],
+        "alice-data"
+    );
     let backup = h.status().backup.unwrap();
-    assert_eq!(backup.last_scheduled_run.as_deref(), Some("2026-11-25T03:00:00Z"));
+    assert_eq!(
+        backup.last_scheduled_run.as_deref(),
+        Some("2026-11-25T03:00:00Z")
+    );
     assert_eq!(backup.next_run.as_deref(), Some("2026-11-26T03:00:00Z"));
 
     // Again at once: the slot is handled; the pending snapshot is polled every 30 s.
@@ -175,9 +219,16 @@ async fn the_schedule_takes_one_snapshot_per_slot_and_nothing_between() {
     h.at("2026-11-25T04:00:00Z");
     h.reconcile().await;
     let (status, reason, message) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "SnapshotReady"), "{message}");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "SnapshotReady"),
+        "{message}"
+    );
     let backup = h.status().backup.unwrap();
-    assert_eq!(backup.last_snapshot.as_deref(), Some("alice-20261125-030000-scheduled"));
+    assert_eq!(
+        backup.last_snapshot.as_deref(),
+        Some("alice-20261125-030000-scheduled")
+    );
     assert_eq!(backup.ready_snapshots, Some(1));
     h.fake.clear_requests();
     h.at("2026-11-25T12:00:00Z");
@@ -195,7 +246,11 @@ async fn downtime_gives_one_catch_up_and_a_lost_status_write_does_not_double() {
     // Five days later: one snapshot, for the latest slot.
     h.at("2026-11-30T05:00:00Z");
     h.reconcile().await;
-    let names: Vec<Value> = h.snapshots().iter().map(|s| s["metadata"]["name"].clone()).collect();
+    let names: Vec<Value> = h
+        .snapshots()
+        .iter()
+        .map(|s| s["metadata"]["name"].clone())
+        .collect();
     assert_eq!(names, [json!("alice-20261130-030000-scheduled")]);
     // status.backup lost: the slot is read off the snapshot, nothing is created.
     h.fake.update(CRD, "assistants", NS, "alice", |o| {
@@ -224,7 +279,10 @@ async fn a_500_on_the_list_says_so_and_retries_in_30s() {
     assert_eq!(h.reconcile().await, requeue(30));
     assert!(h.snapshots().is_empty(), "nothing is created blind");
     let (_, reason, message) = h.backup_healthy();
-    assert!(message.contains("could not reach the API server"), "{reason}: {message}");
+    assert!(
+        message.contains("could not reach the API server"),
+        "{reason}: {message}"
+    );
     // Next pass: the server answers again and the slot is taken.
     h.reconcile().await;
     assert_eq!(h.snapshots().len(), 1);
@@ -240,18 +298,27 @@ async fn a_404_mid_run_asks_discovery_again() {
     h.reconcile().await;
     assert_eq!(h.snapshot_requests(), ["LIST volumesnapshots"]);
     let (status, reason, _) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "SnapshotAPIUnavailable"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "SnapshotAPIUnavailable")
+    );
     // The next pass asks discovery once, then believes it for 10 minutes.
     h.fake.clear_requests();
     h.reconcile().await;
     h.reconcile().await;
-    assert_eq!(h.snapshot_requests(), ["GET /apis/snapshot.storage.k8s.io/v1"]);
+    assert_eq!(
+        h.snapshot_requests(),
+        ["GET /apis/snapshot.storage.k8s.io/v1"]
+    );
     // Reinstalled: noticed within 10 minutes, without a restart.
     h.fake.set_snapshot_api(true);
     h.at("2026-11-25T02:11:00Z");
     h.reconcile().await;
     let (status, reason, _) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "AwaitingFirstSnapshot"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "AwaitingFirstSnapshot")
+    );
 }
 
 #[tokio::test]
@@ -260,9 +327,16 @@ async fn without_the_snapshot_api_it_says_so_once_and_calls_nothing() {
     h.fake.set_snapshot_api(false);
     h.running().await;
     let (status, reason, message) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "SnapshotAPIUnavailable"));
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "SnapshotAPIUnavailable")
+    );
     assert!(message.contains("everything else works"), "{message}");
-    assert_eq!(h.status().phase, Some(clawhost::api::Phase::Running), "not an outage");
+    assert_eq!(
+        h.status().phase,
+        Some(clawhost::api::Phase::Running),
+        "not an outage"
+    );
     // Idle: no snapshot calls at all within the 10 minutes, no writes, ordinary resync.
     h.fake.clear_requests();
     h.at("2026-11-25T02:09:00Z");
@@ -273,7 +347,10 @@ async fn without_the_snapshot_api_it_says_so_once_and_calls_nothing() {
     h.at("2026-11-25T02:10:01Z");
     h.reconcile().await;
     h.reconcile().await;
-    assert_eq!(h.snapshot_requests(), ["GET /apis/snapshot.storage.k8s.io/v1"]);
+    assert_eq!(
+        h.snapshot_requests(),
+        ["GET /apis/snapshot.storage.k8s.io/v1"]
+    );
     assert_eq!(h.writes(), Vec::<String>::new());
 }
 
@@ -304,8 +381,15 @@ async fn a_refused_create_is_reported_and_backs_off() {
     });
     h.fake.clear_requests();
     assert_eq!(h.reconcile().await, requeue(60), "retried after 1 min");
-    let (status, reason, _) = h.backup_healthy();
-    assert_eq!((status.as_str(), reason.as_str()), ("False", "CreateRefused"));
+    let (status, reason, message) = h.backup_healthy();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "CreateRefused")
+    );
+    assert_eq!(
+        message,
+        "the API server refused VolumeSnapshot alice-20261125-030000-scheduled: injected fault"
+    );
     // Within the backoff: no new attempt however often it reconciles.
     for _ in 0..3 {
         h.reconcile().await;
@@ -340,8 +424,14 @@ async fn a_request_takes_one_snapshot_once_even_while_suspended() {
     h.reconcile().await;
     let snaps = h.snapshots();
     assert_eq!(snaps.len(), 1);
-    assert_eq!(snaps[0]["metadata"]["labels"]["clawhost.dev/snapshot-kind"], "manual");
-    assert_eq!(snaps[0]["metadata"]["annotations"]["clawhost.dev/request"], "snapshot:1");
+    assert_eq!(
+        snaps[0]["metadata"]["labels"]["clawhost.dev/snapshot-kind"],
+        "manual"
+    );
+    assert_eq!(
+        snaps[0]["metadata"]["annotations"]["clawhost.dev/request"],
+        "snapshot:1"
+    );
     let backup = h.status().backup.unwrap();
     assert_eq!(backup.handled_request.as_deref(), Some("snapshot:1"));
     let name = snaps[0]["metadata"]["name"].as_str().unwrap().to_string();
@@ -392,7 +482,10 @@ async fn retention_prunes_with_a_uid_precondition_and_an_event_of_names() {
     names.sort();
     assert_eq!(
         names,
-        ["alice-20261127-030000-scheduled", "alice-20261128-030000-scheduled"]
+        [
+            "alice-20261127-030000-scheduled",
+            "alice-20261128-030000-scheduled"
+        ]
     );
     let deletes: Vec<Recorded> = h
         .fake
@@ -401,11 +494,18 @@ async fn retention_prunes_with_a_uid_precondition_and_an_event_of_names() {
         .filter(|r| r.method == "DELETE")
         .collect();
     assert_eq!(deletes.len(), 2);
-    assert!(deletes.iter().all(|r| r.path.contains("volumesnapshots")), "{deletes:?}");
+    assert_eq!(h.snapshot_count("scheduled", "pruned"), 2);
     assert_eq!(
-        h.status().backup.unwrap().ready_snapshots,
-        Some(2)
+        h.events("SnapshotPruned"),
+        [
+            "deleted VolumeSnapshots alice-20261125-030000-scheduled, alice-20261126-030000-scheduled (retention)"
+        ]
     );
+    assert!(
+        deletes.iter().all(|r| r.path.contains("volumesnapshots")),
+        "{deletes:?}"
+    );
+    assert_eq!(h.status().backup.unwrap().ready_snapshots, Some(2));
 }
 
 #[tokio::test]
@@ -421,6 +521,128 @@ async fn several_reconciles_at_once_ask_discovery_once() {
         async move { api.get(&client, clock.as_ref(), None).await }
     });
     let answers = futures::future::join_all(calls).await;
-    assert!(answers.iter().all(|a| *a == clawhost::backup::ApiState::Available));
-    assert_eq!(h.snapshot_requests(), ["GET /apis/snapshot.storage.k8s.io/v1"]);
+    assert!(
+        answers
+            .iter()
+            .all(|a| *a == clawhost::backup::ApiState::Available)
+    );
+    assert_eq!(
+        h.snapshot_requests(),
+        ["GET /apis/snapshot.storage.k8s.io/v1"]
+    );
+}
+
+#[tokio::test]
+async fn the_fleet_bucket_holds_a_scheduled_snapshot_back_and_retries_soon() {
+    let mut config = OperatorConfig::default();
+    config.backups.spread_seconds = 0;
+    config.backups.ready_deadline_seconds = 86_400;
+    config.backups.creations_per_minute = 1;
+    let h = Harness::with_config(config);
+    h.running().await;
+    // Another client took this minute's token.
+    h.at("2026-11-25T03:00:01Z");
+    assert!(h.ctx.snapshot_bucket.try_take(ts("2026-11-25T03:00:01Z")));
+    let action = h.reconcile().await;
+    assert!(h.snapshots().is_empty());
+    assert!(
+        (30..40).map(requeue).any(|r| r == action),
+        "30 s + jitter, got {action:?}"
+    );
+    assert_eq!(
+        h.status().backup.unwrap().last_scheduled_run,
+        None,
+        "the slot is still owed"
+    );
+    // A minute later there is a token: the slot is taken.
+    h.at("2026-11-25T03:01:01Z");
+    h.reconcile().await;
+    assert_eq!(h.snapshots().len(), 1);
+    // Requests bypass the bucket (someone is waiting).
+    assert!(!h.ctx.snapshot_bucket.try_take(ts("2026-11-25T03:01:01Z")));
+    h.annotate("clawhost.dev/backup-request", "snapshot:now");
+    h.reconcile().await;
+    assert_eq!(h.snapshots().len(), 2);
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_missing_snapshot_api_is_logged_once_and_its_arrival_once() {
+    let h = Harness::new();
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    // Tests on other threads (no subscriber) may have hit these log lines first and left
+    // them cached as uninteresting.
+    tracing::callsite::rebuild_interest_cache();
+    h.fake.set_snapshot_api(false);
+    h.running().await;
+    // An hour of reconciles: discovery is asked again every 10 min, said once.
+    for minute in (0..60).step_by(5) {
+        h.at(&format!("2026-11-25T02:{minute:02}:30Z"));
+        h.reconcile().await;
+    }
+    h.fake.set_snapshot_api(true);
+    for minute in (0..30).step_by(5) {
+        h.at(&format!("2026-11-25T03:{minute:02}:30Z"));
+        h.reconcile().await;
+    }
+    let logs = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+    let count = |needle: &str| logs.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(
+        count(
+            "no VolumeSnapshot API in the cluster: backups are off until it is installed (checked again every 10 min); everything else works"
+        ),
+        1,
+        "{logs}"
+    );
+    assert_eq!(count("the VolumeSnapshot API is available"), 1, "{logs}");
+    assert!(h.snapshots().len() == 1, "and then backups work");
+}
+
+#[tokio::test]
+async fn a_spec_typo_never_stops_backups() {
+    let h = Harness::new();
+    h.running().await;
+    // Too frequent: ConfigValid False, nothing applied, but the volume keeps its backups
+    // on the operator's schedule.
+    h.fake.update(CRD, "assistants", NS, "alice", |o| {
+        o["spec"]["backup"] = json!({"schedule": "*/5 * * * *"});
+    });
+    h.at("2026-11-25T03:00:01Z");
+    h.reconcile().await;
+    let s = h.status();
+    let valid = s
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "ConfigValid")
+        .unwrap();
+    assert_eq!(
+        (valid.status.as_str(), valid.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    let names: Vec<Value> = h
+        .snapshots()
+        .iter()
+        .map(|s| s["metadata"]["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("alice-20261125-030000-scheduled")]);
+    let (_, _, message) = h.backup_healthy();
+    assert!(message.contains("spec.backup is invalid"), "{message}");
 }

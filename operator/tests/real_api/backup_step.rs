@@ -76,8 +76,16 @@ async fn a_scheduled_snapshot_then_an_idle_pass_writes_nothing() {
     .await
     .unwrap();
     reconcile().await;
-    let snapshots: Api<DynamicObject> = Api::namespaced_with(admin.clone(), NS, &snapshots_resource());
-    assert!(snapshots.list(&ListParams::default()).await.unwrap().items.is_empty());
+    let snapshots: Api<DynamicObject> =
+        Api::namespaced_with(admin.clone(), NS, &snapshots_resource());
+    assert!(
+        snapshots
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
 
     // Past the first 03:00 UTC slot after the Assistant was made.
     let slot = created_at
@@ -102,8 +110,14 @@ async fn a_scheduled_snapshot_then_an_idle_pass_writes_nothing() {
     assert_eq!(labels["clawhost.dev/assistant-uid"], uid);
     assert_eq!(labels["clawhost.dev/snapshot-kind"], "scheduled");
     assert_eq!(labels["app.kubernetes.io/managed-by"], "clawhost");
-    assert!(s.metadata.owner_references.is_none(), "a backup has no owner");
-    assert_eq!(s.data["spec"]["source"]["persistentVolumeClaimName"], "alice-data");
+    assert!(
+        s.metadata.owner_references.is_none(),
+        "a backup has no owner"
+    );
+    assert_eq!(
+        s.data["spec"]["source"]["persistentVolumeClaimName"],
+        "alice-data"
+    );
     let name = s.metadata.name.clone().unwrap();
     assert_eq!(
         name,
@@ -123,12 +137,20 @@ async fn a_scheduled_snapshot_then_an_idle_pass_writes_nothing() {
     clock.set(slot + SignedDuration::from_mins(10));
     reconcile().await;
     let a = assistants.get("alice").await.unwrap();
-    let backup = a.status.as_ref().and_then(|s| s.backup.clone()).expect("status.backup");
+    let backup = a
+        .status
+        .as_ref()
+        .and_then(|s| s.backup.clone())
+        .expect("status.backup");
     assert_eq!(backup.last_snapshot.as_deref(), Some(name.as_str()));
     assert_eq!(backup.last_scheduled_run, Some(slot.to_string()));
     assert_eq!(backup.ready_snapshots, Some(1));
     let (status, reason, message) = condition(&a, "BackupHealthy").expect("BackupHealthy");
-    assert_eq!((status.as_str(), reason.as_str()), ("True", "SnapshotReady"), "{message}");
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("True", "SnapshotReady"),
+        "{message}"
+    );
 
     // An idle pass between runs: reads only.
     let since = Timestamp::now();
@@ -139,14 +161,15 @@ async fn a_scheduled_snapshot_then_an_idle_pass_writes_nothing() {
         .iter()
         .filter(|e| !matches!(e.verb.as_str(), "get" | "list" | "watch"))
         .collect();
-    assert!(writes.is_empty(), "an idle pass wrote:\n{}", describe(&writes));
+    assert!(
+        writes.is_empty(),
+        "an idle pass wrote:\n{}",
+        describe(&writes)
+    );
     let snapshot_lists = requests
         .iter()
         .filter(|e| {
-            e.object_ref
-                .as_ref()
-                .and_then(|o| o.resource.as_deref())
-                == Some("volumesnapshots")
+            e.object_ref.as_ref().and_then(|o| o.resource.as_deref()) == Some("volumesnapshots")
         })
         .count();
     assert_eq!(snapshot_lists, 1, "one LIST of snapshots per pass");

@@ -4,9 +4,9 @@
 //! stays for fault injection. Tests run one at a time (two cores).
 
 mod access_invites;
+mod backup_step;
 mod backups;
 mod billing;
-mod backup_step;
 mod builders;
 mod console;
 mod console_outage;

@@ -28,7 +28,6 @@ use crate::backup::{
     ApiState, BackupHealth, BackupPolicy, HealthInput, SnapshotInfo, backup_status, due_run,
     effective_policy, evaluate_health, select_for_deletion, spread_offset,
 };
-use crate::config::OperatorConfig;
 
 use super::observe::Observation;
 use super::{Context, assistant_key, events, names};
@@ -121,22 +120,6 @@ pub async fn run(a: &Assistant, ctx: &Context, observed: &Observation) -> Backup
     outcome
 }
 
-/// Why backups are off for this Assistant, for the `Disabled` message.
-pub fn disabled_by(a: &Assistant, config: &OperatorConfig) -> String {
-    if !config.backups.enabled {
-        return "backups.enabled: false in the operator config".into();
-    }
-    if a.spec.backup.as_ref().and_then(|b| b.enabled) == Some(false) {
-        return "spec.backup.enabled: false".into();
-    }
-    match config.plan(a.spec.plan.as_deref()) {
-        Some((name, plan)) if plan.backup.as_ref().and_then(|b| b.enabled) == Some(false) => {
-            format!("plan {name} has backup.enabled: false")
-        }
-        _ => "backups are off for this client".into(),
-    }
-}
-
 /// One reconcile's backup pass: what was read, and what it decided so far.
 struct Pass<'a> {
     a: &'a Assistant,
@@ -186,8 +169,8 @@ impl<'a> Pass<'a> {
         let policy = match effective_policy(self.a, &self.ctx.config) {
             Ok(Some(p)) => p,
             Ok(None) => {
-                let why = disabled_by(self.a, &self.ctx.config);
-                return self.finish(None, Some(&why), &ApiState::Available, None);
+                let why = crate::backup::disabled_by(self.a, &self.ctx.config);
+                return self.finish(None, why.as_deref(), &ApiState::Available, None);
             }
             Err(message) => return self.broken_config(message),
         };
@@ -234,7 +217,10 @@ impl<'a> Pass<'a> {
         // 8. Come back for the next slot, and while a snapshot is being cut.
         self.wait_until(next_run + SignedDuration::from_secs(1));
         let pending = self.snapshots.iter().any(|s| {
-            !s.ready && s.error.is_none() && !s.deleting && s.created + policy.ready_deadline > self.now
+            !s.ready
+                && s.error.is_none()
+                && !s.deleting
+                && s.created + policy.ready_deadline > self.now
         });
         if pending {
             self.requeue = self.requeue.min(POLL);
@@ -436,7 +422,14 @@ impl<'a> Pass<'a> {
             return due.next_run;
         }
         if self
-            .create(policy, SnapshotKind::Scheduled, &claim, slot, Some(slot), None)
+            .create(
+                policy,
+                SnapshotKind::Scheduled,
+                &claim,
+                slot,
+                Some(slot),
+                None,
+            )
             .await
             .is_some()
         {
@@ -509,8 +502,10 @@ impl<'a> Pass<'a> {
                 None
             }
             Err(kube::Error::Api(s)) if (400..500).contains(&s.code) && s.code != 429 => {
-                // evaluate_health says "the API server refused to create a VolumeSnapshot: …".
-                let message = format!("{name}: {}", s.message);
+                let message = format!(
+                    "the API server refused VolumeSnapshot {name}: {}",
+                    s.message
+                );
                 let retry_at =
                     self.ctx
                         .backup_clock
@@ -619,5 +614,7 @@ fn parse_time(s: &str) -> Option<Timestamp> {
 
 /// 0–9 s, stable per Assistant, so clients held back by the bucket do not all retry at once.
 fn jitter_seconds(uid: &str) -> u8 {
-    (uid.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 10) as u8
+    (uid.bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 10) as u8
 }
