@@ -275,7 +275,11 @@ mod tests {
         m.set_backup_state("b", BackupState::Missing);
         let get = |s: BackupState| m.backup_gauge(s).get();
         assert_eq!(
-            (get(BackupState::New), get(BackupState::Ok), get(BackupState::Missing)),
+            (
+                get(BackupState::New),
+                get(BackupState::Ok),
+                get(BackupState::Missing)
+            ),
             (0, 1, 1)
         );
         m.forget("b");
@@ -289,6 +293,9 @@ mod tests {
             text.contains(r#"clawhost_snapshots_total{kind="scheduled",outcome="created"} 1"#),
             "{text}"
         );
-        assert!(text.contains(r#"clawhost_assistants_backup{state="ok"} 1"#), "{text}");
+        assert!(
+            text.contains(r#"clawhost_assistants_backup{state="ok"} 1"#),
+            "{text}"
+        );
     }
 }

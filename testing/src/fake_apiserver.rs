@@ -470,7 +470,11 @@ impl FakeApiServer {
             if absent {
                 return Ok(boxed(respond(
                     404,
-                    status_body(404, "NotFound", "the server could not find the requested resource"),
+                    status_body(
+                        404,
+                        "NotFound",
+                        "the server could not find the requested resource",
+                    ),
                 )));
             }
             if path.trim_end_matches('/') == SNAPSHOT_PREFIX {
@@ -836,7 +840,10 @@ impl FakeApiServer {
                         status_body(
                             409,
                             "Conflict",
-                            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", obj["metadata"]["uid"].as_str().unwrap_or_default()),
+                            &format!(
+                                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                                obj["metadata"]["uid"].as_str().unwrap_or_default()
+                            ),
                         ),
                     );
                 }

@@ -233,7 +233,10 @@ impl<'a> Pass<'a> {
         // 8. Come back for the next slot, and while a snapshot is being cut.
         self.wait_until(next_run + SignedDuration::from_secs(1));
         let pending = self.snapshots.iter().any(|s| {
-            !s.ready && s.error.is_none() && !s.deleting && s.created + policy.ready_deadline > self.now
+            !s.ready
+                && s.error.is_none()
+                && !s.deleting
+                && s.created + policy.ready_deadline > self.now
         });
         if pending {
             self.requeue = self.requeue.min(POLL);
@@ -432,7 +435,14 @@ impl<'a> Pass<'a> {
             return due.next_run;
         }
         if self
-            .create(policy, SnapshotKind::Scheduled, &claim, slot, Some(slot), None)
+            .create(
+                policy,
+                SnapshotKind::Scheduled,
+                &claim,
+                slot,
+                Some(slot),
+                None,
+            )
             .await
             .is_some()
         {
@@ -617,5 +627,7 @@ fn parse_time(s: &str) -> Option<Timestamp> {
 
 /// 0–9 s, stable per Assistant, so clients held back by the bucket do not all retry at once.
 fn jitter_seconds(uid: &str) -> u8 {
-    (uid.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 10) as u8
+    (uid.bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+        % 10) as u8
 }
