@@ -41,14 +41,14 @@ async fn shared() -> Option<&'static ControlPlane> {
 }
 
 /// The operator config of these tests: class `csi-test`, the defaults otherwise (03:00 UTC
-/// daily, keep 7 daily / 4 weekly, spread 1 h), but a ready deadline of 60 days: the API
+/// daily, keep 7 daily / 4 weekly, spread 1 h), but a ready deadline of 90 days: the API
 /// server stamps `creationTimestamp` with the real time while the tests' clock runs days
 /// ahead, so a snapshot still pending would look overdue at once. The deadline itself is
 /// tested with the clock kept at the real time (`failing_snapshot_sets_the_condition`).
 fn config() -> OperatorConfig {
     let mut c = OperatorConfig::default();
     c.backups.volume_snapshot_class_name = Some(SNAPSHOT_CLASS.into());
-    c.backups.ready_deadline_seconds = 60 * 24 * 3600;
+    c.backups.ready_deadline_seconds = 90 * 24 * 3600;
     c
 }
 
@@ -432,59 +432,39 @@ async fn retention_prunes_the_right_ones() {
         json!({"backup": {"keep": {"daily": 0, "weekly": 0}}}),
     )
     .await;
-    let mut bob = Vec::new();
-    for i in 0..2 {
-        env.clock.advance(SignedDuration::from_secs(60));
-        let req = format!("snapshot:{i}");
-        patch_assistant(
-            &env.admin,
-            &env.ns,
-            "bob",
-            json!({"metadata": {"annotations": {"clawhost.dev/backup-request": req}}}),
-        )
-        .await;
+    let bobs = || async {
+        env.snapshots()
+            .await
+            .into_iter()
+            .filter(|s| s.labels()["clawhost.dev/assistant"] == "bob")
+            .map(|s| s.name_any())
+            .collect::<Vec<String>>()
+    };
+    let mut taken = Vec::new();
+    for day in 0..2 {
+        env.clock.advance(SignedDuration::from_hours(24 * day));
         env.reconcile("bob").await;
-        let name = backup(&env.get("bob").await)
-            .request_snapshot
-            .expect("requestSnapshot");
-        env.ready(&name).await;
-        bob.push(name);
+        let newest = bobs()
+            .await
+            .into_iter()
+            .max()
+            .expect("bob's scheduled snapshot");
+        env.ready(&newest).await;
+        env.reconcile("bob").await;
+        taken.push(newest);
     }
-    // Keep 0/0 concerns scheduled snapshots; on-demand ones are kept 30 days: step past.
-    env.clock.advance(SignedDuration::from_hours(31 * 24));
-    env.reconcile("bob").await;
-    let bobs: Vec<String> = env
-        .snapshots()
-        .await
-        .iter()
-        .filter(|s| s.labels()["clawhost.dev/assistant"] == "bob")
-        .map(|s| s.name_any())
-        .collect();
     assert_eq!(
-        bobs,
-        vec![bob[1].clone()],
+        bobs().await,
+        vec![taken[1].clone()],
         "only the newest ready one is kept"
     );
-    patch_assistant(
-        &env.admin,
-        &env.ns,
-        "bob",
-        json!({"metadata": {"annotations": {"clawhost.dev/backup-request": "snapshot:pending"}}}),
-    )
-    .await;
+    env.clock.advance(SignedDuration::from_hours(24));
     env.reconcile("bob").await;
-    env.clock.advance(SignedDuration::from_secs(60));
     env.reconcile("bob").await;
-    let bobs: BTreeSet<String> = env
-        .snapshots()
-        .await
-        .iter()
-        .filter(|s| s.labels()["clawhost.dev/assistant"] == "bob")
-        .map(|s| s.name_any())
-        .collect();
+    let left = bobs().await;
     assert!(
-        bobs.contains(&bob[1]) && bobs.len() == 2,
-        "a pending newest keeps the previous ready one: {bobs:?}"
+        left.len() == 2 && left.contains(&taken[1]),
+        "a pending newest keeps the previous ready one: {left:?}"
     );
     env.teardown().await;
 }
