@@ -1188,9 +1188,9 @@ async fn retain_keeps_snapshots() {
 
 /// How long the real-binary tests watch an idle operator. The issue asks for 60 s; 30 s
 /// keeps this module within its CI budget on two cores (60 s measured the same: 0 writes,
-/// docs/backups.md). `BACKUP_idle_window()_SECS=60` runs the long window.
+/// docs/backups.md). `BACKUP_IDLE_WINDOW_SECS=60` runs the long window.
 fn idle_window() -> Duration {
-    let secs = std::env::var("BACKUP_idle_window()_SECS")
+    let secs = std::env::var("BACKUP_IDLE_WINDOW_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
