@@ -479,7 +479,7 @@ async fn failing_snapshot_sets_the_condition() {
     env.client("alice", json!({})).await;
     let before = env.get("alice").await;
     let ready_before = condition(&before, "Ready");
-    let phase_before = before.status.as_ref().and_then(|s| s.phase.clone());
+    let phase_before = before.status.as_ref().and_then(|s| s.phase);
     let (slot, _) = first_scheduled(&env, "alice").await;
     let name = snapshot_name("alice", "scheduled", slot);
     set_snapshot_status(
@@ -503,7 +503,7 @@ async fn failing_snapshot_sets_the_condition() {
         "Ready does not depend on backups"
     );
     assert_eq!(
-        a.status.as_ref().and_then(|s| s.phase.clone()),
+        a.status.as_ref().and_then(|s| s.phase),
         phase_before,
         "nor the phase"
     );
