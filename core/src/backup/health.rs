@@ -134,20 +134,27 @@ pub fn evaluate_health(input: &HealthInput) -> BackupHealth {
     }
     if let Some(error) = input.unreachable {
         // The snapshots were not read this pass: nothing below can be judged.
+        let message = if error.starts_with("could not reach") {
+            error.to_string()
+        } else {
+            format!("could not reach the API server for snapshots ({error}); retrying")
+        };
         return health(
             "Unknown",
             "SnapshotAPIUnreachable",
-            fell_back(format!(
-                "could not reach the API server for snapshots ({error}); retrying"
-            )),
+            fell_back(message),
             state,
         );
     }
     if let Some(refusal) = input.refused {
-        return unhealthy(
-            "CreateRefused",
-            format!("the API server refused to create a VolumeSnapshot: {refusal}"),
-        );
+        // The step may hand over the server's words alone or its own sentence naming the
+        // snapshot; either reads as one sentence.
+        let message = if refusal.starts_with("the API server refused") {
+            refusal.to_string()
+        } else {
+            format!("the API server refused to create a VolumeSnapshot: {refusal}")
+        };
+        return unhealthy("CreateRefused", message);
     }
     let newest_any = newest(input.snapshots, |_| true);
     if let Some(s) = newest_any {
@@ -456,6 +463,12 @@ mod tests {
             message,
             "could not reach the API server for snapshots (connection refused); retrying"
         );
+        i.unreachable = Some("could not reach the API server for snapshots; retrying");
+        assert_eq!(
+            evaluate_health(&i).message,
+            "could not reach the API server for snapshots; retrying",
+            "a whole sentence is kept as it is"
+        );
     }
 
     #[test]
@@ -472,6 +485,12 @@ mod tests {
         assert_eq!(
             message,
             "the API server refused to create a VolumeSnapshot: admission webhook \"snap.policy\" denied the request"
+        );
+        i.refused =
+            Some("the API server refused VolumeSnapshot alice-20261205-030000-scheduled: quota");
+        assert_eq!(
+            evaluate_health(&i).message,
+            "the API server refused VolumeSnapshot alice-20261205-030000-scheduled: quota"
         );
         assert_eq!(state, BackupState::Ok, "a ready snapshot within 48 h");
     }

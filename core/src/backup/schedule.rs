@@ -111,9 +111,9 @@ pub fn due_run(
         .ok()
         .and_then(|t| schedule.latest_at_or_before(t))
         .filter(|slot| *slot > handled);
-    let after = take.unwrap_or(handled).max(handled);
+    // `take` is after `handled` when set: the next run follows whichever is latest.
     let next_run = schedule
-        .next_after(after)
+        .next_after(take.unwrap_or(handled))
         .and_then(|slot| slot.checked_add(offset).ok())
         // Unreachable for a parsed schedule; a day later keeps the requeue bounded.
         .unwrap_or_else(|| {
