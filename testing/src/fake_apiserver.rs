@@ -108,6 +108,8 @@ struct State {
     /// The cluster lacks the `snapshot.storage.k8s.io` CRDs: discovery and every call under
     /// that group answer 404 (see [`FakeApiServer::set_snapshot_api`]).
     no_snapshot_api: bool,
+    /// metadata.creationTimestamp of new objects (default 2026-11-25T00:00:00Z).
+    creation_timestamp: Option<String>,
 }
 
 impl State {
@@ -268,6 +270,12 @@ impl FakeApiServer {
         self.state.lock().expect("lock").no_snapshot_api = !installed;
     }
 
+    /// The creationTimestamp new objects get from now on (tests that drive a clock keep
+    /// the server's time in step with it).
+    pub fn set_creation_timestamp(&self, at: &str) {
+        self.state.lock().expect("lock").creation_timestamp = Some(at.to_string());
+    }
+
     pub fn inject(&self, fault: Fault) {
         self.state.lock().expect("lock").faults.push_back(fault);
     }
@@ -316,6 +324,10 @@ impl FakeApiServer {
             .to_string();
         st.next_rv += 1;
         st.next_uid += 1;
+        let created = st
+            .creation_timestamp
+            .clone()
+            .unwrap_or_else(|| "2026-11-25T00:00:00Z".to_string());
         let meta = &mut obj["metadata"];
         if meta.get("uid").is_none() {
             meta["uid"] = json!(format!("00000000-0000-4000-8000-{:012}", st.next_uid));
@@ -325,7 +337,7 @@ impl FakeApiServer {
             meta["generation"] = json!(1);
         }
         if meta.get("creationTimestamp").is_none() {
-            meta["creationTimestamp"] = json!("2026-11-25T00:00:00Z");
+            meta["creationTimestamp"] = json!(created);
         }
         let k = key(&prefix, &plural, ns.as_deref(), &name);
         let existed = st.objects.insert(k, obj.clone()).is_some();

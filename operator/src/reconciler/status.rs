@@ -742,6 +742,78 @@ mod tests {
         assert_eq!(pvc(&a), pvc(&b));
     }
 
+    fn backup(
+        status: &'static str,
+        reason: &'static str,
+    ) -> crate::reconciler::backup::BackupObservation {
+        crate::reconciler::backup::BackupObservation {
+            health: crate::backup::BackupHealth {
+                status,
+                reason,
+                message: format!("{reason} message"),
+                state: crate::backup::BackupState::Missing,
+            },
+            status: crate::api::BackupStatus {
+                message: Some(format!("{reason} message")),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn backup_healthy_is_reported_but_never_an_input_of_ready_or_phase() {
+        let mut a = assistant("alice");
+        let running = Observed {
+            volume: Some(bound_pvc("10Gi")),
+            pod: Some(pod(true, None)),
+            tailscale_state: Some(ts_state("x.ts.net")),
+            backup: Some(backup("False", "SnapshotFailed")),
+            now: Some("2026-12-03T03:00:00Z".parse().unwrap()),
+            ..Default::default()
+        };
+        let s = compute(&a, &config(), &running);
+        assert_eq!(s.phase, Some(Phase::Running));
+        assert_eq!(get(&s, READY).status, "True");
+        let c = get(&s, BACKUP_HEALTHY);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", "SnapshotFailed")
+        );
+        // Last, after TailnetReady; its transition time is the reconcile's clock.
+        assert_eq!(s.conditions.last().unwrap().type_, BACKUP_HEALTHY);
+        assert_eq!(c.last_transition_time.0.to_string(), "2026-12-03T03:00:00Z");
+        assert_eq!(
+            s.backup.as_ref().and_then(|b| b.message.as_deref()),
+            Some("SnapshotFailed message")
+        );
+        // Without the backup step's answer (cleanup, a foreign volume): what was recorded.
+        a.status = Some(s.clone());
+        let kept = compute(
+            &a,
+            &config(),
+            &Observed {
+                backup: None,
+                ..running.clone()
+            },
+        );
+        assert_eq!(kept.backup, s.backup);
+        assert!(!changed(a.status.as_ref(), &kept));
+        // A new answer: one transition (an Event), the others unchanged.
+        let fixed = compute(
+            &a,
+            &config(),
+            &Observed {
+                backup: Some(backup("True", "SnapshotReady")),
+                ..running
+            },
+        );
+        let t: Vec<&str> = transitions(a.status.as_ref(), &fixed)
+            .iter()
+            .map(|c| c.type_.as_str())
+            .collect();
+        assert_eq!(t, vec![BACKUP_HEALTHY]);
+    }
+
     #[test]
     fn unchanged_status_is_not_rewritten_and_keeps_transition_times() {
         let mut a = assistant("alice");

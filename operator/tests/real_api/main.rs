@@ -4,6 +4,7 @@
 //! stays for fault injection. Tests run one at a time (two cores).
 
 mod access_invites;
+mod backup_step;
 mod backups;
 mod billing;
 mod builders;

@@ -28,7 +28,6 @@ use crate::backup::{
     ApiState, BackupHealth, BackupPolicy, HealthInput, SnapshotInfo, backup_status, due_run,
     effective_policy, evaluate_health, select_for_deletion, spread_offset,
 };
-use crate::config::OperatorConfig;
 
 use super::observe::Observation;
 use super::{Context, assistant_key, events, names};
@@ -121,22 +120,6 @@ pub async fn run(a: &Assistant, ctx: &Context, observed: &Observation) -> Backup
     outcome
 }
 
-/// Why backups are off for this Assistant, for the `Disabled` message.
-pub fn disabled_by(a: &Assistant, config: &OperatorConfig) -> String {
-    if !config.backups.enabled {
-        return "backups.enabled: false in the operator config".into();
-    }
-    if a.spec.backup.as_ref().and_then(|b| b.enabled) == Some(false) {
-        return "spec.backup.enabled: false".into();
-    }
-    match config.plan(a.spec.plan.as_deref()) {
-        Some((name, plan)) if plan.backup.as_ref().and_then(|b| b.enabled) == Some(false) => {
-            format!("plan {name} has backup.enabled: false")
-        }
-        _ => "backups are off for this client".into(),
-    }
-}
-
 /// One reconcile's backup pass: what was read, and what it decided so far.
 struct Pass<'a> {
     a: &'a Assistant,
@@ -148,7 +131,8 @@ struct Pass<'a> {
     old: BackupStatus,
     snapshots: Vec<SnapshotInfo>,
     refused: Option<String>,
-    unreachable: Option<&'static str>,
+    /// What went wrong talking to the server this pass (short, stable: `HTTP 500`).
+    unreachable: Option<String>,
     requeue: Duration,
     last_scheduled_run: Option<Timestamp>,
     handled_request: Option<String>,
@@ -185,8 +169,8 @@ impl<'a> Pass<'a> {
         let policy = match effective_policy(self.a, &self.ctx.config) {
             Ok(Some(p)) => p,
             Ok(None) => {
-                let why = disabled_by(self.a, &self.ctx.config);
-                return self.finish(None, Some(&why), &ApiState::Available, None);
+                let why = crate::backup::disabled_by(self.a, &self.ctx.config);
+                return self.finish(None, why.as_deref(), &ApiState::Available, None);
             }
             Err(message) => return self.broken_config(message),
         };
@@ -287,7 +271,7 @@ impl<'a> Pass<'a> {
                 .and_then(|s| s.phase.as_deref()),
             volume_name: &volume_name,
             refused: self.refused.as_deref(),
-            unreachable: self.unreachable,
+            unreachable: self.unreachable.as_deref(),
             next_run,
             now: self.now,
         };
@@ -336,7 +320,10 @@ impl<'a> Pass<'a> {
             }
             _ => {
                 warn!(error = %e, "{UNREACHABLE}");
-                self.unreachable = Some(UNREACHABLE);
+                self.unreachable = Some(match e {
+                    kube::Error::Api(s) => format!("HTTP {}", s.code),
+                    _ => "no answer".to_string(),
+                });
                 self.requeue = self.requeue.min(POLL);
                 ApiState::Available
             }
