@@ -19,7 +19,7 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::restore::publish;
-use super::status::Observed;
+use super::status::{BACKUP_HEALTHY, Observed};
 use super::{Context, Error, FINALIZER, api_resource, apply, names, tailnet, write_status};
 use crate::api::backup::{
     ASSISTANT_UID_LABEL, SKIP_FINAL_SNAPSHOT_ANNOTATION, SNAPSHOT_KIND_LABEL,
@@ -233,8 +233,6 @@ const FINAL_SNAPSHOT_POLL: Duration = Duration::from_secs(15);
 /// How often a deletion held by a failed final snapshot is looked at again (the skip
 /// annotation, or a deleted failed snapshot, lets it go on).
 const FINAL_SNAPSHOT_BLOCKED: Duration = Duration::from_secs(60);
-/// The condition a held deletion is reported on (the backup step's condition).
-const BACKUP_HEALTHY: &str = "BackupHealthy";
 
 /// Where the final snapshot stands, decided from the live object alone.
 #[derive(Debug, Clone, PartialEq)]
@@ -407,6 +405,7 @@ async fn final_snapshot(
             let name = snapshot.name_any();
             match super::restore::create_snapshot(&ctx.client, ns, &snapshot).await {
                 Ok(()) => {
+                    ctx.metrics.observe_snapshot(SnapshotKind::Final, "created");
                     info!(pvc = %claim, snapshot = %name, expires_at = %expires_at, "took the final snapshot; the volume is deleted once it is ready");
                     Ok(Some(Action::requeue(FINAL_SNAPSHOT_POLL)))
                 }
@@ -442,6 +441,7 @@ async fn final_snapshot_failed(
                 &ctx.config,
                 &Observed {
                     deleting: true,
+                    now: Some(ctx.clock.now()),
                     ..Default::default()
                 },
             );

@@ -156,6 +156,8 @@ async fn pre_restore_snapshot(a: &Assistant, ctx: &Context, ns: &str, claim: &st
     match ensure_pre_restore_snapshot(a, ctx, ns, claim, policy.class.as_deref()).await {
         Ok(Some(name)) => {
             info!(pvc = claim, snapshot = %name, "took a pre-restore snapshot");
+            ctx.metrics
+                .observe_snapshot(SnapshotKind::PreRestore, "created");
         }
         Ok(None) => {}
         Err(e) => {

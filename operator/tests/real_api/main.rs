@@ -16,6 +16,7 @@ mod leader;
 mod onboarding;
 mod prune;
 mod restart;
+mod restore_step;
 mod runbooks;
 mod support;
 mod tailnet;

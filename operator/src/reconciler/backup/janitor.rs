@@ -80,6 +80,7 @@ pub async fn sweep_once(ctx: &Context) -> Result<usize, kube::Error> {
             match namespaced.delete(&name, &params).await {
                 Ok(_) => {
                     deleted += 1;
+                    ctx.metrics.observe_snapshot(SnapshotKind::Final, "expired");
                     info!(namespace = %ns, snapshot = %name,
                         expires_at = s.annotations().get(EXPIRES_AT_ANNOTATION).map(String::as_str).unwrap_or_default(),
                         "deleted an expired final snapshot");
