@@ -8,6 +8,7 @@ pub mod backup;
 pub mod cleanup;
 pub mod events;
 pub mod observe;
+pub mod restore;
 pub mod status;
 pub mod tailnet;
 
@@ -154,6 +155,8 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
         if let Some(claim) = &observed.adopt_volume {
             adopt_retained_volume(a, ctx, &ns, claim).await?;
         }
+        // In-place restore: the outgoing claim is retained before the new one is applied.
+        restore::run(a, ctx, &ns, &observed).await?;
         let a = &keep_volume_size(a, &ctx.config, observed.state.volume.as_ref());
         ensure_created(a, ctx, &ns, &observed).await?;
         observed.state.refused = apply_children(a, ctx, &ns, &observed.live).await?;
@@ -189,6 +192,10 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
     }
     ctx.backoff.reset(&assistant_key(a));
     let mut delay = next_check_delay(phase, &ctx.config);
+    if observed.restore_source_pending {
+        // The snapshot to restore from is being cut: no watch tells when it is ready.
+        delay = delay.min(CONVERGING);
+    }
     if let Some(recheck) = access_recheck {
         // An invite to poll, or a Tailscale retry, may be due before the usual check.
         delay = delay.min(recheck.max(Duration::from_secs(1)));
@@ -254,6 +261,7 @@ async fn adopt_retained_volume(
                 children::ASSISTANT_UID_ANNOTATION: a.uid(),
                 cleanup::RETAINED_FROM_ANNOTATION: null,
                 cleanup::RETAINED_OWNER_EMAIL_ANNOTATION: null,
+                crate::api::backup::REPLACED_BY_ANNOTATION: null,
             },
         }
     });

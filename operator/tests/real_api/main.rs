@@ -5,6 +5,7 @@
 
 mod access_invites;
 mod backup_step;
+mod backups;
 mod billing;
 mod builders;
 mod console;
@@ -15,5 +16,7 @@ mod leader;
 mod onboarding;
 mod prune;
 mod restart;
+mod restore_step;
+mod runbooks;
 mod support;
 mod tailnet;
