@@ -450,6 +450,19 @@ pub async fn record(
     }
 }
 
+/// The delete page's forms: the deletion, or (when a failed final snapshot holds it)
+/// deleting the volume without one.
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    retention: Option<String>,
+    /// `"true"`: set `clawhost.dev/skip-final-snapshot` instead of deleting.
+    #[serde(default)]
+    skip_final_snapshot: Option<String>,
+}
+
 /// `chosen`: the volume choice of a refused submit, kept so a typo in the confirmation does
 /// not silently switch the choice back to the Assistant's current one.
 fn delete_page(
@@ -517,11 +530,20 @@ pub async fn delete(
     State(ctx): State<Ctx>,
     Extension(s): Extension<Session>,
     Path(id): Path<i64>,
-    Form(f): Form<DeleteRequest>,
+    Form(form): Form<DeleteForm>,
 ) -> Response {
-    let skip = f.skip_final_snapshot.as_deref() == Some("true");
+    let f = DeleteRequest {
+        confirm: form.confirm,
+        retention: form.retention,
+    };
+    if form.skip_final_snapshot.as_deref() == Some("true") {
+        return match service::backups::skip_final_snapshot(&ctx, &s.admin, id, &f.confirm).await
+        {
+            Ok(()) => super::backups::skipped(id),
+            Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}/delete")),
+        };
+    }
     match service::delete_client(&ctx, &s.admin, id, &f).await {
-        Ok(()) if skip => super::backups::skipped(id),
         // The list says what happened (see `clients::deleted_notice`).
         Ok(()) => Redirect::to(&format!("/clients?deleted={id}")).into_response(),
         Err(service::ActionError::Invalid(errs)) => match service::client_detail(&ctx, id).await {

@@ -288,10 +288,6 @@ pub struct DeleteRequest {
     /// `Retain` or `Delete`; the Assistant's current choice when absent.
     #[serde(default)]
     pub retention: Option<String>,
-    /// `"true"`: the deletion is held by a failed final snapshot; delete the volume without
-    /// it (sets `clawhost.dev/skip-final-snapshot`).
-    #[serde(default)]
-    pub skip_final_snapshot: Option<String>,
 }
 
 pub async fn delete_client(
@@ -300,20 +296,6 @@ pub async fn delete_client(
     id: i64,
     req: &DeleteRequest,
 ) -> Result<(), ActionError> {
-    if req.skip_final_snapshot.as_deref() == Some("true") {
-        // The client record may be marked deleted already: its Assistant is what waits.
-        let c = ctx.db.client(id).await?.ok_or(ActionError::NotFound)?;
-        if req.confirm.trim() != c.assistant_name {
-            return Err(ActionError::invalid(
-                "confirm",
-                format!(
-                    "type the Assistant name {:?} to confirm deleting without a final snapshot",
-                    c.assistant_name
-                ),
-            ));
-        }
-        return super::backups::skip_final_snapshot(ctx, actor, id).await;
-    }
     let c = live_client(ctx, id).await?;
     if req.confirm.trim() != c.assistant_name {
         return Err(ActionError::invalid(

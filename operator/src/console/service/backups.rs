@@ -312,8 +312,23 @@ pub async fn restore_in_place(
 
 /// Sets `clawhost.dev/skip-final-snapshot: "true"` on a client's Assistant whose deletion
 /// is held by a failed final snapshot: the operator then deletes the volume without it.
-pub async fn skip_final_snapshot(ctx: &Console, actor: &Admin, id: i64) -> Result<(), ActionError> {
+/// The client record may be marked deleted already: its Assistant is what waits.
+pub async fn skip_final_snapshot(
+    ctx: &Console,
+    actor: &Admin,
+    id: i64,
+    confirm: &str,
+) -> Result<(), ActionError> {
     let c = ctx.db.client(id).await?.ok_or(ActionError::NotFound)?;
+    if confirm.trim() != c.assistant_name {
+        return Err(ActionError::invalid(
+            "confirm",
+            format!(
+                "type the Assistant name {:?} to confirm deleting without a final snapshot",
+                c.assistant_name
+            ),
+        ));
+    }
     let a = assistant_of(ctx, &c).await?;
     if condition(&a, BACKUP_HEALTHY).map(|c| c.reason.as_str()) != Some(FINAL_SNAPSHOT_FAILED) {
         return Err(ActionError::Conflict(
