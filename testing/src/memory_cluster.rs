@@ -438,16 +438,15 @@ impl MemoryCluster {
         if let Some((backup, (status, reason, message))) = &world.backup {
             st.backup = Some(backup.clone());
             st.conditions.retain(|c| c.type_ != BACKUP_HEALTHY);
-            st.conditions.push(
-                k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            st.conditions
+                .push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
                     type_: BACKUP_HEALTHY.into(),
                     status: (*status).into(),
                     reason: (*reason).into(),
                     message: message.clone(),
                     observed_generation: a.metadata.generation,
                     last_transition_time: now_time(),
-                },
-            );
+                });
         }
         a.status = Some(st);
     }
@@ -535,7 +534,9 @@ impl MemoryCluster {
                     let failed = scheduled(
                         0,
                         false,
-                        Some("rpc error: code = ResourceExhausted desc = snapshot quota exceeded in project"),
+                        Some(
+                            "rpc error: code = ResourceExhausted desc = snapshot quota exceeded in project",
+                        ),
                     );
                     let message = format!(
                         "{} failed: rpc error: code = ResourceExhausted desc = snapshot quota exceeded in project",
@@ -564,7 +565,15 @@ impl MemoryCluster {
                         "Suspended",
                         format!(
                             "suspended: no scheduled snapshots; the newest is {}",
-                            demo_snapshot(&base, SnapshotKind::Scheduled, slot - day * 6, true, None, None).name
+                            demo_snapshot(
+                                &base,
+                                SnapshotKind::Scheduled,
+                                slot - day * 6,
+                                true,
+                                None,
+                                None
+                            )
+                            .name
                         ),
                     ),
                 ),
@@ -580,12 +589,21 @@ impl MemoryCluster {
                     let newest = scheduled(0, true, None);
                     let message = format!("{} is ready ({size}); next run {next}", newest.name);
                     (
-                        vec![newest, manual, scheduled(1, true, None), scheduled(2, true, None)],
+                        vec![
+                            newest,
+                            manual,
+                            scheduled(1, true, None),
+                            scheduled(2, true, None),
+                        ],
                         ("True", "SnapshotReady", message),
                     )
                 }
             };
-            let newest_ready = snaps.iter().filter(|s| s.ready).max_by_key(|s| s.taken).cloned();
+            let newest_ready = snaps
+                .iter()
+                .filter(|s| s.ready)
+                .max_by_key(|s| s.taken)
+                .cloned();
             let backup = BackupStatus {
                 last_snapshot: newest_ready.as_ref().map(|s| s.name.clone()),
                 last_snapshot_time: newest_ready.as_ref().map(|s| s.taken.to_string()),
@@ -666,7 +684,10 @@ impl MemoryCluster {
             snap.request = Some(value.clone());
             snap.source_claim = Some(ChildNames::for_assistant(before).data_volume);
             let snap_name = snap.name.clone();
-            st.snapshots.entry((ns.clone(), uid)).or_default().push(snap);
+            st.snapshots
+                .entry((ns.clone(), uid))
+                .or_default()
+                .push(snap);
             if let Some((backup, _)) = st.world.entry(key.clone()).or_default().backup.as_mut() {
                 backup.handled_request = Some(value);
                 backup.request_snapshot = Some(snap_name);
@@ -957,7 +978,9 @@ pub fn demo_snapshot(
     error: Option<&str>,
     restore_size: Option<&str>,
 ) -> SnapshotInfo {
-    let stamp = at.to_zoned(jiff::tz::TimeZone::UTC).strftime("%Y%m%d-%H%M%S");
+    let stamp = at
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y%m%d-%H%M%S");
     let name = format!("{base}-{stamp}-{}", kind.as_str());
     SnapshotInfo {
         uid: format!("snap-{name}"),

@@ -82,12 +82,23 @@ async fn backups_card_shows_health_snapshots_and_restore_buttons(app: TestApp) {
     assert!(b.contains("Next run"));
     let snaps = app
         .cluster
-        .snapshots(NS, assistant(&app, "acme-legal").await.metadata.uid.as_deref().unwrap())
+        .snapshots(
+            NS,
+            assistant(&app, "acme-legal")
+                .await
+                .metadata
+                .uid
+                .as_deref()
+                .unwrap(),
+        )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(snaps.len(), 4);
-    assert!(snaps.windows(2).all(|w| w[0].taken >= w[1].taken), "newest first");
+    assert!(
+        snaps.windows(2).all(|w| w[0].taken >= w[1].taken),
+        "newest first"
+    );
     for s in &snaps {
         assert!(b.contains(&s.name), "{} listed", s.name);
         assert!(
@@ -96,7 +107,10 @@ async fn backups_card_shows_health_snapshots_and_restore_buttons(app: TestApp) {
             s.name
         );
         assert!(
-            b.contains(&format!("/clients/new?restoreFrom={}&amp;from={acme}", s.name)),
+            b.contains(&format!(
+                "/clients/new?restoreFrom={}&amp;from={acme}",
+                s.name
+            )),
             "Restore as new client on {}",
             s.name
         );
@@ -143,7 +157,13 @@ async fn back_up_now_sets_the_request_annotation_and_audits(app: TestApp) {
     app.cluster.seed_backup_demo(NS);
     let id = app.client_id("acme-legal").await;
     let uid = assistant(&app, "acme-legal").await.metadata.uid.unwrap();
-    let before = app.cluster.snapshots(NS, &uid).await.unwrap().unwrap().len();
+    let before = app
+        .cluster
+        .snapshots(NS, &uid)
+        .await
+        .unwrap()
+        .unwrap()
+        .len();
     let r = app.post(&format!("/clients/{id}/backups"), &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
     assert_eq!(
@@ -163,21 +183,30 @@ async fn back_up_now_sets_the_request_annotation_and_audits(app: TestApp) {
     // The simulated operator took it; the card lists it.
     let list = app.cluster.snapshots(NS, &uid).await.unwrap().unwrap();
     assert_eq!(list.len(), before + 1);
-    let page = app.get(&format!("/clients/{id}?done=backup-requested")).await;
+    let page = app
+        .get(&format!("/clients/{id}?done=backup-requested"))
+        .await;
     assert!(page.body.contains("A snapshot was requested"));
     assert!(page.body.contains(&list[0].name));
 
     // A second click is a second request (a value is acted on once).
     let r = app.post(&format!("/clients/{id}/backups"), &[]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
-    let second = assistant(&app, "acme-legal").await.metadata.annotations.unwrap()
-        [BACKUP_REQUEST_ANNOTATION]
+    let second = assistant(&app, "acme-legal")
+        .await
+        .metadata
+        .annotations
+        .unwrap()[BACKUP_REQUEST_ANNOTATION]
         .clone();
     assert_ne!(second, value);
 
     // Backups off for the client: refused, nothing written, nothing audited.
     app.cluster
-        .patch(NS, "acme-legal", json!({"spec": {"backup": {"enabled": false}}}))
+        .patch(
+            NS,
+            "acme-legal",
+            json!({"spec": {"backup": {"enabled": false}}}),
+        )
         .await
         .unwrap();
     let writes = app.cluster.writes();
@@ -215,7 +244,10 @@ async fn restore_in_place_confirm_flow_keeps_the_old_volume(app: TestApp) {
 
     let r = app.post(&path, &[("confirm", "acme-legal")]).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
-    assert_eq!(r.location(), Some(format!("/clients/{id}?done=restored").as_str()));
+    assert_eq!(
+        r.location(),
+        Some(format!("/clients/{id}?done=restored").as_str())
+    );
     let a = assistant(&app, "acme-legal").await;
     assert!(a.spec.suspended);
     let from = a.storage().restore_from.unwrap();
@@ -236,7 +268,10 @@ async fn restore_in_place_confirm_flow_keeps_the_old_volume(app: TestApp) {
     assert!(b.contains("Resume when StorageReady"));
     let banner = &b[b.find("restored-banner").unwrap()..];
     let banner = &banner[..banner.find("</div>").unwrap()];
-    assert!(banner.contains(&format!("/clients/{id}/resume")), "Resume in the banner");
+    assert!(
+        banner.contains(&format!("/clients/{id}/resume")),
+        "Resume in the banner"
+    );
     assert!(b.contains("Retained volumes") && b.contains(&new_claim));
 
     // Restoring the same snapshot again is refused.
@@ -264,21 +299,50 @@ async fn restore_refuses_other_clients_unready_and_unknown_snapshots(app: TestAp
     let acme = app.client_id("acme-legal").await;
     let bakery = app.client_id("bakery-lund").await;
     let bakery_uid = assistant(&app, "bakery-lund").await.metadata.uid.unwrap();
-    let list = app.cluster.snapshots(NS, &bakery_uid).await.unwrap().unwrap();
+    let list = app
+        .cluster
+        .snapshots(NS, &bakery_uid)
+        .await
+        .unwrap()
+        .unwrap();
     let theirs = list.iter().find(|s| s.ready).unwrap().name.clone();
-    let failed = list.iter().find(|s| s.error.is_some()).unwrap().name.clone();
+    let failed = list
+        .iter()
+        .find(|s| s.error.is_some())
+        .unwrap()
+        .name
+        .clone();
     let writes = app.cluster.writes();
     // Another client's snapshot, by this client's route.
     for (id, snap, status, says) in [
-        (acme, theirs.as_str(), StatusCode::UNPROCESSABLE_ENTITY, "is not a snapshot of acme-legal"),
-        (acme, "acme-legal-19990101-030000-scheduled", StatusCode::UNPROCESSABLE_ENTITY, "is not a snapshot of"),
-        (bakery, failed.as_str(), StatusCode::CONFLICT, "only a ready snapshot can be restored"),
+        (
+            acme,
+            theirs.as_str(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "is not a snapshot of acme-legal",
+        ),
+        (
+            acme,
+            "acme-legal-19990101-030000-scheduled",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "is not a snapshot of",
+        ),
+        (
+            bakery,
+            failed.as_str(),
+            StatusCode::CONFLICT,
+            "only a ready snapshot can be restored",
+        ),
     ] {
         let path = format!("/clients/{id}/backups/{snap}/restore");
         let page = app.get(&path).await;
         assert_eq!(page.status, status, "GET {path}: {}", page.body);
         assert!(page.body.contains(says), "GET {path}: {}", page.body);
-        let confirm = if id == acme { "acme-legal" } else { "bakery-lund" };
+        let confirm = if id == acme {
+            "acme-legal"
+        } else {
+            "bakery-lund"
+        };
         let r = app.post(&path, &[("confirm", confirm)]).await;
         assert_eq!(r.status, status, "POST {path}");
         assert!(r.body.contains(says));
@@ -287,7 +351,14 @@ async fn restore_refuses_other_clients_unready_and_unknown_snapshots(app: TestAp
     app.cluster.add_snapshot(
         NS,
         "acme-legal",
-        demo_snapshot("acme-legal", SnapshotKind::Manual, Timestamp::now(), false, None, None),
+        demo_snapshot(
+            "acme-legal",
+            SnapshotKind::Manual,
+            Timestamp::now(),
+            false,
+            None,
+            None,
+        ),
     );
     let uid = assistant(&app, "acme-legal").await.metadata.uid.unwrap();
     let pending = app.cluster.snapshots(NS, &uid).await.unwrap().unwrap()[0].clone();
@@ -302,7 +373,9 @@ async fn restore_refuses_other_clients_unready_and_unknown_snapshots(app: TestAp
     assert!(r.body.contains("is not ready to use yet"));
     // No snapshot API at all.
     app.cluster.set_snapshot_api(false);
-    let r = app.get(&format!("/clients/{acme}/backups/{theirs}/restore")).await;
+    let r = app
+        .get(&format!("/clients/{acme}/backups/{theirs}/restore"))
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert!(r.body.contains("no VolumeSnapshot API"));
     assert_eq!(app.cluster.writes(), writes, "refusals write nothing");
@@ -314,17 +387,30 @@ async fn restore_as_new_client_prefills_and_sets_restore_from(app: TestApp) {
     app.cluster.seed_backup_demo(NS);
     let id = app.client_id("acme-legal").await;
     let uid = assistant(&app, "acme-legal").await.metadata.uid.unwrap();
-    let snap = app.cluster.snapshots(NS, &uid).await.unwrap().unwrap()[0].name.clone();
+    let snap = app.cluster.snapshots(NS, &uid).await.unwrap().unwrap()[0]
+        .name
+        .clone();
     let page = app
         .get(&format!("/clients/new?restoreFrom={snap}&from={id}"))
         .await;
     assert_eq!(page.status, StatusCode::OK);
     let b = &page.body;
     assert!(b.contains("id=\"restore-from\""));
-    assert!(b.contains(&format!("<input type=\"hidden\" name=\"restore_from\" value=\"{snap}\">")));
-    assert!(b.contains("value=\"Acme Legal LLP\""), "owner name pre-filled");
-    assert!(b.contains("value=\"it@acme-legal.example\""), "e-mail pre-filled");
-    assert!(b.contains("<option value=\"standard\" selected>"), "plan pre-filled");
+    assert!(b.contains(&format!(
+        "<input type=\"hidden\" name=\"restore_from\" value=\"{snap}\">"
+    )));
+    assert!(
+        b.contains("value=\"Acme Legal LLP\""),
+        "owner name pre-filled"
+    );
+    assert!(
+        b.contains("value=\"it@acme-legal.example\""),
+        "e-mail pre-filled"
+    );
+    assert!(
+        b.contains("<option value=\"standard\" selected>"),
+        "plan pre-filled"
+    );
     // Without the query the form has no restore line.
     assert!(!app.get("/clients/new").await.body.contains("restore-from"));
 
@@ -355,7 +441,11 @@ fn row_order(body: &str, names: &[&str]) -> Vec<String> {
     let table = &body[body.find("id=\"fleet-backups\"").expect("the table")..];
     let mut found: Vec<(usize, String)> = names
         .iter()
-        .filter_map(|n| table.find(&format!("/{n}</code>")).map(|i| (i, n.to_string())))
+        .filter_map(|n| {
+            table
+                .find(&format!("/{n}</code>"))
+                .map(|i| (i, n.to_string()))
+        })
         .collect();
     found.sort();
     found.into_iter().map(|(_, n)| n).collect()
@@ -366,36 +456,87 @@ async fn fleet_backups_lists_clients_without_a_backup_first(app: TestApp) {
         .post("/clients", &new_client_fields("Newer Ltd", "newer-ltd"))
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    set_health(&app, "acme-legal", Some(1), ("True", "SnapshotReady", "acme is ready"));
-    set_health(&app, "bakery-lund", Some(20), ("False", "SnapshotFailed", "bakery failed: quota"));
+    set_health(
+        &app,
+        "acme-legal",
+        Some(1),
+        ("True", "SnapshotReady", "acme is ready"),
+    );
+    set_health(
+        &app,
+        "bakery-lund",
+        Some(20),
+        ("False", "SnapshotFailed", "bakery failed: quota"),
+    );
     // chen-studio: never evaluated, no snapshot at all.
-    set_health(&app, "dr-okafor", Some(6 * 24), ("True", "Suspended", "suspended: no scheduled snapshots"));
-    set_health(&app, "newer-ltd", Some(3 * 24), ("False", "SnapshotMissing", "no ready snapshot since then (window 48h)"));
+    set_health(
+        &app,
+        "dr-okafor",
+        Some(6 * 24),
+        ("True", "Suspended", "suspended: no scheduled snapshots"),
+    );
+    set_health(
+        &app,
+        "newer-ltd",
+        Some(3 * 24),
+        (
+            "False",
+            "SnapshotMissing",
+            "no ready snapshot since then (window 48h)",
+        ),
+    );
     assert!(assistant(&app, "dr-okafor").await.spec.suspended);
 
     let page = app.get("/fleet/backups").await;
     assert_eq!(page.status, StatusCode::OK);
-    let all = ["acme-legal", "bakery-lund", "chen-studio", "dr-okafor", "newer-ltd"];
+    let all = [
+        "acme-legal",
+        "bakery-lund",
+        "chen-studio",
+        "dr-okafor",
+        "newer-ltd",
+    ];
     // (1) none in 48 h, oldest (none) first; (2) unhealthy; (3) the rest, oldest first:
     // the suspended clinic is not "missing" (nothing writes its volume).
     assert_eq!(
         row_order(&page.body, &all),
-        ["chen-studio", "newer-ltd", "bakery-lund", "dr-okafor", "acme-legal"]
+        [
+            "chen-studio",
+            "newer-ltd",
+            "bakery-lund",
+            "dr-okafor",
+            "acme-legal"
+        ]
     );
-    assert!(page.body.contains("bakery failed: quota"), "reason and message");
+    assert!(
+        page.body.contains("bakery failed: quota"),
+        "reason and message"
+    );
     assert!(page.body.contains("2030-01-01 03:00 UTC"), "next run");
     assert!(page.body.contains("3d ago"), "the age of the last snapshot");
     assert!(page.body.contains("none in 48 h"));
 
     // The same through the API.
-    let j = app.api(Method::GET, "/api/v1/fleet/backups", None).await.json();
+    let j = app
+        .api(Method::GET, "/api/v1/fleet/backups", None)
+        .await
+        .json();
     let names: Vec<&str> = j["rows"]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| r["assistant_name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["chen-studio", "newer-ltd", "bakery-lund", "dr-okafor", "acme-legal"]);
+    assert_eq!(
+        names,
+        [
+            "chen-studio",
+            "newer-ltd",
+            "bakery-lund",
+            "dr-okafor",
+            "acme-legal"
+        ]
+    );
     assert_eq!(j["missing"], 2);
 
     // The Fleet page counts them and links here.
@@ -410,10 +551,17 @@ async fn fleet_backups_lists_clients_without_a_backup_first(app: TestApp) {
 
     // Backups off for chen-studio: it no longer counts as missing.
     app.cluster
-        .patch(NS, "chen-studio", json!({"spec": {"backup": {"enabled": false}}}))
+        .patch(
+            NS,
+            "chen-studio",
+            json!({"spec": {"backup": {"enabled": false}}}),
+        )
         .await
         .unwrap();
-    let j = app.api(Method::GET, "/api/v1/fleet/backups", None).await.json();
+    let j = app
+        .api(Method::GET, "/api/v1/fleet/backups", None)
+        .await
+        .json();
     assert_eq!(j["missing"], 1);
 }
 
@@ -423,12 +571,19 @@ async fn delete_page_says_final_snapshot_and_offers_skip_when_it_fails(app: Test
     let page = app.get(&format!("/clients/{id}/delete")).await;
     assert!(!page.body.contains("final-snapshot-note"));
     app.cluster
-        .patch(NS, "acme-legal", json!({"spec": {"storage": {"onDelete": "Delete"}}}))
+        .patch(
+            NS,
+            "acme-legal",
+            json!({"spec": {"storage": {"onDelete": "Delete"}}}),
+        )
         .await
         .unwrap();
     let page = app.get(&format!("/clients/{id}/delete")).await;
     assert!(page.body.contains("id=\"final-snapshot-note\""));
-    assert!(page.body.contains("a final snapshot of the volume is taken first"));
+    assert!(
+        page.body
+            .contains("a final snapshot of the volume is taken first")
+    );
     assert!(!page.body.contains("Delete without final snapshot"));
     // Not offered while the final snapshot has not failed: refused if forced.
     let writes = app.cluster.writes();
@@ -537,9 +692,23 @@ async fn api_lists_requests_and_restores_with_scopes(app: TestApp) {
 
     // A read-only token reads but cannot act.
     let read = token_with(&app, "clients:read").await;
-    let r = api_as(&app, &read, Method::GET, &format!("/api/v1/clients/{id}/backups"), None).await;
+    let r = api_as(
+        &app,
+        &read,
+        Method::GET,
+        &format!("/api/v1/clients/{id}/backups"),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = api_as(&app, &read, Method::POST, &format!("/api/v1/clients/{id}/backups"), None).await;
+    let r = api_as(
+        &app,
+        &read,
+        Method::POST,
+        &format!("/api/v1/clients/{id}/backups"),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = api_as(
         &app,
@@ -552,12 +721,23 @@ async fn api_lists_requests_and_restores_with_scopes(app: TestApp) {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
     let write = token_with(&app, "clients:read clients:write").await;
-    let r = api_as(&app, &write, Method::POST, &format!("/api/v1/clients/{id}/backups"), None).await;
+    let r = api_as(
+        &app,
+        &write,
+        Method::POST,
+        &format!("/api/v1/clients/{id}/backups"),
+        None,
+    )
+    .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let value = r.json()["request"].as_str().unwrap().to_string();
     assert!(value.starts_with("snapshot:"));
     assert_eq!(
-        assistant(&app, "bakery-lund").await.metadata.annotations.unwrap()[BACKUP_REQUEST_ANNOTATION],
+        assistant(&app, "bakery-lund")
+            .await
+            .metadata
+            .annotations
+            .unwrap()[BACKUP_REQUEST_ANNOTATION],
         value
     );
     // Refusals: the wrong confirmation, an unknown snapshot.
@@ -591,7 +771,10 @@ async fn api_lists_requests_and_restores_with_scopes(app: TestApp) {
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
     let a = assistant(&app, "bakery-lund").await;
     assert!(a.spec.suspended);
-    assert_eq!(a.storage().restore_from.unwrap().volume_snapshot_name, ready);
+    assert_eq!(
+        a.storage().restore_from.unwrap().volume_snapshot_name,
+        ready
+    );
     assert_eq!(audit_of(&app, "backup.restored_in_place").await.len(), 1);
     assert_eq!(audit_of(&app, "backup.requested").await.len(), 1);
     let j = app

@@ -23,10 +23,8 @@ use crate::api::{
     ASSISTANT_UID_LABEL, Assistant, REPLACED_BY_ANNOTATION, RESTORED_FROM_ANNOTATION,
 };
 use crate::backup::SnapshotInfo;
-use crate::children::{
-    ASSISTANT_LABEL, ChildNames, RETAINED_FROM_ANNOTATION, RETAINED_LABEL,
-};
 use crate::children::gateway_statefulset::GATEWAY_CONTAINER;
+use crate::children::{ASSISTANT_LABEL, ChildNames, RETAINED_FROM_ANNOTATION, RETAINED_LABEL};
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
@@ -427,11 +425,15 @@ impl Cluster for KubeCluster {
     ) -> BoxFuture<'a, Result<Option<Vec<SnapshotInfo>>, ClusterError>> {
         async move {
             let api: Api<VolumeSnapshot> = Api::namespaced(self.client.clone(), ns);
-            let lp = ListParams::default().labels(&format!("{ASSISTANT_UID_LABEL}={assistant_uid}"));
+            let lp =
+                ListParams::default().labels(&format!("{ASSISTANT_UID_LABEL}={assistant_uid}"));
             match api.list(&lp).await {
                 Ok(l) => {
-                    let mut out: Vec<SnapshotInfo> =
-                        l.items.iter().filter_map(SnapshotInfo::from_snapshot).collect();
+                    let mut out: Vec<SnapshotInfo> = l
+                        .items
+                        .iter()
+                        .filter_map(SnapshotInfo::from_snapshot)
+                        .collect();
                     sort_newest_first(&mut out);
                     Ok(self.ok(Some(out)))
                 }

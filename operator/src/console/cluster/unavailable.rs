@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 
 use super::{Cluster, ClusterError, EventInfo, RetainedClaim};
-use crate::backup::SnapshotInfo;
 use crate::api::Assistant;
+use crate::backup::SnapshotInfo;
 
 pub struct UnavailableCluster {
     pub reason: String,

@@ -34,13 +34,7 @@ fn state_badge(state: &str) -> Markup {
 
 /// The client page's Backups card. `actions`: the cluster answers and the client is live,
 /// so the buttons can act.
-pub fn card(
-    r: &ClientRow,
-    b: &ClientBackups,
-    s: &Session,
-    actions: bool,
-    now: i64,
-) -> Markup {
+pub fn card(r: &ClientRow, b: &ClientBackups, s: &Session, actions: bool, now: i64) -> Markup {
     let status = b.status.clone().unwrap_or_default();
     html! {
         div.panel #backups {
@@ -70,7 +64,7 @@ pub fn card(
                     @if let Some(t) = &status.last_snapshot_time { span.dim { " · " (fmt_rfc3339_ago(t, now)) } }
                     @if let Some(z) = &status.last_snapshot_size { span.dim { " · " (z) } }
                 }
-                dt { "Next run" } dd #next-run { (opt(status.next_run.as_deref().map(|t| rfc3339(t)).as_deref())) }
+                dt { "Next run" } dd #next-run { (opt(status.next_run.as_deref().map(rfc3339).as_deref())) }
             }
             @if actions {
                 form method="post" action={ "/clients/" (r.id) "/backups" } {
@@ -280,8 +274,8 @@ pub async fn fleet(State(ctx): State<Ctx>, Extension(s): Extension<Session>) -> 
 pub fn delete_note(r: &ClientRow, a: Option<&Assistant>, s: &Session) -> Markup {
     let Some(a) = a else { return html! {} };
     let delete = a.storage().on_delete == crate::api::OnDelete::Delete;
-    let blocked = svc::condition(a, svc::BACKUP_HEALTHY)
-        .filter(|c| c.reason == svc::FINAL_SNAPSHOT_FAILED);
+    let blocked =
+        svc::condition(a, svc::BACKUP_HEALTHY).filter(|c| c.reason == svc::FINAL_SNAPSHOT_FAILED);
     html! {
         @if delete && blocked.is_none() {
             p #final-snapshot-note { "With Delete, a final snapshot of the volume is taken first: the volume is deleted once the snapshot is ready, and the snapshot is kept for a while (operator config backups.finalSnapshot.keepDays)." }

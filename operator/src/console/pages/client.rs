@@ -514,10 +514,11 @@ pub async fn delete_form(
             delete_page(&ctx, &s, &d, None, None).into_response()
         }
         // Deleted, but its Assistant waits on a failed final snapshot: the way out.
-        Ok(d) if d.view.assistant.as_deref().is_some_and(|a| {
-            service::backups::condition(a, service::backups::BACKUP_HEALTHY)
-                .is_some_and(|c| c.reason == service::backups::FINAL_SNAPSHOT_FAILED)
-        }) =>
+        Ok(d)
+            if d.view.assistant.as_deref().is_some_and(|a| {
+                service::backups::condition(a, service::backups::BACKUP_HEALTHY)
+                    .is_some_and(|c| c.reason == service::backups::FINAL_SNAPSHOT_FAILED)
+            }) =>
         {
             delete_page(&ctx, &s, &d, None, None).into_response()
         }
@@ -537,8 +538,7 @@ pub async fn delete(
         retention: form.retention,
     };
     if form.skip_final_snapshot.as_deref() == Some("true") {
-        return match service::backups::skip_final_snapshot(&ctx, &s.admin, id, &f.confirm).await
-        {
+        return match service::backups::skip_final_snapshot(&ctx, &s.admin, id, &f.confirm).await {
             Ok(()) => super::backups::skipped(id),
             Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}/delete")),
         };

@@ -10,8 +10,8 @@ use super::{
     ActionError, BILLING_STATUSES, FieldError, MAX_NOTES, MAX_SECRET_INPUT, MODEL_PROVIDERS, now,
 };
 use crate::api::{
-    Assistant, AssistantSpec, GatewaySpec, OnDelete, Owner, RestoreFrom, SecretKeyRef,
-    StorageSpec, TailscaleSpec,
+    Assistant, AssistantSpec, GatewaySpec, OnDelete, Owner, RestoreFrom, SecretKeyRef, StorageSpec,
+    TailscaleSpec,
 };
 use crate::children::{self, ChildNames, GatewayToken};
 use crate::console::Console;
