@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::{Deserialize, Serialize};
 
-use crate::api::assistant::{TAILSCALE_TAG_PATTERN, VERSION_PATTERN};
+use crate::api::assistant::{DNS_SUBDOMAIN_PATTERN, TAILSCALE_TAG_PATTERN, VERSION_PATTERN};
 
 /// The gateway listens here, on loopback only; the sidecar proxies to it.
 pub const GATEWAY_PORT: i32 = 18789;
@@ -271,11 +271,62 @@ pub fn parse_schedule(
     expr: &str,
     time_zone: &str,
 ) -> Result<(croner::Cron, jiff::tz::TimeZone), ScheduleError> {
-    let _ = (expr, time_zone);
-    todo!(
-        "engineer A: croner CronParser::builder() (Seconds::Disallowed, Year::Disallowed, dom_and_dow false) + jiff::tz::TimeZone::get + the hourly check"
-    )
+    use croner::parser::{CronParser, Seconds, Year};
+
+    let tz = jiff::tz::TimeZone::get(time_zone).map_err(|_| ScheduleError::TimeZone {
+        name: time_zone.to_string(),
+    })?;
+    let cron_error = |reason: String| ScheduleError::Cron {
+        expr: expr.to_string(),
+        reason,
+    };
+    let cron = CronParser::builder()
+        .seconds(Seconds::Disallowed)
+        .year(Year::Disallowed)
+        .dom_and_dow(false)
+        .build()
+        .parse(expr)
+        .map_err(|e| cron_error(e.to_string()))?;
+
+    // A fixed start, so the same expression is judged the same on every run and every
+    // machine; any pattern that runs more often than hourly does so within 200 slots.
+    let mut at = SCHEDULE_CHECK_FROM.to_zoned(tz.clone());
+    let mut previous: Option<jiff::Timestamp> = None;
+    let mut first_slot: Option<jiff::Timestamp> = None;
+    let mut shortest: Option<jiff::SignedDuration> = None;
+    for _ in 0..SCHEDULE_CHECK_SLOTS {
+        let next = cron.find_next_occurrence(&at, false).map_err(|_| {
+            cron_error("it never runs (no matching date within a year)".to_string())
+        })?;
+        let ts = next.timestamp();
+        let first = *first_slot.get_or_insert(ts);
+        if ts.duration_since(first) > SCHEDULE_CHECK_HORIZON {
+            // A rare schedule (@yearly, Feb 29): its gaps are plain by then.
+            break;
+        }
+        if let Some(prev) = previous {
+            let gap = ts.duration_since(prev);
+            shortest = Some(shortest.map_or(gap, |s| s.min(gap)));
+        }
+        previous = Some(ts);
+        at = next;
+    }
+    if let Some(gap) = shortest
+        && gap < jiff::SignedDuration::from_hours(1)
+    {
+        return Err(ScheduleError::TooFrequent {
+            expr: expr.to_string(),
+            minutes: gap.as_secs() / 60,
+        });
+    }
+    Ok((cron, tz))
 }
+
+/// Where the at-most-hourly check of [`parse_schedule`] starts (2026-01-01T00:00:00Z).
+const SCHEDULE_CHECK_FROM: jiff::Timestamp = jiff::Timestamp::constant(1_767_225_600, 0);
+/// How many upcoming slots the at-most-hourly check looks at, within two years of the first.
+const SCHEDULE_CHECK_SLOTS: usize = 200;
+const SCHEDULE_CHECK_HORIZON: jiff::SignedDuration = jiff::SignedDuration::from_hours(2 * 366 * 24);
 
 fn default_max_concurrent() -> u32 {
     4
@@ -548,6 +599,7 @@ impl OperatorConfig {
                 ));
             }
         }
+        self.check_backups(&invalid)?;
         for cidr in self
             .network_policy
             .api_server_cidrs
@@ -561,6 +613,88 @@ impl OperatorConfig {
         Ok(())
     }
 
+    /// The `backups` section and each plan's `backup` override.
+    fn check_backups(
+        &self,
+        invalid: &impl Fn(&str, String) -> ConfigError,
+    ) -> Result<(), ConfigError> {
+        let b = &self.backups;
+        let schedule = |expr: &str, zone: &str, prefix: &str| {
+            parse_schedule(expr, zone).map(drop).map_err(|e| {
+                let field = match e {
+                    ScheduleError::TimeZone { .. } => "timeZone",
+                    _ => "schedule",
+                };
+                invalid(&format!("{prefix}.{field}"), e.to_string())
+            })
+        };
+        schedule(&b.schedule, &b.time_zone, "backups")?;
+        for (name, plan) in &self.plans {
+            let Some(pb) = &plan.backup else { continue };
+            if pb.schedule.is_some() || pb.time_zone.is_some() {
+                schedule(
+                    pb.schedule.as_deref().unwrap_or(&b.schedule),
+                    pb.time_zone.as_deref().unwrap_or(&b.time_zone),
+                    &format!("plans.{name}.backup"),
+                )?;
+            }
+            if let Some(keep) = &pb.keep {
+                for (field, value, max) in
+                    [("daily", keep.daily, 366), ("weekly", keep.weekly, 520)]
+                {
+                    if value.is_some_and(|v| v > max) {
+                        return Err(invalid(
+                            &format!("plans.{name}.backup.keep.{field}"),
+                            format!("must be at most {max}"),
+                        ));
+                    }
+                }
+            }
+        }
+        if let Some(class) = &b.volume_snapshot_class_name {
+            let subdomain = regex_lite::Regex::new(DNS_SUBDOMAIN_PATTERN).expect("static pattern");
+            if class.len() > 253 || !subdomain.is_match(class) {
+                return Err(invalid(
+                    "backups.volumeSnapshotClassName",
+                    format!(
+                        "{class:?} is not a VolumeSnapshotClass name (lowercase letters, digits, '-', '.'); leave it out to use the cluster's default class"
+                    ),
+                ));
+            }
+        }
+        if b.ready_deadline_seconds < 60 {
+            return Err(invalid(
+                "backups.readyDeadlineSeconds",
+                "must be at least 60 (snapshots of real volumes take minutes)".into(),
+            ));
+        }
+        if b.creations_per_minute == 0 {
+            return Err(invalid(
+                "backups.creationsPerMinute",
+                "must be at least 1 (to turn backups off set backups.enabled: false)".into(),
+            ));
+        }
+        if b.spread_seconds >= 86_400 {
+            return Err(invalid(
+                "backups.spreadSeconds",
+                "must be below 86400 (a day): a client's run must stay within its day".into(),
+            ));
+        }
+        if b.final_snapshot.keep_days == 0 {
+            return Err(invalid(
+                "backups.finalSnapshot.keepDays",
+                "must be at least 1 (to skip final snapshots set backups.finalSnapshot.enabled: false)".into(),
+            ));
+        }
+        if b.keep.daily > 366 || b.keep.weekly > 520 {
+            return Err(invalid(
+                "backups.keep",
+                "daily must be at most 366 and weekly at most 520".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn plan(&self, name: Option<&str>) -> Option<(&str, &Plan)> {
         let name = name.unwrap_or(&self.default_plan);
         self.plans.get_key_value(name).map(|(k, v)| (k.as_str(), v))
@@ -568,5 +702,138 @@ impl OperatorConfig {
 
     pub fn has_tailscale_oauth(&self) -> bool {
         self.tailscale.oauth.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(yaml: &str) -> Result<OperatorConfig, String> {
+        OperatorConfig::parse(yaml, Path::new("op.yaml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn backups_default_on_and_are_printed_with_their_defaults() {
+        let c = parse("").unwrap();
+        assert!(c.backups.enabled);
+        assert_eq!(c.backups.schedule, "0 3 * * *");
+        assert_eq!(c.backups.time_zone, "UTC");
+        assert_eq!((c.backups.keep.daily, c.backups.keep.weekly), (7, 4));
+        assert_eq!(
+            c.backups.final_snapshot.on_failure,
+            FinalSnapshotFailure::Block
+        );
+        // `clawhost config check` prints the effective config: the section is there, and
+        // what it prints parses back to the same config.
+        let printed = serde_yaml::to_string(&c).unwrap();
+        for key in [
+            "backups:",
+            "volumeSnapshotClassName:",
+            "schedule: 0 3 * * *",
+            "timeZone: UTC",
+            "spreadSeconds: 3600",
+            "readyDeadlineSeconds: 7200",
+            "keepOnDemandDays: 30",
+            "creationsPerMinute: 20",
+            "finalSnapshot:",
+            "onFailure: Block",
+        ] {
+            assert!(printed.contains(key), "{key} missing from:\n{printed}");
+        }
+        assert_eq!(parse(&printed).unwrap(), c);
+    }
+
+    #[test]
+    fn backups_and_plan_overrides_parse() {
+        let c = parse(
+            "backups:\n  volumeSnapshotClassName: csi-snap\n  timeZone: Europe/Stockholm\n  keep: {daily: 14}\n  finalSnapshot: {onFailure: Proceed, keepDays: 7}\nplans:\n  standard:\n    resources: {}\n    storageSize: 10Gi\n    backup: {enabled: false, schedule: '30 1 * * *', keep: {weekly: 8}}\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.backups.volume_snapshot_class_name.as_deref(),
+            Some("csi-snap")
+        );
+        assert_eq!((c.backups.keep.daily, c.backups.keep.weekly), (14, 4));
+        assert_eq!(
+            c.backups.final_snapshot.on_failure,
+            FinalSnapshotFailure::Proceed
+        );
+        let plan = c.plans["standard"].backup.clone().unwrap();
+        assert_eq!(plan.enabled, Some(false));
+        assert_eq!(plan.keep.unwrap().weekly, Some(8));
+        assert!(
+            parse("backups: {retention: 3}")
+                .unwrap_err()
+                .contains("retention")
+        );
+    }
+
+    #[test]
+    fn bad_backup_settings_name_their_yaml_path() {
+        let plan = |backup: &str| {
+            format!(
+                "plans:\n  standard:\n    resources: {{}}\n    storageSize: 10Gi\n    backup: {backup}\n"
+            )
+        };
+        for (yaml, expected) in [
+            (
+                "backups: {schedule: '*/15 * * * *'}".to_string(),
+                "operator config op.yaml: backups.schedule: \"*/15 * * * *\" runs more often than hourly (every 15 minutes); snapshots are at most hourly",
+            ),
+            (
+                "backups: {schedule: 'nightly'}".to_string(),
+                "operator config op.yaml: backups.schedule: \"nightly\" is not a cron expression",
+            ),
+            (
+                "backups: {timeZone: Mars/Olympus}".to_string(),
+                "operator config op.yaml: backups.timeZone: \"Mars/Olympus\" is not an IANA time zone",
+            ),
+            (
+                plan("{schedule: '0 3 * * * *'}"),
+                "operator config op.yaml: plans.standard.backup.schedule: \"0 3 * * * *\" is not a cron expression",
+            ),
+            (
+                plan("{timeZone: Europe/Gotham}"),
+                "operator config op.yaml: plans.standard.backup.timeZone: \"Europe/Gotham\"",
+            ),
+            (
+                plan("{keep: {daily: 1000}}"),
+                "operator config op.yaml: plans.standard.backup.keep.daily: must be at most 366",
+            ),
+            (
+                "backups: {readyDeadlineSeconds: 10}".to_string(),
+                "operator config op.yaml: backups.readyDeadlineSeconds: must be at least 60",
+            ),
+            (
+                "backups: {creationsPerMinute: 0}".to_string(),
+                "operator config op.yaml: backups.creationsPerMinute: must be at least 1",
+            ),
+            (
+                "backups: {spreadSeconds: 86400}".to_string(),
+                "operator config op.yaml: backups.spreadSeconds: must be below 86400",
+            ),
+            (
+                "backups: {finalSnapshot: {keepDays: 0}}".to_string(),
+                "operator config op.yaml: backups.finalSnapshot.keepDays: must be at least 1",
+            ),
+            (
+                "backups: {volumeSnapshotClassName: CSI_Snap}".to_string(),
+                "operator config op.yaml: backups.volumeSnapshotClassName: \"CSI_Snap\" is not a VolumeSnapshotClass name",
+            ),
+            (
+                "backups: {finalSnapshot: {onFailure: Maybe}}".to_string(),
+                "onFailure",
+            ),
+        ] {
+            let e = parse(&yaml).unwrap_err();
+            assert!(
+                e.starts_with(expected) || e.contains(expected),
+                "{yaml}: {e}"
+            );
+        }
+        // A plan's own zone is checked with the operator's schedule, and vice versa.
+        assert!(parse(&plan("{timeZone: Europe/Stockholm}")).is_ok());
+        assert!(parse(&plan("{schedule: '@weekly'}")).is_ok());
     }
 }

@@ -35,7 +35,9 @@ mod tests {
         let y = crd_yaml();
         assert!(y.contains("storage.storageClassName is immutable"));
         assert!(y.contains("never shrink"));
-        for col in ["Phase", "Ready", "Version", "Tailnet", "Age"] {
+        assert!(y.contains("storage.restoreFrom cannot be removed once set"));
+        assert!(y.contains("only together with suspended: true (in-place restore)"));
+        for col in ["Phase", "Ready", "Version", "Tailnet", "Backup", "Age"] {
             assert!(y.contains(&format!("name: {col}")), "{col}");
         }
         assert!(y.contains("- asst"));

@@ -477,4 +477,52 @@ spec:
             }
         }
     }
+
+    /// Every example renders offline, and the restore example's claim is made from its
+    /// snapshot (offline nothing is looked up: the cluster checks the snapshot).
+    #[test]
+    fn examples_render_and_the_restore_example_has_a_data_source() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        assert!(files.len() >= 4, "{files:?}");
+        let objects = render_files(&files, &config()).unwrap_or_else(|e| {
+            panic!(
+                "{}",
+                e.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+        let restored: Vec<&Value> = objects
+            .iter()
+            .filter(|o| o["kind"] == "PersistentVolumeClaim" && o["spec"]["dataSource"].is_object())
+            .collect();
+        assert_eq!(restored.len(), 1, "only the restore example");
+        let pvc = restored[0];
+        assert!(
+            pvc["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("carol2-data-"),
+            "{pvc}"
+        );
+        assert_eq!(
+            pvc["spec"]["dataSource"],
+            serde_json::json!({"apiGroup": "snapshot.storage.k8s.io", "kind": "VolumeSnapshot", "name": "carol-20261203-141503-final"})
+        );
+        // The StatefulSet mounts that claim.
+        let sts = objects
+            .iter()
+            .find(|o| o["kind"] == "StatefulSet" && o["metadata"]["name"] == "carol2")
+            .unwrap();
+        assert!(
+            sts.to_string()
+                .contains(pvc["metadata"]["name"].as_str().unwrap())
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::api::assistant::*;
 use crate::api::quantity;
-use crate::config::OperatorConfig;
+use crate::config::{OperatorConfig, ScheduleError, parse_schedule};
 pub use crate::openclaw::config::lookup;
 use crate::openclaw::{config::openclaw_config, schema};
 pub use crate::problems::{Problem, Problems};
@@ -300,6 +300,15 @@ pub fn validate_at(
         );
     }
 
+    // Restore from a snapshot.
+    if let Some(restore) = &storage.restore_from {
+        check_restore(assistant, config, restore, previous, &mut add);
+    }
+
+    // Backups. The operator config's `backups.enabled: false` winning over `enabled: true`
+    // here is not an error: BackupHealthy says so.
+    check_backup(assistant, config, &mut add);
+
     // Tailscale.
     match &spec.tailscale {
         None if !config.has_tailscale_oauth() => add(
@@ -378,6 +387,129 @@ pub enum RestoreSource {
 /// Field of every problem about the restore source that waiting may fix (missing, not ready,
 /// failed, no API): the operator reports them as `RestoreSourceNotReady`, not `InvalidSpec`.
 pub const RESTORE_SOURCE_FIELD: &str = "spec.storage.restoreFrom";
+
+/// `spec.storage.restoreFrom`: a snapshot name, not together with adopting a retained
+/// volume, and (with what the cluster says about it) a snapshot that exists, is ready, did
+/// not fail and fits the requested size.
+fn check_restore(
+    assistant: &Assistant,
+    config: &OperatorConfig,
+    restore: &RestoreFrom,
+    previous: Option<&PreviousState>,
+    add: &mut impl FnMut(&str, String),
+) {
+    let name = &restore.volume_snapshot_name;
+    if name.len() > MAX_NAME_LEN || !re(DNS_SUBDOMAIN_PATTERN).is_match(name) {
+        add(
+            "spec.storage.restoreFrom.volumeSnapshotName",
+            format!(
+                "{name:?} is not a VolumeSnapshot name (lowercase letters, digits, '-', '.', at most 253)"
+            ),
+        );
+        return;
+    }
+    let storage = assistant.storage();
+    if storage.adopt_retained_volume.is_some() {
+        add(
+            "spec.storage",
+            "choose one: adopt a retained volume (adoptRetainedVolume) or restore from a snapshot (restoreFrom)".into(),
+        );
+    }
+    let snapshot = match assistant.metadata.namespace.as_deref() {
+        Some(ns) => format!("VolumeSnapshot {ns}/{name}"),
+        None => format!("VolumeSnapshot {name}"),
+    };
+    // Problems waiting may fix go on RESTORE_SOURCE_FIELD (reported as RestoreSourceNotReady).
+    match previous.and_then(|p| p.restore_source.as_ref()) {
+        None => {}
+        Some(RestoreSource::ApiUnavailable) => add(
+            RESTORE_SOURCE_FIELD,
+            "the cluster has no VolumeSnapshot API (install the CSI snapshot CRDs and controller)"
+                .into(),
+        ),
+        Some(RestoreSource::NotFound) => {
+            add(RESTORE_SOURCE_FIELD, format!("{snapshot} does not exist"))
+        }
+        Some(RestoreSource::Found {
+            ready,
+            error,
+            restore_size,
+        }) => {
+            if let Some(error) = error.as_deref().filter(|_| !ready) {
+                add(RESTORE_SOURCE_FIELD, format!("{snapshot} failed: {error}"));
+            } else if !ready {
+                add(
+                    RESTORE_SOURCE_FIELD,
+                    format!("{snapshot} is not ready to use yet"),
+                );
+            }
+            let requested = storage.size.clone().or_else(|| {
+                config
+                    .plan(assistant.spec.plan.as_deref())
+                    .map(|(_, p)| p.storage_size.0.clone())
+            });
+            if let (Some(requested), Some(restore_size)) = (requested, restore_size.as_deref())
+                && let (Some(want), Some(need)) =
+                    (quantity::parse(&requested), quantity::parse(restore_size))
+                && want < need
+            {
+                add(
+                    "spec.storage.size",
+                    format!(
+                        "{requested} is smaller than the snapshot's restoreSize {restore_size}"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// `spec.backup`: the schedule and zone parse (the same parser as the operator config's),
+/// and the keep counts are in the schema's range.
+fn check_backup(
+    assistant: &Assistant,
+    config: &OperatorConfig,
+    add: &mut impl FnMut(&str, String),
+) {
+    let backup = assistant.backup();
+    let plan = config
+        .plan(assistant.spec.plan.as_deref())
+        .and_then(|(_, p)| p.backup.as_ref());
+    let zone_ok = |z: &str| jiff::tz::TimeZone::get(z).is_ok();
+    if let Some(zone) = &backup.time_zone
+        && !zone_ok(zone)
+    {
+        add(
+            "spec.backup.timeZone",
+            ScheduleError::TimeZone { name: zone.clone() }.to_string(),
+        );
+    }
+    if let Some(expr) = &backup.schedule {
+        // The zone the schedule runs in decides the at-most-hourly check across DST.
+        let zone = [
+            backup.time_zone.as_deref(),
+            plan.and_then(|p| p.time_zone.as_deref()),
+            Some(config.backups.time_zone.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|z| zone_ok(z))
+        .unwrap_or("UTC");
+        if let Err(e) = parse_schedule(expr, zone) {
+            add("spec.backup.schedule", e.to_string());
+        }
+    }
+    if let Some(keep) = &backup.keep {
+        for (field, value, max) in [("daily", keep.daily, 366), ("weekly", keep.weekly, 520)] {
+            if value.is_some_and(|v| v > max) {
+                add(
+                    &format!("spec.backup.keep.{field}"),
+                    format!("must be at most {max}"),
+                );
+            }
+        }
+    }
+}
 
 fn check_resources(
     res: &k8s_openapi::api::core::v1::ResourceRequirements,
@@ -822,6 +954,7 @@ mod tests {
         let prev = PreviousState {
             requested_storage: Some("10Gi".into()),
             storage_class_name: Some("slow".into()),
+            ..Default::default()
         };
         let p = validate(&a, &config(), Some(&prev))
             .unwrap_err()
@@ -880,6 +1013,174 @@ mod tests {
         );
     }
 
+    fn with_restore(snapshot: &str) -> Assistant {
+        let mut a = assistant("alice");
+        a.spec.storage = Some(StorageSpec {
+            restore_from: Some(RestoreFrom {
+                volume_snapshot_name: snapshot.into(),
+            }),
+            ..Default::default()
+        });
+        a
+    }
+
+    fn with_source(source: RestoreSource) -> PreviousState {
+        PreviousState {
+            restore_source: Some(source),
+            ..Default::default()
+        }
+    }
+
+    fn problems_with(a: &Assistant, prev: &PreviousState) -> Vec<String> {
+        match validate(a, &config(), Some(prev)) {
+            Ok(()) => vec![],
+            Err(p) => p.0.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn restore_source_problems_name_the_snapshot_on_the_restore_field() {
+        let a = with_restore("alice-20261203-030000-scheduled");
+        let snap = "VolumeSnapshot clients/alice-20261203-030000-scheduled";
+        assert_eq!(problems(&a), Vec::<String>::new(), "offline: not looked up");
+        assert_eq!(
+            problems_with(&a, &with_source(RestoreSource::NotFound)),
+            [format!("spec.storage.restoreFrom: {snap} does not exist")]
+        );
+        let pending = RestoreSource::Found {
+            ready: false,
+            error: None,
+            restore_size: None,
+        };
+        assert_eq!(
+            problems_with(&a, &with_source(pending)),
+            [format!(
+                "spec.storage.restoreFrom: {snap} is not ready to use yet"
+            )]
+        );
+        let failed = RestoreSource::Found {
+            ready: false,
+            error: Some("snapshot content deleted".into()),
+            restore_size: None,
+        };
+        assert_eq!(
+            problems_with(&a, &with_source(failed)),
+            [format!(
+                "spec.storage.restoreFrom: {snap} failed: snapshot content deleted"
+            )]
+        );
+        assert_eq!(
+            problems_with(&a, &with_source(RestoreSource::ApiUnavailable)),
+            [
+                "spec.storage.restoreFrom: the cluster has no VolumeSnapshot API (install the CSI snapshot CRDs and controller)"
+            ]
+        );
+        let ready = RestoreSource::Found {
+            ready: true,
+            error: None,
+            restore_size: Some("8Gi".into()),
+        };
+        assert_eq!(
+            problems_with(&a, &with_source(ready.clone())),
+            Vec::<String>::new()
+        );
+        // Every problem waiting may fix is on the one field the operator maps to
+        // RestoreSourceNotReady.
+        let p = validate(&a, &config(), Some(&with_source(RestoreSource::NotFound))).unwrap_err();
+        assert!(p.0.iter().all(|p| p.field == RESTORE_SOURCE_FIELD));
+    }
+
+    #[test]
+    fn a_volume_smaller_than_the_snapshot_is_refused() {
+        let mut a = with_restore("alice-20261203-030000-scheduled");
+        let big = with_source(RestoreSource::Found {
+            ready: true,
+            error: None,
+            restore_size: Some("8Gi".into()),
+        });
+        a.spec.plan = Some("small".into());
+        assert_eq!(
+            problems_with(&a, &big),
+            ["spec.storage.size: 5Gi is smaller than the snapshot's restoreSize 8Gi"],
+            "the plan's size"
+        );
+        a.spec.storage.as_mut().unwrap().size = Some("8Gi".into());
+        assert_eq!(problems_with(&a, &big), Vec::<String>::new());
+        a.spec.storage.as_mut().unwrap().size = Some("7.5Gi".into());
+        assert_eq!(
+            problems_with(&a, &big),
+            ["spec.storage.size: 7.5Gi is smaller than the snapshot's restoreSize 8Gi"]
+        );
+    }
+
+    #[test]
+    fn restore_and_adopt_together_are_refused() {
+        let mut a = with_restore("alice-20261203-030000-scheduled");
+        a.spec.storage.as_mut().unwrap().adopt_retained_volume = Some("some-uid".into());
+        assert_eq!(
+            problems(&a),
+            [
+                "spec.storage: choose one: adopt a retained volume (adoptRetainedVolume) or restore from a snapshot (restoreFrom)"
+            ]
+        );
+        let bad = with_restore("Alice_Snapshot");
+        assert!(
+            problems(&bad)[0].starts_with(
+                "spec.storage.restoreFrom.volumeSnapshotName: \"Alice_Snapshot\" is not a VolumeSnapshot name"
+            ),
+            "{:?}",
+            problems(&bad)
+        );
+    }
+
+    #[test]
+    fn backup_schedule_zone_and_keep_are_checked() {
+        let mut a = assistant("alice");
+        a.spec.backup = Some(BackupSpec {
+            schedule: Some("*/5 * * * *".into()),
+            time_zone: Some("Mars/Olympus".into()),
+            keep: Some(BackupKeep {
+                daily: Some(400),
+                weekly: Some(8),
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            problems(&a),
+            [
+                "spec.backup.timeZone: \"Mars/Olympus\" is not an IANA time zone (e.g. Europe/Stockholm, UTC)",
+                "spec.backup.schedule: \"*/5 * * * *\" runs more often than hourly (every 5 minutes); snapshots are at most hourly",
+                "spec.backup.keep.daily: must be at most 366",
+            ]
+        );
+        a.spec.backup = Some(BackupSpec {
+            schedule: Some("0 3 * *".into()),
+            ..Default::default()
+        });
+        let p = problems(&a);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(
+                "spec.backup.schedule: \"0 3 * *\" is not a cron expression (5 fields"
+            ),
+            "{p:?}"
+        );
+        a.spec.backup = Some(BackupSpec {
+            enabled: Some(true),
+            schedule: Some("30 2 * * 1-5".into()),
+            time_zone: Some("Europe/Stockholm".into()),
+            keep: Some(BackupKeep {
+                daily: Some(0),
+                weekly: Some(0),
+            }),
+        });
+        assert_eq!(problems(&a), Vec::<String>::new());
+        // The operator's kill switch does not make `enabled: true` an error.
+        let mut cfg = config();
+        cfg.backups.enabled = false;
+        assert!(validate(&a, &cfg, None).is_ok());
+    }
+
     /// The CRD's CEL rules, evaluated by kube's client-side CEL engine.
     #[test]
     fn crd_cel_rules_enforce_immutability_and_growth() {
@@ -904,5 +1205,56 @@ mod tests {
         assert!(e.contains("immutable"), "{e}");
         // Creation: transition rules do not apply.
         assert!(StorageSpec::validate_cel(&shrink, None).is_ok());
+    }
+
+    /// The spec-root CEL rules of restoreFrom (they span storage and suspended), evaluated
+    /// by kube's client-side CEL engine.
+    #[test]
+    fn crd_cel_rules_guard_restore_from() {
+        let spec = |restore: Option<&str>, suspended: Option<bool>| {
+            let mut v = serde_json::json!({"owner": {"name": "Alice", "email": "a@example.com"}});
+            if let Some(r) = restore {
+                v["storage"] = serde_json::json!({"restoreFrom": {"volumeSnapshotName": r}});
+            }
+            if let Some(s) = suspended {
+                v["suspended"] = s.into();
+            }
+            v
+        };
+        let cel = |new: &serde_json::Value, old: Option<&serde_json::Value>| {
+            AssistantSpec::validate_cel(new, old).map_err(|e| format!("{e:?}"))
+        };
+        let running = spec(None, None);
+        let restored = spec(Some("snap-a"), None);
+        // Creating an Assistant from a snapshot, running: no transition rules on create.
+        assert!(cel(&restored, None).is_ok());
+        // Unchanged: fine, suspended or not.
+        assert!(cel(&restored, Some(&restored)).is_ok());
+        assert!(cel(&running, Some(&running)).is_ok());
+        // Set (or changed) together with suspended: true is the in-place restore.
+        assert!(cel(&spec(Some("snap-a"), Some(true)), Some(&running)).is_ok());
+        assert!(cel(&spec(Some("snap-b"), Some(true)), Some(&restored)).is_ok());
+        // Set or changed without suspending: refused.
+        for (new, old) in [
+            (spec(Some("snap-a"), None), &running),
+            (spec(Some("snap-a"), Some(false)), &running),
+            (spec(Some("snap-b"), None), &restored),
+        ] {
+            let e = cel(&new, Some(old)).unwrap_err();
+            assert!(
+                e.contains("only together with suspended: true (in-place restore)"),
+                "{e}"
+            );
+        }
+        // Removal: refused, even while suspended.
+        let e = cel(&spec(None, Some(true)), Some(&restored)).unwrap_err();
+        assert!(
+            e.contains("storage.restoreFrom cannot be removed once set"),
+            "{e}"
+        );
+        let mut other_storage = spec(None, None);
+        other_storage["storage"] = serde_json::json!({"size": "20Gi"});
+        let e = cel(&other_storage, Some(&restored)).unwrap_err();
+        assert!(e.contains("cannot be removed once set"), "{e}");
     }
 }

@@ -5,8 +5,11 @@ use std::collections::BTreeSet;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::SnapshotKind;
 use crate::api::snapshot::VolumeSnapshot;
+use crate::api::{
+    EXPIRES_AT_ANNOTATION, REQUEST_ANNOTATION, SCHEDULED_FOR_ANNOTATION, SNAPSHOT_KIND_LABEL,
+    SOURCE_CLAIM_ANNOTATION, SnapshotKind,
+};
 
 /// A snapshot as retention and health see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,9 +38,66 @@ pub struct SnapshotInfo {
 impl SnapshotInfo {
     /// `None` for an object without clawhost's kind label (never ours to prune).
     pub fn from_snapshot(s: &VolumeSnapshot) -> Option<Self> {
-        let _ = s;
-        todo!("engineer A")
+        let m = &s.metadata;
+        let kind = SnapshotKind::parse(m.labels.as_ref()?.get(SNAPSHOT_KIND_LABEL)?)?;
+        let name = m.name.clone()?;
+        let annotation = |key: &str| m.annotations.as_ref()?.get(key).cloned();
+        let time = |key: &str| annotation(key)?.parse::<Timestamp>().ok();
+        let status = s.status.clone().unwrap_or_default();
+        let scheduled_for = time(SCHEDULED_FOR_ANNOTATION);
+        // Every stored object has a creationTimestamp; one without is not judged by age
+        // from a made-up time, it is left alone.
+        let created = m
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .or(status.creation_time.as_ref().map(|t| t.0))?;
+        Some(Self {
+            name,
+            uid: m.uid.clone().unwrap_or_default(),
+            kind,
+            taken: status.creation_time.as_ref().map_or(created, |t| t.0),
+            created,
+            ready: status.ready_to_use == Some(true),
+            error: status.error.map(|e| {
+                e.message
+                    .unwrap_or_else(|| "no message from the snapshot controller".into())
+            }),
+            restore_size: status.restore_size.map(|q| q.0),
+            scheduled_for,
+            request: annotation(REQUEST_ANNOTATION),
+            expires_at: time(EXPIRES_AT_ANNOTATION),
+            source_claim: annotation(SOURCE_CLAIM_ANNOTATION)
+                .or_else(|| s.spec.source.persistent_volume_claim_name.clone()),
+            deleting: m.deletion_timestamp.is_some(),
+        })
     }
+
+    /// Failed: an error and not ready (a controller may clear an error and succeed later).
+    pub fn failed(&self) -> bool {
+        self.error.is_some() && !self.ready
+    }
+
+    /// Not ready, no error, and created at least `deadline` ago.
+    pub fn overdue(&self, deadline: SignedDuration, now: Timestamp) -> bool {
+        !self.ready && self.error.is_none() && !younger_than(self.created, deadline, now)
+    }
+}
+
+/// The newest (by `taken`, then name) of `snapshots` that is not being deleted and passes
+/// `filter`.
+pub fn newest(
+    snapshots: &[SnapshotInfo],
+    filter: impl Fn(&SnapshotInfo) -> bool,
+) -> Option<&SnapshotInfo> {
+    snapshots
+        .iter()
+        .filter(|s| !s.deleting && filter(s))
+        .max_by(|a, b| (a.taken, &a.name).cmp(&(b.taken, &b.name)))
+}
+
+fn younger_than(t: Timestamp, age: SignedDuration, now: Timestamp) -> bool {
+    t.checked_add(age).map_or(true, |limit| limit > now)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,6 +127,364 @@ pub fn select_for_deletion(
     now: Timestamp,
     protected: &BTreeSet<String>,
 ) -> Vec<String> {
-    let _ = (snapshots, policy, tz, now, protected);
-    todo!("engineer A")
+    let newest_ready = newest(snapshots, |s| s.ready).map(|s| s.name.as_str());
+    let never = |s: &SnapshotInfo| {
+        Some(s.name.as_str()) == newest_ready
+            || protected.contains(&s.name)
+            || s.deleting
+            || (!s.ready
+                && s.error.is_none()
+                && younger_than(s.created, policy.ready_deadline, now))
+            || (s.kind == SnapshotKind::Final && s.expires_at.is_none_or(|e| e >= now))
+    };
+
+    // Rule 2: restic's keep-daily/keep-weekly over the ready scheduled snapshots, newest
+    // first; a bucket counts only when it has a snapshot.
+    let mut scheduled: Vec<&SnapshotInfo> = snapshots
+        .iter()
+        .filter(|s| s.kind == SnapshotKind::Scheduled && s.ready && !s.deleting)
+        .collect();
+    scheduled.sort_by(|a, b| (b.taken, &b.name).cmp(&(a.taken, &a.name)));
+    let mut kept_by_buckets = BTreeSet::new();
+    let mut days = BTreeSet::new();
+    let mut weeks = BTreeSet::new();
+    for s in &scheduled {
+        // The slot's day, so a run offset past midnight still counts for its own day.
+        let local = s
+            .scheduled_for
+            .unwrap_or(s.taken)
+            .to_zoned(tz.clone())
+            .date();
+        let week = local.iso_week_date();
+        let day_is_new = !days.contains(&local);
+        let week_is_new = !weeks.contains(&(week.year(), week.week()));
+        let mut keep = false;
+        if day_is_new && days.len() < policy.keep_daily as usize {
+            days.insert(local);
+            keep = true;
+        }
+        if week_is_new && weeks.len() < policy.keep_weekly as usize {
+            weeks.insert((week.year(), week.week()));
+            keep = true;
+        }
+        if keep {
+            kept_by_buckets.insert(s.name.as_str());
+        }
+    }
+
+    let newer_ready_exists = |s: &SnapshotInfo| {
+        snapshots
+            .iter()
+            .any(|r| r.ready && !r.deleting && r.taken > s.taken)
+    };
+    let mut doomed: Vec<&SnapshotInfo> = snapshots
+        .iter()
+        .filter(|s| !never(s))
+        .filter(|s| {
+            if s.kind == SnapshotKind::Final {
+                // Rule 5: expired (`never` kept the unexpired ones), ready or not.
+                return true;
+            }
+            if s.failed() || s.overdue(policy.ready_deadline, now) {
+                // Rule 4: the newest failure stays until a newer snapshot is good, for the
+                // health message.
+                return newer_ready_exists(s);
+            }
+            if !s.ready {
+                return false;
+            }
+            match s.kind {
+                SnapshotKind::Scheduled => !kept_by_buckets.contains(s.name.as_str()),
+                // Rule 3.
+                _ => s
+                    .taken
+                    .checked_add(policy.keep_on_demand)
+                    .is_ok_and(|t| t < now),
+            }
+        })
+        .collect();
+    doomed.sort_by(|a, b| (a.taken, &a.name).cmp(&(b.taken, &b.name)));
+    doomed.into_iter().map(|s| s.name.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+    fn h(n: i64) -> SignedDuration {
+        SignedDuration::from_hours(n)
+    }
+
+    /// A ready snapshot of `kind` taken at `at`, named like the operator names them.
+    fn snap(kind: SnapshotKind, at: &str) -> SnapshotInfo {
+        let t = ts(at);
+        SnapshotInfo {
+            name: format!("alice-{}-{}", t.strftime("%Y%m%d-%H%M%S"), kind.as_str()),
+            uid: format!("uid-{at}"),
+            kind,
+            taken: t,
+            created: t,
+            ready: true,
+            error: None,
+            restore_size: Some("8Gi".into()),
+            scheduled_for: (kind == SnapshotKind::Scheduled).then_some(t),
+            request: None,
+            expires_at: None,
+            source_claim: Some("alice-data".into()),
+            deleting: false,
+        }
+    }
+    fn pending(mut s: SnapshotInfo) -> SnapshotInfo {
+        s.ready = false;
+        s.restore_size = None;
+        s
+    }
+    fn failed(mut s: SnapshotInfo, msg: &str) -> SnapshotInfo {
+        s.ready = false;
+        s.error = Some(msg.into());
+        s
+    }
+    fn retention(daily: u32, weekly: u32) -> Retention {
+        Retention {
+            keep_daily: daily,
+            keep_weekly: weekly,
+            keep_on_demand: h(30 * 24),
+            ready_deadline: h(2),
+        }
+    }
+    fn daily_run(from: &str, days: i64) -> Vec<SnapshotInfo> {
+        let start = ts(from);
+        (0..days)
+            .map(|d| {
+                let t = start.checked_add(h(24 * d)).unwrap();
+                snap(SnapshotKind::Scheduled, &t.to_string())
+            })
+            .collect()
+    }
+    fn survivors(all: &[SnapshotInfo], deleted: &[String]) -> Vec<String> {
+        let mut left: Vec<String> = all
+            .iter()
+            .map(|s| s.name.clone())
+            .filter(|n| !deleted.contains(n))
+            .collect();
+        left.sort();
+        left
+    }
+    fn select(all: &[SnapshotInfo], r: &Retention, now: &str) -> Vec<String> {
+        select_for_deletion(all, r, &jiff::tz::TimeZone::UTC, ts(now), &BTreeSet::new())
+    }
+
+    #[test]
+    fn forty_dailies_keep_seven_days_and_four_weeks() {
+        // 2026-10-26 (a Monday) to 2026-12-04 (a Friday).
+        let all = daily_run("2026-10-26T03:00:00Z", 40);
+        let deleted = select(&all, &retention(7, 4), "2026-12-04T12:00:00Z");
+        assert_eq!(deleted.len(), 31);
+        assert!(deleted.windows(2).all(|w| w[0] < w[1]), "oldest first");
+        let day = |d: &str| format!("alice-{d}-030000-scheduled");
+        assert_eq!(
+            survivors(&all, &deleted),
+            [
+                // The newest of ISO weeks 47 and 46 (their Sundays) ...
+                "20261115", "20261122",
+                // ... and the 7 newest days (which hold weeks 49 and 48's newest).
+                "20261128", "20261129", "20261130", "20261201", "20261202", "20261203", "20261204",
+            ]
+            .map(day)
+        );
+    }
+
+    #[test]
+    fn an_outage_never_empties_the_history() {
+        // 20 days of snapshots, then 10 days without any.
+        let all = daily_run("2026-11-01T03:00:00Z", 20);
+        let deleted = select(&all, &retention(7, 0), "2026-12-01T12:00:00Z");
+        let left = survivors(&all, &deleted);
+        assert_eq!(left.len(), 7, "{left:?}");
+        assert_eq!(left[0], "alice-20261114-030000-scheduled");
+        assert_eq!(left[6], "alice-20261120-030000-scheduled");
+    }
+
+    #[test]
+    fn zero_keeps_still_keep_the_newest_ready_even_behind_a_pending_one() {
+        let mut all = daily_run("2026-12-01T03:00:00Z", 3);
+        let deleted = select(&all, &retention(0, 0), "2026-12-03T12:00:00Z");
+        assert_eq!(
+            survivors(&all, &deleted),
+            ["alice-20261203-030000-scheduled"]
+        );
+        // The newest is still being cut: it and the newest ready one stay.
+        all.push(pending(snap(
+            SnapshotKind::Scheduled,
+            "2026-12-04T03:00:00Z",
+        )));
+        let deleted = select(&all, &retention(0, 0), "2026-12-04T03:30:00Z");
+        assert_eq!(
+            survivors(&all, &deleted),
+            [
+                "alice-20261203-030000-scheduled",
+                "alice-20261204-030000-scheduled"
+            ]
+        );
+    }
+
+    #[test]
+    fn days_are_counted_in_the_schedules_time_zone_across_dst() {
+        let tz = jiff::tz::TimeZone::get("Europe/Stockholm").unwrap();
+        // 2026-10-25 is 25 h long in Stockholm (CEST → CET).
+        let all = vec![
+            // 10-24 23:30 CEST: its own day.
+            snap(SnapshotKind::Scheduled, "2026-10-24T21:30:00Z"),
+            // 10-25 01:30 CEST and 10-25 23:30 CET: one local day, two UTC days.
+            snap(SnapshotKind::Scheduled, "2026-10-24T23:30:00Z"),
+            snap(SnapshotKind::Scheduled, "2026-10-25T22:30:00Z"),
+        ];
+        let deleted = select_for_deletion(
+            &all,
+            &retention(2, 0),
+            &tz,
+            ts("2026-10-26T12:00:00Z"),
+            &BTreeSet::new(),
+        );
+        assert_eq!(deleted, ["alice-20261024-233000-scheduled"]);
+        // Read in UTC the buckets differ: the proof the zone is used.
+        assert_eq!(
+            select(&all, &retention(2, 0), "2026-10-26T12:00:00Z"),
+            ["alice-20261024-213000-scheduled"]
+        );
+    }
+
+    #[test]
+    fn protected_and_deleting_snapshots_are_never_selected() {
+        let mut all = daily_run("2026-12-01T03:00:00Z", 4);
+        all[1].deleting = true;
+        let protected = BTreeSet::from([all[0].name.clone()]);
+        let deleted = select_for_deletion(
+            &all,
+            &retention(1, 0),
+            &jiff::tz::TimeZone::UTC,
+            ts("2026-12-04T12:00:00Z"),
+            &protected,
+        );
+        assert_eq!(deleted, ["alice-20261203-030000-scheduled"]);
+    }
+
+    #[test]
+    fn failures_are_pruned_only_once_superseded() {
+        let r = retention(7, 4);
+        let old_fail = failed(
+            snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z"),
+            "quota",
+        );
+        let stuck = pending(snap(SnapshotKind::Manual, "2026-12-01T10:00:00Z"));
+        let good = snap(SnapshotKind::Scheduled, "2026-12-02T03:00:00Z");
+        let new_fail = failed(
+            snap(SnapshotKind::Scheduled, "2026-12-03T03:00:00Z"),
+            "quota",
+        );
+        let fresh = pending(snap(SnapshotKind::Scheduled, "2026-12-03T11:00:00Z"));
+        let all = vec![
+            old_fail.clone(),
+            stuck.clone(),
+            good,
+            new_fail.clone(),
+            fresh,
+        ];
+        // The failure and the stuck one older than a good snapshot go; the newest failure
+        // stays (nothing good after it) and so does a snapshot still in progress.
+        assert_eq!(
+            select(&all, &r, "2026-12-03T12:00:00Z"),
+            [old_fail.name.clone(), stuck.name.clone()]
+        );
+        // Without a good snapshot after them, failures all stay.
+        assert!(select(&[old_fail, new_fail], &r, "2026-12-03T12:00:00Z").is_empty());
+        // A stuck snapshot is "in progress" until the deadline.
+        let good = snap(SnapshotKind::Scheduled, "2026-12-01T11:00:00Z");
+        assert!(select(&[stuck.clone(), good.clone()], &r, "2026-12-01T11:59:59Z").is_empty());
+        assert_eq!(
+            select(&[stuck.clone(), good], &r, "2026-12-01T12:00:00Z"),
+            [stuck.name]
+        );
+    }
+
+    #[test]
+    fn final_snapshots_are_kept_until_they_expire() {
+        let r = retention(7, 4);
+        let mut fin = snap(SnapshotKind::Final, "2026-11-01T10:00:00Z");
+        fin.expires_at = Some(ts("2026-12-01T10:00:00Z"));
+        let newer = snap(SnapshotKind::Scheduled, "2026-11-02T03:00:00Z");
+        let all = vec![fin.clone(), newer];
+        assert!(select(&all, &r, "2026-12-01T10:00:00Z").is_empty());
+        assert_eq!(select(&all, &r, "2026-12-01T10:00:01Z"), [fin.name.clone()]);
+        // A failed final stays until it expires too, then goes.
+        let broken = failed(fin.clone(), "driver");
+        assert!(select(std::slice::from_ref(&broken), &r, "2026-11-30T10:00:00Z").is_empty());
+        assert_eq!(
+            select(std::slice::from_ref(&broken), &r, "2026-12-02T10:00:00Z"),
+            [broken.name]
+        );
+        // Without an expiry it is never selected; as the newest ready it always stays.
+        fin.expires_at = None;
+        assert!(select(&[fin.clone()], &r, "2030-01-01T00:00:00Z").is_empty());
+    }
+
+    #[test]
+    fn on_demand_snapshots_go_after_their_age_unless_newest() {
+        let r = retention(7, 4);
+        let manual = snap(SnapshotKind::Manual, "2026-11-01T10:00:00Z");
+        let upgrade = snap(SnapshotKind::PreUpgrade, "2026-11-02T10:00:00Z");
+        let restore = snap(SnapshotKind::PreRestore, "2026-11-03T10:00:00Z");
+        let newest = snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z");
+        let all = vec![manual.clone(), upgrade.clone(), restore.clone(), newest];
+        // 30 days after the manual one: exactly at its age it stays.
+        assert!(select(&all, &r, "2026-12-01T10:00:00Z").is_empty());
+        assert_eq!(
+            select(&all, &r, "2026-12-02T10:00:01Z"),
+            [manual.name.clone(), upgrade.name.clone()]
+        );
+        assert_eq!(select(&all, &r, "2026-12-20T00:00:00Z").len(), 3);
+        // The newest ready snapshot stays whatever its kind and age.
+        assert!(select(&[manual], &r, "2027-06-01T00:00:00Z").is_empty());
+    }
+
+    #[test]
+    fn reads_a_listed_snapshot_and_ignores_foreign_ones() {
+        let v = serde_json::json!({
+            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+            "metadata": {
+                "name": "alice-20261203-141503-manual", "namespace": "clients", "uid": "u1",
+                "creationTimestamp": "2026-12-03T14:15:04Z",
+                "deletionTimestamp": "2026-12-04T00:00:00Z",
+                "labels": {"clawhost.dev/snapshot-kind": "manual"},
+                "annotations": {"clawhost.dev/request": "snapshot:1"}
+            },
+            "spec": {"source": {"persistentVolumeClaimName": "alice-data"}},
+            "status": {"readyToUse": false, "creationTime": "2026-12-03T14:15:05Z",
+                       "error": {"message": "snapshot quota exceeded"}}
+        });
+        let s: VolumeSnapshot = serde_json::from_value(v.clone()).unwrap();
+        let i = SnapshotInfo::from_snapshot(&s).unwrap();
+        assert_eq!(i.kind, SnapshotKind::Manual);
+        assert_eq!(i.uid, "u1");
+        assert_eq!(i.created, ts("2026-12-03T14:15:04Z"));
+        assert_eq!(i.taken, ts("2026-12-03T14:15:05Z"));
+        assert_eq!(i.error.as_deref(), Some("snapshot quota exceeded"));
+        assert!(i.failed() && !i.ready && i.deleting);
+        assert_eq!(i.request.as_deref(), Some("snapshot:1"));
+        assert_eq!(
+            i.source_claim.as_deref(),
+            Some("alice-data"),
+            "from spec.source"
+        );
+        let mut foreign = s.clone();
+        foreign.metadata.labels = None;
+        assert_eq!(SnapshotInfo::from_snapshot(&foreign), None);
+        let mut odd = s;
+        odd.metadata.labels =
+            Some([(SNAPSHOT_KIND_LABEL.to_string(), "hourly".to_string())].into());
+        assert_eq!(SnapshotInfo::from_snapshot(&odd), None);
+    }
 }

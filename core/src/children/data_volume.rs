@@ -9,12 +9,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    PersistentVolumeClaim, PersistentVolumeClaimSpec, VolumeResourceRequirements,
+    PersistentVolumeClaim, PersistentVolumeClaimSpec, TypedLocalObjectReference,
+    VolumeResourceRequirements,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use super::{ASSISTANT_UID_ANNOTATION, BuildError, ChildNames, child_meta};
-use crate::api::{Assistant, OnDelete};
+use crate::api::snapshot::SNAPSHOT_GROUP;
+use crate::api::{Assistant, OnDelete, RESTORED_FROM_ANNOTATION};
 use crate::config::OperatorConfig;
 
 /// Requested size: the Assistant's, else its plan's.
@@ -49,6 +51,22 @@ pub fn build(
             .get_or_insert_with(Default::default)
             .insert(ASSISTANT_UID_ANNOTATION.to_string(), uid.clone());
     }
+    // Made from a snapshot: the claim's name is a function of the snapshot's
+    // (`data_claim_name`), so the immutable dataSource never changes under a given name.
+    let data_source = assistant.storage().restore_from.map(|r| {
+        metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(
+                RESTORED_FROM_ANNOTATION.to_string(),
+                r.volume_snapshot_name.clone(),
+            );
+        TypedLocalObjectReference {
+            api_group: Some(SNAPSHOT_GROUP.into()),
+            kind: "VolumeSnapshot".into(),
+            name: r.volume_snapshot_name,
+        }
+    });
     let size = requested_size(assistant, config).ok_or(BuildError::MissingMetadata("plan"))?;
     Ok(PersistentVolumeClaim {
         metadata,
@@ -60,6 +78,7 @@ pub fn build(
                 ..Default::default()
             }),
             volume_mode: Some("Filesystem".into()),
+            data_source,
             ..Default::default()
         }),
         ..Default::default()
@@ -110,5 +129,46 @@ mod tests {
             "20Gi"
         );
         assert_eq!(spec.storage_class_name.as_deref(), Some("fast"));
+    }
+
+    #[test]
+    fn a_restored_volume_is_a_new_claim_made_from_the_snapshot() {
+        let mut a = assistant("alice");
+        a.spec.storage = Some(StorageSpec {
+            restore_from: Some(crate::api::RestoreFrom {
+                volume_snapshot_name: "alice-20261203-030000-scheduled".into(),
+            }),
+            ..Default::default()
+        });
+        let pvc = build(&a, &config()).unwrap();
+        let name = pvc.metadata.name.clone().unwrap();
+        assert!(
+            name.starts_with("alice-data-") && name.len() == "alice-data-".len() + 8,
+            "{name}"
+        );
+        assert_eq!(name, ChildNames::for_assistant(&a).data_volume);
+        assert_eq!(
+            pvc.metadata.annotations.as_ref().unwrap()[RESTORED_FROM_ANNOTATION],
+            "alice-20261203-030000-scheduled"
+        );
+        assert_eq!(
+            pvc.spec.unwrap().data_source,
+            Some(TypedLocalObjectReference {
+                api_group: Some("snapshot.storage.k8s.io".into()),
+                kind: "VolumeSnapshot".into(),
+                name: "alice-20261203-030000-scheduled".into(),
+            })
+        );
+        // Without restoreFrom: the plain claim, no dataSource.
+        let plain = build(&assistant("alice"), &config()).unwrap();
+        assert_eq!(plain.metadata.name.as_deref(), Some("alice-data"));
+        assert_eq!(plain.spec.unwrap().data_source, None);
+        assert!(
+            !plain
+                .metadata
+                .annotations
+                .unwrap()
+                .contains_key(RESTORED_FROM_ANNOTATION)
+        );
     }
 }

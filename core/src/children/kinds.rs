@@ -368,4 +368,38 @@ mod tests {
             assert_eq!(owned, k.owner == Owner::Assistant, "{:?}", k.id);
         }
     }
+
+    /// Listed kinds (snapshots) are never watched, owned by the Assistant or pruned, and
+    /// the snapshot builder agrees with the table.
+    #[test]
+    fn listed_kinds_are_never_watched_owned_or_pruned() {
+        let listed: Vec<&ChildKind> = CHILD_KINDS
+            .iter()
+            .filter(|k| matches!(k.lifecycle, Lifecycle::Listed))
+            .collect();
+        assert_eq!(listed.len(), 1);
+        for k in &listed {
+            assert!(!k.watch, "{:?}", k.id);
+            assert_eq!(k.owner, Owner::NotTheAssistant, "{:?}", k.id);
+            assert!(!prunable(k), "{:?}", k.id);
+        }
+        let a = assistant("alice");
+        let snap = crate::backup::build_snapshot(
+            &a,
+            crate::api::SnapshotKind::Manual,
+            "alice-data",
+            jiff::Timestamp::UNIX_EPOCH,
+            None,
+            None,
+            Some("snapshot:1"),
+            None,
+        )
+        .unwrap()
+        .to_value();
+        let k = child_kind(ChildId::VolumeSnapshot);
+        let r = (k.resource)();
+        assert_eq!(snap["kind"], k.kind);
+        assert_eq!(snap["apiVersion"], r.api_version);
+        assert!(snap["metadata"].get("ownerReferences").is_none());
+    }
 }
