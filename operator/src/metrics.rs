@@ -12,6 +12,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::api::Phase;
+use crate::backup::BackupState;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -38,6 +39,20 @@ pub struct PhaseLabel {
     pub phase: String,
 }
 
+/// `clawhost_assistants_backup{state}`: ok, missing, new, suspended, disabled.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BackupStateLabel {
+    pub state: String,
+}
+
+/// A snapshot's kind (scheduled, manual, final, pre-upgrade, pre-restore) and what happened
+/// to it (created, refused, failed, pruned, expired). Both bounded.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SnapshotLabel {
+    pub kind: String,
+    pub outcome: String,
+}
+
 pub struct Metrics {
     pub reconciles: Counter,
     pub errors: Family<ReasonLabel, Counter>,
@@ -49,7 +64,12 @@ pub struct Metrics {
     /// Tailscale API calls (OAuth client and device invites), so the calls per onboarded
     /// client can be read off.
     pub tailscale_calls: Family<ApiCallLabel, Counter>,
+    /// Assistants by backup state (the `ClawhostBackupMissing` alert reads `missing`).
+    pub assistants_backup: Family<BackupStateLabel, Gauge>,
+    /// Snapshot creations, refusals, failures and deletions.
+    pub snapshots: Family<SnapshotLabel, Counter>,
     phases: Mutex<HashMap<String, Phase>>,
+    backup_states: Mutex<HashMap<String, BackupState>>,
 }
 
 impl Default for Metrics {
@@ -61,7 +81,10 @@ impl Default for Metrics {
             assistants: Family::default(),
             applies: Family::default(),
             tailscale_calls: Family::default(),
+            assistants_backup: Family::default(),
+            snapshots: Family::default(),
             phases: Mutex::default(),
+            backup_states: Mutex::default(),
         }
     }
 }
@@ -99,6 +122,46 @@ impl Metrics {
             "Assistants by phase",
             self.assistants.clone(),
         );
+        registry.register(
+            "clawhost_assistants_backup",
+            "Assistants by backup state (ok, missing, new, suspended, disabled); missing: no ready snapshot within twice the schedule interval",
+            self.assistants_backup.clone(),
+        );
+        registry.register(
+            "clawhost_snapshots",
+            "Volume snapshots, by kind and outcome (created, refused, failed, pruned, expired)",
+            self.snapshots.clone(),
+        );
+    }
+
+    /// Records an Assistant's backup state; the gauge counts Assistants per state.
+    pub fn set_backup_state(&self, key: &str, state: BackupState) {
+        let mut states = self.backup_states.lock().expect("lock");
+        if let Some(old) = states.insert(key.to_string(), state) {
+            if old == state {
+                return;
+            }
+            self.backup_gauge(old).dec();
+        }
+        self.backup_gauge(state).inc();
+    }
+
+    fn backup_gauge(&self, state: BackupState) -> Gauge {
+        self.assistants_backup
+            .get_or_create(&BackupStateLabel {
+                state: state.as_str().to_string(),
+            })
+            .clone()
+    }
+
+    /// Counts one snapshot event (`outcome`: created, refused, failed, pruned, expired).
+    pub fn observe_snapshot(&self, kind: crate::api::SnapshotKind, outcome: &str) {
+        self.snapshots
+            .get_or_create(&SnapshotLabel {
+                kind: kind.as_str().to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// Records what the apply step did for one child; unchanged children are not counted.
@@ -174,6 +237,9 @@ impl Metrics {
                 })
                 .dec();
         }
+        if let Some(old) = self.backup_states.lock().expect("lock").remove(key) {
+            self.backup_gauge(old).dec();
+        }
     }
 }
 
@@ -198,5 +264,31 @@ mod tests {
         assert_eq!(get(Phase::Running), 2);
         m.forget("a");
         assert_eq!(get(Phase::Running), 1);
+    }
+
+    #[test]
+    fn backup_gauge_moves_between_states_and_forgets() {
+        let m = Metrics::default();
+        m.set_backup_state("a", BackupState::New);
+        m.set_backup_state("a", BackupState::Ok);
+        m.set_backup_state("a", BackupState::Ok);
+        m.set_backup_state("b", BackupState::Missing);
+        let get = |s: BackupState| m.backup_gauge(s).get();
+        assert_eq!(
+            (get(BackupState::New), get(BackupState::Ok), get(BackupState::Missing)),
+            (0, 1, 1)
+        );
+        m.forget("b");
+        assert_eq!(get(BackupState::Missing), 0);
+        m.observe_snapshot(crate::api::SnapshotKind::Scheduled, "created");
+        let mut text = String::new();
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(r#"clawhost_snapshots_total{kind="scheduled",outcome="created"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"clawhost_assistants_backup{state="ok"} 1"#), "{text}");
     }
 }

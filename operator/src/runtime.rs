@@ -572,6 +572,7 @@ pub async fn run(
         snapshot_bucket: Arc::new(reconciler::backup::throttle::CreationBucket::new(
             config.backups.creations_per_minute,
         )),
+        backup_clock: Default::default(),
     });
     let namespaces: Vec<Option<String>> = if config.namespaces.is_empty() {
         vec![None]
@@ -588,6 +589,16 @@ pub async fn run(
             shutdown.clone(),
         )
     }));
+    // Expired final snapshots belong to deleted Assistants, so no reconcile sees them: the
+    // janitor runs beside the controllers, within the same leadership and shutdown.
+    // It never ends by itself; it stops when the controllers do.
+    let janitor = reconciler::backup::janitor::run(ctx.clone());
+    let controllers = async move {
+        tokio::select! {
+            _ = controllers => {}
+            _ = janitor => {}
+        }
+    };
     match leader {
         Some(mut lost) => {
             tokio::select! {

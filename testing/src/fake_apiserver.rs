@@ -105,6 +105,11 @@ struct State {
     /// Highest resourceVersion dropped from `history`.
     history_dropped: u64,
     watchers: Option<broadcast::Sender<Arc<WatchEvent>>>,
+    /// The cluster lacks the `snapshot.storage.k8s.io` CRDs: discovery and every call under
+    /// that group answer 404 (see [`FakeApiServer::set_snapshot_api`]).
+    no_snapshot_api: bool,
+    /// metadata.creationTimestamp of new objects (default 2026-11-25T00:00:00Z).
+    creation_timestamp: Option<String>,
 }
 
 impl State {
@@ -258,6 +263,19 @@ impl FakeApiServer {
         kube::Client::new(svc, "default")
     }
 
+    /// Installs (`true`, the default) or removes (`false`) the VolumeSnapshot API
+    /// (`snapshot.storage.k8s.io/v1`): discovery answers its resources, or 404 for every
+    /// path under the group, as a cluster without the CRDs does.
+    pub fn set_snapshot_api(&self, installed: bool) {
+        self.state.lock().expect("lock").no_snapshot_api = !installed;
+    }
+
+    /// The creationTimestamp new objects get from now on (tests that drive a clock keep
+    /// the server's time in step with it).
+    pub fn set_creation_timestamp(&self, at: &str) {
+        self.state.lock().expect("lock").creation_timestamp = Some(at.to_string());
+    }
+
     pub fn inject(&self, fault: Fault) {
         self.state.lock().expect("lock").faults.push_back(fault);
     }
@@ -306,6 +324,10 @@ impl FakeApiServer {
             .to_string();
         st.next_rv += 1;
         st.next_uid += 1;
+        let created = st
+            .creation_timestamp
+            .clone()
+            .unwrap_or_else(|| "2026-11-25T00:00:00Z".to_string());
         let meta = &mut obj["metadata"];
         if meta.get("uid").is_none() {
             meta["uid"] = json!(format!("00000000-0000-4000-8000-{:012}", st.next_uid));
@@ -315,7 +337,7 @@ impl FakeApiServer {
             meta["generation"] = json!(1);
         }
         if meta.get("creationTimestamp").is_none() {
-            meta["creationTimestamp"] = json!("2026-11-25T00:00:00Z");
+            meta["creationTimestamp"] = json!(created);
         }
         let k = key(&prefix, &plural, ns.as_deref(), &name);
         let existed = st.objects.insert(k, obj.clone()).is_some();
@@ -455,6 +477,18 @@ impl FakeApiServer {
             None => {}
         }
 
+        if path.starts_with(SNAPSHOT_PREFIX) {
+            let absent = self.state.lock().expect("lock").no_snapshot_api;
+            if absent {
+                return Ok(boxed(respond(
+                    404,
+                    status_body(404, "NotFound", "the server could not find the requested resource"),
+                )));
+            }
+            if path.trim_end_matches('/') == SNAPSHOT_PREFIX {
+                return Ok(boxed(respond(200, snapshot_discovery())));
+            }
+        }
         if path == "/version" {
             return Ok(boxed(respond(
                 200,
@@ -805,6 +839,19 @@ impl FakeApiServer {
                 let Some(mut obj) = st.objects.get(&k).cloned() else {
                     return not_found(name);
                 };
+                // DeleteOptions.preconditions: the object deleted must be the one read.
+                if let Some(uid) = body["preconditions"]["uid"].as_str()
+                    && obj["metadata"]["uid"].as_str() != Some(uid)
+                {
+                    return respond(
+                        409,
+                        status_body(
+                            409,
+                            "Conflict",
+                            &format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", obj["metadata"]["uid"].as_str().unwrap_or_default()),
+                        ),
+                    );
+                }
                 let has_finalizers = obj["metadata"]["finalizers"]
                     .as_array()
                     .is_some_and(|f| !f.is_empty());
@@ -829,6 +876,27 @@ impl FakeApiServer {
     }
 }
 
+/// The VolumeSnapshot group's path; its objects are stored like any other resource.
+const SNAPSHOT_PREFIX: &str = "/apis/snapshot.storage.k8s.io/v1";
+
+/// What `GET /apis/snapshot.storage.k8s.io/v1` answers with the CRDs installed.
+fn snapshot_discovery() -> Value {
+    let resource = |name: &str, kind: &str, namespaced: bool| {
+        json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind,
+               "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]})
+    };
+    json!({
+        "kind": "APIResourceList", "apiVersion": "v1",
+        "groupVersion": "snapshot.storage.k8s.io/v1",
+        "resources": [
+            resource("volumesnapshots", "VolumeSnapshot", true),
+            resource("volumesnapshots/status", "VolumeSnapshot", true),
+            resource("volumesnapshotclasses", "VolumeSnapshotClass", false),
+            resource("volumesnapshotcontents", "VolumeSnapshotContent", false),
+        ]
+    })
+}
+
 fn matches_selector(obj: &Value, selector: &str) -> bool {
     selector.split(',').filter(|s| !s.is_empty()).all(|term| {
         let labels = &obj["metadata"]["labels"];
@@ -850,6 +918,7 @@ fn api_of(obj: &Value) -> (String, String) {
     let kind = obj["kind"].as_str().unwrap_or_default();
     let plural = match kind {
         "NetworkPolicy" => "networkpolicies".to_string(),
+        "VolumeSnapshotClass" => "volumesnapshotclasses".to_string(),
         "Endpoints" => "endpoints".to_string(),
         k => format!("{}s", k.to_ascii_lowercase()),
     };

@@ -56,7 +56,7 @@ struct World {
 pub type BackupHealth = (&'static str, &'static str, String);
 
 /// Condition type of backup health (the operator's `status::compute` writes it).
-pub const BACKUP_HEALTHY: &str = "BackupHealthy";
+pub use clawhost::reconciler::status::BACKUP_HEALTHY;
 
 #[derive(Default)]
 struct MemState {

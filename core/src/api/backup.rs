@@ -5,6 +5,17 @@
 /// On an Assistant: take a snapshot now. Values `snapshot:<id>` (kind manual) or
 /// `pre-upgrade:<id>` (kind pre-upgrade; the fleet rollout sets it), `<id>` anything new
 /// (a time). Acted on once per value; recorded in `status.backup.handledRequest`.
+///
+/// The pre-upgrade contract (for the fleet rollout), per client, before it patches
+/// `spec.gateway.version`:
+/// 1. set this annotation to `pre-upgrade:<rollout-id>`;
+/// 2. wait until `status.backup.handledRequest` equals that value, then until the
+///    VolumeSnapshot named by `status.backup.requestSnapshot` has `status.readyToUse: true`
+///    (or `BackupHealthy` says `SnapshotFailed`, `CreateRefused` or
+///    `SnapshotAPIUnavailable`: the rollout's policy decides; `Disabled`: go on without);
+/// 3. patch the version.
+///
+/// Nothing else in the operator couples gateway versions and snapshots.
 pub const BACKUP_REQUEST_ANNOTATION: &str = "clawhost.dev/backup-request";
 /// On an Assistant being deleted with `onDelete: Delete`: `"true"` deletes without (or
 /// without waiting for) the final snapshot. The console's "delete anyway" sets it.

@@ -6,20 +6,29 @@
 
 use std::time::Duration;
 
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::Resource;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::status::Observed;
+use super::restore::publish;
+use super::status::{BACKUP_HEALTHY, Observed};
 use super::{Context, Error, FINALIZER, api_resource, apply, names, tailnet, write_status};
-use crate::api::{Assistant, OnDelete};
+use crate::api::backup::{
+    ASSISTANT_UID_LABEL, SKIP_FINAL_SNAPSHOT_ANNOTATION, SNAPSHOT_KIND_LABEL,
+};
+use crate::api::snapshot::VolumeSnapshot;
+use crate::api::{Assistant, OnDelete, SnapshotKind};
+use crate::backup::ApiState;
 use crate::children::{self, RETAINED_LABEL, typed_value};
+use crate::config::FinalSnapshotFailure;
 use crate::tailscale::invites::InviteError;
 
 const WAIT_FOR_POD: Duration = Duration::from_secs(5);
@@ -135,10 +144,13 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
     let ours = |pvc: &PersistentVolumeClaim| {
         super::observe::volume_ownership(a, Some(pvc)) == super::observe::VolumeOwnership::Ours
     };
-    // Another Assistant's volume (retained under this name) is never touched here.
-    if let Some(pvc) = pvcs.get_opt(&n.data_volume).await?.filter(ours) {
-        match a.storage().on_delete {
-            OnDelete::Retain => {
+    // Another Assistant's volume (retained under this name) is never touched here, nor are
+    // claims retained by earlier in-place restores (other names, no owner).
+    let pvc = pvcs.get_opt(&n.data_volume).await?.filter(ours);
+    match a.storage().on_delete {
+        OnDelete::Retain => {
+            // Snapshots are left as they are: no owner, so no garbage collection either.
+            if let Some(pvc) = pvc {
                 let uid = a.uid().unwrap_or_default();
                 let owners: Vec<_> = pvc
                     .owner_references()
@@ -168,11 +180,25 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
                     info!(pvc = %n.data_volume, "volume retained");
                 }
             }
-            OnDelete::Delete => match pvcs.delete(&n.data_volume, &DeleteParams::default()).await {
-                Ok(_) => info!(pvc = %n.data_volume, "volume deleted (onDelete: Delete)"),
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
-            },
+        }
+        OnDelete::Delete => {
+            // 3a. A final snapshot of the volume (the pod is gone: it is consistent).
+            if let Some(pvc) = &pvc
+                && let Some(wait) = final_snapshot(a, ctx, &ns, pvc).await?
+            {
+                return Ok(wait);
+            }
+            // 3b. The client chose Delete: its other snapshots go too; the final one stays
+            //     until its expiry (the janitor).
+            delete_other_snapshots(a, ctx, &ns).await?;
+            // 3c. The volume.
+            if pvc.is_some() {
+                match pvcs.delete(&n.data_volume, &DeleteParams::default()).await {
+                    Ok(_) => info!(pvc = %n.data_volume, "volume deleted (onDelete: Delete)"),
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
     }
 
@@ -202,6 +228,325 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
+/// How often a pending final snapshot is looked at again while the deletion waits for it.
+const FINAL_SNAPSHOT_POLL: Duration = Duration::from_secs(15);
+/// How often a deletion held by a failed final snapshot is looked at again (the skip
+/// annotation, or a deleted failed snapshot, lets it go on).
+const FINAL_SNAPSHOT_BLOCKED: Duration = Duration::from_secs(60);
+
+/// Where the final snapshot stands, decided from the live object alone.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FinalSnapshotStep {
+    /// None exists yet: take it.
+    Create,
+    /// Being cut, within the deadline.
+    Wait,
+    /// readyToUse: the volume may go.
+    Ready,
+    /// Failed, or not ready past `readyDeadlineSeconds`: why.
+    Failed(String),
+}
+
+/// The step for the newest final snapshot of the Assistant (`None`: there is none).
+pub fn final_snapshot_step(
+    newest: Option<&VolumeSnapshot>,
+    now: Timestamp,
+    ready_deadline: SignedDuration,
+) -> FinalSnapshotStep {
+    let Some(s) = newest else {
+        return FinalSnapshotStep::Create;
+    };
+    let status = s.status.as_ref();
+    if status.and_then(|st| st.ready_to_use) == Some(true) {
+        return FinalSnapshotStep::Ready;
+    }
+    if let Some(error) = status.and_then(|st| st.error.as_ref()) {
+        return FinalSnapshotStep::Failed(
+            error
+                .message
+                .clone()
+                .unwrap_or_else(|| "the snapshot controller reports an error".into()),
+        );
+    }
+    let created = s.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    match created {
+        Some(created) if now.duration_since(created) >= ready_deadline => {
+            FinalSnapshotStep::Failed(format!(
+                "not ready after {} (created {created}); check the CSI driver / snapshot controller",
+                humanize(ready_deadline)
+            ))
+        }
+        _ => FinalSnapshotStep::Wait,
+    }
+}
+
+fn humanize(d: SignedDuration) -> String {
+    let secs = d.as_secs();
+    if secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else if secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// The newest final snapshot among an Assistant's snapshots (not being deleted).
+pub fn newest_final(snapshots: &[VolumeSnapshot]) -> Option<&VolumeSnapshot> {
+    snapshots
+        .iter()
+        .filter(|s| {
+            s.labels().get(SNAPSHOT_KIND_LABEL).map(String::as_str)
+                == Some(SnapshotKind::Final.as_str())
+                && s.metadata.deletion_timestamp.is_none()
+        })
+        .max_by_key(|s| s.metadata.creation_timestamp.as_ref().map(|t| t.0))
+}
+
+/// 3a: a final snapshot of the claim before it is deleted, when the operator config wants
+/// one, backups are on for this client, the API is there, the claim is Bound and the
+/// Assistant does not carry the skip annotation. `Some(action)`: the deletion waits.
+async fn final_snapshot(
+    a: &Assistant,
+    ctx: &Context,
+    ns: &str,
+    pvc: &PersistentVolumeClaim,
+) -> Result<Option<Action>, Error> {
+    let claim = pvc.name_any();
+    let config = &ctx.config.backups.final_snapshot;
+    if !config.enabled {
+        return Ok(None);
+    }
+    if a.annotations()
+        .get(SKIP_FINAL_SNAPSHOT_ANNOTATION)
+        .map(String::as_str)
+        == Some("true")
+    {
+        info!(pvc = %claim, "deleting without a final snapshot ({SKIP_FINAL_SNAPSHOT_ANNOTATION})");
+        return Ok(None);
+    }
+    let policy = match crate::backup::effective_policy(a, &ctx.config) {
+        Ok(Some(policy)) => policy,
+        Ok(None) => {
+            info!(pvc = %claim, "backups are off for this client: no final snapshot");
+            return Ok(None);
+        }
+        Err(e) => {
+            let why = format!("the backup policy is invalid: {e}");
+            return final_snapshot_failed(a, ctx, ns, &format!("of {claim}"), &why).await;
+        }
+    };
+    if pvc.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Bound") {
+        info!(pvc = %claim, "the volume was never bound: nothing to snapshot");
+        return Ok(None);
+    }
+    match ctx
+        .snapshot_api
+        .get(&ctx.client, ctx.clock.as_ref(), policy.class.as_deref())
+        .await
+    {
+        ApiState::Available => {}
+        ApiState::Unavailable => {
+            warn!(pvc = %claim, "no VolumeSnapshot API: deleting the volume without a final snapshot");
+            publish(
+                ctx,
+                a,
+                EventType::Warning,
+                "FinalSnapshotSkipped",
+                format!(
+                    "the cluster has no VolumeSnapshot API: {claim} is deleted without a final snapshot"
+                ),
+            )
+            .await;
+            return Ok(None);
+        }
+        ApiState::ClassNotFound(class) => {
+            let why = format!(
+                "VolumeSnapshotClass \"{class}\" not found (operator config backups.volumeSnapshotClassName)"
+            );
+            return final_snapshot_failed(a, ctx, ns, &format!("of {claim}"), &why).await;
+        }
+    }
+    let api: Api<VolumeSnapshot> = Api::namespaced(ctx.client.clone(), ns);
+    let uid = a.uid().unwrap_or_default();
+    let listed = api
+        .list(&ListParams::default().labels(&format!("{ASSISTANT_UID_LABEL}={uid}")))
+        .await
+        .inspect_err(|e| invalidate_on_404(ctx, e))?;
+    let now = ctx.clock.now();
+    let newest = newest_final(&listed.items);
+    let deadline = policy.ready_deadline;
+    match final_snapshot_step(newest, now, deadline) {
+        FinalSnapshotStep::Ready => Ok(None),
+        FinalSnapshotStep::Wait => Ok(Some(Action::requeue(FINAL_SNAPSHOT_POLL))),
+        FinalSnapshotStep::Failed(why) => {
+            let name = newest.map(|s| s.name_any()).unwrap_or_default();
+            final_snapshot_failed(a, ctx, ns, &name, &why).await
+        }
+        FinalSnapshotStep::Create => {
+            let keep = SignedDuration::from_hours(i64::from(config.keep_days) * 24);
+            let expires_at = now.checked_add(keep).unwrap_or(now);
+            let snapshot = match crate::backup::build_snapshot(
+                a,
+                SnapshotKind::Final,
+                &claim,
+                now,
+                policy.class.as_deref(),
+                None,
+                None,
+                Some(expires_at),
+            ) {
+                Ok(s) => s,
+                Err(e) => {
+                    let why = format!("cannot build it: {e}");
+                    return final_snapshot_failed(a, ctx, ns, &format!("of {claim}"), &why).await;
+                }
+            };
+            let name = snapshot.name_any();
+            match super::restore::create_snapshot(&ctx.client, ns, &snapshot).await {
+                Ok(()) => {
+                    ctx.metrics.observe_snapshot(SnapshotKind::Final, "created");
+                    info!(pvc = %claim, snapshot = %name, expires_at = %expires_at, "took the final snapshot; the volume is deleted once it is ready");
+                    Ok(Some(Action::requeue(FINAL_SNAPSHOT_POLL)))
+                }
+                Err(kube::Error::Api(e)) if (400..500).contains(&e.code) => {
+                    invalidate_on_404(ctx, &kube::Error::Api(e.clone()));
+                    let why = format!("the API server refused it: {}", e.message);
+                    final_snapshot_failed(a, ctx, ns, &name, &why).await
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+/// A final snapshot that failed: `Block` holds the deletion (BackupHealthy says why and
+/// how to go on; its transition is the one Warning Event), `Proceed` goes on with a Warning.
+async fn final_snapshot_failed(
+    a: &Assistant,
+    ctx: &Context,
+    ns: &str,
+    snapshot: &str,
+    why: &str,
+) -> Result<Option<Action>, Error> {
+    let message = format!(
+        "final snapshot {snapshot} failed: {why}; to delete without it annotate \
+         {SKIP_FINAL_SNAPSHOT_ANNOTATION}=true"
+    );
+    match ctx.config.backups.final_snapshot.on_failure {
+        FinalSnapshotFailure::Block => {
+            warn!(%message, "deletion held by the final snapshot");
+            let mut status = crate::reconciler::status::compute(
+                a,
+                &ctx.config,
+                &Observed {
+                    deleting: true,
+                    now: Some(ctx.clock.now()),
+                    ..Default::default()
+                },
+            );
+            set_condition(
+                &mut status,
+                a.status.as_ref(),
+                Condition {
+                    type_: BACKUP_HEALTHY.into(),
+                    status: "False".into(),
+                    reason: "FinalSnapshotFailed".into(),
+                    message,
+                    observed_generation: a.metadata.generation,
+                    last_transition_time: Time(ctx.clock.now()),
+                },
+            );
+            write_status(a, ctx, ns, status).await?;
+            Ok(Some(Action::requeue(FINAL_SNAPSHOT_BLOCKED)))
+        }
+        FinalSnapshotFailure::Proceed => {
+            warn!(%message, "deleting without a good final snapshot (finalSnapshot.onFailure: Proceed)");
+            publish(
+                ctx,
+                a,
+                EventType::Warning,
+                "FinalSnapshotFailed",
+                format!("{message}; deleting anyway (finalSnapshot.onFailure: Proceed)"),
+            )
+            .await;
+            Ok(None)
+        }
+    }
+}
+
+/// Puts `c` in place of the condition of its type; it keeps its transition time while its
+/// status is unchanged, so a held deletion writes its status once.
+pub fn set_condition(
+    status: &mut crate::api::AssistantStatus,
+    old: Option<&crate::api::AssistantStatus>,
+    mut c: Condition,
+) {
+    if let Some(previous) = old
+        .into_iter()
+        .flat_map(|s| s.conditions.iter())
+        .find(|o| o.type_ == c.type_ && o.status == c.status)
+    {
+        c.last_transition_time = previous.last_transition_time.clone();
+    }
+    status.conditions.retain(|o| o.type_ != c.type_);
+    status.conditions.push(c);
+}
+
+/// 3b: the Assistant's snapshots other than final ones (uid precondition), when the API is
+/// there.
+async fn delete_other_snapshots(a: &Assistant, ctx: &Context, ns: &str) -> Result<(), Error> {
+    if ctx
+        .snapshot_api
+        .get(&ctx.client, ctx.clock.as_ref(), None)
+        .await
+        == ApiState::Unavailable
+    {
+        return Ok(());
+    }
+    let api: Api<VolumeSnapshot> = Api::namespaced(ctx.client.clone(), ns);
+    let uid = a.uid().unwrap_or_default();
+    let listed = match api
+        .list(&ListParams::default().labels(&format!("{ASSISTANT_UID_LABEL}={uid}")))
+        .await
+    {
+        Ok(l) => l,
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            ctx.snapshot_api.invalidate();
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut deleted = Vec::new();
+    for s in listed.items.iter().filter(|s| {
+        s.labels().get(SNAPSHOT_KIND_LABEL).map(String::as_str)
+            != Some(SnapshotKind::Final.as_str())
+            && s.metadata.deletion_timestamp.is_none()
+    }) {
+        let name = s.name_any();
+        let params = DeleteParams::default().preconditions(Preconditions {
+            uid: s.uid(),
+            resource_version: None,
+        });
+        match api.delete(&name, &params).await {
+            Ok(_) => deleted.push(name),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if !deleted.is_empty() {
+        info!(snapshots = ?deleted, "deleted the client's snapshots (onDelete: Delete; the final one is kept)");
+    }
+    Ok(())
+}
+
+/// A 404 from a snapshot call: the CRDs went away; discovery asks again.
+fn invalidate_on_404(ctx: &Context, e: &kube::Error) {
+    if matches!(e, kube::Error::Api(s) if s.code == 404) {
+        ctx.snapshot_api.invalidate();
+    }
+}
+
 /// A Warning that the device's open invites may still be open (the device's removal ends
 /// them when the tailnet credential is configured).
 async fn invites_left_open(a: &Assistant, ctx: &Context, e: &InviteError) {
@@ -229,4 +574,112 @@ fn forget(ctx: &Context, a: &Assistant) {
     ctx.metrics.forget(&key);
     ctx.backoff.reset(&key);
     ctx.access_clock.forget(&key);
+    ctx.backup_clock.forget(&key);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::snapshot::{VolumeSnapshotError, VolumeSnapshotStatus};
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn snapshot(name: &str, kind: SnapshotKind, created: &str) -> VolumeSnapshot {
+        let mut s = VolumeSnapshot::default();
+        s.metadata.name = Some(name.into());
+        s.metadata.creation_timestamp = Some(Time(at(created)));
+        s.metadata.labels =
+            Some([(SNAPSHOT_KIND_LABEL.to_string(), kind.as_str().to_string())].into());
+        s
+    }
+
+    #[test]
+    fn the_final_snapshot_is_taken_awaited_and_failed_past_its_deadline() {
+        let deadline = SignedDuration::from_hours(2);
+        let now = at("2026-12-03T12:00:00Z");
+        assert_eq!(
+            final_snapshot_step(None, now, deadline),
+            FinalSnapshotStep::Create
+        );
+        let mut s = snapshot(
+            "alice-20261203-113000-final",
+            SnapshotKind::Final,
+            "2026-12-03T11:30:00Z",
+        );
+        assert_eq!(
+            final_snapshot_step(Some(&s), now, deadline),
+            FinalSnapshotStep::Wait
+        );
+        let late = at("2026-12-03T13:30:00Z");
+        let FinalSnapshotStep::Failed(why) = final_snapshot_step(Some(&s), late, deadline) else {
+            panic!("past the deadline");
+        };
+        assert!(
+            why.starts_with("not ready after 2h (created 2026-12-03T11:30:00Z)"),
+            "{why}"
+        );
+        s.status = Some(VolumeSnapshotStatus {
+            error: Some(VolumeSnapshotError {
+                message: Some("quota exceeded".into()),
+                time: None,
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            final_snapshot_step(Some(&s), now, deadline),
+            FinalSnapshotStep::Failed("quota exceeded".into())
+        );
+        s.status = Some(VolumeSnapshotStatus {
+            ready_to_use: Some(true),
+            ..Default::default()
+        });
+        assert_eq!(
+            final_snapshot_step(Some(&s), late, deadline),
+            FinalSnapshotStep::Ready
+        );
+    }
+
+    #[test]
+    fn only_final_snapshots_count_and_the_newest_wins() {
+        let mut deleting = snapshot("c", SnapshotKind::Final, "2026-12-03T13:00:00Z");
+        deleting.metadata.deletion_timestamp = Some(Time(at("2026-12-03T13:01:00Z")));
+        let all = [
+            snapshot("a", SnapshotKind::Final, "2026-12-03T10:00:00Z"),
+            snapshot("b", SnapshotKind::Final, "2026-12-03T11:00:00Z"),
+            snapshot("s", SnapshotKind::Scheduled, "2026-12-03T12:00:00Z"),
+            deleting,
+        ];
+        assert_eq!(
+            newest_final(&all).map(|s| s.name_any()).as_deref(),
+            Some("b")
+        );
+        assert!(newest_final(&all[2..3]).is_none());
+    }
+
+    #[test]
+    fn a_held_deletion_keeps_its_condition_time() {
+        let c = |status: &str, t: &str| Condition {
+            type_: BACKUP_HEALTHY.into(),
+            status: status.into(),
+            reason: "FinalSnapshotFailed".into(),
+            message: "m".into(),
+            observed_generation: None,
+            last_transition_time: Time(at(t)),
+        };
+        let old = crate::api::AssistantStatus {
+            conditions: vec![c("False", "2026-12-03T10:00:00Z")],
+            ..Default::default()
+        };
+        let mut new = crate::api::AssistantStatus::default();
+        set_condition(&mut new, Some(&old), c("False", "2026-12-03T11:00:00Z"));
+        assert_eq!(new.conditions, old.conditions, "unchanged: no write");
+        set_condition(&mut new, Some(&old), c("True", "2026-12-03T11:00:00Z"));
+        assert_eq!(new.conditions.len(), 1);
+        assert_eq!(
+            new.conditions[0].last_transition_time,
+            Time(at("2026-12-03T11:00:00Z"))
+        );
+    }
 }

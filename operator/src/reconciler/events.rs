@@ -77,3 +77,27 @@ impl EventPublisher {
         }
     }
 }
+
+/// Publishes one Event when a recorder is configured; a failure is logged, never returned
+/// (events are best effort and must not fail a reconcile).
+pub async fn publish_best_effort(
+    recorder: Option<&EventPublisher>,
+    reference: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let Some(recorder) = recorder else {
+        return;
+    };
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, reference).await {
+        tracing::warn!(error = %e, "could not publish event");
+    }
+}

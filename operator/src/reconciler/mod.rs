@@ -8,6 +8,7 @@ pub mod backup;
 pub mod cleanup;
 pub mod events;
 pub mod observe;
+pub mod restore;
 pub mod status;
 pub mod tailnet;
 
@@ -86,6 +87,8 @@ pub struct Context {
     pub snapshot_api: Arc<backup::discovery::SnapshotApi>,
     /// The fleet-wide pace of scheduled snapshots.
     pub snapshot_bucket: Arc<backup::throttle::CreationBucket>,
+    /// Refused snapshot creates per Assistant (backoff, and what BackupHealthy says).
+    pub backup_clock: backup::BackupClock,
 }
 
 impl Context {
@@ -105,6 +108,7 @@ impl Context {
             snapshot_bucket: Arc::new(backup::throttle::CreationBucket::new(
                 config.backups.creations_per_minute,
             )),
+            backup_clock: Default::default(),
             config: Arc::new(config),
         }
     }
@@ -151,6 +155,8 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
         if let Some(claim) = &observed.adopt_volume {
             adopt_retained_volume(a, ctx, &ns, claim).await?;
         }
+        // In-place restore: the outgoing claim is retained before the new one is applied.
+        restore::run(a, ctx, &ns, &observed).await?;
         let a = &keep_volume_size(a, &ctx.config, observed.state.volume.as_ref());
         ensure_created(a, ctx, &ns, &observed).await?;
         observed.state.refused = apply_children(a, ctx, &ns, &observed.live).await?;
@@ -160,6 +166,14 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
         let (access, recheck) = access::run(a, ctx, &observed).await;
         observed.state.access = Some(access);
         access_recheck = recheck;
+    }
+    // Backups run whether or not the spec is valid (a typo must not stop them), but only
+    // for a volume that is this Assistant's.
+    let mut backup_requeue = None;
+    if backs_up_its_volume(a, &observed) {
+        let backup = backup::run(a, ctx, &observed).await;
+        observed.state.backup = Some(backup.observation);
+        backup_requeue = Some(backup.requeue);
     }
     let status = status::compute(a, &ctx.config, &observed.state);
     let phase = status.phase.unwrap_or_default();
@@ -178,11 +192,29 @@ async fn reconcile_inner(a: &Assistant, ctx: &Context) -> Result<Action, Error> 
     }
     ctx.backoff.reset(&assistant_key(a));
     let mut delay = next_check_delay(phase, &ctx.config);
+    if observed.restore_source_pending {
+        // The snapshot to restore from is being cut: no watch tells when it is ready.
+        delay = delay.min(CONVERGING);
+    }
     if let Some(recheck) = access_recheck {
         // An invite to poll, or a Tailscale retry, may be due before the usual check.
         delay = delay.min(recheck.max(Duration::from_secs(1)));
     }
+    if let Some(requeue) = backup_requeue {
+        // The next scheduled slot, or a snapshot being cut.
+        delay = delay.min(requeue.max(Duration::from_secs(1)));
+    }
     Ok(Action::requeue(delay))
+}
+
+/// Whether the backup step runs: the live data claim is this Assistant's, or there is none
+/// yet (then it only reports). Another Assistant's volume is never snapshotted for it.
+fn backs_up_its_volume(a: &Assistant, observed: &observe::Observation) -> bool {
+    let live: Option<PersistentVolumeClaim> = observed
+        .live
+        .get(ChildId::DataVolume)
+        .and_then(|v| serde_json::from_value(v.clone()).ok());
+    observe::volume_ownership(a, live.as_ref()) == observe::VolumeOwnership::Ours
 }
 
 /// A plan change never shrinks the volume (the API server refuses it, and the data would
@@ -229,6 +261,7 @@ async fn adopt_retained_volume(
                 children::ASSISTANT_UID_ANNOTATION: a.uid(),
                 cleanup::RETAINED_FROM_ANNOTATION: null,
                 cleanup::RETAINED_OWNER_EMAIL_ANNOTATION: null,
+                crate::api::backup::REPLACED_BY_ANNOTATION: null,
             },
         }
     });

@@ -7,11 +7,19 @@ use kube::api::{Api, DynamicObject};
 use kube::core::ApiResource;
 use serde_json::Value;
 
+use super::status::ConfigProblem;
 use super::status::Observed;
 use super::{Context, Error, LiveChildren, names, problem};
 use crate::api::Assistant;
+use crate::api::backup::REPLACED_BY_ANNOTATION;
+use crate::api::snapshot::VolumeSnapshot;
 use crate::children::kinds::{CHILD_KINDS, ChildId, Lifecycle};
-use crate::validation::{self, PreviousState};
+use crate::problems::Problems;
+use crate::validation::{self, PreviousState, RESTORE_SOURCE_FIELD, RestoreSource};
+
+/// ConfigValid reason while `spec.storage.restoreFrom` names a snapshot that cannot be
+/// restored yet (missing, not ready, failed, no snapshot API): waiting may fix it.
+pub const RESTORE_SOURCE_NOT_READY: &str = "RestoreSourceNotReady";
 
 /// Everything read for one reconcile.
 #[derive(Debug, Default, Clone)]
@@ -20,6 +28,9 @@ pub struct Observation {
     pub state: Observed,
     /// A retained volume this Assistant takes over, as its spec asks (the claim's name).
     pub adopt_volume: Option<String>,
+    /// The snapshot `spec.storage.restoreFrom` names exists and is still being cut: look
+    /// again soon rather than at the slow pace of a spec problem.
+    pub restore_source_pending: bool,
 }
 
 /// Whose the data volume is, as far as this Assistant is concerned.
@@ -31,7 +42,11 @@ pub enum VolumeOwnership {
     /// Another Assistant's volume that the spec explicitly adopts.
     Adopt,
     /// Another Assistant's volume (typically retained after deletion): never mounted.
-    Foreign(super::status::ConfigProblem),
+    Foreign(ConfigProblem),
+    /// This Assistant's own claim, kept (retained) when an earlier in-place restore switched
+    /// to another claim: never mounted again silently, since it is no longer what its name
+    /// promises (a fresh copy of the snapshot) but the since-written old volume.
+    ReplacedByRestore(ConfigProblem),
 }
 
 /// Decides [`VolumeOwnership`] from the live claim's recorded owner uid and retained mark.
@@ -43,11 +58,12 @@ pub fn volume_ownership(a: &Assistant, pvc: Option<&PersistentVolumeClaim>) -> V
     };
     let recorded = pvc.annotations().get(ASSISTANT_UID_ANNOTATION);
     let retained = pvc.labels().get(RETAINED_LABEL).map(String::as_str) == Some("true");
+    let replaced_by = pvc.annotations().get(REPLACED_BY_ANNOTATION);
     let ours = match recorded {
         Some(owner) => owner == uid,
         None => !retained,
     };
-    if ours {
+    if ours && replaced_by.is_none() {
         return VolumeOwnership::Ours;
     }
     let claim_uid = pvc.uid().unwrap_or_default();
@@ -55,6 +71,21 @@ pub fn volume_ownership(a: &Assistant, pvc: Option<&PersistentVolumeClaim>) -> V
         return VolumeOwnership::Adopt;
     }
     let name = pvc.name_any();
+    if let (true, Some(now)) = (ours, replaced_by) {
+        let snapshot = a
+            .storage()
+            .restore_from
+            .map(|r| r.volume_snapshot_name)
+            .unwrap_or_default();
+        return VolumeOwnership::ReplacedByRestore(problem(
+            "VolumeBelongsToAnotherAssistant",
+            format!(
+                "claim {name} was replaced by an earlier restore (now {now}) and is kept; \
+                 restore from a new snapshot of it, adopt it with adoptRetainedVolume: \
+                 {claim_uid}, or delete it by hand to restore {snapshot} afresh"
+            ),
+        ));
+    }
     let from = pvc
         .annotations()
         .get(super::cleanup::RETAINED_FROM_ANNOTATION)
@@ -103,44 +134,60 @@ pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observati
     let tailscale_state: Option<Secret> = typed(live.get(ChildId::TailscaleStateSecret));
     let pod: Option<Pod> = typed(live.get(ChildId::Pod));
     let volume: Option<PersistentVolumeClaim> = typed(live.get(ChildId::DataVolume));
+    // The snapshot is read only until the claim made from it exists: from then on it is
+    // history (retention may prune it) and costs no request.
+    let restore_source = match (a.storage().restore_from, &volume) {
+        (Some(from), None) => Some(read_restore_source(ctx, ns, &from.volume_snapshot_name).await?),
+        _ => None,
+    };
     let ownership = volume_ownership(a, volume.as_ref());
-    // Another Assistant's volume says nothing about this one's storage.
-    let volume = volume.filter(|_| !matches!(ownership, VolumeOwnership::Foreign(_)));
-
-    let previous = volume.as_ref().map(|pvc| PreviousState {
-        requested_storage: pvc
-            .spec
-            .as_ref()
-            .and_then(|s| s.resources.as_ref())
-            .and_then(|r| r.requests.as_ref())
-            .and_then(|r| r.get("storage"))
-            .map(|q| q.0.clone()),
-        storage_class_name: pvc.spec.as_ref().and_then(|s| s.storage_class_name.clone()),
-        restore_source: None,
+    // Another Assistant's volume (or one a restore replaced) says nothing about this one's
+    // storage.
+    let volume = volume.filter(|_| {
+        !matches!(
+            ownership,
+            VolumeOwnership::Foreign(_) | VolumeOwnership::ReplacedByRestore(_)
+        )
     });
+
+    let previous = match &volume {
+        Some(pvc) => Some(PreviousState {
+            requested_storage: pvc
+                .spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+                .map(|q| q.0.clone()),
+            storage_class_name: pvc.spec.as_ref().and_then(|s| s.storage_class_name.clone()),
+            restore_source: None,
+        }),
+        // No claim yet: validation still needs what the restore source says.
+        None => restore_source.clone().map(|source| PreviousState {
+            requested_storage: None,
+            storage_class_name: None,
+            restore_source: Some(source),
+        }),
+    };
     let validated = match &ownership {
-        VolumeOwnership::Foreign(p) => Err(p.clone()),
+        VolumeOwnership::Foreign(p) | VolumeOwnership::ReplacedByRestore(p) => Err(p.clone()),
         _ => validation::validate_at(
             a,
             &ctx.config,
             previous.as_ref(),
             Some(crate::runtime::today_utc()),
         )
-        .map_err(|problems| {
-            let shrink = problems
-                .0
-                .iter()
-                .any(|p| p.message.contains("never shrink"));
-            problem(
-                if shrink {
-                    "StorageShrinkRefused"
-                } else {
-                    "InvalidSpec"
-                },
-                problems.to_string(),
-            )
-        }),
+        .map_err(|problems| spec_problem(&problems)),
     };
+    let restore_source_pending = matches!(&validated, Err(p) if p.reason == RESTORE_SOURCE_NOT_READY)
+        && matches!(
+            restore_source,
+            Some(RestoreSource::Found {
+                ready: false,
+                error: None,
+                ..
+            })
+        );
     let config_problem = match validated {
         Err(p) => Some(p),
         Ok(()) => missing_references(a, ctx, ns).await?,
@@ -158,9 +205,68 @@ pub async fn observe(a: &Assistant, ctx: &Context, ns: &str) -> Result<Observati
             deleting: false,
             refused: Vec::new(),
             access: None,
+            backup: None,
+            now: Some(ctx.clock.now()),
         },
         adopt_volume,
+        restore_source_pending,
     })
+}
+
+/// The ConfigValid reason for validation's problems: a shrink is refused as such; problems
+/// only about the restore source (missing, not ready, failed, no API) are worth waiting for;
+/// anything else is the spec's to fix.
+pub fn spec_problem(problems: &Problems) -> ConfigProblem {
+    let shrink = problems
+        .0
+        .iter()
+        .any(|p| p.message.contains("never shrink"));
+    let only_restore_source =
+        !problems.0.is_empty() && problems.0.iter().all(|p| p.field == RESTORE_SOURCE_FIELD);
+    let reason = if shrink {
+        "StorageShrinkRefused"
+    } else if only_restore_source {
+        RESTORE_SOURCE_NOT_READY
+    } else {
+        "InvalidSpec"
+    };
+    problem(reason, problems.to_string())
+}
+
+/// One GET of the snapshot a volume is to be restored from. A 404 naming the snapshot is
+/// `NotFound`; a 404 without it is the resource type itself missing (no snapshot CRDs).
+async fn read_restore_source(ctx: &Context, ns: &str, name: &str) -> Result<RestoreSource, Error> {
+    let api: Api<VolumeSnapshot> = Api::namespaced(ctx.client.clone(), ns);
+    match api.get(name).await {
+        Ok(s) => Ok(restore_source_of(&s)),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(restore_source_of_404(&e, name)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What validation needs of a live snapshot.
+pub fn restore_source_of(s: &VolumeSnapshot) -> RestoreSource {
+    let status = s.status.as_ref();
+    RestoreSource::Found {
+        ready: status.and_then(|st| st.ready_to_use) == Some(true),
+        error: status
+            .and_then(|st| st.error.as_ref())
+            .map(|e| e.message.clone().unwrap_or_else(|| "no message".into())),
+        restore_size: status
+            .and_then(|st| st.restore_size.as_ref())
+            .map(|q| q.0.clone()),
+    }
+}
+
+/// A 404's body names the object when the object is missing; for a resource type the
+/// server does not serve it carries no name (or is not a Status at all).
+pub fn restore_source_of_404(e: &kube::core::Status, name: &str) -> RestoreSource {
+    let names_it = e.details.as_ref().is_some_and(|d| d.name == name);
+    if names_it {
+        RestoreSource::NotFound
+    } else {
+        RestoreSource::ApiUnavailable
+    }
 }
 
 /// Secrets the pod cannot start without. Optional references are skipped.
@@ -243,6 +349,171 @@ mod tests {
     use k8s_openapi::api::core::v1::{
         EnvFromSource, EnvVar, EnvVarSource, SecretEnvSource, SecretKeySelector,
     };
+    use serde_json::json;
+
+    fn claim(uid: &str, retained: bool, replaced_by: Option<&str>) -> PersistentVolumeClaim {
+        use crate::children::{ASSISTANT_UID_ANNOTATION, RETAINED_LABEL};
+        let mut annotations =
+            std::collections::BTreeMap::from([(ASSISTANT_UID_ANNOTATION.to_string(), uid.into())]);
+        if let Some(new) = replaced_by {
+            annotations.insert(REPLACED_BY_ANNOTATION.to_string(), new.into());
+        }
+        PersistentVolumeClaim {
+            metadata: kube::api::ObjectMeta {
+                name: Some("alice-data-1a2b3c4d".into()),
+                uid: Some("claim-uid".into()),
+                annotations: Some(annotations),
+                labels: retained.then(|| [(RETAINED_LABEL.to_string(), "true".to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_claim_replaced_by_a_restore_is_never_ours_again() {
+        let mut a = crate::testing::assistant("alice");
+        a.metadata.uid = Some("uid-1".into());
+        a.spec.storage = Some(crate::api::StorageSpec {
+            restore_from: Some(crate::api::RestoreFrom {
+                volume_snapshot_name: "alice-20261203-030000-scheduled".into(),
+            }),
+            ..Default::default()
+        });
+        // Its own live claim: ours. Retained by its own deletion-less restore: not.
+        assert_eq!(
+            volume_ownership(&a, Some(&claim("uid-1", false, None))),
+            VolumeOwnership::Ours
+        );
+        let replaced = claim("uid-1", true, Some("alice-data-9f8e7d6c"));
+        let VolumeOwnership::ReplacedByRestore(p) = volume_ownership(&a, Some(&replaced)) else {
+            panic!("a replaced claim is not mounted again");
+        };
+        assert_eq!(p.reason, "VolumeBelongsToAnotherAssistant");
+        assert_eq!(
+            p.message,
+            "claim alice-data-1a2b3c4d was replaced by an earlier restore (now \
+             alice-data-9f8e7d6c) and is kept; restore from a new snapshot of it, adopt it \
+             with adoptRetainedVolume: claim-uid, or delete it by hand to restore \
+             alice-20261203-030000-scheduled afresh"
+        );
+        // The replaced-by mark alone (retained label lost) still keeps it out.
+        assert!(matches!(
+            volume_ownership(&a, Some(&claim("uid-1", false, Some("x")))),
+            VolumeOwnership::ReplacedByRestore(_)
+        ));
+        // Another Assistant's replaced claim is foreign, as before.
+        assert!(matches!(
+            volume_ownership(&a, Some(&replaced_of("uid-2"))),
+            VolumeOwnership::Foreign(_)
+        ));
+        // Adopting it on purpose still works.
+        a.spec.storage.as_mut().unwrap().adopt_retained_volume = Some("claim-uid".into());
+        assert_eq!(
+            volume_ownership(&a, Some(&replaced)),
+            VolumeOwnership::Adopt
+        );
+    }
+
+    fn replaced_of(uid: &str) -> PersistentVolumeClaim {
+        claim(uid, true, Some("elsewhere"))
+    }
+
+    #[test]
+    fn restore_source_problems_wait_and_the_rest_are_the_specs() {
+        use crate::problems::Problem;
+        let p = |field: &str, message: &str| Problem {
+            field: field.into(),
+            message: message.into(),
+        };
+        let source = p(
+            RESTORE_SOURCE_FIELD,
+            "VolumeSnapshot clients/x is not ready to use yet",
+        );
+        assert_eq!(
+            spec_problem(&Problems(vec![source.clone()])).reason,
+            RESTORE_SOURCE_NOT_READY
+        );
+        let size = p(
+            "spec.storage.size",
+            "5Gi is smaller than the snapshot's restoreSize 8Gi",
+        );
+        assert_eq!(
+            spec_problem(&Problems(vec![size.clone()])).reason,
+            "InvalidSpec"
+        );
+        // Mixed: the spec must be fixed anyway.
+        let mixed = spec_problem(&Problems(vec![source, size]));
+        assert_eq!(mixed.reason, "InvalidSpec");
+        assert!(mixed.message.contains("not ready") && mixed.message.contains("restoreSize"));
+        let shrink = p("spec.storage.size", "volumes never shrink");
+        assert_eq!(
+            spec_problem(&Problems(vec![shrink])).reason,
+            "StorageShrinkRefused"
+        );
+    }
+
+    #[test]
+    fn a_404_naming_the_snapshot_is_not_found_otherwise_the_api_is_missing() {
+        // The bodies the API server sends for a missing object and for a missing resource.
+        let status = |details: Option<&str>| -> kube::core::Status {
+            let mut body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "NotFound", "code": 404, "details": {}});
+            if let Some(name) = details {
+                body["details"] = json!({"name": name, "group": "snapshot.storage.k8s.io",
+                    "kind": "volumesnapshots"});
+            }
+            serde_json::from_value(body).unwrap()
+        };
+        assert_eq!(
+            restore_source_of_404(&status(Some("snap")), "snap"),
+            RestoreSource::NotFound
+        );
+        // "the server could not find the requested resource": no CRD.
+        assert_eq!(
+            restore_source_of_404(&status(None), "snap"),
+            RestoreSource::ApiUnavailable
+        );
+    }
+
+    #[test]
+    fn a_live_snapshot_reads_as_ready_failed_or_pending() {
+        use crate::api::snapshot::{VolumeSnapshotError, VolumeSnapshotStatus};
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        let mut s = VolumeSnapshot::default();
+        assert_eq!(
+            restore_source_of(&s),
+            RestoreSource::Found {
+                ready: false,
+                error: None,
+                restore_size: None
+            }
+        );
+        s.status = Some(VolumeSnapshotStatus {
+            ready_to_use: Some(true),
+            restore_size: Some(Quantity("8Gi".into())),
+            ..Default::default()
+        });
+        assert_eq!(
+            restore_source_of(&s),
+            RestoreSource::Found {
+                ready: true,
+                error: None,
+                restore_size: Some("8Gi".into())
+            }
+        );
+        s.status = Some(VolumeSnapshotStatus {
+            error: Some(VolumeSnapshotError {
+                message: Some("driver says no".into()),
+                time: None,
+            }),
+            ..Default::default()
+        });
+        assert!(matches!(
+            restore_source_of(&s),
+            RestoreSource::Found { ready: false, error: Some(e), .. } if e == "driver says no"
+        ));
+    }
 
     #[test]
     fn references_secret_agrees_with_required_secret_refs() {

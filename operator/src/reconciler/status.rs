@@ -20,6 +20,8 @@ pub const STORAGE_READY: &str = "StorageReady";
 pub const GATEWAY_READY: &str = "GatewayReady";
 pub const TAILNET_READY: &str = "TailnetReady";
 pub const APPLIED: &str = "Applied";
+/// Whether the volume's snapshots are fine: reported, never an input of Ready or phase.
+pub const BACKUP_HEALTHY: &str = "BackupHealthy";
 
 /// Container waiting reasons that need a human, not patience.
 const FAILING_REASONS: [&str; 6] = [
@@ -67,6 +69,11 @@ pub struct Observed {
     /// `status.access` as the access step decided it; `None` keeps the recorded one
     /// (cleanup, and callers without the access step).
     pub access: Option<crate::api::access::AccessStatus>,
+    /// `BackupHealthy` and `status.backup` as the backup step decided them; `None` keeps
+    /// the recorded ones (cleanup, an Assistant whose volume is not its own).
+    pub backup: Option<super::backup::BackupObservation>,
+    /// Calendar time of this reconcile (transition times); `None`: the system's.
+    pub now: Option<jiff::Timestamp>,
 }
 
 fn cond(
@@ -402,12 +409,32 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
         gateway_c,
         tailnet_c,
     ];
+    let old_conditions = a
+        .status
+        .as_ref()
+        .map(|s| s.conditions.as_slice())
+        .unwrap_or(&[]);
+    // After the parts of Ready, and not one of them: a backup problem never takes a
+    // client's assistant down.
+    let backup_c = match &obs.backup {
+        Some(b) => Some(Condition {
+            type_: BACKUP_HEALTHY.into(),
+            status: b.health.status.into(),
+            reason: b.health.reason.into(),
+            message: b.health.message.clone(),
+            observed_generation: generation,
+            last_transition_time: Time(jiff::Timestamp::UNIX_EPOCH),
+        }),
+        None => old_conditions
+            .iter()
+            .find(|c| c.type_ == BACKUP_HEALTHY)
+            .cloned(),
+    };
+    conditions.extend(backup_c);
     keep_transition_times(
         &mut conditions,
-        a.status
-            .as_ref()
-            .map(|s| s.conditions.as_slice())
-            .unwrap_or(&[]),
+        old_conditions,
+        obs.now.unwrap_or_else(jiff::Timestamp::now),
     );
     AssistantStatus {
         phase: Some(phase),
@@ -422,14 +449,17 @@ pub fn compute(a: &Assistant, config: &OperatorConfig, obs: &Observed) -> Assist
             .access
             .clone()
             .or_else(|| a.status.as_ref().and_then(|s| s.access.clone())),
-        backup: a.status.as_ref().and_then(|s| s.backup.clone()),
+        backup: match &obs.backup {
+            Some(b) => Some(b.status.clone()),
+            None => a.status.as_ref().and_then(|s| s.backup.clone()),
+        },
     }
 }
 
 /// A condition keeps its lastTransitionTime while its status is unchanged; a changed one
 /// gets now.
-fn keep_transition_times(conditions: &mut [Condition], old: &[Condition]) {
-    let now = Time(jiff::Timestamp::now());
+fn keep_transition_times(conditions: &mut [Condition], old: &[Condition], now: jiff::Timestamp) {
+    let now = Time(now);
     for c in conditions.iter_mut() {
         c.last_transition_time = match old.iter().find(|o| o.type_ == c.type_) {
             Some(o) if o.status == c.status => o.last_transition_time.clone(),

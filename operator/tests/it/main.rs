@@ -8,6 +8,7 @@
 #[macro_use]
 mod console_support;
 
+mod backup_scenarios;
 mod billing_store;
 mod billing_webhook;
 mod console_authz;

@@ -34,13 +34,23 @@ fn inputs() -> Vec<Assistant> {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    let assistants: Vec<Assistant> = files
+    let mut assistants: Vec<Assistant> = files
         .iter()
         .map(|f| {
             let text = std::fs::read_to_string(f).unwrap();
             serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()))
         })
         .collect();
+    // A volume made from a snapshot: the server copies `dataSource` to `dataSourceRef`, and
+    // the claim (named for the snapshot) must still be stored unchanged and in sync.
+    assistants.push(
+        serde_json::from_value(assistant_json(
+            "builders-restore",
+            "restored",
+            serde_json::json!({"storage": {"size": "1Gi", "restoreFrom": {"volumeSnapshotName": "alice-20261203-030000-scheduled"}}}),
+        ))
+        .unwrap(),
+    );
     assert!(
         assistants.len() >= 16,
         "expected examples + edge cases, got {}",

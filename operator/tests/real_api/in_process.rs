@@ -170,6 +170,88 @@ async fn api_server_refuses_shrink_and_storage_class_change(client: &Client) {
     teardown(&client, &ns).await;
 }
 
+/// The CRD's restoreFrom rules (design §1.2), enforced by the real API server.
+async fn api_server_enforces_the_restore_rules(client: &Client) {
+    let client = client.clone();
+    let ns = setup(&client, "restore-cel").await;
+    let api: Api<Assistant> = Api::namespaced(client.clone(), &ns);
+    let restore_from = |snap: &str| json!({"volumeSnapshotName": snap});
+
+    // Restore into a new Assistant: created with restoreFrom and not suspended.
+    let mut fresh = assistant(&ns);
+    fresh.metadata.name = Some("fresh".into());
+    fresh.spec.storage.as_mut().unwrap().restore_from =
+        Some(serde_json::from_value(restore_from("snap-1")).unwrap());
+    api.create(&PostParams::default(), &fresh)
+        .await
+        .expect("a new Assistant may start from a snapshot");
+
+    // On an existing one, only together with suspended: true (in-place restore).
+    api.create(&PostParams::default(), &assistant(&ns))
+        .await
+        .unwrap();
+    let alone = api
+        .patch(
+            "alice",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"storage": {"restoreFrom": restore_from("snap-1")}}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        alone
+            .to_string()
+            .contains("only together with suspended: true"),
+        "{alone}"
+    );
+    api.patch(
+        "alice",
+        &PatchParams::default(),
+        &Patch::Merge(
+            json!({"spec": {"suspended": true, "storage": {"restoreFrom": restore_from("snap-1")}}}),
+        ),
+    )
+    .await
+    .expect("set together with suspended: the in-place restore");
+    // Changing it needs suspended too (still true here): allowed; once resumed, refused.
+    api.patch(
+        "alice",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"suspended": false}})),
+    )
+    .await
+    .expect("resume");
+    let change = api
+        .patch(
+            "alice",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"storage": {"restoreFrom": restore_from("snap-2")}}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        change
+            .to_string()
+            .contains("only together with suspended: true"),
+        "{change}"
+    );
+    // Once set, it cannot be removed (the volume was made from it), suspended or not.
+    for patch in [
+        json!({"spec": {"storage": {"restoreFrom": null}}}),
+        json!({"spec": {"suspended": true, "storage": {"restoreFrom": null}}}),
+    ] {
+        let removed = api
+            .patch("alice", &PatchParams::default(), &Patch::Merge(patch))
+            .await
+            .unwrap_err();
+        assert!(
+            removed.to_string().contains("cannot be removed"),
+            "{removed}"
+        );
+    }
+    teardown(&client, &ns).await;
+}
+
 /// A rendered example is accepted by the real API server (dry run).
 async fn rendered_children_pass_server_side_dry_run(client: &Client) {
     let client = client.clone();
@@ -206,5 +288,6 @@ async fn reconciler_in_process_on_the_real_api_server() {
     let admin = cp.client("admin").await;
     creates_children_suspends_and_retains_the_volume(&admin).await;
     api_server_refuses_shrink_and_storage_class_change(&admin).await;
+    api_server_enforces_the_restore_rules(&admin).await;
     rendered_children_pass_server_side_dry_run(&admin).await;
 }

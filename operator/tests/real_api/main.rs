@@ -4,7 +4,9 @@
 //! stays for fault injection. Tests run one at a time (two cores).
 
 mod access_invites;
+mod backups;
 mod billing;
+mod backup_step;
 mod builders;
 mod console;
 mod console_outage;
@@ -14,5 +16,7 @@ mod leader;
 mod onboarding;
 mod prune;
 mod restart;
+mod restore_step;
+mod runbooks;
 mod support;
 mod tailnet;

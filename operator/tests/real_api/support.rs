@@ -7,9 +7,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use clawhost::api::Assistant;
+use clawhost::api::snapshot::VolumeSnapshot;
 use clawhost_envtest::process::http_get;
 use clawhost_envtest::{AuditEvent, ControlPlane};
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, PersistentVolumeClaim, Pod, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
@@ -491,4 +492,224 @@ pub async fn console_as(
         .await
         .unwrap();
     (ctx, admin_id, api_token)
+}
+
+// ---- volume snapshots (issue 16) ---------------------------------------------------------
+
+/// The VolumeSnapshotClass every snapshot test configures (`backups.volumeSnapshotClassName`).
+pub const SNAPSHOT_CLASS: &str = "csi-test";
+
+/// The upstream snapshot CRDs (external-snapshotter v8.6.0), unmodified, from `shared/`.
+pub fn snapshot_crds() -> PathBuf {
+    repo_root().join("../shared/crds/volumesnapshot")
+}
+
+/// [`control_plane`] plus the snapshot CRDs and a VolumeSnapshotClass [`SNAPSHOT_CLASS`]
+/// (driver `test.csi.clawhost.dev`, deletionPolicy Delete). None when the tier is off, or
+/// (locally) when the CRDs are missing; under `CI` missing CRDs fail.
+pub async fn control_plane_with_snapshots(controller_manager: bool) -> Option<ControlPlane> {
+    let crds = snapshot_crds();
+    if !crds
+        .join("snapshot.storage.k8s.io_volumesnapshots.yaml")
+        .is_file()
+    {
+        if std::env::var_os("CI").is_some_and(|v| !v.is_empty()) {
+            panic!(
+                "the upstream snapshot CRDs are missing at {} (CI must have them)",
+                crds.display()
+            );
+        }
+        eprintln!(
+            "skipped: the snapshot CRDs are missing at {}",
+            crds.display()
+        );
+        return None;
+    }
+    let cp = control_plane(controller_manager).await?;
+    install_snapshot_api(&cp).await;
+    Some(cp)
+}
+
+/// Installs the snapshot CRDs and the class [`SNAPSHOT_CLASS`] into a running control plane
+/// (also "the API appears later" in a test).
+pub async fn install_snapshot_api(cp: &ControlPlane) {
+    cp.install_crds(&[&snapshot_crds()])
+        .await
+        .expect("install the snapshot CRDs");
+    let admin = cp.client("admin").await;
+    apply_json(
+        &admin,
+        "snapshot.storage.k8s.io/v1",
+        "VolumeSnapshotClass",
+        "volumesnapshotclasses",
+        None,
+        &json!({
+            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+            "metadata": {"name": SNAPSHOT_CLASS},
+            "driver": "test.csi.clawhost.dev", "deletionPolicy": "Delete",
+        }),
+    )
+    .await;
+}
+
+pub fn snapshots_api(client: &Client, ns: &str) -> Api<VolumeSnapshot> {
+    Api::namespaced(client.clone(), ns)
+}
+
+/// Every VolumeSnapshot in `ns`, by name.
+pub async fn snapshots(client: &Client, ns: &str) -> Vec<VolumeSnapshot> {
+    let mut items = snapshots_api(client, ns)
+        .list(&kube::api::ListParams::default())
+        .await
+        .unwrap_or_else(|e| panic!("list volumesnapshots in {ns}: {e}"))
+        .items;
+    items.sort_by_key(|s| s.name_any());
+    items
+}
+
+/// Plays the snapshot controller for one snapshot: merge-patches its `/status` with
+/// `status` (readyToUse, creationTime, restoreSize, boundVolumeSnapshotContentName, or
+/// `error`).
+pub async fn set_snapshot_status(client: &Client, ns: &str, name: &str, status: Value) {
+    snapshots_api(client, ns)
+        .patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": status})),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("snapshot status {ns}/{name}: {e}"));
+}
+
+/// What the snapshot controller writes when the storage system has cut the snapshot.
+pub fn snapshot_ready(name: &str, taken: jiff::Timestamp, restore_size: &str) -> Value {
+    json!({
+        "readyToUse": true,
+        "creationTime": taken.to_string(),
+        "restoreSize": restore_size,
+        "boundVolumeSnapshotContentName": format!("snapcontent-{name}"),
+    })
+}
+
+/// What the snapshot controller writes when the driver failed.
+pub fn snapshot_failed(message: &str, at: jiff::Timestamp) -> Value {
+    json!({"readyToUse": false, "error": {"message": message, "time": at.to_string()}})
+}
+
+/// Background stand-in for the snapshot controller: every snapshot in `ns` without a
+/// status is marked ready (taken now, restoreSize 1Gi) shortly after it appears. For
+/// tests that drive the real operator (runbooks); aborted with the handle.
+pub fn snapshot_controller(client: Client, ns: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            if let Ok(list) = snapshots_api(&client, &ns)
+                .list(&kube::api::ListParams::default())
+                .await
+            {
+                for s in list.items {
+                    if s.status.as_ref().and_then(|st| st.ready_to_use).is_none() {
+                        let name = s.name_any();
+                        let status = snapshot_ready(&name, jiff::Timestamp::now(), "1Gi");
+                        let _ = snapshots_api(&client, &ns)
+                            .patch_status(
+                                &name,
+                                &PatchParams::default(),
+                                &Patch::Merge(&json!({"status": status})),
+                            )
+                            .await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+/// Plays the PV controller for one claim (control planes without the controller manager):
+/// `status.phase: Bound` with its requested size as capacity.
+pub async fn mark_bound(client: &Client, ns: &str, claim: &str) {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let pvc = api
+        .get(claim)
+        .await
+        .unwrap_or_else(|e| panic!("claim {ns}/{claim}: {e}"));
+    let size = pvc
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources.as_ref())
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("storage"))
+        .map(|q| q.0.clone())
+        .unwrap_or_else(|| "1Gi".into());
+    api.patch_status(
+        claim,
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": size}}})),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("bind claim {ns}/{claim}: {e}"));
+}
+
+/// Background stand-in for the PV controller: binds every claim in `ns` that is not Bound
+/// (see [`mark_bound`]). Only on control planes without the controller manager.
+pub fn claim_binder(client: Client, ns: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+        loop {
+            if let Ok(list) = api.list(&kube::api::ListParams::default()).await {
+                for c in list.items {
+                    let bound = c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+                    if !bound && c.metadata.deletion_timestamp.is_none() {
+                        mark_bound(&client, &ns, &c.name_any()).await;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+/// The operator config of snapshot tests: class [`SNAPSHOT_CLASS`] plus `extra` YAML lines
+/// under `backups:` (each indented by two spaces by the caller's text).
+pub fn backups_config(extra: &str) -> String {
+    format!("backups:\n  volumeSnapshotClassName: {SNAPSHOT_CLASS}\n{extra}")
+}
+
+/// The path to a `kubectl` for tests that run shell commands (runbooks): `$CLAWHOST_CACHE/bin`
+/// (tests/tools/install.sh), else `PATH`. None when there is none.
+pub fn kubectl() -> Option<PathBuf> {
+    let cache = std::env::var_os("CLAWHOST_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/clawhost")));
+    let mut candidates: Vec<PathBuf> = cache.into_iter().map(|c| c.join("bin")).collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path));
+    }
+    candidates
+        .into_iter()
+        .map(|d| d.join("kubectl"))
+        .find(|k| k.is_file())
+}
+
+/// Creates a VolumeSnapshot as the test (the typed view carries no apiVersion/kind, so
+/// it goes through `to_value()`); `dry_run` only asks admission.
+pub async fn create_snapshot(
+    client: &Client,
+    ns: &str,
+    snapshot: &VolumeSnapshot,
+    dry_run: bool,
+) -> Result<(), kube::Error> {
+    let ar = kube::core::ApiResource::erase::<VolumeSnapshot>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let obj: kube::api::DynamicObject =
+        serde_json::from_value(snapshot.to_value()).expect("a snapshot is an object");
+    api.create(
+        &PostParams {
+            dry_run,
+            ..Default::default()
+        },
+        &obj,
+    )
+    .await
+    .map(|_| ())
 }

@@ -404,6 +404,7 @@ async fn operator_side(api: &str, n: usize) -> anyhow::Result<Figures> {
         snapshot_bucket: Arc::new(clawhost::reconciler::backup::throttle::CreationBucket::new(
             20,
         )),
+        backup_clock: Default::default(),
     });
     let rss_baseline = proc_status_mib("VmRSS:");
 

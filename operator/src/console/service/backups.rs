@@ -22,7 +22,7 @@ use crate::console::cluster::{ClusterError, RetainedClaim};
 use crate::console::db::{Admin, ClientRow};
 
 /// Condition type of backup health (written by the operator's status step).
-pub const BACKUP_HEALTHY: &str = "BackupHealthy";
+pub use crate::reconciler::status::BACKUP_HEALTHY;
 /// `BackupHealthy` reason while a deletion waits on a final snapshot that failed.
 pub const FINAL_SNAPSHOT_FAILED: &str = "FinalSnapshotFailed";
 /// The fleet view's and the Fleet page's threshold: no ready snapshot for this long.

@@ -8,13 +8,39 @@ pub mod discovery;
 pub mod janitor;
 pub mod throttle;
 
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::api::{Assistant, BackupStatus};
-use crate::backup::BackupHealth;
+use jiff::{SignedDuration, Timestamp};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
+use kube::core::ApiResource;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use tracing::{info, warn};
 
-use super::Context;
+use crate::api::snapshot::VolumeSnapshot;
+use crate::api::{
+    ASSISTANT_UID_LABEL, Assistant, BACKUP_REQUEST_ANNOTATION, BackupStatus, SnapshotKind,
+    parse_backup_request,
+};
+use crate::backup::{
+    ApiState, BackupHealth, BackupPolicy, HealthInput, SnapshotInfo, backup_status, due_run,
+    effective_policy, evaluate_health, select_for_deletion, spread_offset,
+};
+use crate::config::OperatorConfig;
+
 use super::observe::Observation;
+use super::{Context, assistant_key, events, names};
+
+/// Poll interval while one of the Assistant's snapshots is being cut (no watch on
+/// snapshots: the CRD may be missing), and the retry after a transport or 5xx error.
+const POLL: Duration = Duration::from_secs(30);
+/// A refused create is retried after 1 min, doubling up to 30 min.
+const REFUSED_FIRST: SignedDuration = SignedDuration::from_mins(1);
+const REFUSED_MAX: SignedDuration = SignedDuration::from_mins(30);
+/// The message of a pass that could not reach the API server (never a secret).
+pub const UNREACHABLE: &str = "could not reach the API server for snapshots; retrying";
 
 /// What `status::compute` needs from the backup step.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,9 +56,568 @@ pub struct BackupOutcome {
     pub requeue: Duration,
 }
 
+/// Per-Assistant memory of refused creates (4xx: RBAC, quota, admission), so a refused
+/// create is retried after 1 min doubling to 30 min instead of on every reconcile, and
+/// `BackupHealthy` keeps saying why until a create succeeds. In memory: a restart retries
+/// once at once, which is fine. Times are `ctx.clock`'s, so tests drive the backoff.
+#[derive(Debug, Default)]
+pub struct BackupClock {
+    refused: Mutex<HashMap<String, Refusal>>,
+}
+
+#[derive(Debug, Clone)]
+struct Refusal {
+    message: String,
+    failures: u32,
+    retry_at: Timestamp,
+}
+
+impl BackupClock {
+    /// The last refusal's message and when a create may be tried again.
+    pub fn refused(&self, key: &str) -> Option<(String, Timestamp)> {
+        self.lock()
+            .get(key)
+            .map(|r| (r.message.clone(), r.retry_at))
+    }
+
+    /// Counts a refusal; returns when to try again.
+    fn record_refusal(&self, key: &str, message: String, now: Timestamp) -> Timestamp {
+        let mut all = self.lock();
+        let failures = all.get(key).map_or(0, |r| r.failures).saturating_add(1);
+        let wait = REFUSED_FIRST
+            .checked_mul(1 << (failures - 1).min(5))
+            .unwrap_or(REFUSED_MAX)
+            .min(REFUSED_MAX);
+        let retry_at = now.checked_add(wait).unwrap_or(now);
+        all.insert(
+            key.to_string(),
+            Refusal {
+                message,
+                failures,
+                retry_at,
+            },
+        );
+        retry_at
+    }
+
+    /// A create succeeded (or the Assistant is gone): nothing is refused any more.
+    pub fn forget(&self, key: &str) {
+        self.lock().remove(key);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Refusal>> {
+        self.refused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// One pass, for an Assistant whose volume is its own: request, schedule, retention,
 /// health. Runs whether or not ConfigValid is True (a spec typo never stops backups).
 pub async fn run(a: &Assistant, ctx: &Context, observed: &Observation) -> BackupOutcome {
-    let _ = (a, ctx, observed);
-    todo!("engineer B")
+    let now = ctx.clock.now();
+    let key = assistant_key(a);
+    let outcome = Pass::new(a, ctx, observed, now).run().await;
+    ctx.metrics
+        .set_backup_state(&key, outcome.observation.health.state);
+    outcome
+}
+
+/// Why backups are off for this Assistant, for the `Disabled` message.
+pub fn disabled_by(a: &Assistant, config: &OperatorConfig) -> String {
+    if !config.backups.enabled {
+        return "backups.enabled: false in the operator config".into();
+    }
+    if a.spec.backup.as_ref().and_then(|b| b.enabled) == Some(false) {
+        return "spec.backup.enabled: false".into();
+    }
+    match config.plan(a.spec.plan.as_deref()) {
+        Some((name, plan)) if plan.backup.as_ref().and_then(|b| b.enabled) == Some(false) => {
+            format!("plan {name} has backup.enabled: false")
+        }
+        _ => "backups are off for this client".into(),
+    }
+}
+
+/// One reconcile's backup pass: what was read, and what it decided so far.
+struct Pass<'a> {
+    a: &'a Assistant,
+    ctx: &'a Context,
+    observed: &'a Observation,
+    now: Timestamp,
+    key: String,
+    ns: String,
+    old: BackupStatus,
+    snapshots: Vec<SnapshotInfo>,
+    refused: Option<String>,
+    /// What went wrong talking to the server this pass (short, stable: `HTTP 500`).
+    unreachable: Option<String>,
+    requeue: Duration,
+    last_scheduled_run: Option<Timestamp>,
+    handled_request: Option<String>,
+    request_snapshot: Option<String>,
+}
+
+impl<'a> Pass<'a> {
+    fn new(a: &'a Assistant, ctx: &'a Context, observed: &'a Observation, now: Timestamp) -> Self {
+        let old = a
+            .status
+            .as_ref()
+            .and_then(|s| s.backup.clone())
+            .unwrap_or_default();
+        Self {
+            a,
+            ctx,
+            observed,
+            now,
+            key: assistant_key(a),
+            ns: a.namespace().unwrap_or_default(),
+            last_scheduled_run: old.last_scheduled_run.as_deref().and_then(parse_time),
+            handled_request: old.handled_request.clone(),
+            request_snapshot: old.request_snapshot.clone(),
+            old,
+            snapshots: Vec::new(),
+            refused: None,
+            unreachable: None,
+            requeue: Duration::MAX,
+        }
+    }
+
+    async fn run(mut self) -> BackupOutcome {
+        // 1. The policy; off or broken: no API calls at all.
+        let policy = match effective_policy(self.a, &self.ctx.config) {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                let why = disabled_by(self.a, &self.ctx.config);
+                return self.finish(None, Some(&why), &ApiState::Available, None);
+            }
+            Err(message) => return self.broken_config(message),
+        };
+        // 2. Is there a snapshot API (and the class)?
+        let api = self
+            .ctx
+            .snapshot_api
+            .get(
+                &self.ctx.client,
+                self.ctx.clock.as_ref(),
+                policy.class.as_deref(),
+            )
+            .await;
+        if api != ApiState::Available {
+            return self.finish(Some(&policy), None, &api, None);
+        }
+        // 3. This Assistant's snapshots: one LIST by the uid label.
+        match self.list().await {
+            Ok(list) => self.snapshots = list,
+            Err(e) => {
+                let api = self.api_error(&e);
+                // What was recorded stays (a blip must not rewrite status), with a message.
+                let mut outcome = self.finish(Some(&policy), None, &api, None);
+                if self.unreachable.is_some() {
+                    let mut kept = self.old.clone();
+                    kept.message = outcome.observation.status.message.clone();
+                    outcome.observation.status = kept;
+                }
+                return outcome;
+            }
+        }
+        if let Some((message, retry_at)) = self.ctx.backup_clock.refused(&self.key) {
+            self.refused = Some(message);
+            if retry_at > self.now {
+                self.wait_until(retry_at);
+            }
+        }
+        // 4. A snapshot asked for with the request annotation.
+        self.request(&policy).await;
+        // 5. The schedule.
+        let next_run = self.schedule(&policy).await;
+        // 6. Retention.
+        self.retention(&policy).await;
+        // 8. Come back for the next slot, and while a snapshot is being cut.
+        self.wait_until(next_run + SignedDuration::from_secs(1));
+        let pending = self.snapshots.iter().any(|s| {
+            !s.ready && s.error.is_none() && !s.deleting && s.created + policy.ready_deadline > self.now
+        });
+        if pending {
+            self.requeue = self.requeue.min(POLL);
+        }
+        self.finish(Some(&policy), None, &ApiState::Available, Some(next_run))
+    }
+
+    /// An invalid operator or plan policy (`config check` refuses it, so only a config
+    /// changed under a running operator): said in the condition, nothing is called.
+    fn broken_config(self, message: String) -> BackupOutcome {
+        let health = BackupHealth {
+            status: "Unknown",
+            reason: "Disabled",
+            message: format!(
+                "backups are off: the operator config's backup policy is invalid ({message}); fix it (clawhost config check)"
+            ),
+            state: crate::backup::BackupState::Disabled,
+        };
+        let status = BackupStatus {
+            message: Some(health.message.clone()),
+            next_run: None,
+            ..self.old.clone()
+        };
+        BackupOutcome {
+            observation: BackupObservation { health, status },
+            requeue: Duration::MAX,
+        }
+    }
+
+    fn finish(
+        &self,
+        policy: Option<&BackupPolicy>,
+        disabled_by: Option<&str>,
+        api: &ApiState,
+        next_run: Option<Timestamp>,
+    ) -> BackupOutcome {
+        let volume = self.observed.state.volume.as_ref();
+        let volume_name = names(self.a).data_volume;
+        let input = HealthInput {
+            policy,
+            disabled_by,
+            api,
+            snapshots: &self.snapshots,
+            assistant_created: created(self.a).unwrap_or(self.now),
+            suspended: self.a.spec.suspended,
+            volume_phase: volume
+                .and_then(|v| v.status.as_ref())
+                .and_then(|s| s.phase.as_deref()),
+            volume_name: &volume_name,
+            refused: self.refused.as_deref(),
+            unreachable: self.unreachable.as_deref(),
+            next_run,
+            now: self.now,
+        };
+        let health = evaluate_health(&input);
+        let status = backup_status(
+            &input,
+            self.last_scheduled_run,
+            self.handled_request.as_deref(),
+            self.request_snapshot.as_deref(),
+        );
+        BackupOutcome {
+            observation: BackupObservation { health, status },
+            requeue: self.requeue,
+        }
+    }
+
+    fn wait_until(&mut self, at: Timestamp) {
+        let wait = at.duration_since(self.now);
+        let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO);
+        self.requeue = self.requeue.min(wait.max(Duration::from_secs(1)));
+    }
+
+    fn api(&self) -> Api<DynamicObject> {
+        Api::namespaced_with(self.ctx.client.clone(), &self.ns, &snapshot_resource())
+    }
+
+    async fn list(&self) -> Result<Vec<SnapshotInfo>, kube::Error> {
+        let api: Api<VolumeSnapshot> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+        let selector = format!("{ASSISTANT_UID_LABEL}={}", self.a.uid().unwrap_or_default());
+        let list = api.list(&ListParams::default().labels(&selector)).await?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(SnapshotInfo::from_snapshot)
+            .collect())
+    }
+
+    /// A failed call: the API gone (404: ask discovery again) or the server unreachable
+    /// (transport, 5xx, 429: retry in 30 s). Returns the API state to report.
+    fn api_error(&mut self, e: &kube::Error) -> ApiState {
+        match e {
+            kube::Error::Api(s) if s.code == 404 => {
+                info!("the VolumeSnapshot API answered 404; asking discovery again");
+                self.ctx.snapshot_api.invalidate();
+                ApiState::Unavailable
+            }
+            _ => {
+                warn!(error = %e, "{UNREACHABLE}");
+                self.unreachable = Some(match e {
+                    kube::Error::Api(s) => format!("HTTP {}", s.code),
+                    _ => "no answer".to_string(),
+                });
+                self.requeue = self.requeue.min(POLL);
+                ApiState::Available
+            }
+        }
+    }
+
+    /// The data claim this Assistant snapshots, when it is Bound (nothing to cut before).
+    fn bound_claim(&self) -> Option<String> {
+        let volume = self.observed.state.volume.as_ref()?;
+        let phase = volume.status.as_ref().and_then(|s| s.phase.as_deref());
+        (phase == Some("Bound")).then(|| volume.name_any())
+    }
+
+    /// Whether a create may be tried now (no refusal backoff running, nothing failed in
+    /// this pass).
+    fn may_create(&self) -> bool {
+        self.unreachable.is_none()
+            && self
+                .ctx
+                .backup_clock
+                .refused(&self.key)
+                .is_none_or(|(_, retry_at)| retry_at <= self.now)
+    }
+
+    async fn request(&mut self, policy: &BackupPolicy) {
+        let Some(value) = self.a.annotations().get(BACKUP_REQUEST_ANNOTATION).cloned() else {
+            return;
+        };
+        if self.handled_request.as_deref() == Some(value.as_str()) {
+            return;
+        }
+        let Some((kind, _id)) = parse_backup_request(&value) else {
+            return;
+        };
+        // Already taken (a lost status write, another replica): that one answers it.
+        if let Some(s) = self
+            .snapshots
+            .iter()
+            .find(|s| s.request.as_deref() == Some(value.as_str()))
+        {
+            self.handled_request = Some(value);
+            self.request_snapshot = Some(s.name.clone());
+            return;
+        }
+        let Some(claim) = self.bound_claim() else {
+            return;
+        };
+        if !self.may_create() {
+            return;
+        }
+        if let Some(name) = self
+            .create(policy, kind, &claim, self.now, None, Some(&value))
+            .await
+        {
+            self.handled_request = Some(value);
+            self.request_snapshot = Some(name);
+        }
+    }
+
+    /// Returns when the next scheduled snapshot is due.
+    async fn schedule(&mut self, policy: &BackupPolicy) -> Timestamp {
+        let uid = self.a.uid().unwrap_or_default();
+        let offset = spread_offset(&uid, policy.spread);
+        let newest_taken_slot = self
+            .snapshots
+            .iter()
+            .filter(|s| s.kind == SnapshotKind::Scheduled)
+            .filter_map(|s| s.scheduled_for)
+            .max();
+        // The slots handled: recorded in status, or readable off the snapshots themselves
+        // (a lost status write never doubles a snapshot).
+        self.last_scheduled_run = self.last_scheduled_run.max(newest_taken_slot);
+        let handled = self
+            .last_scheduled_run
+            .max(created(self.a))
+            .unwrap_or(self.now);
+        let due = due_run(&policy.schedule, offset, handled, self.now);
+        let Some(slot) = due.take else {
+            return due.next_run;
+        };
+        if self.a.spec.suspended {
+            // Nothing writes a suspended volume: the slot is skipped, not owed.
+            self.last_scheduled_run = Some(slot);
+            return due.next_run;
+        }
+        let Some(claim) = self.bound_claim() else {
+            return due.next_run;
+        };
+        if !self.may_create() {
+            return due.next_run;
+        }
+        if !self.ctx.snapshot_bucket.try_take(self.now) {
+            // The fleet is snapshotting at its configured pace; this one waits its turn.
+            let jitter = Duration::from_secs(u64::from(jitter_seconds(&uid)));
+            self.requeue = self.requeue.min(POLL + jitter);
+            return due.next_run;
+        }
+        if self
+            .create(policy, SnapshotKind::Scheduled, &claim, slot, Some(slot), None)
+            .await
+            .is_some()
+        {
+            self.last_scheduled_run = Some(slot);
+        }
+        due.next_run
+    }
+
+    /// Creates one snapshot; `Some(name)` when it exists now (created, or already there).
+    async fn create(
+        &mut self,
+        policy: &BackupPolicy,
+        kind: SnapshotKind,
+        claim: &str,
+        at: Timestamp,
+        slot: Option<Timestamp>,
+        request: Option<&str>,
+    ) -> Option<String> {
+        let snapshot = match crate::backup::build_snapshot(
+            self.a,
+            kind,
+            claim,
+            at,
+            policy.class.as_deref(),
+            slot,
+            request,
+            None,
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                // Validation passed for the names; a build error is a bug, said as such.
+                warn!(error = %e, "could not build a VolumeSnapshot");
+                self.refused = Some(format!("internal: {e}"));
+                return None;
+            }
+        };
+        let name = snapshot.name_any();
+        let object: DynamicObject = match serde_json::from_value(snapshot.to_value()) {
+            Ok(o) => o,
+            Err(e) => {
+                self.refused = Some(format!("internal: {e}"));
+                return None;
+            }
+        };
+        match self.api().create(&PostParams::default(), &object).await {
+            Ok(created) => {
+                self.ctx.backup_clock.forget(&self.key);
+                self.refused = None;
+                self.ctx.metrics.observe_snapshot(kind, "created");
+                info!(snapshot = %name, kind = %kind, claim, "created a volume snapshot");
+                if let Some(info) = serde_json::to_value(created)
+                    .ok()
+                    .and_then(|v| serde_json::from_value::<VolumeSnapshot>(v).ok())
+                    .as_ref()
+                    .and_then(SnapshotInfo::from_snapshot)
+                {
+                    self.snapshots.push(info);
+                }
+                self.event(
+                    "SnapshotCreated",
+                    format!("created VolumeSnapshot {name} ({kind}) of {claim}"),
+                )
+                .await;
+                Some(name)
+            }
+            // Already there: a retry after a lost answer, or another replica.
+            Err(kube::Error::Api(s)) if s.code == 409 => Some(name),
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                self.api_error(&kube::Error::Api(s));
+                None
+            }
+            Err(kube::Error::Api(s)) if (400..500).contains(&s.code) && s.code != 429 => {
+                // evaluate_health says "the API server refused to create a VolumeSnapshot: …".
+                let message = format!("{name}: {}", s.message);
+                let retry_at =
+                    self.ctx
+                        .backup_clock
+                        .record_refusal(&self.key, message.clone(), self.now);
+                warn!(snapshot = %name, code = s.code, message = %s.message, "the API server refused a volume snapshot; retrying with backoff");
+                self.ctx.metrics.observe_snapshot(kind, "refused");
+                self.refused = Some(message);
+                self.wait_until(retry_at);
+                None
+            }
+            Err(e) => {
+                self.ctx.metrics.observe_snapshot(kind, "failed");
+                self.api_error(&e);
+                None
+            }
+        }
+    }
+
+    async fn retention(&mut self, policy: &BackupPolicy) {
+        if self.a.spec.suspended || self.unreachable.is_some() {
+            return;
+        }
+        // Never prune before the replacement is good.
+        let newest = self.snapshots.iter().max_by_key(|s| (s.created, s.taken));
+        if newest.is_some_and(|s| !s.ready) {
+            return;
+        }
+        let protected: BTreeSet<String> = self
+            .a
+            .storage()
+            .restore_from
+            .map(|r| r.volume_snapshot_name)
+            .into_iter()
+            .collect();
+        let doomed = select_for_deletion(
+            &self.snapshots,
+            &policy.retention(),
+            policy.schedule.time_zone(),
+            self.now,
+            &protected,
+        );
+        let api = self.api();
+        let mut pruned = Vec::new();
+        for name in doomed {
+            let Some(s) = self.snapshots.iter().find(|s| s.name == name) else {
+                continue;
+            };
+            let (uid, kind) = (s.uid.clone(), s.kind);
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            match api.delete(&name, &params).await {
+                Ok(_) => {
+                    self.ctx.metrics.observe_snapshot(kind, "pruned");
+                    info!(snapshot = %name, kind = %kind, "pruned a volume snapshot (retention)");
+                    pruned.push(name);
+                }
+                // Gone already, or another object by now: nothing of ours to delete.
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {
+                    pruned.push(name);
+                }
+                Err(e) => {
+                    self.api_error(&e);
+                    break;
+                }
+            }
+        }
+        if pruned.is_empty() {
+            return;
+        }
+        self.snapshots.retain(|s| !pruned.contains(&s.name));
+        self.event(
+            "SnapshotPruned",
+            format!("deleted VolumeSnapshots {} (retention)", pruned.join(", ")),
+        )
+        .await;
+    }
+
+    async fn event(&self, reason: &str, note: String) {
+        events::publish_best_effort(
+            self.ctx.recorder.as_ref(),
+            &self.a.object_ref(&()),
+            EventType::Normal,
+            reason,
+            note,
+        )
+        .await;
+    }
+}
+
+fn snapshot_resource() -> ApiResource {
+    ApiResource::erase::<VolumeSnapshot>(&())
+}
+
+fn created(a: &Assistant) -> Option<Timestamp> {
+    a.metadata.creation_timestamp.as_ref().map(|t| t.0)
+}
+
+fn parse_time(s: &str) -> Option<Timestamp> {
+    s.parse().ok()
+}
+
+/// 0–9 s, stable per Assistant, so clients held back by the bucket do not all retry at once.
+fn jitter_seconds(uid: &str) -> u8 {
+    (uid.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % 10) as u8
 }

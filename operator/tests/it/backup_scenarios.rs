@@ -1,0 +1,426 @@
+//! The backup step against the in-memory API server, with a clock the test drives: the
+//! schedule, requests, refusals and API faults, by the requests the operator really sends.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clawhost::api::{Assistant, AssistantStatus};
+use clawhost::config::OperatorConfig;
+use clawhost::reconciler::{self, Context};
+use clawhost_testing::clock::ManualClock;
+use clawhost_testing::fake_apiserver::{FakeApiServer, Fault, FaultKind, Recorded};
+use http::Method;
+use jiff::Timestamp;
+use kube::runtime::controller::Action;
+use serde_json::{Value, json};
+
+const NS: &str = "clients";
+const CRD: &str = "apis/clawhost.dev/v1alpha1";
+const SNAPSHOTS: &str = "apis/snapshot.storage.k8s.io/v1";
+
+struct Harness {
+    fake: FakeApiServer,
+    clock: Arc<ManualClock>,
+    ctx: Arc<Context>,
+}
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().unwrap()
+}
+
+impl Harness {
+    /// The fake stamps objects created 2026-11-25T00:00:00Z until told otherwise; the clock
+    /// starts at 02:00 that day. Daily at 03:00 UTC, no spread (the slot is the run time), a day to get ready.
+    fn new() -> Self {
+        let mut config = OperatorConfig::default();
+        config.backups.spread_seconds = 0;
+        config.backups.ready_deadline_seconds = 86_400;
+        Self::with_config(config)
+    }
+    fn with_config(mut config: OperatorConfig) -> Self {
+        let fake = FakeApiServer::new();
+        let clock = Arc::new(ManualClock::new(ts("2026-11-25T02:00:00Z")));
+        // A day's resync: the backup step's own requeue shows.
+        config.reconcile.resync_seconds = 86_400;
+        let mut ctx = Context::new(fake.client(), config);
+        ctx.clock = clock.clone();
+        Self {
+            fake,
+            clock,
+            ctx: Arc::new(ctx),
+        }
+    }
+    /// Alice, reconciled once, her volume Bound and her pod running.
+    async fn running(&self) {
+        self.fake.seed_client(NS, "alice");
+        self.reconcile().await;
+        self.fake.put(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "alice-0", "namespace": NS},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "gateway", "ready": true, "restartCount": 0, "image": "x", "imageID": "y"}]}
+        }));
+        self.fake
+            .update("api/v1", "persistentvolumeclaims", NS, "alice-data", |o| {
+                o["status"] = json!({"phase": "Bound", "capacity": {"storage": "10Gi"}});
+            });
+        // On the tailnet: Running, so the ordinary resync is the slow one.
+        self.fake
+            .update("api/v1", "secrets", NS, "alice-tailscale-state", |o| {
+                o["data"] = json!({"device_fqdn": "Y2xpZW50cy1hbGljZS50cy5uZXQu"});
+            });
+        self.reconcile().await;
+        assert_eq!(
+            self.status().phase,
+            Some(clawhost::api::Phase::Running)
+        );
+    }
+    fn assistant(&self) -> Assistant {
+        serde_json::from_value(self.fake.get(CRD, "assistants", NS, "alice").unwrap()).unwrap()
+    }
+    async fn reconcile(&self) -> Action {
+        reconciler::reconcile(Arc::new(self.assistant()), self.ctx.clone())
+            .await
+            .expect("a backup problem never fails the reconcile")
+    }
+    /// Sets the clock (and the server's creation times) to `at`.
+    fn at(&self, at: &str) {
+        self.clock.set(ts(at));
+        self.fake.set_creation_timestamp(at);
+    }
+    fn status(&self) -> AssistantStatus {
+        self.assistant().status.expect("status written")
+    }
+    fn backup_healthy(&self) -> (String, String, String) {
+        let s = self.status();
+        let c = s
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "BackupHealthy")
+            .expect("BackupHealthy");
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+    fn snapshots(&self) -> Vec<Value> {
+        self.fake.list(SNAPSHOTS, "volumesnapshots")
+    }
+    fn snapshot_requests(&self) -> Vec<String> {
+        self.fake
+            .requests()
+            .iter()
+            .filter(|r| r.path.contains("snapshot.storage.k8s.io"))
+            .map(|r| r.summary())
+            .collect()
+    }
+    fn writes(&self) -> Vec<String> {
+        self.fake.writes().iter().map(|r| r.summary()).collect()
+    }
+    fn mark_ready(&self, name: &str) {
+        self.fake
+            .update(SNAPSHOTS, "volumesnapshots", NS, name, |o| {
+                o["status"] = json!({"readyToUse": true, "restoreSize": "10Gi", "creationTime": o["metadata"]["creationTimestamp"]});
+            });
+    }
+    fn annotate(&self, key: &str, value: &str) {
+        self.fake.update(CRD, "assistants", NS, "alice", |o| {
+            o["metadata"]["annotations"][key] = json!(value);
+        });
+    }
+}
+
+fn requeue(secs: u64) -> Action {
+    Action::requeue(Duration::from_secs(secs))
+}
+
+#[tokio::test]
+async fn the_schedule_takes_one_snapshot_per_slot_and_nothing_between() {
+    let h = Harness::new();
+    h.running().await;
+    // 02:00, the Assistant made at 00:00: the first slot is 03:00, nothing yet.
+    assert!(h.snapshots().is_empty());
+    let backup = h.status().backup.expect("status.backup");
+    assert_eq!(backup.next_run.as_deref(), Some("2026-11-25T03:00:00Z"));
+    let (status, reason, _) = h.backup_healthy();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "AwaitingFirstSnapshot"));
+    // The reconcile comes back just after the slot.
+    assert_eq!(h.reconcile().await, requeue(3601));
+
+    h.at("2026-11-25T03:00:01Z");
+    h.fake.clear_requests();
+    h.reconcile().await;
+    let posts: Vec<String> = h
+        .snapshot_requests()
+        .into_iter()
+        .filter(|r| r.starts_with("POST"))
+        .collect();
+    assert_eq!(posts, ["POST volumesnapshots"]);
+    let snaps = h.snapshots();
+    assert_eq!(snaps.len(), 1);
+    let s = &snaps[0];
+    assert_eq!(s["metadata"]["name"], "alice-20261125-030000-scheduled");
+    let uid = h.assistant().metadata.uid.unwrap();
+    assert_eq!(s["metadata"]["labels"]["clawhost.dev/assistant-uid"], uid.as_str());
+    assert_eq!(s["metadata"]["labels"]["clawhost.dev/snapshot-kind"], "scheduled");
+    assert!(s["metadata"].get("ownerReferences").is_none(), "{s}");
+    assert_eq!(s["spec"]["source"]["persistentVolumeClaimName"], "alice-data");
+    let backup = h.status().backup.unwrap();
+    assert_eq!(backup.last_scheduled_run.as_deref(), Some("2026-11-25T03:00:00Z"));
+    assert_eq!(backup.next_run.as_deref(), Some("2026-11-26T03:00:00Z"));
+
+    // Again at once: the slot is handled; the pending snapshot is polled every 30 s.
+    h.fake.clear_requests();
+    assert_eq!(h.reconcile().await, requeue(30));
+    assert_eq!(h.snapshot_requests(), ["LIST volumesnapshots"]);
+
+    // Ready: BackupHealthy True, then an idle pass between runs writes nothing.
+    h.mark_ready("alice-20261125-030000-scheduled");
+    h.at("2026-11-25T04:00:00Z");
+    h.reconcile().await;
+    let (status, reason, message) = h.backup_healthy();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "SnapshotReady"), "{message}");
+    let backup = h.status().backup.unwrap();
+    assert_eq!(backup.last_snapshot.as_deref(), Some("alice-20261125-030000-scheduled"));
+    assert_eq!(backup.ready_snapshots, Some(1));
+    h.fake.clear_requests();
+    h.at("2026-11-25T12:00:00Z");
+    let action = h.reconcile().await;
+    assert_eq!(h.writes(), Vec::<String>::new(), "an idle pass wrote");
+    assert_eq!(h.snapshot_requests(), ["LIST volumesnapshots"]);
+    // Idle: back just after tomorrow's slot.
+    assert_eq!(action, requeue(15 * 3600 + 1));
+}
+
+#[tokio::test]
+async fn downtime_gives_one_catch_up_and_a_lost_status_write_does_not_double() {
+    let h = Harness::new();
+    h.running().await;
+    // Five days later: one snapshot, for the latest slot.
+    h.at("2026-11-30T05:00:00Z");
+    h.reconcile().await;
+    let names: Vec<Value> = h.snapshots().iter().map(|s| s["metadata"]["name"].clone()).collect();
+    assert_eq!(names, [json!("alice-20261130-030000-scheduled")]);
+    // status.backup lost: the slot is read off the snapshot, nothing is created.
+    h.fake.update(CRD, "assistants", NS, "alice", |o| {
+        o["status"].as_object_mut().unwrap().remove("backup");
+    });
+    h.fake.clear_requests();
+    h.reconcile().await;
+    assert!(!h.snapshot_requests().iter().any(|r| r.starts_with("POST")));
+    assert_eq!(
+        h.status().backup.unwrap().last_scheduled_run.as_deref(),
+        Some("2026-11-30T03:00:00Z")
+    );
+}
+
+#[tokio::test]
+async fn a_500_on_the_list_says_so_and_retries_in_30s() {
+    let h = Harness::new();
+    h.running().await;
+    h.at("2026-11-25T03:00:01Z");
+    h.fake.inject(Fault {
+        method: Some(Method::GET),
+        path_contains: "/volumesnapshots".into(),
+        times: 1,
+        kind: FaultKind::Status(500),
+    });
+    assert_eq!(h.reconcile().await, requeue(30));
+    assert!(h.snapshots().is_empty(), "nothing is created blind");
+    let (_, reason, message) = h.backup_healthy();
+    assert!(message.contains("could not reach the API server"), "{reason}: {message}");
+    // Next pass: the server answers again and the slot is taken.
+    h.reconcile().await;
+    assert_eq!(h.snapshots().len(), 1);
+}
+
+#[tokio::test]
+async fn a_404_mid_run_asks_discovery_again() {
+    let h = Harness::new();
+    h.running().await;
+    // The CRDs are removed while the operator runs (discovery said Available).
+    h.fake.set_snapshot_api(false);
+    h.fake.clear_requests();
+    h.reconcile().await;
+    assert_eq!(h.snapshot_requests(), ["LIST volumesnapshots"]);
+    let (status, reason, _) = h.backup_healthy();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "SnapshotAPIUnavailable"));
+    // The next pass asks discovery once, then believes it for 10 minutes.
+    h.fake.clear_requests();
+    h.reconcile().await;
+    h.reconcile().await;
+    assert_eq!(h.snapshot_requests(), ["GET /apis/snapshot.storage.k8s.io/v1"]);
+    // Reinstalled: noticed within 10 minutes, without a restart.
+    h.fake.set_snapshot_api(true);
+    h.at("2026-11-25T02:11:00Z");
+    h.reconcile().await;
+    let (status, reason, _) = h.backup_healthy();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "AwaitingFirstSnapshot"));
+}
+
+#[tokio::test]
+async fn without_the_snapshot_api_it_says_so_once_and_calls_nothing() {
+    let h = Harness::new();
+    h.fake.set_snapshot_api(false);
+    h.running().await;
+    let (status, reason, message) = h.backup_healthy();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "SnapshotAPIUnavailable"));
+    assert!(message.contains("everything else works"), "{message}");
+    assert_eq!(h.status().phase, Some(clawhost::api::Phase::Running), "not an outage");
+    // Idle: no snapshot calls at all within the 10 minutes, no writes, ordinary resync.
+    h.fake.clear_requests();
+    h.at("2026-11-25T02:09:00Z");
+    assert_eq!(h.reconcile().await, requeue(86_400), "no hot loop");
+    assert_eq!(h.snapshot_requests(), Vec::<String>::new());
+    assert_eq!(h.writes(), Vec::<String>::new());
+    // After 10 minutes: asked once more, still nothing written.
+    h.at("2026-11-25T02:10:01Z");
+    h.reconcile().await;
+    h.reconcile().await;
+    assert_eq!(h.snapshot_requests(), ["GET /apis/snapshot.storage.k8s.io/v1"]);
+    assert_eq!(h.writes(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn disabled_backups_make_no_snapshot_calls() {
+    let h = Harness::new();
+    h.fake.seed_client(NS, "alice");
+    h.fake.update(CRD, "assistants", NS, "alice", |o| {
+        o["spec"]["backup"] = json!({"enabled": false});
+    });
+    h.reconcile().await;
+    assert_eq!(h.snapshot_requests(), Vec::<String>::new());
+    let (status, reason, message) = h.backup_healthy();
+    assert_eq!((status.as_str(), reason.as_str()), ("Unknown", "Disabled"));
+    assert!(message.contains("spec.backup.enabled: false"), "{message}");
+}
+
+#[tokio::test]
+async fn a_refused_create_is_reported_and_backs_off() {
+    let h = Harness::new();
+    h.running().await;
+    h.at("2026-11-25T03:00:01Z");
+    h.fake.inject(Fault {
+        method: Some(Method::POST),
+        path_contains: "/volumesnapshots".into(),
+        times: 2,
+        kind: FaultKind::Status(403),
+    });
+    h.fake.clear_requests();
+    assert_eq!(h.reconcile().await, requeue(60), "retried after 1 min");
+    let (status, reason, _) = h.backup_healthy();
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "CreateRefused"));
+    // Within the backoff: no new attempt however often it reconciles.
+    for _ in 0..3 {
+        h.reconcile().await;
+    }
+    let posts = |h: &Harness| {
+        h.snapshot_requests()
+            .iter()
+            .filter(|r| r.starts_with("POST"))
+            .count()
+    };
+    assert_eq!(posts(&h), 1);
+    // After 1 min: refused again, then 2 min.
+    h.at("2026-11-25T03:01:02Z");
+    assert_eq!(h.reconcile().await, requeue(120));
+    assert_eq!(posts(&h), 2);
+    h.at("2026-11-25T03:03:03Z");
+    h.reconcile().await;
+    assert_eq!(posts(&h), 3);
+    assert_eq!(h.snapshots().len(), 1);
+    let (_, reason, _) = h.backup_healthy();
+    assert_ne!(reason, "CreateRefused", "a success clears it");
+}
+
+#[tokio::test]
+async fn a_request_takes_one_snapshot_once_even_while_suspended() {
+    let h = Harness::new();
+    h.running().await;
+    h.fake.update(CRD, "assistants", NS, "alice", |o| {
+        o["spec"]["suspended"] = json!(true);
+    });
+    h.annotate("clawhost.dev/backup-request", "snapshot:1");
+    h.reconcile().await;
+    let snaps = h.snapshots();
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0]["metadata"]["labels"]["clawhost.dev/snapshot-kind"], "manual");
+    assert_eq!(snaps[0]["metadata"]["annotations"]["clawhost.dev/request"], "snapshot:1");
+    let backup = h.status().backup.unwrap();
+    assert_eq!(backup.handled_request.as_deref(), Some("snapshot:1"));
+    let name = snaps[0]["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(backup.request_snapshot.as_deref(), Some(name.as_str()));
+    // The same value again: nothing; a scheduled slot while suspended: skipped, handled.
+    h.at("2026-11-25T03:30:00Z");
+    h.reconcile().await;
+    assert_eq!(h.snapshots().len(), 1);
+    assert_eq!(
+        h.status().backup.unwrap().last_scheduled_run.as_deref(),
+        Some("2026-11-25T03:00:00Z")
+    );
+    let (status, reason, _) = h.backup_healthy();
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Suspended"));
+    // A new value: a pre-upgrade snapshot.
+    h.annotate("clawhost.dev/backup-request", "pre-upgrade:r1");
+    h.reconcile().await;
+    let kinds: Vec<Value> = h
+        .snapshots()
+        .iter()
+        .map(|s| s["metadata"]["labels"]["clawhost.dev/snapshot-kind"].clone())
+        .collect();
+    assert!(kinds.contains(&json!("pre-upgrade")), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn retention_prunes_with_a_uid_precondition_and_an_event_of_names() {
+    let mut config = OperatorConfig::default();
+    config.backups.spread_seconds = 0;
+    config.backups.ready_deadline_seconds = 86_400;
+    config.backups.keep.daily = 2;
+    config.backups.keep.weekly = 0;
+    let h = Harness::with_config(config);
+    h.running().await;
+    for day in 25..=28 {
+        h.at(&format!("2026-11-{day}T03:00:01Z"));
+        h.reconcile().await;
+        h.mark_ready(&format!("alice-202611{day}-030000-scheduled"));
+    }
+    h.fake.clear_requests();
+    h.at("2026-11-28T04:00:00Z");
+    h.reconcile().await;
+    let mut names: Vec<String> = h
+        .snapshots()
+        .iter()
+        .map(|s| s["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["alice-20261127-030000-scheduled", "alice-20261128-030000-scheduled"]
+    );
+    let deletes: Vec<Recorded> = h
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "DELETE")
+        .collect();
+    assert_eq!(deletes.len(), 2);
+    assert!(deletes.iter().all(|r| r.path.contains("volumesnapshots")), "{deletes:?}");
+    assert_eq!(
+        h.status().backup.unwrap().ready_snapshots,
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn several_reconciles_at_once_ask_discovery_once() {
+    let h = Harness::new();
+    h.fake.seed_client(NS, "alice");
+    let api = h.ctx.snapshot_api.clone();
+    let clock = h.clock.clone();
+    let calls = (0..8).map(|_| {
+        let api = api.clone();
+        let client = h.ctx.client.clone();
+        let clock = clock.clone();
+        async move { api.get(&client, clock.as_ref(), None).await }
+    });
+    let answers = futures::future::join_all(calls).await;
+    assert!(answers.iter().all(|a| *a == clawhost::backup::ApiState::Available));
+    assert_eq!(h.snapshot_requests(), ["GET /apis/snapshot.storage.k8s.io/v1"]);
+}

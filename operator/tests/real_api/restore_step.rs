@@ -1,0 +1,350 @@
+//! Restore and the final snapshot on the real API server, in-process as the operator's
+//! least-privilege user (the acceptance suite, `backups.rs`, runs as admin). What this adds:
+//! the restore source read before and after the snapshot API exists (a 404 for a missing
+//! resource type is not a missing snapshot), the requeue pace while waiting for it, the
+//! X → Y → X restore that would silently remount a since-written claim, and a deletion that
+//! leaves the claims earlier restores retained. The test plays the snapshot controller
+//! (`/status`) and the PV controller (claims Bound).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clawhost::api::snapshot::VolumeSnapshot;
+use clawhost::api::{
+    ASSISTANT_UID_LABEL, Assistant, REPLACED_BY_ANNOTATION, RestoreFrom, SNAPSHOT_KIND_LABEL,
+};
+use clawhost::children::{RETAINED_LABEL, data_claim_name};
+use clawhost::config::OperatorConfig;
+use clawhost::reconciler::{self, Context};
+use clawhost_testing::clock::ManualClock;
+use jiff::Timestamp;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Api, DeleteParams};
+use kube::runtime::controller::Action;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::support::{
+    OPERATOR_USER, SNAPSHOT_CLASS, assistant_json, condition, control_plane, create_assistant,
+    create_snapshot, describe, install_snapshot_api, mark_bound, operator_namespace,
+    operator_requests, patch_assistant, serial, set_snapshot_status, snapshot_crds, snapshot_ready,
+    snapshots,
+};
+
+const NS: &str = "restore-step";
+
+struct Step {
+    admin: Client,
+    ctx: Arc<Context>,
+}
+
+impl Step {
+    /// A fresh Context (a fresh snapshot-API discovery), as the operator's user.
+    async fn new(cp: &clawhost_envtest::ControlPlane, admin: &Client) -> Self {
+        let mut config = OperatorConfig::default();
+        config.backups.volume_snapshot_class_name = Some(SNAPSHOT_CLASS.into());
+        let mut ctx = Context::new(cp.client(OPERATOR_USER).await, config);
+        ctx.clock = Arc::new(ManualClock::new(Timestamp::now()));
+        Self {
+            admin: admin.clone(),
+            ctx: Arc::new(ctx),
+        }
+    }
+
+    async fn get(&self, name: &str) -> Option<Assistant> {
+        Api::<Assistant>::namespaced(self.admin.clone(), NS)
+            .get_opt(name)
+            .await
+            .unwrap()
+    }
+
+    async fn reconcile(&self, name: &str) -> Action {
+        let a = self.get(name).await.expect("the Assistant exists");
+        reconciler::reconcile(Arc::new(a), self.ctx.clone())
+            .await
+            .unwrap_or_else(|e| panic!("reconcile {name}: {e}"))
+    }
+
+    async fn config_valid(&self, name: &str) -> (String, String, String) {
+        condition(&self.get(name).await.unwrap(), "ConfigValid").unwrap()
+    }
+
+    fn claims(&self) -> Api<PersistentVolumeClaim> {
+        Api::namespaced(self.admin.clone(), NS)
+    }
+
+    async fn claim(&self, name: &str) -> Option<PersistentVolumeClaim> {
+        self.claims().get_opt(name).await.unwrap()
+    }
+
+    /// A snapshot made by hand (of some claim), ready at once when `ready`.
+    async fn snapshot(&self, name: &str, ready: bool) {
+        let s: VolumeSnapshot = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"source": {"persistentVolumeClaimName": "elsewhere-data"},
+                     "volumeSnapshotClassName": SNAPSHOT_CLASS},
+        }))
+        .unwrap();
+        create_snapshot(&self.admin, NS, &s, false).await.unwrap();
+        if ready {
+            self.ready(name).await;
+        }
+    }
+
+    async fn ready(&self, name: &str) {
+        set_snapshot_status(
+            &self.admin,
+            NS,
+            name,
+            snapshot_ready(name, Timestamp::now(), "1Gi"),
+        )
+        .await;
+    }
+}
+
+fn restore_from(snapshot: &str) -> Value {
+    json!({"spec": {"suspended": true, "storage": {"restoreFrom": {"volumeSnapshotName": snapshot}}}})
+}
+
+fn claim_for(base: &str, snapshot: &str) -> String {
+    data_claim_name(
+        base,
+        Some(&RestoreFrom {
+            volume_snapshot_name: snapshot.into(),
+        }),
+    )
+}
+
+fn mounted(sts: &StatefulSet) -> Vec<String> {
+    sts.spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .and_then(|p| p.volumes.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|v| v.persistent_volume_claim.map(|c| c.claim_name))
+        .collect()
+}
+
+fn replaced_by(pvc: &PersistentVolumeClaim) -> Option<&str> {
+    pvc.annotations()
+        .get(REPLACED_BY_ANNOTATION)
+        .map(String::as_str)
+}
+
+fn retained(pvc: &PersistentVolumeClaim) -> bool {
+    pvc.labels().get(RETAINED_LABEL).map(String::as_str) == Some("true")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_and_final_snapshot_as_the_operator() {
+    let _one = serial().await;
+    if !snapshot_crds()
+        .join("snapshot.storage.k8s.io_volumesnapshots.yaml")
+        .is_file()
+    {
+        assert!(
+            std::env::var_os("CI").is_none_or(|v| v.is_empty()),
+            "the snapshot CRDs are missing at {}",
+            snapshot_crds().display()
+        );
+        return;
+    }
+    let Some(cp) = control_plane(false).await else {
+        return;
+    };
+    let started = Timestamp::now();
+    let admin = operator_namespace(&cp, NS, true).await;
+    let restore_new = |snapshot: &str| json!({"storage": {"size": "1Gi", "restoreFrom": {"volumeSnapshotName": snapshot}}});
+
+    // 1. No snapshot API yet: the GET answers 404 for the resource type, which is not "the
+    //    snapshot does not exist"; nothing is created; the slow requeue.
+    let step = Step::new(&cp, &admin).await;
+    create_assistant(&admin, &assistant_json(NS, "fresh", restore_new("seed"))).await;
+    assert_eq!(
+        step.reconcile("fresh").await,
+        Action::requeue(Duration::from_secs(60))
+    );
+    let (status, reason, message) = step.config_valid("fresh").await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "RestoreSourceNotReady")
+    );
+    assert!(
+        message.contains("no VolumeSnapshot API"),
+        "names the missing API: {message}"
+    );
+    let fresh_claim = claim_for("fresh", "seed");
+    assert!(step.claim(&fresh_claim).await.is_none());
+
+    // 2. The API appears: the snapshot does not exist; then it exists but is being cut (the
+    //    quick requeue); then it is ready and the claim is made from it.
+    install_snapshot_api(&cp).await;
+    let step = Step::new(&cp, &admin).await;
+    assert_eq!(
+        step.reconcile("fresh").await,
+        Action::requeue(Duration::from_secs(60))
+    );
+    let (_, reason, message) = step.config_valid("fresh").await;
+    assert_eq!(reason, "RestoreSourceNotReady");
+    assert!(message.contains("seed does not exist"), "{message}");
+    step.snapshot("seed", false).await;
+    assert_eq!(
+        step.reconcile("fresh").await,
+        Action::requeue(Duration::from_secs(15)),
+        "a snapshot being cut is looked at again soon"
+    );
+    assert!(
+        step.config_valid("fresh")
+            .await
+            .2
+            .contains("not ready to use yet")
+    );
+    assert!(step.claim(&fresh_claim).await.is_none());
+    step.ready("seed").await;
+    step.reconcile("fresh").await;
+    let made = step
+        .claim(&fresh_claim)
+        .await
+        .expect("the claim made from the snapshot");
+    let source = made.spec.unwrap().data_source.unwrap();
+    assert_eq!(
+        (source.kind.as_str(), source.name.as_str()),
+        ("VolumeSnapshot", "seed")
+    );
+    assert_eq!(step.config_valid("fresh").await.0, "True");
+
+    // 3. In place, X then Y then X again (onDelete: Delete, so claims have an owner).
+    create_assistant(
+        &admin,
+        &assistant_json(
+            NS,
+            "alice",
+            json!({"storage": {"size": "1Gi", "onDelete": "Delete"}}),
+        ),
+    )
+    .await;
+    step.reconcile("alice").await;
+    mark_bound(&admin, NS, "alice-data").await;
+    step.reconcile("alice").await;
+    let uid = step.get("alice").await.unwrap().uid().unwrap();
+    step.snapshot("x", true).await;
+    step.snapshot("y", true).await;
+    let (claim_x, claim_y) = (claim_for("alice", "x"), claim_for("alice", "y"));
+
+    patch_assistant(&admin, NS, "alice", restore_from("x")).await;
+    step.reconcile("alice").await;
+    let old = step
+        .claim("alice-data")
+        .await
+        .expect("the old claim is kept");
+    assert!(retained(&old) && old.owner_references().is_empty());
+    assert_eq!(replaced_by(&old), Some(claim_x.as_str()));
+    let pre_restore: Vec<VolumeSnapshot> = snapshots(&admin, NS)
+        .await
+        .into_iter()
+        .filter(|s| s.labels().get(SNAPSHOT_KIND_LABEL).map(String::as_str) == Some("pre-restore"))
+        .collect();
+    assert_eq!(pre_restore.len(), 1, "{pre_restore:?}");
+    assert_eq!(pre_restore[0].labels()[ASSISTANT_UID_LABEL], uid);
+    assert!(step.claim(&claim_x).await.is_some());
+    mark_bound(&admin, NS, &claim_x).await;
+    step.reconcile("alice").await;
+
+    patch_assistant(&admin, NS, "alice", restore_from("y")).await;
+    step.reconcile("alice").await;
+    let x = step.claim(&claim_x).await.unwrap();
+    assert!(retained(&x) && x.owner_references().is_empty());
+    assert_eq!(replaced_by(&x), Some(claim_y.as_str()));
+    mark_bound(&admin, NS, &claim_y).await;
+    step.reconcile("alice").await;
+    let sts: Api<StatefulSet> = Api::namespaced(admin.clone(), NS);
+    assert_eq!(
+        mounted(&sts.get("alice").await.unwrap()),
+        [claim_y.as_str()]
+    );
+
+    // Back to X: its claim exists, but it is the since-written volume a restore replaced,
+    // not a fresh copy of X. It is not mounted; the current claim stays and stays live.
+    patch_assistant(&admin, NS, "alice", restore_from("x")).await;
+    step.reconcile("alice").await;
+    let (status, reason, message) = step.config_valid("alice").await;
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "VolumeBelongsToAnotherAssistant")
+    );
+    assert!(
+        message.contains(&format!("replaced by an earlier restore (now {claim_y})")),
+        "{message}"
+    );
+    assert_eq!(
+        mounted(&sts.get("alice").await.unwrap()),
+        [claim_y.as_str()]
+    );
+    assert!(!retained(&step.claim(&claim_y).await.unwrap()));
+    // Point it back at Y (the claim it has): valid again.
+    patch_assistant(&admin, NS, "alice", restore_from("y")).await;
+    step.reconcile("alice").await;
+    assert_eq!(step.config_valid("alice").await.0, "True");
+
+    // 4. Delete: a final snapshot of the current claim holds the deletion until ready; the
+    //    claims retained by the restores stay; the restores never deleted a claim.
+    Api::<Assistant>::namespaced(admin.clone(), NS)
+        .delete("alice", &DeleteParams::default())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        step.reconcile("alice").await;
+    }
+    let finals: Vec<VolumeSnapshot> = snapshots(&admin, NS)
+        .await
+        .into_iter()
+        .filter(|s| s.labels().get(SNAPSHOT_KIND_LABEL).map(String::as_str) == Some("final"))
+        .collect();
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    assert!(
+        step.claim(&claim_y)
+            .await
+            .is_some_and(|c| c.metadata.deletion_timestamp.is_none()),
+        "the volume waits for its final snapshot"
+    );
+    let before_ready = Timestamp::now();
+    let pvc_deletes = |since: Timestamp| {
+        operator_requests(&cp, since)
+            .into_iter()
+            .filter(|e| e.verb == "delete" && e.resource() == "persistentvolumeclaims")
+            .collect::<Vec<_>>()
+    };
+    let deletes = pvc_deletes(started);
+    assert!(
+        deletes.is_empty(),
+        "no claim deleted before the final snapshot is ready:\n{}",
+        describe(&deletes.iter().collect::<Vec<_>>())
+    );
+    step.ready(&finals[0].name_any()).await;
+    for _ in 0..5 {
+        if step.get("alice").await.is_none() {
+            break;
+        }
+        step.reconcile("alice").await;
+    }
+    assert!(step.get("alice").await.is_none(), "the deletion went on");
+    let deletes = pvc_deletes(before_ready);
+    let deleted: Vec<String> = deletes
+        .iter()
+        .filter_map(|e| e.object_ref.as_ref().and_then(|o| o.name.clone()))
+        .collect();
+    assert_eq!(deleted, [claim_y.as_str()], "only the current claim");
+    for kept in ["alice-data", claim_x.as_str()] {
+        let c = step.claim(kept).await.expect("retained by a restore: kept");
+        assert!(c.metadata.deletion_timestamp.is_none() && retained(&c));
+    }
+    let left: Vec<String> = snapshots(&admin, NS)
+        .await
+        .iter()
+        .filter(|s| s.labels().get(ASSISTANT_UID_LABEL).map(String::as_str) == Some(&uid))
+        .map(|s| s.name_any())
+        .collect();
+    assert_eq!(left, [finals[0].name_any()], "alice's others are gone");
+}
