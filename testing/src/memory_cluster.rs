@@ -18,12 +18,13 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
-use clawhost::api::{Assistant, Phase};
+use clawhost::api::{Assistant, BackupStatus, Phase, SnapshotKind};
+use clawhost::backup::SnapshotInfo;
 use clawhost::children::gateway_statefulset::{GATEWAY_CONTAINER, tailscale_hostname};
 use clawhost::children::tailscale_state_secret::{DEVICE_FQDN_KEY, DEVICE_IPS_KEY};
 use clawhost::children::{ChildNames, data_volume};
 use clawhost::config::OperatorConfig;
-use clawhost::console::cluster::{Cluster, ClusterError, EventInfo};
+use clawhost::console::cluster::{Cluster, ClusterError, EventInfo, RetainedClaim};
 use clawhost::console::{Console, db, service};
 use clawhost::reconciler::status::{self, Observed};
 
@@ -46,7 +47,16 @@ struct World {
     volume_stuck: bool,
     /// `status.access` as the operator's invite logic would report it (set by tests).
     access: Option<clawhost::api::AccessStatus>,
+    /// `status.backup` and the `BackupHealthy` condition (status, reason, message) as the
+    /// operator's backup step would report them (set by tests and the demo).
+    backup: Option<(BackupStatus, BackupHealth)>,
 }
+
+/// The `BackupHealthy` condition of the simulated operator: status, reason, message.
+pub type BackupHealth = (&'static str, &'static str, String);
+
+/// Condition type of backup health (the operator's `status::compute` writes it).
+pub use clawhost::reconciler::status::BACKUP_HEALTHY;
 
 #[derive(Default)]
 struct MemState {
@@ -57,6 +67,12 @@ struct MemState {
     events: BTreeMap<(String, String), Vec<EventInfo>>,
     logs: BTreeMap<(String, String), String>,
     unreachable: Option<String>,
+    /// VolumeSnapshots by (namespace, Assistant uid), in no particular order.
+    snapshots: BTreeMap<(String, String), Vec<SnapshotInfo>>,
+    /// The cluster has no VolumeSnapshot API (`snapshots` answers `Ok(None)`).
+    no_snapshot_api: bool,
+    /// Claims labelled retained, by (namespace, Assistant base name).
+    retained: BTreeMap<(String, String), Vec<RetainedClaim>>,
     /// The simulated operator is not reconciling: spec changes raise the generation but
     /// the status stays at the previous one (a rollout not applied yet).
     operator_held: bool,
@@ -293,6 +309,7 @@ impl MemoryCluster {
             quota: None,
             volume_stuck: false,
             access: None,
+            backup: None,
         };
         self.reconcile(&mut a, &world);
         st.world.insert(key.clone(), world);
@@ -418,7 +435,189 @@ impl MemoryCluster {
     fn reconcile(&self, a: &mut Assistant, world: &World) {
         let mut st = status::compute(a, &self.config, &observe(a, &self.config, world));
         st.access = world.access.clone();
+        if let Some((backup, (status, reason, message))) = &world.backup {
+            st.backup = Some(backup.clone());
+            st.conditions.retain(|c| c.type_ != BACKUP_HEALTHY);
+            st.conditions
+                .push(k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+                    type_: BACKUP_HEALTHY.into(),
+                    status: (*status).into(),
+                    reason: (*reason).into(),
+                    message: message.clone(),
+                    observed_generation: a.metadata.generation,
+                    last_transition_time: now_time(),
+                });
+        }
         a.status = Some(st);
+    }
+
+    /// Sets `status.backup` and the `BackupHealthy` condition of an Assistant (what the
+    /// operator's backup step reports) and reconciles; `None` removes both.
+    pub fn set_backup(&self, ns: &str, name: &str, backup: Option<(BackupStatus, BackupHealth)>) {
+        let removed = backup.is_none();
+        self.update_world(ns, name, |w| w.backup = backup);
+        if removed {
+            let mut st = self.state.lock().expect("lock");
+            if let Some(a) = st.assistants.get_mut(&(ns.to_string(), name.to_string())) {
+                let a = Arc::make_mut(a);
+                if let Some(s) = a.status.as_mut() {
+                    s.backup = None;
+                    s.conditions.retain(|c| c.type_ != BACKUP_HEALTHY);
+                }
+            }
+        }
+    }
+
+    /// Adds a VolumeSnapshot of the Assistant `ns/name` (labelled with its uid).
+    pub fn add_snapshot(&self, ns: &str, name: &str, snapshot: SnapshotInfo) {
+        let mut st = self.state.lock().expect("lock");
+        let Some(uid) = st
+            .assistants
+            .get(&(ns.to_string(), name.to_string()))
+            .and_then(|a| a.metadata.uid.clone())
+        else {
+            return;
+        };
+        st.snapshots
+            .entry((ns.to_string(), uid))
+            .or_default()
+            .push(snapshot);
+    }
+
+    /// Whether the cluster has the VolumeSnapshot API (it has by default).
+    pub fn set_snapshot_api(&self, available: bool) {
+        self.state.lock().expect("lock").no_snapshot_api = !available;
+    }
+
+    /// Adds a claim labelled retained for the Assistant of base name `base`.
+    pub fn add_retained_claim(&self, ns: &str, base: &str, claim: RetainedClaim) {
+        let mut st = self.state.lock().expect("lock");
+        st.retained
+            .entry((ns.to_string(), base.to_string()))
+            .or_default()
+            .push(claim);
+    }
+
+    /// The demo's backups: a few snapshots per client, `bakery-lund`'s newest failing,
+    /// `chen-studio` without a ready snapshot for 3 days, `dr-okafor` suspended (scheduled
+    /// runs skipped). Times are relative to now, so the fleet view always has its cases.
+    pub fn seed_backup_demo(&self, ns: &str) {
+        use jiff::{SignedDuration, Timestamp};
+        let now = Timestamp::now();
+        let day = SignedDuration::from_hours(24);
+        // Today's 03:00 UTC slot, or yesterday's before 03:00.
+        let midnight = now
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .date()
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp())
+            .unwrap_or(now);
+        let mut slot = midnight + SignedDuration::from_hours(3);
+        if slot > now {
+            slot -= day;
+        }
+        let next = slot + day;
+        let plan_size = |plan: &str| match plan {
+            "small" => "5Gi",
+            "large" => "50Gi",
+            _ => "20Gi",
+        };
+        for (name, _, _, plan, phase) in demo_assistants() {
+            let size = plan_size(plan);
+            let base = ChildNames::new(name).base;
+            let scheduled = |back: i64, ready: bool, error: Option<&str>| {
+                let at = slot - day * back as i32;
+                demo_snapshot(&base, SnapshotKind::Scheduled, at, ready, error, Some(size))
+            };
+            let (snaps, health): (Vec<SnapshotInfo>, BackupHealth) = match name {
+                "bakery-lund" => {
+                    let failed = scheduled(
+                        0,
+                        false,
+                        Some(
+                            "rpc error: code = ResourceExhausted desc = snapshot quota exceeded in project",
+                        ),
+                    );
+                    let message = format!(
+                        "{} failed: rpc error: code = ResourceExhausted desc = snapshot quota exceeded in project",
+                        failed.name
+                    );
+                    (
+                        vec![failed, scheduled(1, true, None), scheduled(2, true, None)],
+                        ("False", "SnapshotFailed", message),
+                    )
+                }
+                "chen-studio" => {
+                    let since = slot - day * 3;
+                    (
+                        vec![scheduled(3, true, None), scheduled(4, true, None)],
+                        (
+                            "False",
+                            "SnapshotMissing",
+                            format!("no ready snapshot since {since} (window 48h)"),
+                        ),
+                    )
+                }
+                "dr-okafor" if phase == Phase::Suspended => (
+                    vec![scheduled(6, true, None), scheduled(7, true, None)],
+                    (
+                        "True",
+                        "Suspended",
+                        format!(
+                            "suspended: no scheduled snapshots; the newest is {}",
+                            demo_snapshot(
+                                &base,
+                                SnapshotKind::Scheduled,
+                                slot - day * 6,
+                                true,
+                                None,
+                                None
+                            )
+                            .name
+                        ),
+                    ),
+                ),
+                _ => {
+                    let manual = demo_snapshot(
+                        &base,
+                        SnapshotKind::Manual,
+                        slot - SignedDuration::from_hours(30),
+                        true,
+                        None,
+                        Some(size),
+                    );
+                    let newest = scheduled(0, true, None);
+                    let message = format!("{} is ready ({size}); next run {next}", newest.name);
+                    (
+                        vec![
+                            newest,
+                            manual,
+                            scheduled(1, true, None),
+                            scheduled(2, true, None),
+                        ],
+                        ("True", "SnapshotReady", message),
+                    )
+                }
+            };
+            let newest_ready = snaps
+                .iter()
+                .filter(|s| s.ready)
+                .max_by_key(|s| s.taken)
+                .cloned();
+            let backup = BackupStatus {
+                last_snapshot: newest_ready.as_ref().map(|s| s.name.clone()),
+                last_snapshot_time: newest_ready.as_ref().map(|s| s.taken.to_string()),
+                last_snapshot_size: newest_ready.as_ref().and_then(|s| s.restore_size.clone()),
+                next_run: (phase != Phase::Suspended).then(|| next.to_string()),
+                last_scheduled_run: Some(slot.to_string()),
+                ready_snapshots: Some(snaps.iter().filter(|s| s.ready).count() as u32),
+                ..Default::default()
+            };
+            for snap in snaps {
+                self.add_snapshot(ns, name, snap);
+            }
+            self.set_backup(ns, name, Some((backup, health)));
+        }
     }
 
     /// Sets `status.access` of an Assistant (what the operator's invite logic reports) and
@@ -452,6 +651,68 @@ impl MemoryCluster {
             self.set_access(ns, name, Some(demo_invite(key, ns, name, email)));
         }
         due.len()
+    }
+
+    /// The operator's backup request and in-place restore, for a patch from `before` to
+    /// `after`: a new `clawhost.dev/backup-request` takes a manual snapshot (ready at once);
+    /// a new `restoreFrom` marks the previous claim retained, replaced by the new one.
+    fn simulate_backup_steps(st: &mut MemState, before: &Assistant, after: &Assistant) {
+        use clawhost::api::{BACKUP_REQUEST_ANNOTATION, parse_backup_request};
+        let ns = after.metadata.namespace.clone().unwrap_or_default();
+        let name = after.metadata.name.clone().unwrap_or_default();
+        let key = (ns.clone(), name.clone());
+        let uid = after.metadata.uid.clone().unwrap_or_default();
+        let names = ChildNames::for_assistant(after);
+        let request = |a: &Assistant| {
+            a.metadata
+                .annotations
+                .as_ref()
+                .and_then(|m| m.get(BACKUP_REQUEST_ANNOTATION).cloned())
+        };
+        if let Some(value) = request(after).filter(|v| Some(v) != request(before).as_ref())
+            && let Some((kind, _)) = parse_backup_request(&value)
+            && !st.no_snapshot_api
+        {
+            let mut snap = demo_snapshot(
+                &names.base,
+                kind,
+                jiff::Timestamp::now(),
+                true,
+                None,
+                Some("20Gi"),
+            );
+            snap.request = Some(value.clone());
+            snap.source_claim = Some(ChildNames::for_assistant(before).data_volume);
+            let snap_name = snap.name.clone();
+            st.snapshots
+                .entry((ns.clone(), uid))
+                .or_default()
+                .push(snap);
+            if let Some((backup, _)) = st.world.entry(key.clone()).or_default().backup.as_mut() {
+                backup.handled_request = Some(value);
+                backup.request_snapshot = Some(snap_name);
+            }
+        }
+        let from = |a: &Assistant| a.storage().restore_from.map(|r| r.volume_snapshot_name);
+        if from(after).is_some() && from(after) != from(before) {
+            let old = ChildNames::for_assistant(before).data_volume;
+            st.retained
+                .entry((ns.clone(), names.base.clone()))
+                .or_default()
+                .push(RetainedClaim {
+                    uid: format!("pvc-{old}"),
+                    name: old,
+                    capacity: Some("20Gi".into()),
+                    retained_from: Some(format!("{ns}/{name}")),
+                    replaced_by: Some(names.data_volume.clone()),
+                    restored_from: from(before),
+                    created: before
+                        .metadata
+                        .creation_timestamp
+                        .as_ref()
+                        .map(|t| t.0.to_string()),
+                });
+        }
     }
 
     fn update_world(&self, ns: &str, name: &str, change: impl FnOnce(&mut World)) {
@@ -540,6 +801,8 @@ impl Cluster for MemoryCluster {
                 a.metadata.generation = Some(a.metadata.generation.unwrap_or(1) + 1);
             }
             if !st.operator_held {
+                let before = (**current).clone();
+                Self::simulate_backup_steps(&mut st, &before, &a);
                 let world = st.world.entry(key.clone()).or_default();
                 world.joined |= !a.spec.suspended && !world.volume_stuck;
                 let world = world.clone();
@@ -669,6 +932,70 @@ impl Cluster for MemoryCluster {
             })
         });
         futures::future::ready(r).boxed()
+    }
+
+    fn snapshots<'a>(
+        &'a self,
+        ns: &'a str,
+        assistant_uid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<SnapshotInfo>>, ClusterError>> {
+        let r = self.check().map(|st| {
+            if st.no_snapshot_api {
+                return None;
+            }
+            let mut out = st
+                .snapshots
+                .get(&(ns.to_string(), assistant_uid.to_string()))
+                .cloned()
+                .unwrap_or_default();
+            clawhost::console::cluster::sort_newest_first(&mut out);
+            Some(out)
+        });
+        futures::future::ready(r).boxed()
+    }
+
+    fn retained_claims<'a>(
+        &'a self,
+        ns: &'a str,
+        base: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RetainedClaim>, ClusterError>> {
+        let r = self.check().map(|st| {
+            st.retained
+                .get(&(ns.to_string(), base.to_string()))
+                .cloned()
+                .unwrap_or_default()
+        });
+        futures::future::ready(r).boxed()
+    }
+}
+
+/// A snapshot as the operator names and labels them (`<base>-<yyyymmdd>-<hhmmss>-<kind>`).
+pub fn demo_snapshot(
+    base: &str,
+    kind: SnapshotKind,
+    at: jiff::Timestamp,
+    ready: bool,
+    error: Option<&str>,
+    restore_size: Option<&str>,
+) -> SnapshotInfo {
+    let stamp = at
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .strftime("%Y%m%d-%H%M%S");
+    let name = format!("{base}-{stamp}-{}", kind.as_str());
+    SnapshotInfo {
+        uid: format!("snap-{name}"),
+        name,
+        kind,
+        taken: at,
+        created: at,
+        ready,
+        error: error.map(str::to_string),
+        restore_size: restore_size.filter(|_| ready).map(str::to_string),
+        scheduled_for: (kind == SnapshotKind::Scheduled).then_some(at),
+        request: None,
+        expires_at: None,
+        source_claim: Some(format!("{base}-data")),
+        deleting: false,
     }
 }
 

@@ -114,6 +114,10 @@ SCHEMA_REJECTS=(
   "metrics.prometheusRule.assistantNotReady.for=15min|does not match pattern"
   "metrics.prometheusRule.volumeNearlyFull.threshold=5|maximum"
   "operatorConfig=notamap|got string, want object"
+  "operatorConfig.backups.shedule=x|additional properties 'shedule'"
+  "operatorConfig.backups.keep.daily=-1|minimum"
+  "operatorConfig.backups.finalSnapshot.onFailure=Ignore|value must be one of"
+  "metrics.prometheusRule.backupMissing.for=30min|does not match pattern"
   "operator.replicas=2|needs operator.leaderElection.enabled=true"
   "console.database.existingSecret=|needs console.database.existingSecret"
 )

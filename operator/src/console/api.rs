@@ -1,5 +1,6 @@
 //! JSON API `/api/v1`: the same actions as the pages, for scripts. Bearer tokens only.
 
+pub mod backups;
 pub mod billing;
 
 use super::extract::{Path, Query};
@@ -19,7 +20,7 @@ pub fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-fn action_error(e: ActionError) -> Response {
+pub(crate) fn action_error(e: ActionError) -> Response {
     action_error_labelled(e, service::field_label)
 }
 

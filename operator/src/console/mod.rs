@@ -333,6 +333,12 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
         r(Method::GET, "/fleet", Page, get(pages::fleet::show)),
         r(
             Method::GET,
+            "/fleet/backups",
+            Page,
+            get(pages::backups::fleet),
+        ),
+        r(
+            Method::GET,
             "/fleet/adopt",
             Page,
             get(pages::fleet::adopt_form),
@@ -470,7 +476,68 @@ fn table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
         ),
     ];
     routes.extend(billing_table());
+    routes.extend(backup_table());
     routes
+}
+
+/// Backups' pages and API (issue 16), one block of the route table.
+fn backup_table() -> Vec<(RouteInfo, MethodRouter<Ctx>)> {
+    use Access::*;
+    use pages::backups as pb;
+    let r = |method: Method, path: &'static str, access: Access, mr: MethodRouter<Ctx>| {
+        (
+            RouteInfo {
+                method,
+                path,
+                access,
+            },
+            mr,
+        )
+    };
+    vec![
+        r(
+            Method::POST,
+            "/clients/{id}/backups",
+            Form,
+            post(pb::request),
+        ),
+        r(
+            Method::GET,
+            "/clients/{id}/backups/{snapshot}/restore",
+            Page,
+            get(pb::restore_confirm),
+        ),
+        r(
+            Method::POST,
+            "/clients/{id}/backups/{snapshot}/restore",
+            Form,
+            post(pb::restore),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/clients/{id}/backups",
+            Api(Scope::ClientsRead),
+            get(api::backups::list),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/backups",
+            Api(Scope::ClientsWrite),
+            post(api::backups::request),
+        ),
+        r(
+            Method::POST,
+            "/api/v1/clients/{id}/backups/{snapshot}/restore",
+            Api(Scope::ClientsWrite),
+            post(api::backups::restore),
+        ),
+        r(
+            Method::GET,
+            "/api/v1/fleet/backups",
+            Api(Scope::ClientsRead),
+            get(api::backups::fleet),
+        ),
+    ]
 }
 
 /// Billing's pages and API (issue 15), one block of the route table.

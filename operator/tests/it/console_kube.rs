@@ -283,3 +283,107 @@ async fn connection_failure_is_unreachable_and_sets_health() {
     assert_eq!(c.health(), None, "recovers on the next success");
     server.await.unwrap();
 }
+
+fn snapshot_json(name: &str, kind: &str, taken: &str, ready: bool) -> Value {
+    json!({
+        "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+        "metadata": {"name": name, "namespace": "clients", "uid": format!("u-{name}"),
+                     "creationTimestamp": taken,
+                     "labels": {"clawhost.dev/snapshot-kind": kind, "clawhost.dev/assistant-uid": "uid-1"},
+                     "annotations": {"clawhost.dev/source-claim": "alice-data"}},
+        "spec": {"source": {"persistentVolumeClaimName": "alice-data"}},
+        "status": {"readyToUse": ready, "creationTime": taken, "restoreSize": "8Gi"}
+    })
+}
+
+/// Backups (issue 16): snapshots are listed by the Assistant's uid label and come back
+/// newest first; a 404 on the list is "no VolumeSnapshot API" (`Ok(None)`), not an error;
+/// other failures are errors. Retained claims are listed by base name and retained label.
+#[tokio::test]
+async fn snapshots_and_retained_claims() {
+    let (c, mut h) = mocked();
+    let server = tokio::spawn(async move {
+        let (m, uri, _, _, send) = next(&mut h).await;
+        assert_eq!(m, Method::GET);
+        assert!(
+            uri.starts_with("/apis/snapshot.storage.k8s.io/v1/namespaces/clients/volumesnapshots?"),
+            "{uri}"
+        );
+        assert!(
+            uri.contains("labelSelector=clawhost.dev%2Fassistant-uid%3Duid-1"),
+            "{uri}"
+        );
+        send.send_response(json_response(200, &json!({
+            "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotList", "metadata": {},
+            "items": [
+                snapshot_json("alice-20261201-030000-scheduled", "scheduled", "2026-12-01T03:00:05Z", true),
+                snapshot_json("alice-20261203-030000-scheduled", "scheduled", "2026-12-03T03:00:05Z", false),
+                snapshot_json("alice-20261202-101500-manual", "manual", "2026-12-02T10:15:05Z", true),
+                // Not clawhost's (no kind label): never listed.
+                {"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+                 "metadata": {"name": "by-hand", "namespace": "clients", "creationTimestamp": "2026-12-04T00:00:00Z",
+                              "labels": {"clawhost.dev/assistant-uid": "uid-1"}},
+                 "spec": {"source": {"persistentVolumeClaimName": "alice-data"}}}
+            ]})));
+        // The resource type does not exist.
+        let (_, _, _, _, send) = next(&mut h).await;
+        send.send_response(json_response(404, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "the server could not find the requested resource", "reason": "NotFound", "code": 404})));
+        let (_, _, _, _, send) = next(&mut h).await;
+        send.send_response(json_response(403, &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "volumesnapshots.snapshot.storage.k8s.io is forbidden", "reason": "Forbidden", "code": 403})));
+        // Retained claims.
+        let (m, uri, _, _, send) = next(&mut h).await;
+        assert_eq!(m, Method::GET);
+        assert!(
+            uri.starts_with("/api/v1/namespaces/clients/persistentvolumeclaims?"),
+            "{uri}"
+        );
+        assert!(
+            uri.contains(
+                "labelSelector=clawhost.dev%2Fassistant%3Dalice%2Cclawhost.dev%2Fretained%3Dtrue"
+            ),
+            "{uri}"
+        );
+        send.send_response(json_response(200, &json!({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaimList", "metadata": {},
+            "items": [{
+                "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                "metadata": {"name": "alice-data", "namespace": "clients", "uid": "pvc-1",
+                             "creationTimestamp": "2026-11-01T10:00:00Z",
+                             "labels": {"clawhost.dev/assistant": "alice", "clawhost.dev/retained": "true"},
+                             "annotations": {"clawhost.dev/retained-from": "clients/alice",
+                                             "clawhost.dev/replaced-by": "alice-data-52bf4ab9"}},
+                "spec": {"resources": {"requests": {"storage": "5Gi"}}},
+                "status": {"phase": "Bound", "capacity": {"storage": "8Gi"}}
+            }]})));
+    });
+    let list = c.snapshots("clients", "uid-1").await.unwrap().unwrap();
+    let names: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "alice-20261203-030000-scheduled",
+            "alice-20261202-101500-manual",
+            "alice-20261201-030000-scheduled"
+        ]
+    );
+    assert!(!list[0].ready && list[1].ready);
+    assert_eq!(list[1].restore_size.as_deref(), Some("8Gi"));
+    assert_eq!(c.snapshots("clients", "uid-1").await.unwrap(), None);
+    assert!(matches!(
+        c.snapshots("clients", "uid-1").await,
+        Err(ClusterError::Rejected(m)) if m.contains("forbidden")
+    ));
+    let claims = c.retained_claims("clients", "alice").await.unwrap();
+    assert_eq!(claims.len(), 1);
+    let claim = &claims[0];
+    assert_eq!(claim.name, "alice-data");
+    assert_eq!(
+        claim.capacity.as_deref(),
+        Some("8Gi"),
+        "status capacity first"
+    );
+    assert_eq!(claim.replaced_by.as_deref(), Some("alice-data-52bf4ab9"));
+    assert_eq!(claim.retained_from.as_deref(), Some("clients/alice"));
+    assert_eq!(c.health(), None);
+    server.await.unwrap();
+}

@@ -12,6 +12,7 @@ mod backup_scenarios;
 mod billing_store;
 mod billing_webhook;
 mod console_authz;
+mod console_backups;
 mod console_billing;
 mod console_details;
 mod console_first_hour;

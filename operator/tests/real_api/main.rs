@@ -9,6 +9,7 @@ mod backups;
 mod billing;
 mod builders;
 mod console;
+mod console_backups;
 mod console_outage;
 mod fleet;
 mod in_process;

@@ -62,6 +62,8 @@ fn main() -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async move {
         let db = Db::connect(&opts.database_url).await?;
         let cluster = Arc::new(MemoryCluster::seeded(&opts.namespace, config.clone()));
+        // Snapshots and backup health for the Backups card and Fleet → Backups.
+        cluster.seed_backup_demo(&opts.namespace);
         if stuck_client {
             cluster.insert(demo_assistant(
                 &opts.namespace,

@@ -8,16 +8,23 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{Event, Pod, Secret};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, Secret};
 use kube::api::{DeleteParams, ListParams, LogParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
 
-use super::{Cluster, ClusterError, EventInfo, FIELD_MANAGER, gateway_pod_name};
-use crate::api::Assistant;
-use crate::children::ChildNames;
+use super::{
+    Cluster, ClusterError, EventInfo, FIELD_MANAGER, RetainedClaim, gateway_pod_name,
+    sort_newest_first,
+};
+use crate::api::snapshot::VolumeSnapshot;
+use crate::api::{
+    ASSISTANT_UID_LABEL, Assistant, REPLACED_BY_ANNOTATION, RESTORED_FROM_ANNOTATION,
+};
+use crate::backup::SnapshotInfo;
 use crate::children::gateway_statefulset::GATEWAY_CONTAINER;
+use crate::children::{ASSISTANT_LABEL, ChildNames, RETAINED_FROM_ANNOTATION, RETAINED_LABEL};
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
@@ -409,6 +416,81 @@ impl Cluster for KubeCluster {
             }
         }
         .boxed()
+    }
+
+    fn snapshots<'a>(
+        &'a self,
+        ns: &'a str,
+        assistant_uid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<SnapshotInfo>>, ClusterError>> {
+        async move {
+            let api: Api<VolumeSnapshot> = Api::namespaced(self.client.clone(), ns);
+            let lp =
+                ListParams::default().labels(&format!("{ASSISTANT_UID_LABEL}={assistant_uid}"));
+            match api.list(&lp).await {
+                Ok(l) => {
+                    let mut out: Vec<SnapshotInfo> = l
+                        .items
+                        .iter()
+                        .filter_map(SnapshotInfo::from_snapshot)
+                        .collect();
+                    sort_newest_first(&mut out);
+                    Ok(self.ok(Some(out)))
+                }
+                // A 404 on a list is the resource type itself: no VolumeSnapshot API.
+                Err(kube::Error::Api(s)) if s.code == 404 => Ok(self.ok(None)),
+                Err(e) => Err(self.map_err(e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn retained_claims<'a>(
+        &'a self,
+        ns: &'a str,
+        base: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RetainedClaim>, ClusterError>> {
+        async move {
+            let api: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), ns);
+            let lp = ListParams::default()
+                .labels(&format!("{ASSISTANT_LABEL}={base},{RETAINED_LABEL}=true"));
+            match api.list(&lp).await {
+                Ok(l) => {
+                    let mut out: Vec<RetainedClaim> =
+                        l.items.into_iter().map(retained_claim).collect();
+                    out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+                    Ok(self.ok(out))
+                }
+                Err(e) => Err(self.map_err(e)),
+            }
+        }
+        .boxed()
+    }
+}
+
+fn retained_claim(pvc: PersistentVolumeClaim) -> RetainedClaim {
+    let ann = pvc.metadata.annotations.clone().unwrap_or_default();
+    let capacity = pvc
+        .status
+        .as_ref()
+        .and_then(|s| s.capacity.as_ref())
+        .and_then(|c| c.get("storage"))
+        .or_else(|| {
+            pvc.spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+        })
+        .map(|q| q.0.clone());
+    RetainedClaim {
+        name: pvc.metadata.name.clone().unwrap_or_default(),
+        uid: pvc.metadata.uid.clone().unwrap_or_default(),
+        capacity,
+        retained_from: ann.get(RETAINED_FROM_ANNOTATION).cloned(),
+        replaced_by: ann.get(REPLACED_BY_ANNOTATION).cloned(),
+        restored_from: ann.get(RESTORED_FROM_ANNOTATION).cloned(),
+        created: pvc.metadata.creation_timestamp.map(|t| t.0.to_string()),
     }
 }
 

@@ -4,7 +4,8 @@
 //! of tests, demos and benchmarks lives in the `clawhost-testing` crate.
 //!
 //! Only calls allowed by `rbac::console_rules()` are made: Assistants get/list/watch/create/
-//! patch/delete, Secrets create/patch, Pods get/list, pods/log get, Events list.
+//! patch/delete, Secrets create/patch, Pods get/list, pods/log get, Events list,
+//! VolumeSnapshots get/list, PersistentVolumeClaims list.
 
 pub mod kube;
 pub mod unavailable;
@@ -19,6 +20,7 @@ use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 
 use crate::api::Assistant;
+use crate::backup::SnapshotInfo;
 use crate::children::ChildNames;
 
 /// Field manager of the console's writes.
@@ -47,6 +49,25 @@ pub struct EventInfo {
     pub count: i32,
     /// RFC 3339, when known.
     pub last_seen: Option<String>,
+}
+
+/// A data volume of an Assistant kept (labelled retained) by an earlier in-place restore
+/// or a deletion with `Retain`: never deleted by clawhost, listed so an admin can adopt it
+/// or delete it by hand.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RetainedClaim {
+    pub name: String,
+    pub uid: String,
+    /// `status.capacity.storage`, else the requested size.
+    pub capacity: Option<String>,
+    /// `clawhost.dev/retained-from`: `<namespace>/<assistant>` it was kept from.
+    pub retained_from: Option<String>,
+    /// `clawhost.dev/replaced-by`: the claim an in-place restore switched to.
+    pub replaced_by: Option<String>,
+    /// `clawhost.dev/restored-from`: the snapshot this claim was itself made from.
+    pub restored_from: Option<String>,
+    /// RFC 3339 creation time.
+    pub created: Option<String>,
 }
 
 pub trait Cluster: Send + Sync + 'static {
@@ -97,6 +118,25 @@ pub trait Cluster: Send + Sync + 'static {
         name: &'a str,
         lines: i64,
     ) -> BoxFuture<'a, Result<Option<String>, ClusterError>>;
+    /// The Assistant's VolumeSnapshots (selected by its uid label), newest first;
+    /// `Ok(None)` when the cluster has no VolumeSnapshot API (404 on the resource type).
+    fn snapshots<'a>(
+        &'a self,
+        ns: &'a str,
+        assistant_uid: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<SnapshotInfo>>, ClusterError>>;
+    /// Claims labelled retained for the Assistant of this base name (`clawhost.dev/assistant`),
+    /// oldest first.
+    fn retained_claims<'a>(
+        &'a self,
+        ns: &'a str,
+        base: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RetainedClaim>, ClusterError>>;
+}
+
+/// Newest first, by when the storage system cut them; the name breaks ties (stable pages).
+pub fn sort_newest_first(snapshots: &mut [SnapshotInfo]) {
+    snapshots.sort_by(|a, b| b.taken.cmp(&a.taken).then_with(|| b.name.cmp(&a.name)));
 }
 
 /// Name of the gateway pod of an Assistant (StatefulSet ordinal 0).

@@ -8,8 +8,9 @@ use futures::future::BoxFuture;
 use k8s_openapi::api::core::v1::Secret;
 use serde_json::Value;
 
-use super::{Cluster, ClusterError, EventInfo};
+use super::{Cluster, ClusterError, EventInfo, RetainedClaim};
 use crate::api::Assistant;
+use crate::backup::SnapshotInfo;
 
 pub struct UnavailableCluster {
     pub reason: String,
@@ -74,6 +75,20 @@ impl Cluster for UnavailableCluster {
         _: &'a str,
         _: i64,
     ) -> BoxFuture<'a, Result<Option<String>, ClusterError>> {
+        futures::future::ready(Err(self.err())).boxed()
+    }
+    fn snapshots<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<SnapshotInfo>>, ClusterError>> {
+        futures::future::ready(Err(self.err())).boxed()
+    }
+    fn retained_claims<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<RetainedClaim>, ClusterError>> {
         futures::future::ready(Err(self.err())).boxed()
     }
 }

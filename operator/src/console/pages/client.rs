@@ -37,6 +37,15 @@ fn notice_text(key: &str) -> Option<&'static str> {
         }
         "access-revoke" => "Revoking the invite was requested; the operator deletes it.",
         "access-reinvite" => "A new invite was requested; the operator sends it.",
+        "backup-requested" => {
+            "A snapshot was requested; the operator takes it at once and it appears in the Backups card."
+        }
+        "restored" => {
+            "The restore was started: the assistant is suspended while a new volume is made from the snapshot. The previous volume is kept (retained). Resume the client when StorageReady."
+        }
+        "final-snapshot-skipped" => {
+            "Deleting without a final snapshot was requested: the operator deletes the volume now."
+        }
         "adopted" => {
             "The Assistant was adopted: this client record is now linked to it, and its running minutes are billed from now on."
         }
@@ -73,6 +82,10 @@ pub async fn show(
     let subscription = super::billing::subscription::panel(&ctx, &s, r, now).await;
     // A subscription sets the billing status: shown read-only then.
     let subscribed = matches!(ctx.db.subscription(r.id).await, Ok(Some(_)));
+    let backups = match a {
+        Some(a) if ok => Some(service::backups::client_backups(&ctx, a).await),
+        _ => None,
+    };
     let body = html! {
         @if let Some(t) = n.done.as_deref().and_then(notice_text) { div.notice { (t) } }
         div.titlebar {
@@ -125,6 +138,11 @@ pub async fn show(
         @if !deleted {
             (super::access::panel(r, a, &links, a.is_some() && ok, now))
         }
+        @if let Some(b) = &backups {
+            @if !deleted { (super::backups::card(r, b, &s, ok, now)) }
+        }
+        // A deleted client whose Assistant still waits on a failed final snapshot.
+        @if deleted && ok { (super::backups::delete_note(r, a, &s)) }
         (subscription)
         div.grid {
             div.panel {
@@ -432,6 +450,19 @@ pub async fn record(
     }
 }
 
+/// The delete page's forms: the deletion, or (when a failed final snapshot holds it)
+/// deleting the volume without one.
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    retention: Option<String>,
+    /// `"true"`: set `clawhost.dev/skip-final-snapshot` instead of deleting.
+    #[serde(default)]
+    skip_final_snapshot: Option<String>,
+}
+
 /// `chosen`: the volume choice of a refused submit, kept so a typo in the confirmation does
 /// not silently switch the choice back to the Assistant's current one.
 fn delete_page(
@@ -452,6 +483,7 @@ fn delete_page(
         h1.wrap { "Delete " bdi { (r.name) } }
         div.panel.danger-zone {
             @if let Some(e) = error { ul.errors { li { (e) } } }
+            @if r.deleted_at.is_none() {
             p { "This deletes the Assistant " code { (r.namespace) "/" (r.assistant_name) } ", its gateway and its Secrets. The client record and usage stay for invoicing." }
             form method="post" action={ "/clients/" (r.id) "/delete" } {
                 (csrf(s))
@@ -465,6 +497,8 @@ fn delete_page(
                     a.button href={ "/clients/" (r.id) } { "Cancel" }
                 }
             }
+            }
+            (super::backups::delete_note(r, d.view.assistant.as_deref(), s))
         }
     };
     layout(ctx, s, Nav::Clients, "Delete client", body)
@@ -479,6 +513,15 @@ pub async fn delete_form(
         Ok(d) if d.view.record.deleted_at.is_none() => {
             delete_page(&ctx, &s, &d, None, None).into_response()
         }
+        // Deleted, but its Assistant waits on a failed final snapshot: the way out.
+        Ok(d)
+            if d.view.assistant.as_deref().is_some_and(|a| {
+                service::backups::condition(a, service::backups::BACKUP_HEALTHY)
+                    .is_some_and(|c| c.reason == service::backups::FINAL_SNAPSHOT_FAILED)
+            }) =>
+        {
+            delete_page(&ctx, &s, &d, None, None).into_response()
+        }
         Ok(_) => Redirect::to(&format!("/clients/{id}")).into_response(),
         Err(e) => super::action_error(&ctx, &s, &e, "/clients"),
     }
@@ -488,8 +531,18 @@ pub async fn delete(
     State(ctx): State<Ctx>,
     Extension(s): Extension<Session>,
     Path(id): Path<i64>,
-    Form(f): Form<DeleteRequest>,
+    Form(form): Form<DeleteForm>,
 ) -> Response {
+    let f = DeleteRequest {
+        confirm: form.confirm,
+        retention: form.retention,
+    };
+    if form.skip_final_snapshot.as_deref() == Some("true") {
+        return match service::backups::skip_final_snapshot(&ctx, &s.admin, id, &f.confirm).await {
+            Ok(()) => super::backups::skipped(id),
+            Err(e) => super::action_error(&ctx, &s, &e, &format!("/clients/{id}/delete")),
+        };
+    }
     match service::delete_client(&ctx, &s.admin, id, &f).await {
         // The list says what happened (see `clients::deleted_notice`).
         Ok(()) => Redirect::to(&format!("/clients?deleted={id}")).into_response(),

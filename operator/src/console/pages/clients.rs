@@ -266,6 +266,15 @@ pub fn new_client_form_dropped(
                     div { input #version type="text" name="version" value=[v.version.as_deref()] placeholder=(ctx.config.gateway.default_version);
                           div.hint { "Empty: the fleet default (" (ctx.config.gateway.default_version) ")." }
                           (errs_markup(errs, &["spec.gateway.version", "spec.gateway.image"])) }
+                    @if let Some(r) = v.restore_from.as_deref().filter(|r| !r.is_empty()) {
+                        label { "Restore from" }
+                        div #restore-from {
+                            input type="hidden" name="restore_from" value=(r);
+                            code { (r) }
+                            div.hint { "The new client's volume starts as this snapshot (spec.storage.restoreFrom); the operator checks it is ready before making the volume." }
+                            (errs_markup(errs, &["spec.storage.restoreFrom", "restore_from"]))
+                        }
+                    }
                     label for="on_delete" { "Volume on deletion" }
                     div { select #on_delete name="on_delete" {
                             option value="Retain" selected[on_delete == "Retain"] { "Retain (keep the client's data)" }
@@ -306,8 +315,46 @@ pub fn new_client_form_dropped(
     layout(ctx, s, Nav::Clients, "New client", body)
 }
 
-pub async fn new_form(State(ctx): State<Ctx>, Extension(s): Extension<Session>) -> Response {
-    new_client_form(&ctx, &s, &NewClient::default(), &[]).into_response()
+/// `?restoreFrom=<snapshot>&from=<client id>`: "Restore as new client…" of a snapshot.
+#[derive(serde::Deserialize, Default)]
+pub struct NewFormQuery {
+    #[serde(default, rename = "restoreFrom")]
+    restore_from: Option<String>,
+    #[serde(default)]
+    from: Option<i64>,
+}
+
+pub async fn new_form(
+    State(ctx): State<Ctx>,
+    Extension(s): Extension<Session>,
+    Query(q): Query<NewFormQuery>,
+) -> Response {
+    let mut v = NewClient {
+        restore_from: q.restore_from.filter(|r| !r.trim().is_empty()),
+        ..Default::default()
+    };
+    let mut errs = Vec::new();
+    // Pre-filled from the client the snapshot was taken of: the same owner and plan.
+    if let Some(from) = q.from
+        && let Ok(Some(c)) = ctx.db.client(from).await
+    {
+        v.name = c.name.clone();
+        v.email = c.email.clone();
+        if let Ok(Some(a)) = ctx.cluster.get(&c.namespace, &c.assistant_name).await {
+            v.plan = Some(service::plan_of(&a, &ctx.config.default_plan));
+            v.on_delete = Some(format!("{:?}", a.storage().on_delete));
+        }
+        if v.restore_from.is_some() && c.namespace != ctx.opts.namespace {
+            errs.push(FieldError {
+                field: "restore_from".into(),
+                message: format!(
+                    "the snapshot is in namespace {}, new clients are created in {}: a volume is restored only within its namespace",
+                    c.namespace, ctx.opts.namespace
+                ),
+            });
+        }
+    }
+    new_client_form(&ctx, &s, &v, &errs).into_response()
 }
 
 pub async fn create(

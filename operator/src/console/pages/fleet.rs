@@ -58,6 +58,7 @@ pub async fn show(State(ctx): State<Ctx>, Extension(s): Extension<Session>) -> R
             div.stat { div.n { (f.by_phase.get("Suspended").copied().unwrap_or(0)) } div.l { "suspended" } }
             div.stat { div.n { (attention) } div.l { "need attention" } }
             a.stat #never-connected href="/clients?never_connected=true" { div.n { (f.never_connected) } div.l { "never connected (" (ctx.opts.never_connected_days) "+ days)" } }
+            a.stat #backups-missing href="/fleet/backups" { div.n { (f.without_backup_48h) } div.l { (if f.without_backup_48h == 1 { "client" } else { "clients" }) " without a backup in 48 h" } }
             div.stat { div.n { (f.by_version.len()) } div.l { "gateway versions" } }
         }
         div.grid {

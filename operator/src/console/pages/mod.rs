@@ -3,6 +3,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod billing;
 pub mod client;
 pub mod clients;

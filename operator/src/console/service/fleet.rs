@@ -23,6 +23,9 @@ pub struct Fleet {
     pub need_attention: i64,
     /// Clients whose invite is not accepted `--never-connected-days` after creation.
     pub never_connected: i64,
+    /// Clients with backups on, not suspended, and no ready snapshot in the last 48 h
+    /// (`status.backup.lastSnapshotTime`): the head of Fleet → Backups.
+    pub without_backup_48h: i64,
     /// Assistants in the cluster with no client record (created with kubectl): adoptable.
     pub unmanaged: Vec<UnmanagedAssistant>,
     pub cluster_error: Option<String>,
@@ -69,6 +72,8 @@ pub async fn fleet(ctx: &Console) -> Result<Fleet, ActionError> {
     let mut by_plan: HashMap<&str, i64> = HashMap::new();
     let mut by_version: HashMap<&str, i64> = HashMap::new();
     let mut need_attention = 0;
+    let mut without_backup_48h = 0;
+    let t = super::now();
     for (_, ns, name, created_at) in &keys {
         let a = match idx.get_mut(&(ns.as_str(), name.as_str())) {
             Some(entry) => {
@@ -85,6 +90,12 @@ pub async fn fleet(ctx: &Console) -> Result<Fleet, ActionError> {
         *by_phase.entry(phase).or_default() += 1;
         if ATTENTION_PHASES.contains(&phase) {
             need_attention += 1;
+        }
+        if let Some(a) = a
+            && ok
+            && super::backups::missing_backup(a, &ctx.config, t)
+        {
+            without_backup_48h += 1;
         }
         if let Some(a) = a {
             *by_plan
@@ -128,6 +139,7 @@ pub async fn fleet(ctx: &Console) -> Result<Fleet, ActionError> {
         by_plan: owned(by_plan),
         need_attention,
         never_connected,
+        without_backup_48h,
         unmanaged,
         cluster_error,
     })

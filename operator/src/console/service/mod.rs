@@ -7,6 +7,7 @@
 //! - [`actions`]: actions on one client.
 //! - [`adopt`]: linking an Assistant created outside the console to a new client record.
 //! - [`fleet`]: the fleet overview.
+//! - [`backups`]: snapshots, "back up now", restore in place, the fleet's backup health.
 //! - [`tokens`]: API tokens.
 //! - [`handoff`]: one-time handoff links, invite requests, "never connected".
 //! - [`audit`]: reading the audit log (filters, what changed).
@@ -15,6 +16,7 @@
 pub mod actions;
 pub mod adopt;
 pub mod audit;
+pub mod backups;
 pub mod billing;
 pub mod clients;
 pub mod fleet;
@@ -167,6 +169,8 @@ pub fn field_label(field: &str) -> &str {
         "Model API key"
     } else if field == "model_provider" {
         "Model provider"
+    } else if under("spec.storage.restoreFrom") || field == "restore_from" {
+        "Restore from snapshot"
     } else if under("spec.storage") || field == "on_delete" {
         "Volume on deletion"
     } else if under("spec.tailscale.hostname") || field == "tailscale_hostname" {

@@ -10,7 +10,7 @@ use super::{
     ActionError, BILLING_STATUSES, FieldError, MAX_NOTES, MAX_SECRET_INPUT, MODEL_PROVIDERS, now,
 };
 use crate::api::{
-    Assistant, AssistantSpec, GatewaySpec, OnDelete, Owner, SecretKeyRef, StorageSpec,
+    Assistant, AssistantSpec, GatewaySpec, OnDelete, Owner, RestoreFrom, SecretKeyRef, StorageSpec,
     TailscaleSpec,
 };
 use crate::children::{self, ChildNames, GatewayToken};
@@ -44,6 +44,10 @@ pub struct NewClient {
     /// `Retain` or `Delete`.
     #[serde(default)]
     pub on_delete: Option<String>,
+    /// A VolumeSnapshot (in the console's namespace) the new client's volume starts as:
+    /// `spec.storage.restoreFrom` ("Restore as new client…").
+    #[serde(default)]
+    pub restore_from: Option<String>,
 }
 
 impl NewClient {
@@ -147,6 +151,15 @@ pub fn assistant_for(
         errs.push(e);
         OnDelete::Retain
     });
+    let restore_from = NewClient::clean(&n.restore_from);
+    if let Some(r) = &restore_from
+        && !super::backups::valid_snapshot_name(r)
+    {
+        errs.push(FieldError {
+            field: "spec.storage.restoreFrom.volumeSnapshotName".into(),
+            message: format!("{r:?} is not a VolumeSnapshot name (a DNS subdomain)"),
+        });
+    }
     let version = NewClient::clean(&n.version);
     let hostname = NewClient::clean(&n.tailscale_hostname);
     let gateway = if version.is_some() || model.is_some() {
@@ -197,9 +210,14 @@ pub fn assistant_for(
             },
             plan: NewClient::clean(&n.plan),
             gateway,
-            storage: (on_delete != OnDelete::Retain).then(|| StorageSpec {
-                on_delete,
-                ..Default::default()
+            storage: (on_delete != OnDelete::Retain || restore_from.is_some()).then(|| {
+                StorageSpec {
+                    on_delete,
+                    restore_from: restore_from.map(|name| RestoreFrom {
+                        volume_snapshot_name: name,
+                    }),
+                    ..Default::default()
+                }
             }),
             tailscale,
             ..Default::default()
@@ -318,7 +336,8 @@ pub async fn create_client(
                    "billing_status": record.billing_status, "notes_chars": record.notes.chars().count()},
         "assistant": {"namespace": ns, "name": name,
                       "version": assistant.spec.gateway.as_ref().and_then(|g| g.version.clone()),
-                      "on_delete": format!("{:?}", assistant.storage().on_delete)},
+                      "on_delete": format!("{:?}", assistant.storage().on_delete),
+                      "restore_from": assistant.storage().restore_from.map(|r| r.volume_snapshot_name)},
         // Names only: secret values never reach the audit log.
         "secrets": secret_names,
     });
