@@ -896,10 +896,15 @@ impl Cluster for MemoryCluster {
         // The same objects the kube implementation asks about: the Assistant, its gateway
         // pod and its data volume.
         let r = self.check().map(|st| {
+            let volume = st
+                .assistants
+                .get(&(ns.to_string(), name.to_string()))
+                .map(|a| ChildNames::for_assistant(a).data_volume)
+                .unwrap_or_else(|| ChildNames::new(name).data_volume);
             let objects = [
                 name.to_string(),
                 clawhost::console::cluster::gateway_pod_name(name),
-                ChildNames::new(name).data_volume,
+                volume,
             ];
             let mut out: Vec<EventInfo> = objects
                 .into_iter()

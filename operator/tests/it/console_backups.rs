@@ -274,6 +274,19 @@ async fn restore_in_place_confirm_flow_keeps_the_old_volume(app: TestApp) {
     );
     assert!(b.contains("Retained volumes") && b.contains(&new_claim));
 
+    // The events panel follows the volume to the restored claim.
+    app.cluster.add_event(
+        NS,
+        "PersistentVolumeClaim",
+        &new_claim,
+        "Warning",
+        "ProvisioningFailed",
+        "waiting for the snapshot content to be restored",
+    );
+    let b = app.get(&format!("/clients/{id}")).await.body;
+    assert!(b.contains("waiting for the snapshot content to be restored"));
+    assert!(b.contains(&format!("PersistentVolumeClaim/{new_claim}")));
+
     // Restoring the same snapshot again is refused.
     let r = app.post(&path, &[("confirm", "acme-legal")]).await;
     assert_eq!(r.status, StatusCode::CONFLICT);

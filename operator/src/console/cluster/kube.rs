@@ -374,8 +374,14 @@ impl Cluster for KubeCluster {
         async move {
             let api: Api<Event> = Api::namespaced(self.client.clone(), ns);
             let mut out = Vec::new();
-            // The data volume's events say why a pod waits (no storage class, quota).
-            let volume = ChildNames::new(name).data_volume;
+            // The data volume's events say why a pod waits (no storage class, quota); after
+            // an in-place restore the volume is the claim made from the snapshot.
+            let volume = self
+                .store
+                .as_ref()
+                .and_then(|st| st.get(&reflector::ObjectRef::new(name).within(ns)))
+                .map(|a| ChildNames::for_assistant(&a).data_volume)
+                .unwrap_or_else(|| ChildNames::new(name).data_volume);
             for object in [name.to_string(), gateway_pod_name(name), volume] {
                 let lp = ListParams::default().fields(&format!("involvedObject.name={object}"));
                 match api.list(&lp).await {
