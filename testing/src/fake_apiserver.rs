@@ -1005,6 +1005,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn snapshot_group_discovery_switch_and_delete_preconditions() {
+        let fake = FakeApiServer::new();
+        let client = fake.client();
+        let list = client
+            .list_api_group_resources("snapshot.storage.k8s.io/v1")
+            .await
+            .unwrap();
+        assert!(list.resources.iter().any(|r| r.name == "volumesnapshots"));
+        fake.set_snapshot_api(false);
+        let err = client
+            .list_api_group_resources("snapshot.storage.k8s.io/v1")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, kube::Error::Api(ref e) if e.code == 404),
+            "{err}"
+        );
+        fake.set_snapshot_api(true);
+        // A delete whose uid precondition names another object is refused (409).
+        let stored = fake.put(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "a", "namespace": "ns"}}));
+        let api: Api<Secret> = Api::namespaced(client, "ns");
+        let other = kube::api::DeleteParams::default().preconditions(kube::api::Preconditions {
+            uid: Some("someone-else".into()),
+            resource_version: None,
+        });
+        let err = api.delete("a", &other).await.unwrap_err();
+        assert!(
+            matches!(err, kube::Error::Api(ref e) if e.code == 409),
+            "{err}"
+        );
+        let ours = kube::api::DeleteParams::default().preconditions(kube::api::Preconditions {
+            uid: stored["metadata"]["uid"].as_str().map(str::to_string),
+            resource_version: None,
+        });
+        api.delete("a", &ours).await.unwrap();
+        assert!(api.get_opt("a").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
     async fn faults_fire_then_clear() {
         let fake = FakeApiServer::new();
         fake.inject(Fault {

@@ -146,7 +146,16 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
     };
     // Another Assistant's volume (retained under this name) is never touched here, nor are
     // claims retained by earlier in-place restores (other names, no owner).
-    let pvc = pvcs.get_opt(&n.data_volume).await?.filter(ours);
+    let pvc = match pvcs.get_opt(&n.data_volume).await?.filter(ours) {
+        Some(pvc) => Some(pvc),
+        // An in-place restore that never got as far as its new claim (the snapshot was
+        // missing): the claim still in use is the one before it, which is what the client's
+        // choice applies to (and under Delete it has an owner: the garbage collector would
+        // take it without a final snapshot).
+        None if a.storage().restore_from.is_some() => claim_before_restore(a, &pvcs, &n).await?,
+        None => None,
+    };
+    let claim = pvc.as_ref().map(|p| p.name_any()).unwrap_or_default();
     match a.storage().on_delete {
         OnDelete::Retain => {
             // Snapshots are left as they are: no owner, so no garbage collection either.
@@ -171,13 +180,9 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
                             },
                         }
                     });
-                    pvcs.patch(
-                        &n.data_volume,
-                        &PatchParams::default(),
-                        &Patch::Merge(patch),
-                    )
-                    .await?;
-                    info!(pvc = %n.data_volume, "volume retained");
+                    pvcs.patch(&claim, &PatchParams::default(), &Patch::Merge(patch))
+                        .await?;
+                    info!(pvc = %claim, "volume retained");
                 }
             }
         }
@@ -193,8 +198,8 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
             delete_other_snapshots(a, ctx, &ns).await?;
             // 3c. The volume.
             if pvc.is_some() {
-                match pvcs.delete(&n.data_volume, &DeleteParams::default()).await {
-                    Ok(_) => info!(pvc = %n.data_volume, "volume deleted (onDelete: Delete)"),
+                match pvcs.delete(&claim, &DeleteParams::default()).await {
+                    Ok(_) => info!(pvc = %claim, "volume deleted (onDelete: Delete)"),
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -226,6 +231,28 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
     info!("cleanup finished; finalizer removed");
     forget(ctx, a);
     Ok(Action::await_change())
+}
+
+/// The live, non-retained claim of this Assistant other than the one `restoreFrom` names
+/// (one label-selected LIST, only while that claim does not exist).
+async fn claim_before_restore(
+    a: &Assistant,
+    pvcs: &Api<PersistentVolumeClaim>,
+    n: &children::ChildNames,
+) -> Result<Option<PersistentVolumeClaim>, Error> {
+    let selector = format!(
+        "{}={},app.kubernetes.io/component=data",
+        children::ASSISTANT_LABEL,
+        n.base
+    );
+    let claims = pvcs.list(&ListParams::default().labels(&selector)).await?;
+    let uid = a.uid().unwrap_or_default();
+    Ok(
+        super::restore::outgoing_claims(&claims.items, &uid, &n.data_volume)
+            .into_iter()
+            .next()
+            .cloned(),
+    )
 }
 
 /// How often a pending final snapshot is looked at again while the deletion waits for it.

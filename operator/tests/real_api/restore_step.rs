@@ -254,6 +254,55 @@ async fn restore_and_final_snapshot_as_the_operator() {
     );
     assert_eq!(step.config_valid("fresh").await.0, "True");
 
+    // An in-place restore stuck on a missing snapshot, then the Assistant deleted: the
+    // claim still in use gets the final snapshot and is the one deleted.
+    create_assistant(
+        &admin,
+        &assistant_json(
+            NS,
+            "bob",
+            json!({"storage": {"size": "1Gi", "onDelete": "Delete"}}),
+        ),
+    )
+    .await;
+    step.reconcile("bob").await;
+    mark_bound(&admin, NS, "bob-data").await;
+    step.reconcile("bob").await;
+    patch_assistant(&admin, NS, "bob", restore_from("never-taken")).await;
+    step.reconcile("bob").await;
+    assert_eq!(step.config_valid("bob").await.1, "RestoreSourceNotReady");
+    Api::<Assistant>::namespaced(admin.clone(), NS)
+        .delete("bob", &DeleteParams::default())
+        .await
+        .unwrap();
+    step.reconcile("bob").await;
+    let bob_final = snapshots(&admin, NS)
+        .await
+        .into_iter()
+        .find(|s| s.labels().get("clawhost.dev/assistant").map(String::as_str) == Some("bob"))
+        .expect("a final snapshot of the claim in use");
+    assert_eq!(
+        bob_final
+            .spec
+            .source
+            .persistent_volume_claim_name
+            .as_deref(),
+        Some("bob-data")
+    );
+    assert!(
+        step.claim("bob-data")
+            .await
+            .is_some_and(|c| c.metadata.deletion_timestamp.is_none())
+    );
+    step.ready(&bob_final.name_any()).await;
+    step.reconcile("bob").await;
+    assert!(step.get("bob").await.is_none());
+    assert!(
+        step.claim("bob-data")
+            .await
+            .is_none_or(|c| c.metadata.deletion_timestamp.is_some())
+    );
+
     // 3. In place, X then Y then X again (onDelete: Delete, so claims have an owner).
     let restores_started = Timestamp::now();
     create_assistant(
@@ -344,7 +393,10 @@ async fn restore_and_final_snapshot_as_the_operator() {
     let finals: Vec<VolumeSnapshot> = snapshots(&admin, NS)
         .await
         .into_iter()
-        .filter(|s| s.labels().get(SNAPSHOT_KIND_LABEL).map(String::as_str) == Some("final"))
+        .filter(|s| {
+            s.labels().get(SNAPSHOT_KIND_LABEL).map(String::as_str) == Some("final")
+                && s.labels().get(ASSISTANT_UID_LABEL) == Some(&uid)
+        })
         .collect();
     assert_eq!(finals.len(), 1, "{finals:?}");
     assert!(
