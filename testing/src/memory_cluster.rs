@@ -685,7 +685,7 @@ impl MemoryCluster {
             snap.source_claim = Some(ChildNames::for_assistant(before).data_volume);
             let snap_name = snap.name.clone();
             st.snapshots
-                .entry((ns.clone(), uid))
+                .entry((ns.clone(), uid.clone()))
                 .or_default()
                 .push(snap);
             if let Some((backup, _)) = st.world.entry(key.clone()).or_default().backup.as_mut() {
@@ -711,6 +711,8 @@ impl MemoryCluster {
                         .creation_timestamp
                         .as_ref()
                         .map(|t| t.0.to_string()),
+                    assistant_uid: Some(uid.clone()),
+                    owner_email: Some(after.spec.owner.email.clone()),
                 });
         }
     }

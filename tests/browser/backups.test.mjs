@@ -51,6 +51,7 @@ try {
     await page.click('#snapshots tbody tr:nth-child(2) a:has-text("Restore as new client")');
     await page.waitForSelector('#restore-from');
     assert((await page.textContent('#restore-from')).includes(snapshot), 'the snapshot is named');
+    assert((await page.locator('#restore-from input[name="from"]').count()) === 1, 'the form carries the source client');
     assert((await page.inputValue('#name')) === 'Acme Legal LLP', 'owner pre-filled');
     assert((await page.inputValue('#plan')) === 'standard', 'plan pre-filled');
     await shot('backups-new-client');
@@ -73,6 +74,7 @@ try {
     const banner = await page.textContent('#restored-banner');
     assert(banner.includes(`Restored from ${snapshot}`), `banner: ${banner}`);
     assert(banner.includes('acme-legal-data') && banner.includes('is kept (retained)'), 'the old volume is kept');
+    assert(banner.includes('Resume once the new claim') && !banner.includes('StorageReady'), `resume advice: ${banner}`);
     assert(await page.isVisible('#restored-banner button:has-text("Resume")'), 'Resume offered');
     assert((await page.textContent('#retained')).includes('acme-legal-data'), 'listed under retained volumes');
     await page.locator('#backups').screenshot({ path: `${process.env.SCREENSHOTS}/console-backups-restored.png` });

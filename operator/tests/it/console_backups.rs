@@ -11,7 +11,7 @@ use clawhost::api::{
 };
 use clawhost::children::data_claim_name;
 use clawhost::console::cluster::{Cluster, RetainedClaim};
-use clawhost::console::db::AuditEvent;
+use clawhost::console::db::{AuditEvent, NewClientRecord};
 use clawhost::console::{auth, service};
 use clawhost_testing::memory_cluster::demo_snapshot;
 use http::{Method, StatusCode};
@@ -27,6 +27,11 @@ both_backends!(
     fleet_backups_lists_clients_without_a_backup_first,
     delete_page_says_final_snapshot_and_offers_skip_when_it_fails,
     api_lists_requests_and_restores_with_scopes,
+    back_up_now_clicks_in_one_second_are_distinct_requests,
+    restore_in_place_refuses_what_the_operator_would_refuse,
+    restore_as_new_client_checks_the_snapshot_and_fits_its_size,
+    retained_volumes_of_an_earlier_assistant_are_listed_apart,
+    fleet_backups_missing_is_the_operators_verdict,
 );
 
 async fn audit_of(app: &TestApp, action: &str) -> Vec<AuditEvent> {
@@ -129,6 +134,7 @@ async fn backups_card_shows_health_snapshots_and_restore_buttons(app: TestApp) {
     assert!(!b.contains(&format!("/backups/{}/restore", failed.name)));
 
     // Retained volumes are listed.
+    let acme_uid = assistant(&app, "acme-legal").await.metadata.uid.unwrap();
     app.cluster.add_retained_claim(
         NS,
         "acme-legal",
@@ -140,10 +146,13 @@ async fn backups_card_shows_health_snapshots_and_restore_buttons(app: TestApp) {
             replaced_by: Some("acme-legal-data".into()),
             restored_from: None,
             created: Some("2026-11-01T10:00:00Z".into()),
+            assistant_uid: Some(acme_uid.clone()),
+            owner_email: Some("it@acme-legal.example".into()),
         },
     );
     let b = app.get(&format!("/clients/{acme}")).await.body;
     assert!(b.contains("Retained volumes") && b.contains("acme-legal-data-0badc0de"));
+    assert!(!b.contains("id=\"retained-other\""));
 
     // Without the VolumeSnapshot API the card says so; the page still renders.
     app.cluster.set_snapshot_api(false);
@@ -230,7 +239,10 @@ async fn restore_in_place_confirm_flow_keeps_the_old_volume(app: TestApp) {
         "A new volume is made from the snapshot",
         "acme-legal-data",
         "kept, labelled retained",
-        "StorageReady",
+        "once the new claim",
+        "status.storage.claimName",
+        "then wait for Ready",
+        "A pre-restore snapshot of it is taken too (crash-consistent",
         "name=\"confirm\"",
     ] {
         assert!(page.body.contains(says), "confirm page says {says:?}");
@@ -265,9 +277,15 @@ async fn restore_in_place_confirm_flow_keeps_the_old_volume(app: TestApp) {
     assert!(b.contains("id=\"restored-banner\""));
     assert!(b.contains(&format!("Restored from <code>{}</code>", snap.name)));
     assert!(b.contains("the previous volume <code>acme-legal-data</code> is kept (retained)"));
-    assert!(b.contains("Resume when StorageReady"));
+    assert!(b.contains(&format!(
+        "Resume once the new claim <code>{new_claim}</code> exists (status.storage.claimName names it), then wait for Ready"
+    )));
     let banner = &b[b.find("restored-banner").unwrap()..];
     let banner = &banner[..banner.find("</div>").unwrap()];
+    assert!(
+        !banner.contains("StorageReady"),
+        "not a condition a suspended client reaches on a WaitForFirstConsumer class"
+    );
     assert!(
         banner.contains(&format!("/clients/{id}/resume")),
         "Resume in the banner"
@@ -427,8 +445,16 @@ async fn restore_as_new_client_prefills_and_sets_restore_from(app: TestApp) {
     // Without the query the form has no restore line.
     assert!(!app.get("/clients/new").await.body.contains("restore-from"));
 
+    assert!(
+        b.contains(&format!(
+            "<input type=\"hidden\" name=\"from\" value=\"{id}\">"
+        )),
+        "the form carries the client the snapshot is of"
+    );
+    let from = id.to_string();
     let mut fields = new_client_fields("Acme Legal (restored)", "acme-restored");
     fields.push(("restore_from", snap.as_str()));
+    fields.push(("from", from.as_str()));
     let r = app.post("/clients", &fields).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let a = assistant(&app, "acme-restored").await;
@@ -439,6 +465,20 @@ async fn restore_as_new_client_prefills_and_sets_restore_from(app: TestApp) {
         .find(|e| e.target.ends_with("/acme-restored"))
         .expect("audited");
     assert_eq!(after(created)["assistant"]["restore_from"], snap.as_str());
+
+    // Restored as new, later suspended (billing): no "restored in place" banner, since no
+    // retained claim was replaced by its volume.
+    app.cluster
+        .patch(NS, "acme-restored", json!({"spec": {"suspended": true}}))
+        .await
+        .unwrap();
+    let restored_id = app.client_id("acme-restored").await;
+    let b = app.get(&format!("/clients/{restored_id}")).await.body;
+    assert!(b.contains("id=\"backups\""));
+    assert!(
+        !b.contains("restored-banner"),
+        "no banner for a client restored as new"
+    );
 
     // Not a snapshot name: the form again, with the line and the message.
     let mut fields = new_client_fields("Bad", "acme-bad");
@@ -481,7 +521,17 @@ async fn fleet_backups_lists_clients_without_a_backup_first(app: TestApp) {
         Some(20),
         ("False", "SnapshotFailed", "bakery failed: quota"),
     );
-    // chen-studio: never evaluated, no snapshot at all.
+    // chen-studio: no snapshot at all since it was created.
+    set_health(
+        &app,
+        "chen-studio",
+        None,
+        (
+            "False",
+            "SnapshotMissing",
+            "no ready snapshot since the Assistant was created",
+        ),
+    );
     set_health(
         &app,
         "dr-okafor",
@@ -796,4 +846,398 @@ async fn api_lists_requests_and_restores_with_scopes(app: TestApp) {
         .json();
     assert_eq!(j["restored"]["snapshot"], ready.as_str());
     assert_eq!(j["restored"]["previous_claim"], "bakery-lund-data");
+}
+
+/// Three clicks at once: three distinct requests, each to the nanosecond (the operator acts
+/// on a value once; a value at whole seconds repeated the first click's on the third).
+async fn back_up_now_clicks_in_one_second_are_distinct_requests(app: TestApp) {
+    app.cluster.seed_backup_demo(NS);
+    let id = app.client_id("acme-legal").await;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let r = app.post(&format!("/clients/{id}/backups"), &[]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+        let v = assistant(&app, "acme-legal")
+            .await
+            .metadata
+            .annotations
+            .unwrap()[BACKUP_REQUEST_ANNOTATION]
+            .clone();
+        assert!(
+            !seen.contains(&v),
+            "{v} repeats an earlier request: {seen:?}"
+        );
+        seen.push(v);
+    }
+    // Never back in time nor equal, even with the clock at the previous request's second.
+    let first = seen[0].clone();
+    let (_, t) = parse_backup_request(&first).unwrap();
+    let t: Timestamp = t.parse().unwrap();
+    let whole = Timestamp::from_second(t.as_second()).unwrap();
+    for at in [whole, t] {
+        let next = service::backups::unique_request(Some(&first), at);
+        assert_ne!(next, first);
+        let (_, n) = parse_backup_request(&next).unwrap();
+        assert!(n.parse::<Timestamp>().unwrap() > t, "{next} after {first}");
+    }
+}
+
+/// The operator refuses restoreFrom with adoptRetainedVolume, and a restore to a claim kept
+/// retained by an earlier restore (S1, S2, S1 again): the console refuses them (409) before
+/// its patch suspends the client, and says what to do instead.
+async fn restore_in_place_refuses_what_the_operator_would_refuse(app: TestApp) {
+    app.cluster.seed_backup_demo(NS);
+    let id = app.client_id("acme-legal").await;
+    let uid = assistant(&app, "acme-legal").await.metadata.uid.unwrap();
+    let list = app.cluster.snapshots(NS, &uid).await.unwrap().unwrap();
+    let ready: Vec<String> = list
+        .iter()
+        .filter(|s| s.ready)
+        .map(|s| s.name.clone())
+        .collect();
+    let (s1, s2) = (&ready[0], &ready[1]);
+    for s in [s1, s2] {
+        let r = app
+            .post(
+                &format!("/clients/{id}/backups/{s}/restore"),
+                &[("confirm", "acme-legal")],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.body);
+    }
+    let writes = app.cluster.writes();
+    let r = app
+        .post(
+            &format!("/clients/{id}/backups/{s1}/restore"),
+            &[("confirm", "acme-legal")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    let s1_claim = data_claim_name(
+        "acme-legal",
+        Some(&clawhost::api::RestoreFrom {
+            volume_snapshot_name: s1.clone(),
+        }),
+    );
+    assert!(
+        r.body
+            .contains(&format!("({s1_claim}) already exists, kept (retained)"))
+    );
+    assert!(r.body.contains("pre-restore snapshot") && r.body.contains("NEW Assistant"));
+    assert_eq!(app.cluster.writes(), writes, "nothing written");
+    assert_eq!(
+        assistant(&app, "acme-legal")
+            .await
+            .storage()
+            .restore_from
+            .unwrap()
+            .volume_snapshot_name,
+        *s2
+    );
+
+    // adoptRetainedVolume set: refused, not suspended.
+    let bakery = app.client_id("bakery-lund").await;
+    let buid = assistant(&app, "bakery-lund").await.metadata.uid.unwrap();
+    let theirs = app
+        .cluster
+        .snapshots(NS, &buid)
+        .await
+        .unwrap()
+        .unwrap()
+        .into_iter()
+        .find(|s| s.ready)
+        .unwrap()
+        .name;
+    app.cluster
+        .patch(
+            NS,
+            "bakery-lund",
+            json!({"spec": {"storage": {"adoptRetainedVolume": "bakery-lund-data-0ld"}}}),
+        )
+        .await
+        .unwrap();
+    let writes = app.cluster.writes();
+    let r = app
+        .post(
+            &format!("/clients/{bakery}/backups/{theirs}/restore"),
+            &[("confirm", "bakery-lund")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+    assert!(r.body.contains("adoptRetainedVolume"));
+    assert_eq!(app.cluster.writes(), writes);
+    assert!(!assistant(&app, "bakery-lund").await.spec.suspended);
+    // The API likewise.
+    let r = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/clients/{bakery}/backups/{theirs}/restore"),
+            Some(json!({"confirm": "bakery-lund"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
+
+    // Backups off: the confirm page promises no pre-restore snapshot.
+    let page = app
+        .get(&format!("/clients/{bakery}/backups/{theirs}/restore"))
+        .await;
+    assert!(page.body.contains("A pre-restore snapshot"));
+    app.cluster
+        .patch(
+            NS,
+            "bakery-lund",
+            json!({"spec": {"backup": {"enabled": false}}}),
+        )
+        .await
+        .unwrap();
+    let page = app
+        .get(&format!("/clients/{bakery}/backups/{theirs}/restore"))
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!page.body.contains("pre-restore snapshot"), "{}", page.body);
+}
+
+/// "Restore as new client" resolves the snapshot on the server like an in-place restore: the
+/// `from` client's, ready, in the console's namespace (form and JSON API; 422, nothing
+/// written); and the new volume is at least the snapshot's restoreSize.
+async fn restore_as_new_client_checks_the_snapshot_and_fits_its_size(app: TestApp) {
+    app.cluster.seed_backup_demo(NS);
+    let acme = app.client_id("acme-legal").await.to_string();
+    let buid = assistant(&app, "bakery-lund").await.metadata.uid.unwrap();
+    let bakery_list = app.cluster.snapshots(NS, &buid).await.unwrap().unwrap();
+    let bakery_ready = bakery_list.iter().find(|s| s.ready).unwrap().name.clone();
+    let bakery_failed = bakery_list
+        .iter()
+        .find(|s| s.error.is_some())
+        .unwrap()
+        .name
+        .clone();
+    let bakery = app.client_id("bakery-lund").await.to_string();
+    // A client in another namespace, with a ready snapshot.
+    app.cluster
+        .insert(clawhost_testing::memory_cluster::demo_assistant(
+            "elsewhere",
+            "far-co",
+            "Far Co",
+            "it@far.example",
+            "standard",
+        ));
+    let far = app
+        .ctx
+        .db
+        .insert_client(
+            &NewClientRecord {
+                name: "Far Co".into(),
+                email: "it@far.example".into(),
+                billing_status: "active".into(),
+                notes: String::new(),
+                namespace: "elsewhere".into(),
+                assistant_name: "far-co".into(),
+            },
+            service::now(),
+        )
+        .await
+        .unwrap()
+        .to_string();
+    let far_snap = demo_snapshot(
+        "far-co",
+        SnapshotKind::Manual,
+        Timestamp::now(),
+        true,
+        None,
+        Some("10Gi"),
+    );
+    app.cluster
+        .add_snapshot("elsewhere", "far-co", far_snap.clone());
+
+    let writes = app.cluster.writes();
+    for (snap, from, says) in [
+        (
+            bakery_ready.as_str(),
+            Some(acme.as_str()),
+            "is not a snapshot of acme-legal",
+        ),
+        (bakery_ready.as_str(), None, "say which client"),
+        (
+            bakery_failed.as_str(),
+            Some(bakery.as_str()),
+            "only a ready snapshot can be restored",
+        ),
+        (
+            far_snap.name.as_str(),
+            Some(far.as_str()),
+            "a volume is restored only within its namespace",
+        ),
+        (bakery_ready.as_str(), Some("99999"), "does not exist"),
+    ] {
+        let mut fields = new_client_fields("Thief", "thief-co");
+        fields.push(("restore_from", snap));
+        if let Some(f) = from {
+            fields.push(("from", f));
+        }
+        let r = app.post("/clients", &fields).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{snap} from {from:?}: {}",
+            r.body
+        );
+        assert!(r.body.contains(says), "{says:?}: {}", r.body);
+        let mut body = json!({
+            "name": "Thief", "email": "t@thief.example", "assistant_name": "thief-co",
+            "restore_from": snap,
+        });
+        if let Some(f) = from {
+            body["from"] = json!(f.parse::<i64>().unwrap());
+        }
+        let r = app.api(Method::POST, "/api/v1/clients", Some(body)).await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "API {snap} from {from:?}: {}",
+            r.body
+        );
+        assert!(r.body.contains(says), "API {says:?}: {}", r.body);
+    }
+    assert_eq!(app.cluster.writes(), writes, "nothing written");
+    assert!(app.cluster.get(NS, "thief-co").await.unwrap().is_none());
+
+    // The volume grew past the plan (standard: 10Gi): the new client asks for the snapshot's
+    // restoreSize; a smaller snapshot keeps the plan's size.
+    let big = demo_snapshot(
+        "acme-legal",
+        SnapshotKind::Manual,
+        Timestamp::now() - SignedDuration::from_hours(1),
+        true,
+        None,
+        Some("24Gi"),
+    );
+    app.cluster.add_snapshot(NS, "acme-legal", big.clone());
+    let r = app
+        .api(
+            Method::POST,
+            "/api/v1/clients",
+            Some(json!({"name": "Acme Big", "email": "it@acme-legal.example",
+                        "assistant_name": "acme-big", "plan": "standard",
+                        "tailscale_auth_key": "tskey-auth-big",
+                        "restore_from": big.name, "from": acme.parse::<i64>().unwrap()})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let a = assistant(&app, "acme-big").await;
+    assert_eq!(a.storage().size.as_deref(), Some("24Gi"));
+    assert_eq!(
+        a.storage().restore_from.unwrap().volume_snapshot_name,
+        big.name
+    );
+    let small = demo_snapshot(
+        "acme-legal",
+        SnapshotKind::Manual,
+        Timestamp::now() - SignedDuration::from_hours(2),
+        true,
+        None,
+        Some("2Gi"),
+    );
+    app.cluster.add_snapshot(NS, "acme-legal", small.clone());
+    let mut fields = new_client_fields("Acme Small", "acme-small");
+    fields.push(("restore_from", small.name.as_str()));
+    fields.push(("from", acme.as_str()));
+    let r = app.post("/clients", &fields).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(assistant(&app, "acme-small").await.storage().size, None);
+}
+
+/// A new Assistant reusing a name sees the earlier one's retained volumes apart (owner
+/// e-mail, no adopt hint), not as its own: retained claims are matched by the
+/// `clawhost.dev/assistant-uid` annotation, not the base-name label.
+async fn retained_volumes_of_an_earlier_assistant_are_listed_apart(app: TestApp) {
+    app.cluster.seed_backup_demo(NS);
+    let acme = app.client_id("acme-legal").await;
+    app.cluster.add_retained_claim(
+        NS,
+        "acme-legal",
+        RetainedClaim {
+            name: "acme-legal-data".into(),
+            uid: "u-old".into(),
+            capacity: Some("8Gi".into()),
+            retained_from: Some(format!("{NS}/acme-legal")),
+            replaced_by: None,
+            restored_from: None,
+            created: Some("2025-01-01T10:00:00Z".into()),
+            assistant_uid: Some("an-earlier-uid".into()),
+            owner_email: Some("former@old-acme.example".into()),
+        },
+    );
+    let b = app.get(&format!("/clients/{acme}")).await.body;
+    assert!(b.contains("id=\"retained-other\""), "listed apart");
+    assert!(b.contains("former@old-acme.example"));
+    assert!(!b.contains("id=\"retained\""), "not among this client's");
+    assert!(!b.contains("adoptRetainedVolume"), "no adopt hint for it");
+    let id = acme;
+    let j = app
+        .api(Method::GET, &format!("/api/v1/clients/{id}/backups"), None)
+        .await
+        .json();
+    assert_eq!(j["retained_claims"], json!([]), "{j}");
+    assert_eq!(j["retained_other"][0]["name"], "acme-legal-data", "{j}");
+    assert_eq!(
+        j["retained_other"][0]["owner_email"],
+        "former@old-acme.example"
+    );
+}
+
+/// Fleet → Backups and the Fleet count follow the operator's verdict: a new client awaiting
+/// its first snapshot, a weekly schedule five days after its last snapshot and an Assistant
+/// not yet evaluated (created now) are not missing; SnapshotMissing is.
+async fn fleet_backups_missing_is_the_operators_verdict(app: TestApp) {
+    let r = app
+        .post("/clients", &new_client_fields("Fresh Co", "fresh-co"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    set_health(
+        &app,
+        "fresh-co",
+        None,
+        (
+            "True",
+            "AwaitingFirstSnapshot",
+            "first scheduled snapshot at 2030-01-01T03:00:00Z",
+        ),
+    );
+    set_health(
+        &app,
+        "acme-legal",
+        Some(5 * 24),
+        ("True", "SnapshotReady", "weekly: acme-legal-last is ready"),
+    );
+    // chen-studio: not evaluated yet, created just now.
+    set_health(
+        &app,
+        "bakery-lund",
+        Some(3 * 24),
+        (
+            "False",
+            "SnapshotMissing",
+            "no ready snapshot since then (window 48h)",
+        ),
+    );
+    let j = app
+        .api(Method::GET, "/api/v1/fleet/backups", None)
+        .await
+        .json();
+    let missing: Vec<&str> = j["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["missing"] == true)
+        .map(|r| r["assistant_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(missing, ["bakery-lund"], "{j}");
+    assert_eq!(j["missing"], 1);
+    assert_eq!(
+        app.api(Method::GET, "/api/v1/fleet", None).await.json()["without_backup_48h"],
+        1
+    );
+    let page = app.get("/fleet/backups").await.body;
+    assert_eq!(page.matches("none in 48 h").count(), 1, "one badge");
 }

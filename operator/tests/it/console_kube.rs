@@ -351,7 +351,9 @@ async fn snapshots_and_retained_claims() {
                              "creationTimestamp": "2026-11-01T10:00:00Z",
                              "labels": {"clawhost.dev/assistant": "alice", "clawhost.dev/retained": "true"},
                              "annotations": {"clawhost.dev/retained-from": "clients/alice",
-                                             "clawhost.dev/replaced-by": "alice-data-52bf4ab9"}},
+                                             "clawhost.dev/replaced-by": "alice-data-52bf4ab9",
+                                             "clawhost.dev/assistant-uid": "uid-1",
+                                             "clawhost.dev/retained-owner-email": "alice@example.com"}},
                 "spec": {"resources": {"requests": {"storage": "5Gi"}}},
                 "status": {"phase": "Bound", "capacity": {"storage": "8Gi"}}
             }]})));
@@ -384,6 +386,12 @@ async fn snapshots_and_retained_claims() {
     );
     assert_eq!(claim.replaced_by.as_deref(), Some("alice-data-52bf4ab9"));
     assert_eq!(claim.retained_from.as_deref(), Some("clients/alice"));
+    assert_eq!(
+        claim.assistant_uid.as_deref(),
+        Some("uid-1"),
+        "whose volume it was, by uid"
+    );
+    assert_eq!(claim.owner_email.as_deref(), Some("alice@example.com"));
     assert_eq!(c.health(), None);
     server.await.unwrap();
 }

@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use clawhost::api::{REPLACED_BY_ANNOTATION, RESTORED_FROM_ANNOTATION};
 use clawhost::children::RETAINED_LABEL;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
@@ -212,6 +213,28 @@ impl Runner {
 
     /// Runs one block, panicking with its output when it fails; returns stdout.
     async fn run(&mut self, name: &str) -> String {
+        let (ok, stdout, stderr, line, script) = self.attempt(name).await;
+        assert!(
+            ok,
+            "runbook block {name:?} (line {line}) failed:\n{script}\nstdout:\n{stdout}\nstderr:\n{stderr}"
+        );
+        self.ran.insert(name.to_owned());
+        stdout
+    }
+
+    /// Runs one block that must fail (a check that finds the problem it looks for);
+    /// returns stdout and stderr.
+    async fn run_failing(&mut self, name: &str) -> (String, String) {
+        let (ok, stdout, stderr, line, _) = self.attempt(name).await;
+        assert!(
+            !ok,
+            "runbook block {name:?} (line {line}) passed but should fail:\n{stdout}"
+        );
+        (stdout, stderr)
+    }
+
+    /// Runs one block: (success, stdout, stderr, line, script).
+    async fn attempt(&mut self, name: &str) -> (bool, String, String, usize, String) {
         let block = self
             .blocks
             .iter()
@@ -236,18 +259,85 @@ impl Runner {
             .unwrap_or_else(|_| panic!("block {name:?} (line {}) ran over 180 s", block.line))
             .expect("run bash");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        eprintln!("--- runbook block {name} ---\n{stdout}{stderr}");
-        assert!(
-            out.status.success(),
-            "runbook block {name:?} (line {}) failed ({}):\n{}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-            block.line,
-            out.status,
-            block.script
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        eprintln!(
+            "--- runbook block {name} ({}) ---\n{stdout}{stderr}",
+            out.status
         );
-        self.ran.insert(name.to_owned());
-        stdout
+        (
+            out.status.success(),
+            stdout,
+            stderr,
+            block.line,
+            block.script,
+        )
     }
+}
+
+/// Background stand-in for the PV controller of a `WaitForFirstConsumer` storage class
+/// (EKS gp2/gp3, GKE standard-rwo, AKS managed-csi): binds a claim only once a StatefulSet
+/// with at least one replica mounts it, so a suspended client's new claim stays Pending.
+fn first_consumer_claim_binder(client: Client, ns: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+        let sets: Api<StatefulSet> = Api::namespaced(client.clone(), &ns);
+        loop {
+            if let (Ok(claims), Ok(sets)) = (
+                claims.list(&ListParams::default()).await,
+                sets.list(&ListParams::default()).await,
+            ) {
+                let mounted: BTreeSet<String> = sets
+                    .items
+                    .iter()
+                    .filter_map(|s| s.spec.as_ref())
+                    .filter(|s| s.replicas.unwrap_or(1) >= 1)
+                    .filter_map(|s| s.template.spec.as_ref())
+                    .flat_map(|p| p.volumes.iter().flatten())
+                    .filter_map(|v| v.persistent_volume_claim.as_ref())
+                    .map(|c| c.claim_name.clone())
+                    .collect();
+                for c in claims.items {
+                    let bound = c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+                    if !bound
+                        && c.metadata.deletion_timestamp.is_none()
+                        && mounted.contains(&c.name_any())
+                    {
+                        mark_bound(&client, &ns, &c.name_any()).await;
+                    }
+                }
+            }
+            // A stand-in controller's poll, not a wait for timing: tests wait on conditions.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+/// A Deployment `kube-system/snapshot-controller` with one ready replica (what
+/// `check-snapshot-controller` looks for; no controller manager runs it here).
+async fn fake_snapshot_controller(client: &Client) {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "kube-system");
+    let d = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "snapshot-controller", "namespace": "kube-system"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"app": "snapshot-controller"}},
+            "template": {
+                "metadata": {"labels": {"app": "snapshot-controller"}},
+                "spec": {"containers": [{"name": "c", "image": "registry.k8s.io/sig-storage/snapshot-controller:v8.2.0"}]}
+            }
+        }
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &d).await.unwrap();
+    api.patch_status(
+        "snapshot-controller",
+        &PatchParams::default(),
+        &Patch::Merge(&json!({"status": {"replicas": 1, "readyReplicas": 1}})),
+    )
+    .await
+    .unwrap();
 }
 
 async fn claims(client: &Client, ns: &str, base: &str) -> Vec<PersistentVolumeClaim> {
@@ -282,8 +372,9 @@ async fn backup_runbooks_run_against_the_real_api_server() {
     };
     let (cns, name) = ("clients", "alice");
     let admin = operator_namespace(&cp, cns, true).await;
-    // No controller manager: the test plays the PV and snapshot controllers.
-    let binder = claim_binder(admin.clone(), cns.into());
+    // No controller manager: the test plays the PV and snapshot controllers; claims bind
+    // only once a running StatefulSet mounts them (WaitForFirstConsumer).
+    let binder = first_consumer_claim_binder(admin.clone(), cns.into());
     let snapshotter = snapshot_controller(admin.clone(), cns.into());
     create_assistant(
         &admin,
@@ -328,14 +419,29 @@ async fn backup_runbooks_run_against_the_real_api_server() {
     // The alert's page and the failing-backups page: read-only checks, then one now.
     r.run("fleet-backup-health").await;
     let out = r.run("read-condition").await;
+    let a = get_assistant(&admin, cns, name).await.unwrap();
+    let (status, reason, message) =
+        condition(&a, "BackupHealthy").expect("the operator evaluated backups");
     assert!(
-        out.contains("BackupHealthy") || out.contains("True") || out.contains("False"),
-        "{out}"
+        out.contains(&format!("BackupHealthy {status} {reason}: {message}")),
+        "the condition's status, reason and message: {out}"
     );
     r.run("describe-snapshots").await;
     let out = r.run("check-snapshot-api").await;
     assert!(out.contains(SNAPSHOT_CLASS), "the class is listed: {out}");
-    r.run("check-snapshot-controller").await;
+    // Without a snapshot controller the check fails and says so; with a ready one it passes.
+    let (out, err) = r.run_failing("check-snapshot-controller").await;
+    assert!(
+        out.contains("no snapshot controller deployment")
+            && err.contains("no ready snapshot controller"),
+        "{out}{err}"
+    );
+    fake_snapshot_controller(&admin).await;
+    let out = r.run("check-snapshot-controller").await;
+    assert!(
+        out.contains("kube-system") && out.contains("snapshot-controller"),
+        "{out}"
+    );
     r.run("take-one-now").await;
     let a = get_assistant(&admin, cns, name).await.unwrap();
     let taken = a
@@ -356,7 +462,7 @@ async fn backup_runbooks_run_against_the_real_api_server() {
     r.set("SNAPSHOT", &taken);
     let out = r.run("list-snapshots").await;
     assert!(out.contains(&taken), "the list shows {taken}: {out}");
-    r.run("restore-in-place").await;
+    let out = r.run("restore-in-place").await;
     r.run("check-claims").await;
     let all = claims(&admin, cns, name).await;
     let old = all
@@ -392,7 +498,23 @@ async fn backup_runbooks_run_against_the_real_api_server() {
         new.annotations().get(RESTORED_FROM_ANNOTATION),
         Some(&taken)
     );
+    assert!(
+        out.contains(&format!("new claim {}", new.name_any())),
+        "{out}"
+    );
+    assert_ne!(
+        new.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Bound"),
+        "suspended: no pod mounts the new claim, so a WaitForFirstConsumer class leaves it Pending"
+    );
     r.run("resume").await;
+    let now = claims(&admin, cns, name).await;
+    let resumed = now.iter().find(|c| c.name_any() == new.name_any()).unwrap();
+    assert_eq!(
+        resumed.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Bound"),
+        "resumed: the gateway's StatefulSet mounts it and it binds"
+    );
     let a = get_assistant(&admin, cns, name).await.unwrap();
     assert_eq!(
         a.status

@@ -41,7 +41,8 @@ pub async fn list(State(ctx): State<Ctx>, Path(id): Path<i64>) -> Response {
         "backup": b.status,
         "health": b.health.as_ref().map(|c| json!({"status": c.status, "reason": c.reason, "message": c.message})),
         "retained_claims": b.retained.as_ref().ok(),
-        "restored": b.restored.as_ref().map(|r| json!({"snapshot": r.snapshot, "previous_claim": r.previous_claim, "storage_ready": r.storage_ready})),
+        "retained_other": b.retained_other,
+        "restored": b.restored.as_ref().map(|r| json!({"snapshot": r.snapshot, "previous_claim": r.previous_claim, "claim": r.new_claim, "claim_created": r.claim_created})),
     }))
     .into_response()
 }

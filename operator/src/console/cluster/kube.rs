@@ -24,7 +24,10 @@ use crate::api::{
 };
 use crate::backup::SnapshotInfo;
 use crate::children::gateway_statefulset::GATEWAY_CONTAINER;
-use crate::children::{ASSISTANT_LABEL, ChildNames, RETAINED_FROM_ANNOTATION, RETAINED_LABEL};
+use crate::children::{
+    ASSISTANT_LABEL, ASSISTANT_UID_ANNOTATION, ChildNames, RETAINED_FROM_ANNOTATION,
+    RETAINED_LABEL, RETAINED_OWNER_EMAIL_ANNOTATION,
+};
 
 fn b64(s: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
@@ -497,6 +500,8 @@ fn retained_claim(pvc: PersistentVolumeClaim) -> RetainedClaim {
         replaced_by: ann.get(REPLACED_BY_ANNOTATION).cloned(),
         restored_from: ann.get(RESTORED_FROM_ANNOTATION).cloned(),
         created: pvc.metadata.creation_timestamp.map(|t| t.0.to_string()),
+        assistant_uid: ann.get(ASSISTANT_UID_ANNOTATION).cloned(),
+        owner_email: ann.get(RETAINED_OWNER_EMAIL_ANNOTATION).cloned(),
     }
 }
 

@@ -68,6 +68,11 @@ pub struct RetainedClaim {
     pub restored_from: Option<String>,
     /// RFC 3339 creation time.
     pub created: Option<String>,
+    /// `clawhost.dev/assistant-uid`: the Assistant whose volume it was (a later Assistant
+    /// of the same name has another uid: not its data).
+    pub assistant_uid: Option<String>,
+    /// `clawhost.dev/retained-owner-email`: the owner when it was kept.
+    pub owner_email: Option<String>,
 }
 
 pub trait Cluster: Send + Sync + 'static {

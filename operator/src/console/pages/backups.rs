@@ -41,10 +41,9 @@ pub fn card(r: &ClientRow, b: &ClientBackups, s: &Session, actions: bool, now: i
             h2 { "Backups" }
             @if let Some(banner) = &b.restored {
                 div.notice #restored-banner {
-                    "Restored from " code { (banner.snapshot) } "; the previous volume "
-                    @if let Some(p) = &banner.previous_claim { code { (p) } } @else { "of the client" }
-                    " is kept (retained). Resume when StorageReady"
-                    @if banner.storage_ready { " (it is ready now)." } @else { " (not yet: the new volume is being made from the snapshot)." }
+                    "Restored from " code { (banner.snapshot) } "; the previous volume " code { (banner.previous_claim) }
+                    " is kept (retained). Resume once the new claim " code { (banner.new_claim) } " exists (status.storage.claimName names it), then wait for Ready"
+                    @if banner.claim_created { " (it exists now: resume; the volume binds when the gateway pod mounts it)." } @else { " (not yet: the operator is making it from the snapshot)." }
                     @if banner.billing_suspension {
                         br; span.dim { "This client is suspended by billing: it stays suspended until billing resumes it." }
                     } @else if actions {
@@ -104,7 +103,7 @@ pub fn card(r: &ClientRow, b: &ClientBackups, s: &Session, actions: bool, now: i
                 Err(e) => p.error { "Retained volumes unavailable: " (e) },
                 Ok(list) if !list.is_empty() => {
                     h3 { "Retained volumes" }
-                    p.dim { "Kept by an earlier restore or deletion; clawhost never deletes them. Adopt one with spec.storage.adoptRetainedVolume, or delete it with kubectl when no longer needed." }
+                    p.dim { "Kept by an earlier restore or deletion; clawhost never deletes them. To go back to one: restore from its pre-restore snapshot (or a newer snapshot of it), or adopt it into a NEW Assistant with spec.storage.adoptRetainedVolume (an Assistant restored in place cannot adopt). Delete it with kubectl when no longer needed." }
                     table #retained {
                         thead { tr { th { "Claim" } th { "Size" } th { "Replaced by" } th { "Kept from" } th { "Created" } } }
                         tbody {
@@ -121,6 +120,23 @@ pub fn card(r: &ClientRow, b: &ClientBackups, s: &Session, actions: bool, now: i
                     }
                 },
                 Ok(_) => {},
+            }
+            @if !b.retained_other.is_empty() {
+                h3 { "Retained volumes of an earlier Assistant of this name" }
+                p.dim { "Not this client's data: kept from another Assistant that had the same name (another uid)." }
+                table #retained-other {
+                    thead { tr { th { "Claim" } th { "Size" } th { "Owner" } th { "Created" } } }
+                    tbody {
+                        @for c in &b.retained_other {
+                            tr {
+                                td.wrap { code { (c.name) } }
+                                td { (opt(c.capacity.as_deref())) }
+                                td { (opt(c.owner_email.as_deref())) }
+                                td { (opt(c.created.as_deref().map(|t| fmt_rfc3339_ago(t, now)).as_deref())) }
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -149,6 +165,13 @@ fn restore_page(ctx: &Ctx, s: &Session, t: &svc::RestoreTarget, error: Option<&s
     let r = &t.client;
     let sn = &t.snapshot;
     let current = crate::children::ChildNames::for_assistant(&t.assistant).data_volume;
+    let new_claim = crate::children::data_claim_name(
+        &crate::children::ChildNames::for_assistant(&t.assistant).base,
+        Some(&crate::api::RestoreFrom {
+            volume_snapshot_name: sn.name.clone(),
+        }),
+    );
+    let backups_on = svc::backups_enabled(&t.assistant, &ctx.config);
     let body = html! {
         h1.wrap { "Restore " bdi { (r.name) } " from a snapshot" }
         div.panel.danger-zone.confirm {
@@ -158,8 +181,9 @@ fn restore_page(ctx: &Ctx, s: &Session, t: &svc::RestoreTarget, error: Option<&s
             ul.consequences {
                 li { "The assistant is suspended: the gateway stops, and the client cannot use it until it is resumed." }
                 li { "A new volume is made from the snapshot and becomes the client's volume. Whatever was written after the snapshot was taken is not on it." }
-                li { "The current volume " code { (current) } " is kept, labelled retained: it is never deleted by the restore (a pre-restore snapshot of it is taken too, so the restore can be undone)." }
-                li { "Resume the client when the Backups card says StorageReady." }
+                li { "The current volume " code { (current) } " is kept, labelled retained: it is never deleted by the restore."
+                    @if backups_on { " A pre-restore snapshot of it is taken too (crash-consistent, like every scheduled snapshot), so the restore can be undone." } }
+                li { "Resume the client once the new claim " code { (new_claim) } " exists (status.storage.claimName names it; the Backups card says so), then wait for Ready: many storage classes bind the new volume only when the gateway pod mounts it." }
             }
             form method="post" action={ "/clients/" (r.id) "/backups/" (urlencoding::encode(&sn.name)) "/restore" } {
                 (csrf(s))
@@ -230,7 +254,7 @@ pub async fn fleet(State(ctx): State<Ctx>, Extension(s): Extension<Session>) -> 
             h1 { "Backups" }
             div { a href="/fleet" { "← Fleet" } }
         }
-        p.dim { "From each Assistant's status (the operator's view). First: clients with backups on, not suspended, and no ready snapshot in the last 48 hours (oldest first); then unhealthy backups; then the rest by last snapshot." }
+        p.dim { "From each Assistant's status (the operator's view). First: clients whose backups are missing by the operator's verdict (BackupHealthy reason SnapshotMissing, or False with no ready snapshot in 48 hours; a new client awaiting its first snapshot is not missing), oldest first; then unhealthy backups; then the rest by last snapshot." }
         div.stats {
             div.stat #backups-missing { div.n { (f.missing) } div.l { "without a backup in 48 h" } }
             div.stat { div.n { (f.rows.len()) } div.l { "clients" } }

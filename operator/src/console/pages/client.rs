@@ -41,7 +41,7 @@ fn notice_text(key: &str) -> Option<&'static str> {
             "A snapshot was requested; the operator takes it at once and it appears in the Backups card."
         }
         "restored" => {
-            "The restore was started: the assistant is suspended while a new volume is made from the snapshot. The previous volume is kept (retained). Resume the client when StorageReady."
+            "The restore was started: the assistant is suspended while a new volume is made from the snapshot. The previous volume is kept (retained). Resume the client once the new claim exists (status.storage.claimName names it), then wait for Ready."
         }
         "final-snapshot-skipped" => {
             "Deleting without a final snapshot was requested: the operator deletes the volume now."

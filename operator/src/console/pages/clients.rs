@@ -270,6 +270,7 @@ pub fn new_client_form_dropped(
                         label { "Restore from" }
                         div #restore-from {
                             input type="hidden" name="restore_from" value=(r);
+                            @if let Some(from) = v.from { input type="hidden" name="from" value=(from); }
                             code { (r) }
                             div.hint { "The new client's volume starts as this snapshot (spec.storage.restoreFrom); the operator checks it is ready before making the volume." }
                             (errs_markup(errs, &["spec.storage.restoreFrom", "restore_from"]))
@@ -331,6 +332,7 @@ pub async fn new_form(
 ) -> Response {
     let mut v = NewClient {
         restore_from: q.restore_from.filter(|r| !r.trim().is_empty()),
+        from: q.from,
         ..Default::default()
     };
     let mut errs = Vec::new();

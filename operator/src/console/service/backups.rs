@@ -33,20 +33,30 @@ pub const MISSING_AFTER_SECONDS: i64 = 48 * 3600;
 pub struct ClientBackups {
     /// `None`: the cluster has no VolumeSnapshot API. `Err`: the list failed.
     pub snapshots: Result<Option<Vec<SnapshotInfo>>, String>,
+    /// Retained claims of this Assistant (its uid in `clawhost.dev/assistant-uid`).
     pub retained: Result<Vec<RetainedClaim>, String>,
+    /// Retained claims under the same name of another (earlier) Assistant: not this
+    /// client's data, listed apart with their owner, never offered for adoption here.
+    pub retained_other: Vec<RetainedClaim>,
     pub health: Option<Condition>,
     pub status: Option<BackupStatus>,
     /// After an in-place restore, while suspended: what the banner says.
     pub restored: Option<RestoredBanner>,
 }
 
-/// "Restored from X; the previous volume Y is kept (retained). Resume when StorageReady."
+/// "Restored from X; the previous volume Y is kept (retained). Resume once the new claim
+/// exists, then wait for Ready." Shown only while a retained claim is `replaced-by` the
+/// current one (an in-place restore of this Assistant), not for a client restored as new.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestoredBanner {
     pub snapshot: String,
     /// The claim the restore replaced (retained, `replaced-by` the current one).
-    pub previous_claim: Option<String>,
-    pub storage_ready: bool,
+    pub previous_claim: String,
+    /// The claim the restore made.
+    pub new_claim: String,
+    /// `status.storage.claimName` names the new claim: the operator made it, resuming lets
+    /// the pod mount it (a WaitForFirstConsumer class binds it only then).
+    pub claim_created: bool,
     /// The suspension is billing's (`clawhost.dev/suspended-reason`): no Resume button.
     pub billing_suspension: bool,
 }
@@ -82,7 +92,7 @@ fn parse_time(t: Option<&str>) -> Option<i64> {
 }
 
 /// The card's content for one Assistant: two reads (snapshots by uid, retained claims by
-/// base name), each failing on its own.
+/// base name, then split by the claims' `clawhost.dev/assistant-uid`), each failing on its own.
 pub async fn client_backups(ctx: &Console, a: &Assistant) -> ClientBackups {
     let ns = a.metadata.namespace.as_deref().unwrap_or_default();
     let uid = a.metadata.uid.as_deref().unwrap_or_default();
@@ -97,23 +107,41 @@ pub async fn client_backups(ctx: &Console, a: &Assistant) -> ClientBackups {
         .retained_claims(ns, &names.base)
         .await
         .map_err(|e| e.to_string());
+    let (retained, retained_other) = match retained {
+        Ok(all) => {
+            let (mine, other): (Vec<_>, Vec<_>) = all
+                .into_iter()
+                .partition(|c| c.assistant_uid.as_deref() == Some(uid));
+            (Ok(mine), other)
+        }
+        Err(e) => (Err(e), Vec::new()),
+    };
+    let previous = retained.as_ref().ok().and_then(|l| {
+        l.iter()
+            .find(|c| c.replaced_by.as_deref() == Some(names.data_volume.as_str()))
+            .map(|c| c.name.clone())
+    });
     let restored = a
         .storage()
         .restore_from
         .filter(|_| a.spec.suspended)
-        .map(|r| RestoredBanner {
+        .zip(previous)
+        .map(|(r, previous_claim)| RestoredBanner {
             snapshot: r.volume_snapshot_name,
-            previous_claim: retained.as_ref().ok().and_then(|l| {
-                l.iter()
-                    .find(|c| c.replaced_by.as_deref() == Some(names.data_volume.as_str()))
-                    .map(|c| c.name.clone())
-            }),
-            storage_ready: condition(a, "StorageReady").is_some_and(|c| c.status == "True"),
+            previous_claim,
+            claim_created: a
+                .status
+                .as_ref()
+                .and_then(|s| s.storage.as_ref())
+                .and_then(|s| s.claim_name.as_deref())
+                == Some(names.data_volume.as_str()),
+            new_claim: names.data_volume.clone(),
             billing_suspension: annotation(a, SUSPENDED_REASON_ANNOTATION).is_some(),
         });
     ClientBackups {
         snapshots,
         retained,
+        retained_other,
         health: condition(a, BACKUP_HEALTHY).cloned(),
         status: a.status.as_ref().and_then(|s| s.backup.clone()),
         restored,
@@ -156,8 +184,9 @@ async fn audit(
     Ok(())
 }
 
-/// "Back up now": a new `clawhost.dev/backup-request` value (`snapshot:<RFC 3339 now>`),
-/// which the operator acts on once. Returns the value.
+/// "Back up now": a new `clawhost.dev/backup-request` value (`snapshot:<RFC 3339 now, to
+/// the nanosecond>`), which the operator acts on once. Returns the value; never the one
+/// already there, so every click is a new request.
 pub async fn request_backup(ctx: &Console, actor: &Admin, id: i64) -> Result<String, ActionError> {
     let c = live_client(ctx, id).await?;
     let a = assistant_of(ctx, &c).await?;
@@ -169,15 +198,7 @@ pub async fn request_backup(ctx: &Console, actor: &Admin, id: i64) -> Result<Str
         ));
     }
     let before = annotation(&a, BACKUP_REQUEST_ANNOTATION).map(str::to_string);
-    let at = jiff::Timestamp::now();
-    let mut value = format!(
-        "snapshot:{}",
-        jiff::Timestamp::from_second(at.as_second()).unwrap_or(at)
-    );
-    // Two clicks in one second must still be two requests (a value is acted on once).
-    if before.as_deref() == Some(value.as_str()) {
-        value = format!("snapshot:{at}");
-    }
+    let value = unique_request(before.as_deref(), jiff::Timestamp::now());
     ctx.cluster
         .patch(
             &c.namespace,
@@ -195,6 +216,22 @@ pub async fn request_backup(ctx: &Console, actor: &Admin, id: i64) -> Result<Str
     )
     .await?;
     Ok(value)
+}
+
+/// `snapshot:<at>` to the nanosecond (jiff prints the fraction), moved on by a nanosecond
+/// while it is not later than the previous request's time: two clicks in one second are two
+/// requests, and a value is never reused.
+pub fn unique_request(before: Option<&str>, at: jiff::Timestamp) -> String {
+    let previous = before
+        .and_then(crate::api::parse_backup_request)
+        .and_then(|(_, t)| t.parse::<jiff::Timestamp>().ok());
+    let at = match previous {
+        Some(p) if at <= p => p
+            .checked_add(jiff::SignedDuration::from_nanos(1))
+            .unwrap_or(at),
+        _ => at,
+    };
+    format!("snapshot:{at}")
 }
 
 /// What a restore confirmation or request refers to, checked against the cluster: the
@@ -283,6 +320,7 @@ pub async fn restore_in_place(
             "the volume was already restored from {snapshot}"
         )));
     }
+    refuse_doomed_restore(ctx, &t, snapshot).await?;
     let before_claim = ChildNames::for_assistant(&t.assistant).data_volume;
     let mut after = t.assistant.clone();
     after
@@ -308,6 +346,46 @@ pub async fn restore_in_place(
         json!({"suspended": true, "restore_from": snapshot, "claim": new_claim, "previous_claim_kept": before_claim}),
     )
     .await
+}
+
+/// Refuses (409) an in-place restore the operator would refuse after the patch had already
+/// suspended the client: with `adoptRetainedVolume` set (the API rules refuse it together
+/// with restoreFrom), or when the claim this snapshot restores to already exists, kept
+/// retained by an earlier restore (restoring S1, S2, then S1 again).
+async fn refuse_doomed_restore(
+    ctx: &Console,
+    t: &RestoreTarget,
+    snapshot: &str,
+) -> Result<(), ActionError> {
+    if let Some(adopt) = t.assistant.storage().adopt_retained_volume {
+        return Err(ActionError::Conflict(format!(
+            "this Assistant adopts the retained volume {adopt} (spec.storage.adoptRetainedVolume): \
+             an in-place restore cannot be combined with it; restore as a new client instead"
+        )));
+    }
+    let names = ChildNames::for_assistant(&t.assistant);
+    let target = crate::children::data_claim_name(
+        &names.base,
+        Some(&crate::api::RestoreFrom {
+            volume_snapshot_name: snapshot.to_string(),
+        }),
+    );
+    let ns = t.client.namespace.as_str();
+    if ctx
+        .cluster
+        .retained_claims(ns, &names.base)
+        .await?
+        .iter()
+        .any(|c| c.name == target)
+    {
+        return Err(ActionError::Conflict(format!(
+            "the volume restored from {snapshot} ({target}) already exists, kept (retained) by an \
+             earlier restore, so the operator would refuse to make it again: restore from the \
+             pre-restore snapshot of {target} or a newer snapshot of it, or adopt {target} into a \
+             NEW Assistant (spec.storage.adoptRetainedVolume)"
+        )));
+    }
+    Ok(())
 }
 
 /// Sets `clawhost.dev/skip-final-snapshot: "true"` on a client's Assistant whose deletion
@@ -385,7 +463,7 @@ pub struct BackupRow {
     pub message: Option<String>,
     pub enabled: bool,
     pub suspended: bool,
-    /// No ready snapshot in the last 48 h while backups are on and it is not suspended.
+    /// Backups are missing by the operator's verdict ([`missing_backup`]).
     pub missing: bool,
 }
 
@@ -402,7 +480,7 @@ impl BackupRow {
     }
 }
 
-/// Sorted for attention: (1) no ready snapshot in 48 h, oldest (or none) first; (2)
+/// Sorted for attention: (1) missing ([`missing_backup`]), oldest (or none) first; (2)
 /// `BackupHealthy=False`; (3) the rest by last snapshot time, oldest first.
 pub fn sort_backup_rows(rows: &mut [BackupRow]) {
     rows.sort_by(|a, b| {
@@ -418,18 +496,37 @@ pub fn sort_backup_rows(rows: &mut [BackupRow]) {
     });
 }
 
-/// No ready snapshot in the last 48 h while backups are on and the client is not suspended
-/// (allocation-free: the Fleet page counts these over every client).
+/// Backups are on, the client is not suspended, and the operator's verdict says missing:
+/// `BackupHealthy` reason `SnapshotMissing` (no ready snapshot within twice the schedule's
+/// interval: a weekly schedule is not "missing" after two days), or `BackupHealthy=False`
+/// for another reason with no ready snapshot in 48 h. Before the operator evaluated the
+/// Assistant: no ready snapshot in 48 h and the Assistant is older than that. A new client
+/// (`AwaitingFirstSnapshot`) is never missing. Allocation-free: the Fleet page counts these
+/// over every client.
 pub fn missing_backup(a: &Assistant, config: &OperatorConfig, now: i64) -> bool {
+    if a.spec.suspended || !backups_enabled(a, config) {
+        return false;
+    }
     let last = parse_time(
         a.status
             .as_ref()
             .and_then(|s| s.backup.as_ref())
             .and_then(|b| b.last_snapshot_time.as_deref()),
     );
-    !a.spec.suspended
-        && backups_enabled(a, config)
-        && last.is_none_or(|t| t < now - MISSING_AFTER_SECONDS)
+    let none_in_48h = last.is_none_or(|t| t < now - MISSING_AFTER_SECONDS);
+    match condition(a, BACKUP_HEALTHY) {
+        Some(c) if c.reason == "SnapshotMissing" => true,
+        Some(c) if c.reason == "AwaitingFirstSnapshot" => false,
+        Some(c) => c.status == "False" && none_in_48h,
+        None => {
+            let created = a
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second());
+            none_in_48h && created.is_none_or(|t| t < now - MISSING_AFTER_SECONDS)
+        }
+    }
 }
 
 pub fn backup_row(id: i64, a: &Assistant, config: &OperatorConfig, now: i64) -> BackupRow {
@@ -458,7 +555,7 @@ pub fn backup_row(id: i64, a: &Assistant, config: &OperatorConfig, now: i64) -> 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct FleetBackups {
     pub rows: Vec<BackupRow>,
-    /// Rows without a ready snapshot in 48 h.
+    /// Rows whose backups are missing ([`missing_backup`]).
     pub missing: usize,
     pub cluster_error: Option<String>,
 }

@@ -23,8 +23,8 @@ pub struct Fleet {
     pub need_attention: i64,
     /// Clients whose invite is not accepted `--never-connected-days` after creation.
     pub never_connected: i64,
-    /// Clients with backups on, not suspended, and no ready snapshot in the last 48 h
-    /// (`status.backup.lastSnapshotTime`): the head of Fleet → Backups.
+    /// Clients whose backups are missing by the operator's verdict
+    /// ([`super::backups::missing_backup`]): the head of Fleet → Backups.
     pub without_backup_48h: i64,
     /// Assistants in the cluster with no client record (created with kubectl): adoptable.
     pub unmanaged: Vec<UnmanagedAssistant>,

@@ -48,6 +48,10 @@ pub struct NewClient {
     /// `spec.storage.restoreFrom` ("Restore as new client…").
     #[serde(default)]
     pub restore_from: Option<String>,
+    /// The client whose snapshot `restore_from` is (its id): required with it; the snapshot
+    /// must be that client's Assistant's (uid label), ready, and in the console's namespace.
+    #[serde(default)]
+    pub from: Option<i64>,
 }
 
 impl NewClient {
@@ -227,6 +231,68 @@ pub fn assistant_for(
     (a, ts_key, model)
 }
 
+/// The snapshot a new client is restored from, checked like an in-place restore's: client
+/// `from`'s Assistant's (uid label), ready, not being deleted, and in the console's namespace
+/// (new clients are created there; a volume is restored only within its namespace).
+/// `Ok(Ok(restoreSize))`, `Ok(Err(why))` for the form, `Err` when the cluster cannot say.
+async fn restore_source(
+    ctx: &Console,
+    from: Option<i64>,
+    snapshot: &str,
+) -> Result<Result<Option<String>, String>, ActionError> {
+    let Some(from) = from else {
+        return Ok(Err(format!(
+            "say which client {snapshot:?} is a snapshot of (from: its client id); \
+             use \"Restore as new client\" on that client's Backups card"
+        )));
+    };
+    let t = match super::backups::restore_target(ctx, from, snapshot).await {
+        Ok(t) => t,
+        Err(ActionError::NotFound) | Err(ActionError::Cluster(ClusterError::NotFound)) => {
+            return Ok(Err(format!(
+                "client {from} (from) does not exist or has no Assistant: its snapshots cannot be restored here"
+            )));
+        }
+        Err(ActionError::Conflict(why)) => return Ok(Err(why)),
+        Err(ActionError::Invalid(errs)) => {
+            return Ok(Err(errs
+                .iter()
+                .map(|e| e.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")));
+        }
+        Err(e) => return Err(e),
+    };
+    if t.client.namespace != ctx.opts.namespace {
+        return Ok(Err(format!(
+            "the snapshot is in namespace {}, new clients are created in {}: a volume is restored only within its namespace",
+            t.client.namespace, ctx.opts.namespace
+        )));
+    }
+    Ok(Ok(t.snapshot.restore_size))
+}
+
+/// A volume restored from a snapshot is at least the snapshot's `restoreSize`: when the
+/// size the new client would get (its plan's) is smaller (the old volume grew), the new
+/// client asks for the snapshot's size (`spec.storage.size`).
+fn fit_restore_size(ctx: &Console, a: &mut Assistant, restore_size: Option<&str>) {
+    use crate::api::quantity::parse;
+    let Some(need) = restore_size else { return };
+    let requested = a.storage().size.or_else(|| {
+        ctx.config
+            .plan(a.spec.plan.as_deref())
+            .map(|(_, p)| p.storage_size.0.clone())
+    });
+    let smaller = match (requested.as_deref().and_then(parse), parse(need)) {
+        (Some(want), Some(need)) => want < need,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    if smaller {
+        a.spec.storage.get_or_insert_with(Default::default).size = Some(need.to_string());
+    }
+}
+
 fn secret_for(owner: &Assistant, name: &str, key: &str, value: &str, component: &str) -> Secret {
     Secret {
         metadata: children::child_meta(owner, name, component),
@@ -246,7 +312,21 @@ pub async fn create_client(
     let billing = NewClient::clean(&n.billing_status).unwrap_or_else(|| "active".into());
     let notes = n.notes.clone().unwrap_or_default();
     check_record_fields(&billing, &notes, &mut errs);
-    let (assistant, ts_key, model) = assistant_for(ctx, n, &mut errs);
+    let (mut assistant, ts_key, model) = assistant_for(ctx, n, &mut errs);
+    if let Some(snapshot) = assistant
+        .storage()
+        .restore_from
+        .map(|r| r.volume_snapshot_name)
+        .filter(|r| super::backups::valid_snapshot_name(r))
+    {
+        match restore_source(ctx, n.from, &snapshot).await? {
+            Ok(restore_size) => fit_restore_size(ctx, &mut assistant, restore_size.as_deref()),
+            Err(message) => errs.push(FieldError {
+                field: "restore_from".into(),
+                message,
+            }),
+        }
+    }
     if let Err(p) = validate_at(&assistant, &ctx.config, None, Some(super::today())) {
         errs.extend(p.0.into_iter().map(|p| FieldError {
             field: p.field,
