@@ -635,7 +635,18 @@ async fn delete_other_snapshots(
                 && s.metadata.deletion_timestamp.is_none()
         })
         .collect();
-    let kept = keep_in_place_of_final(&others, unsnapshotted);
+    // One kept in an earlier pass (relabelled, or a final snapshot that is ready) will do.
+    let has_final = listed.items.iter().any(|s| {
+        s.labels().get(SNAPSHOT_KIND_LABEL).map(String::as_str)
+            == Some(SnapshotKind::Final.as_str())
+            && s.metadata.deletion_timestamp.is_none()
+            && s.status.as_ref().and_then(|st| st.ready_to_use) == Some(true)
+    });
+    let kept = if has_final {
+        None
+    } else {
+        keep_in_place_of_final(&others, unsnapshotted)
+    };
     if let Some(s) = kept {
         let name = s.name_any();
         let keep =
@@ -846,6 +857,79 @@ mod tests {
         assert_eq!(
             new.conditions[0].last_transition_time,
             Time(at("2026-12-03T11:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_claim_in_use_records_or_is_owned_by_the_assistant_and_is_not_retained() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let mut pvc = PersistentVolumeClaim::default();
+        assert!(!in_use_by(&pvc, "uid-1"), "nobody's");
+        pvc.metadata.owner_references = Some(vec![OwnerReference {
+            uid: "uid-1".into(),
+            ..Default::default()
+        }]);
+        assert!(
+            in_use_by(&pvc, "uid-1"),
+            "owned, from before uids were recorded"
+        );
+        assert!(!in_use_by(&pvc, "uid-2"));
+        assert!(
+            !in_use_by(&pvc, ""),
+            "an Assistant without a uid owns nothing"
+        );
+        pvc.metadata.owner_references = None;
+        pvc.metadata.annotations = Some(
+            [(
+                children::ASSISTANT_UID_ANNOTATION.to_string(),
+                "uid-1".to_string(),
+            )]
+            .into(),
+        );
+        assert!(in_use_by(&pvc, "uid-1"), "recorded");
+        pvc.metadata.labels = Some([(RETAINED_LABEL.to_string(), "true".to_string())].into());
+        assert!(
+            !in_use_by(&pvc, "uid-1"),
+            "retained: kept by whoever keeps it"
+        );
+        pvc.metadata.labels = None;
+        pvc.metadata.deletion_timestamp = Some(Time(at("2026-12-03T10:00:00Z")));
+        assert!(!in_use_by(&pvc, "uid-1"), "being deleted");
+    }
+
+    #[test]
+    fn a_failed_final_snapshot_keeps_the_newest_ready_one_of_its_claim() {
+        use crate::api::snapshot::VolumeSnapshotStatus;
+        let of = |name: &str, claim: &str, created: &str, ready: bool| {
+            let mut s = snapshot(name, SnapshotKind::Scheduled, created);
+            s.spec.source.persistent_volume_claim_name = Some(claim.into());
+            s.status = Some(VolumeSnapshotStatus {
+                ready_to_use: Some(ready),
+                ..Default::default()
+            });
+            s
+        };
+        let all = [
+            of("a", "alice-data", "2026-12-01T03:00:00Z", true),
+            of("b", "alice-data", "2026-12-02T03:00:00Z", true),
+            of("c", "alice-data", "2026-12-03T03:00:00Z", false),
+            of("d", "alice-data-1a2b3c4d", "2026-12-03T04:00:00Z", true),
+        ];
+        let refs: Vec<&VolumeSnapshot> = all.iter().collect();
+        let kept = |failed: &[&str]| {
+            let failed: Vec<String> = failed.iter().map(|s| s.to_string()).collect();
+            keep_in_place_of_final(&refs, &failed).map(|s| s.name_any())
+        };
+        assert_eq!(kept(&[]), None, "nothing failed: nothing kept");
+        assert_eq!(
+            kept(&["alice-data"]).as_deref(),
+            Some("b"),
+            "ready, of that claim"
+        );
+        assert_eq!(
+            kept(&["other"]).as_deref(),
+            Some("d"),
+            "else the newest ready"
         );
     }
 }
