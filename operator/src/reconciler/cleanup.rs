@@ -1,5 +1,6 @@
-//! Ordered cleanup when an Assistant is deleted: stop the gateway, remove the tailnet
-//! device, honour `storage.onDelete`, then release the finalizer. Every step is idempotent;
+//! Ordered cleanup when an Assistant is deleted: stop the gateway, take the final snapshot
+//! (`onDelete: Delete`), remove the tailnet device, honour `storage.onDelete` for every
+//! claim in use, then release the finalizer. Every step is idempotent;
 //! a failed step is retried and nothing after it runs (except a refused invite credential,
 //! which may never be fixed: reported, and the device's removal ends its invites). Under `Retain` the volume is never
 //! deleted, whatever fails (it has no ownerReference to begin with).
@@ -22,7 +23,7 @@ use super::restore::publish;
 use super::status::{BACKUP_HEALTHY, Observed};
 use super::{Context, Error, FINALIZER, api_resource, apply, names, tailnet, write_status};
 use crate::api::backup::{
-    ASSISTANT_UID_LABEL, SKIP_FINAL_SNAPSHOT_ANNOTATION, SNAPSHOT_KIND_LABEL,
+    ASSISTANT_UID_LABEL, EXPIRES_AT_ANNOTATION, SKIP_FINAL_SNAPSHOT_ANNOTATION, SNAPSHOT_KIND_LABEL,
 };
 use crate::api::snapshot::VolumeSnapshot;
 use crate::api::{Assistant, OnDelete, SnapshotKind};
@@ -93,7 +94,35 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::requeue(WAIT_FOR_POD));
     }
 
-    // 2. Delete the device's open invites, so nobody can accept a share of a device that is
+    // The claims in use: the one the spec wants, and any other live, non-retained claim of
+    // this Assistant (an in-place restore stuck before its new claim, or a spec pointing
+    // at a claim an earlier restore retained). The client's choice applies to each of them;
+    // under Delete they have an owner, and the garbage collector must never take one
+    // without its final snapshot: each is deleted here, explicitly, after it.
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
+    let claims = claims_in_use(a, &pvcs, &n).await?;
+    let on_delete = a.storage().on_delete;
+
+    // 2. Under Delete, the final snapshot of each claim first: the pod being gone is all it
+    //    needs, and while it is pending no external call repeats on every pass.
+    let mut unsnapshotted = Vec::new();
+    if on_delete == OnDelete::Delete {
+        let mut wait: Option<Action> = None;
+        for pvc in &claims {
+            match final_snapshot(a, ctx, &ns, pvc).await? {
+                FinalSnapshot::Taken | FinalSnapshot::NotWanted => {}
+                FinalSnapshot::Failed => unsnapshotted.push(pvc.name_any()),
+                FinalSnapshot::Wait(action) => {
+                    wait.get_or_insert(action);
+                }
+            }
+        }
+        if let Some(wait) = wait {
+            return Ok(wait);
+        }
+    }
+
+    // 3. Delete the device's open invites, so nobody can accept a share of a device that is
     //    going (only with the invites credential), then remove the device from the tailnet
     //    (only with Tailscale API credentials).
     if ctx.tailnet.is_some() || ctx.invites.is_some() {
@@ -139,75 +168,38 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
         }
     }
 
-    // 3. The volume: keep it (unlinked, labelled) or delete it, as the client chose.
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), &ns);
-    let ours = |pvc: &PersistentVolumeClaim| {
-        super::observe::volume_ownership(a, Some(pvc)) == super::observe::VolumeOwnership::Ours
-    };
-    // Another Assistant's volume (retained under this name) is never touched here, nor are
-    // claims retained by earlier in-place restores (other names, no owner).
-    let pvc = match pvcs.get_opt(&n.data_volume).await?.filter(ours) {
-        Some(pvc) => Some(pvc),
-        // An in-place restore that never got as far as its new claim (the snapshot was
-        // missing): the claim still in use is the one before it, which is what the client's
-        // choice applies to (and under Delete it has an owner: the garbage collector would
-        // take it without a final snapshot).
-        None if a.storage().restore_from.is_some() => claim_before_restore(a, &pvcs, &n).await?,
-        None => None,
-    };
-    let claim = pvc.as_ref().map(|p| p.name_any()).unwrap_or_default();
-    match a.storage().on_delete {
+    // 4. The volumes: keep them (unlinked, labelled) or delete them, as the client chose.
+    //    Another Assistant's volume (retained under this name) is never touched here, nor
+    //    are claims retained by earlier in-place restores (no owner).
+    match on_delete {
         OnDelete::Retain => {
             // Snapshots are left as they are: no owner, so no garbage collection either.
-            if let Some(pvc) = pvc {
-                let uid = a.uid().unwrap_or_default();
-                let owners: Vec<_> = pvc
-                    .owner_references()
-                    .iter()
-                    .filter(|o| o.uid != uid)
-                    .cloned()
-                    .collect();
-                let already = pvc.labels().get(RETAINED_LABEL).map(String::as_str) == Some("true")
-                    && owners.len() == pvc.owner_references().len();
-                if !already {
-                    let patch = json!({
-                        "metadata": {
-                            "ownerReferences": owners,
-                            "labels": {RETAINED_LABEL: "true"},
-                            "annotations": {
-                                RETAINED_FROM_ANNOTATION: format!("{ns}/{}", a.name_any()),
-                                RETAINED_OWNER_EMAIL_ANNOTATION: a.spec.owner.email,
-                            },
-                        }
-                    });
-                    pvcs.patch(&claim, &PatchParams::default(), &Patch::Merge(patch))
-                        .await?;
-                    info!(pvc = %claim, "volume retained");
-                }
+            for pvc in &claims {
+                retain(a, &ns, &pvcs, pvc).await?;
             }
         }
         OnDelete::Delete => {
-            // 3a. A final snapshot of the volume (the pod is gone: it is consistent).
-            if let Some(pvc) = &pvc
-                && let Some(wait) = final_snapshot(a, ctx, &ns, pvc).await?
-            {
-                return Ok(wait);
-            }
-            // 3b. The client chose Delete: its other snapshots go too; the final one stays
-            //     until its expiry (the janitor).
-            delete_other_snapshots(a, ctx, &ns).await?;
-            // 3c. The volume.
-            if pvc.is_some() {
-                match pvcs.delete(&claim, &DeleteParams::default()).await {
+            // 4a. The client chose Delete: its other snapshots go too; the final ones stay
+            //     until their expiry (the janitor). A final snapshot that failed (Proceed)
+            //     keeps the newest ready snapshot in its place.
+            delete_other_snapshots(a, ctx, &ns, &unsnapshotted).await?;
+            // 4b. The volumes, each after its final snapshot (uid precondition).
+            for pvc in &claims {
+                let claim = pvc.name_any();
+                let params = DeleteParams::default().preconditions(Preconditions {
+                    uid: pvc.uid(),
+                    resource_version: None,
+                });
+                match pvcs.delete(&claim, &params).await {
                     Ok(_) => info!(pvc = %claim, "volume deleted (onDelete: Delete)"),
-                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
                     Err(e) => return Err(e.into()),
                 }
             }
         }
     }
 
-    // 4. Release the Assistant. The test op refuses the patch if the finalizers changed
+    // 5. Release the Assistant. The test op refuses the patch if the finalizers changed
     //    since we read them, so another controller's finalizer is never dropped.
     let remaining: Vec<&String> = a.finalizers().iter().filter(|f| *f != FINALIZER).collect();
     let patch: json_patch::Patch = serde_json::from_value(json!([
@@ -233,26 +225,87 @@ pub async fn run(cached: &Assistant, ctx: &Context) -> Result<Action, Error> {
     Ok(Action::await_change())
 }
 
-/// The live, non-retained claim of this Assistant other than the one `restoreFrom` names
-/// (one label-selected LIST, only while that claim does not exist).
-async fn claim_before_restore(
+/// The claims this Assistant uses: the desired one when it is this Assistant's, and every
+/// other live (not being deleted), non-retained claim of its data that records its uid or
+/// has it as an owner (one label-selected LIST). A claim already being deleted is left to
+/// finish; a retained one (no owner) to whoever keeps it.
+pub async fn claims_in_use(
     a: &Assistant,
     pvcs: &Api<PersistentVolumeClaim>,
     n: &children::ChildNames,
-) -> Result<Option<PersistentVolumeClaim>, Error> {
+) -> Result<Vec<PersistentVolumeClaim>, Error> {
+    let mut claims = Vec::new();
+    if let Some(pvc) = pvcs.get_opt(&n.data_volume).await?
+        && super::observe::volume_ownership(a, Some(&pvc)) == super::observe::VolumeOwnership::Ours
+        && pvc.metadata.deletion_timestamp.is_none()
+    {
+        claims.push(pvc);
+    }
     let selector = format!(
         "{}={},app.kubernetes.io/component=data",
         children::ASSISTANT_LABEL,
         n.base
     );
-    let claims = pvcs.list(&ListParams::default().labels(&selector)).await?;
+    let listed = pvcs.list(&ListParams::default().labels(&selector)).await?;
     let uid = a.uid().unwrap_or_default();
-    Ok(
-        super::restore::outgoing_claims(&claims.items, &uid, &n.data_volume)
+    claims.extend(
+        listed
+            .items
             .into_iter()
-            .next()
-            .cloned(),
-    )
+            .filter(|pvc| pvc.name_any() != n.data_volume && in_use_by(pvc, &uid)),
+    );
+    Ok(claims)
+}
+
+/// Whether a claim other than the desired one is still this Assistant's (uid `uid`): it
+/// records that uid or is owned by it, is not retained, and is not being deleted.
+pub fn in_use_by(pvc: &PersistentVolumeClaim, uid: &str) -> bool {
+    let recorded = pvc
+        .annotations()
+        .get(children::ASSISTANT_UID_ANNOTATION)
+        .map(String::as_str)
+        == Some(uid);
+    let owned = pvc.owner_references().iter().any(|o| o.uid == uid);
+    !uid.is_empty()
+        && (recorded || owned)
+        && pvc.labels().get(RETAINED_LABEL).map(String::as_str) != Some("true")
+        && pvc.metadata.deletion_timestamp.is_none()
+}
+
+/// Retains a claim in use (`onDelete: Retain`): no ownerReference to this Assistant, the
+/// retained label and where it came from. Once only.
+async fn retain(
+    a: &Assistant,
+    ns: &str,
+    pvcs: &Api<PersistentVolumeClaim>,
+    pvc: &PersistentVolumeClaim,
+) -> Result<(), Error> {
+    let claim = pvc.name_any();
+    let uid = a.uid().unwrap_or_default();
+    let owners: Vec<_> = pvc
+        .owner_references()
+        .iter()
+        .filter(|o| o.uid != uid)
+        .cloned()
+        .collect();
+    let already = pvc.labels().get(RETAINED_LABEL).map(String::as_str) == Some("true")
+        && owners.len() == pvc.owner_references().len();
+    if !already {
+        let patch = json!({
+            "metadata": {
+                "ownerReferences": owners,
+                "labels": {RETAINED_LABEL: "true"},
+                "annotations": {
+                    RETAINED_FROM_ANNOTATION: format!("{ns}/{}", a.name_any()),
+                    RETAINED_OWNER_EMAIL_ANNOTATION: a.spec.owner.email,
+                },
+            }
+        });
+        pvcs.patch(&claim, &PatchParams::default(), &Patch::Merge(patch))
+            .await?;
+        info!(pvc = %claim, "volume retained");
+    }
+    Ok(())
 }
 
 /// How often a pending final snapshot is looked at again while the deletion waits for it.
@@ -330,19 +383,32 @@ pub fn newest_final(snapshots: &[VolumeSnapshot]) -> Option<&VolumeSnapshot> {
         .max_by_key(|s| s.metadata.creation_timestamp.as_ref().map(|t| t.0))
 }
 
-/// 3a: a final snapshot of the claim before it is deleted, when the operator config wants
+/// What became of a claim's final snapshot in this pass.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FinalSnapshot {
+    /// Ready: the claim may go.
+    Taken,
+    /// None is wanted (config, skip annotation, backups off, no API, never bound).
+    NotWanted,
+    /// It failed and `onFailure: Proceed` goes on without it.
+    Failed,
+    /// The deletion waits (being cut, or held by a failure under `Block`).
+    Wait(Action),
+}
+
+/// A final snapshot of the claim before it is deleted, when the operator config wants
 /// one, backups are on for this client, the API is there, the claim is Bound and the
-/// Assistant does not carry the skip annotation. `Some(action)`: the deletion waits.
+/// Assistant does not carry the skip annotation.
 async fn final_snapshot(
     a: &Assistant,
     ctx: &Context,
     ns: &str,
     pvc: &PersistentVolumeClaim,
-) -> Result<Option<Action>, Error> {
+) -> Result<FinalSnapshot, Error> {
     let claim = pvc.name_any();
     let config = &ctx.config.backups.final_snapshot;
     if !config.enabled {
-        return Ok(None);
+        return Ok(FinalSnapshot::NotWanted);
     }
     if a.annotations()
         .get(SKIP_FINAL_SNAPSHOT_ANNOTATION)
@@ -350,13 +416,13 @@ async fn final_snapshot(
         == Some("true")
     {
         info!(pvc = %claim, "deleting without a final snapshot ({SKIP_FINAL_SNAPSHOT_ANNOTATION})");
-        return Ok(None);
+        return Ok(FinalSnapshot::NotWanted);
     }
     let policy = match crate::backup::effective_policy(a, &ctx.config) {
         Ok(Some(policy)) => policy,
         Ok(None) => {
             info!(pvc = %claim, "backups are off for this client: no final snapshot");
-            return Ok(None);
+            return Ok(FinalSnapshot::NotWanted);
         }
         Err(e) => {
             let why = format!("the backup policy is invalid: {e}");
@@ -365,7 +431,7 @@ async fn final_snapshot(
     };
     if pvc.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Bound") {
         info!(pvc = %claim, "the volume was never bound: nothing to snapshot");
-        return Ok(None);
+        return Ok(FinalSnapshot::NotWanted);
     }
     match ctx
         .snapshot_api
@@ -385,7 +451,7 @@ async fn final_snapshot(
                 ),
             )
             .await;
-            return Ok(None);
+            return Ok(FinalSnapshot::NotWanted);
         }
         ApiState::ClassNotFound(class) => {
             let why = format!(
@@ -401,11 +467,17 @@ async fn final_snapshot(
         .await
         .inspect_err(|e| invalidate_on_404(ctx, e))?;
     let now = ctx.clock.now();
-    let newest = newest_final(&listed.items);
+    // This claim's: an Assistant with several claims in use has one final snapshot each.
+    let of_claim: Vec<VolumeSnapshot> = listed
+        .items
+        .into_iter()
+        .filter(|s| super::restore::source_claim(s).as_deref() == Some(claim.as_str()))
+        .collect();
+    let newest = newest_final(&of_claim);
     let deadline = policy.ready_deadline;
     match final_snapshot_step(newest, now, deadline) {
-        FinalSnapshotStep::Ready => Ok(None),
-        FinalSnapshotStep::Wait => Ok(Some(Action::requeue(FINAL_SNAPSHOT_POLL))),
+        FinalSnapshotStep::Ready => Ok(FinalSnapshot::Taken),
+        FinalSnapshotStep::Wait => Ok(FinalSnapshot::Wait(Action::requeue(FINAL_SNAPSHOT_POLL))),
         FinalSnapshotStep::Failed(why) => {
             let name = newest.map(|s| s.name_any()).unwrap_or_default();
             final_snapshot_failed(a, ctx, ns, &name, &why).await
@@ -434,7 +506,7 @@ async fn final_snapshot(
                 Ok(()) => {
                     ctx.metrics.observe_snapshot(SnapshotKind::Final, "created");
                     info!(pvc = %claim, snapshot = %name, expires_at = %expires_at, "took the final snapshot; the volume is deleted once it is ready");
-                    Ok(Some(Action::requeue(FINAL_SNAPSHOT_POLL)))
+                    Ok(FinalSnapshot::Wait(Action::requeue(FINAL_SNAPSHOT_POLL)))
                 }
                 Err(kube::Error::Api(e)) if (400..500).contains(&e.code) => {
                     invalidate_on_404(ctx, &kube::Error::Api(e.clone()));
@@ -455,7 +527,7 @@ async fn final_snapshot_failed(
     ns: &str,
     snapshot: &str,
     why: &str,
-) -> Result<Option<Action>, Error> {
+) -> Result<FinalSnapshot, Error> {
     let message = format!(
         "final snapshot {snapshot} failed: {why}; to delete without it annotate \
          {SKIP_FINAL_SNAPSHOT_ANNOTATION}=true"
@@ -485,7 +557,7 @@ async fn final_snapshot_failed(
                 },
             );
             write_status(a, ctx, ns, status).await?;
-            Ok(Some(Action::requeue(FINAL_SNAPSHOT_BLOCKED)))
+            Ok(FinalSnapshot::Wait(Action::requeue(FINAL_SNAPSHOT_BLOCKED)))
         }
         FinalSnapshotFailure::Proceed => {
             warn!(%message, "deleting without a good final snapshot (finalSnapshot.onFailure: Proceed)");
@@ -497,7 +569,7 @@ async fn final_snapshot_failed(
                 format!("{message}; deleting anyway (finalSnapshot.onFailure: Proceed)"),
             )
             .await;
-            Ok(None)
+            Ok(FinalSnapshot::Failed)
         }
     }
 }
@@ -520,12 +592,22 @@ pub fn set_condition(
     status.conditions.push(c);
 }
 
-/// 3b: the Assistant's snapshots other than final ones (uid precondition), when the API is
-/// there.
-async fn delete_other_snapshots(a: &Assistant, ctx: &Context, ns: &str) -> Result<(), Error> {
+/// The Assistant's snapshots other than final ones (uid precondition), when the API is
+/// there. When the final snapshot of a claim in `unsnapshotted` failed (`onFailure:
+/// Proceed`), the newest ready snapshot (of that claim if there is one) is kept instead:
+/// relabelled final with an expiry, so the client is never left without a backup and the
+/// janitor deletes it when a final snapshot would have gone.
+async fn delete_other_snapshots(
+    a: &Assistant,
+    ctx: &Context,
+    ns: &str,
+    unsnapshotted: &[String],
+) -> Result<(), Error> {
+    // The configured class, as every other caller asks: one cached answer, no flip.
+    let class = ctx.config.backups.volume_snapshot_class_name.as_deref();
     if ctx
         .snapshot_api
-        .get(&ctx.client, ctx.clock.as_ref(), None)
+        .get(&ctx.client, ctx.clock.as_ref(), class)
         .await
         == ApiState::Unavailable
     {
@@ -544,13 +626,50 @@ async fn delete_other_snapshots(a: &Assistant, ctx: &Context, ns: &str) -> Resul
         }
         Err(e) => return Err(e.into()),
     };
-    let mut deleted = Vec::new();
-    for s in listed.items.iter().filter(|s| {
+    let others: Vec<&VolumeSnapshot> = listed
+        .items
+        .iter()
+        .filter(|s| {
+            s.labels().get(SNAPSHOT_KIND_LABEL).map(String::as_str)
+                != Some(SnapshotKind::Final.as_str())
+                && s.metadata.deletion_timestamp.is_none()
+        })
+        .collect();
+    // One kept in an earlier pass (relabelled, or a final snapshot that is ready) will do.
+    let has_final = listed.items.iter().any(|s| {
         s.labels().get(SNAPSHOT_KIND_LABEL).map(String::as_str)
-            != Some(SnapshotKind::Final.as_str())
+            == Some(SnapshotKind::Final.as_str())
             && s.metadata.deletion_timestamp.is_none()
-    }) {
+            && s.status.as_ref().and_then(|st| st.ready_to_use) == Some(true)
+    });
+    let kept = if has_final {
+        None
+    } else {
+        keep_in_place_of_final(&others, unsnapshotted)
+    };
+    if let Some(s) = kept {
         let name = s.name_any();
+        let keep =
+            SignedDuration::from_hours(i64::from(ctx.config.backups.final_snapshot.keep_days) * 24);
+        let now = ctx.clock.now();
+        let expires_at = now.checked_add(keep).unwrap_or(now);
+        let patch = json!({
+            "metadata": {
+                "labels": {SNAPSHOT_KIND_LABEL: SnapshotKind::Final.as_str()},
+                "annotations": {EXPIRES_AT_ANNOTATION: expires_at.to_string()},
+            }
+        });
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+            .await?;
+        warn!(snapshot = %name, expires_at = %expires_at,
+            "no final snapshot: kept the newest ready snapshot in its place (relabelled final)");
+    }
+    let mut deleted = Vec::new();
+    for s in others {
+        let name = s.name_any();
+        if kept.is_some_and(|k| k.name_any() == name) {
+            continue;
+        }
         let params = DeleteParams::default().preconditions(Preconditions {
             uid: s.uid(),
             resource_version: None,
@@ -565,6 +684,37 @@ async fn delete_other_snapshots(a: &Assistant, ctx: &Context, ns: &str) -> Resul
         info!(snapshots = ?deleted, "deleted the client's snapshots (onDelete: Delete; the final one is kept)");
     }
     Ok(())
+}
+
+/// The snapshot kept when a final snapshot failed: the newest ready one of a claim in
+/// `unsnapshotted`, else the newest ready one at all (`None` when nothing failed).
+pub fn keep_in_place_of_final<'a>(
+    others: &[&'a VolumeSnapshot],
+    unsnapshotted: &[String],
+) -> Option<&'a VolumeSnapshot> {
+    if unsnapshotted.is_empty() {
+        return None;
+    }
+    let ready: Vec<&VolumeSnapshot> = others
+        .iter()
+        .copied()
+        .filter(|s| s.status.as_ref().and_then(|st| st.ready_to_use) == Some(true))
+        .collect();
+    let newest = |of: &mut dyn Iterator<Item = &'a VolumeSnapshot>| {
+        of.max_by_key(|s| {
+            s.status
+                .as_ref()
+                .and_then(|st| st.creation_time.clone())
+                .or_else(|| s.metadata.creation_timestamp.clone())
+                .map(|t| t.0)
+        })
+    };
+    newest(
+        &mut ready.iter().copied().filter(|s| {
+            super::restore::source_claim(s).is_some_and(|c| unsnapshotted.contains(&c))
+        }),
+    )
+    .or_else(|| newest(&mut ready.iter().copied()))
 }
 
 /// A 404 from a snapshot call: the CRDs went away; discovery asks again.
@@ -707,6 +857,79 @@ mod tests {
         assert_eq!(
             new.conditions[0].last_transition_time,
             Time(at("2026-12-03T11:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_claim_in_use_records_or_is_owned_by_the_assistant_and_is_not_retained() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let mut pvc = PersistentVolumeClaim::default();
+        assert!(!in_use_by(&pvc, "uid-1"), "nobody's");
+        pvc.metadata.owner_references = Some(vec![OwnerReference {
+            uid: "uid-1".into(),
+            ..Default::default()
+        }]);
+        assert!(
+            in_use_by(&pvc, "uid-1"),
+            "owned, from before uids were recorded"
+        );
+        assert!(!in_use_by(&pvc, "uid-2"));
+        assert!(
+            !in_use_by(&pvc, ""),
+            "an Assistant without a uid owns nothing"
+        );
+        pvc.metadata.owner_references = None;
+        pvc.metadata.annotations = Some(
+            [(
+                children::ASSISTANT_UID_ANNOTATION.to_string(),
+                "uid-1".to_string(),
+            )]
+            .into(),
+        );
+        assert!(in_use_by(&pvc, "uid-1"), "recorded");
+        pvc.metadata.labels = Some([(RETAINED_LABEL.to_string(), "true".to_string())].into());
+        assert!(
+            !in_use_by(&pvc, "uid-1"),
+            "retained: kept by whoever keeps it"
+        );
+        pvc.metadata.labels = None;
+        pvc.metadata.deletion_timestamp = Some(Time(at("2026-12-03T10:00:00Z")));
+        assert!(!in_use_by(&pvc, "uid-1"), "being deleted");
+    }
+
+    #[test]
+    fn a_failed_final_snapshot_keeps_the_newest_ready_one_of_its_claim() {
+        use crate::api::snapshot::VolumeSnapshotStatus;
+        let of = |name: &str, claim: &str, created: &str, ready: bool| {
+            let mut s = snapshot(name, SnapshotKind::Scheduled, created);
+            s.spec.source.persistent_volume_claim_name = Some(claim.into());
+            s.status = Some(VolumeSnapshotStatus {
+                ready_to_use: Some(ready),
+                ..Default::default()
+            });
+            s
+        };
+        let all = [
+            of("a", "alice-data", "2026-12-01T03:00:00Z", true),
+            of("b", "alice-data", "2026-12-02T03:00:00Z", true),
+            of("c", "alice-data", "2026-12-03T03:00:00Z", false),
+            of("d", "alice-data-1a2b3c4d", "2026-12-03T04:00:00Z", true),
+        ];
+        let refs: Vec<&VolumeSnapshot> = all.iter().collect();
+        let kept = |failed: &[&str]| {
+            let failed: Vec<String> = failed.iter().map(|s| s.to_string()).collect();
+            keep_in_place_of_final(&refs, &failed).map(|s| s.name_any())
+        };
+        assert_eq!(kept(&[]), None, "nothing failed: nothing kept");
+        assert_eq!(
+            kept(&["alice-data"]).as_deref(),
+            Some("b"),
+            "ready, of that claim"
+        );
+        assert_eq!(
+            kept(&["other"]).as_deref(),
+            Some("d"),
+            "else the newest ready"
         );
     }
 }

@@ -1,9 +1,10 @@
 //! In-place restore (docs/backups.md): `spec.storage.restoreFrom` gives the data claim a new
 //! name, so the claim the Assistant used so far is switched away from, never deleted. Before
 //! the normal apply creates the new claim from the snapshot, this step retains the outgoing
-//! claim (labelled, unlinked from the Assistant, `replaced-by` the new one) and takes a
-//! best-effort pre-restore snapshot of it, so a restore can itself be rolled back. Nothing
-//! here deletes a claim or writes the Assistant's spec.
+//! claim (labelled, unlinked from the Assistant, `replaced-by` the new one). Once no pod
+//! mounts it any more, a best-effort pre-restore snapshot of it is taken (retried on later
+//! passes until it exists), so a restore can itself be rolled back. Nothing here deletes a
+//! claim or writes the Assistant's spec.
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
@@ -26,9 +27,16 @@ use crate::children::{
     RETAINED_OWNER_EMAIL_ANNOTATION,
 };
 
+/// How long after the new claim was created the pre-restore snapshot of the claim it
+/// replaced is still tried (each pass LISTs the claims meanwhile).
+pub const PRE_RESTORE_RETRY_FOR: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
 /// One pass, for an Assistant whose spec is valid: when `restoreFrom` is set and its claim
 /// does not exist yet, every other live claim of this Assistant is retained first. Runs
 /// before `apply_children`; an error stops the reconcile before the new claim is applied.
+/// Then (this pass or a later one, within [`PRE_RESTORE_RETRY_FOR`] of the new claim) each
+/// claim retained for the current one gets its pre-restore snapshot once the pod no longer
+/// mounts it.
 pub async fn run(
     a: &Assistant,
     ctx: &Context,
@@ -38,11 +46,6 @@ pub async fn run(
     let Some(from) = a.storage().restore_from else {
         return Ok(());
     };
-    // The new claim is applied only after the outgoing one was retained (same reconcile,
-    // and an error stops it), so once it exists there is nothing left to switch away from.
-    if observed.live.get(ChildId::DataVolume).is_some() {
-        return Ok(());
-    }
     let n = names(a);
     let uid = a.uid().unwrap_or_default();
     let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
@@ -50,8 +53,23 @@ pub async fn run(
         "{ASSISTANT_LABEL}={},app.kubernetes.io/component=data",
         n.base
     );
+    // The new claim is applied only after the outgoing one was retained (same reconcile,
+    // and an error stops it), so once it exists there is nothing left to switch away from.
+    if let Some(live) = observed.live.get(ChildId::DataVolume) {
+        let created = live
+            .pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        if created.is_some_and(|c| ctx.clock.now() < c + PRE_RESTORE_RETRY_FOR) {
+            let claims = pvcs.list(&ListParams::default().labels(&selector)).await?;
+            let replaced = replaced_claims(&claims.items, &uid, &n.data_volume);
+            pre_restore_snapshots(a, ctx, ns, observed, &replaced).await;
+        }
+        return Ok(());
+    }
     let claims = pvcs.list(&ListParams::default().labels(&selector)).await?;
-    for pvc in outgoing_claims(&claims.items, &uid, &n.data_volume) {
+    let outgoing = outgoing_claims(&claims.items, &uid, &n.data_volume);
+    for pvc in &outgoing {
         let claim = pvc.name_any();
         pvcs.patch(
             &claim,
@@ -73,9 +91,75 @@ pub async fn run(
             ),
         )
         .await;
-        pre_restore_snapshot(a, ctx, ns, &claim).await;
     }
+    let retained: Vec<String> = outgoing.iter().map(|c| c.name_any()).collect();
+    pre_restore_snapshots(a, ctx, ns, observed, &retained).await;
     Ok(())
+}
+
+/// Claims this Assistant's restores retained in favour of `current` (uid recorded,
+/// `replaced-by` it, not being deleted).
+pub fn replaced_claims(
+    claims: &[PersistentVolumeClaim],
+    assistant_uid: &str,
+    current: &str,
+) -> Vec<String> {
+    claims
+        .iter()
+        .filter(|pvc| {
+            !assistant_uid.is_empty()
+                && pvc
+                    .annotations()
+                    .get(ASSISTANT_UID_ANNOTATION)
+                    .map(String::as_str)
+                    == Some(assistant_uid)
+                && pvc
+                    .annotations()
+                    .get(REPLACED_BY_ANNOTATION)
+                    .map(String::as_str)
+                    == Some(current)
+                && pvc.metadata.deletion_timestamp.is_none()
+        })
+        .map(|pvc| pvc.name_any())
+        .collect()
+}
+
+/// Whether the observed pod mounts `claim` (then a snapshot of it would be of a volume in
+/// use: it waits for the pod to go or to mount the new claim).
+pub fn pod_mounts(observed: &Observation, claim: &str) -> bool {
+    observed
+        .state
+        .pod
+        .as_ref()
+        .and_then(|p| p.spec.as_ref())
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|vs| {
+            vs.iter().any(|v| {
+                v.persistent_volume_claim
+                    .as_ref()
+                    .is_some_and(|c| c.claim_name == claim)
+            })
+        })
+}
+
+/// The pre-restore snapshots of `claims` no pod mounts any more.
+async fn pre_restore_snapshots(
+    a: &Assistant,
+    ctx: &Context,
+    ns: &str,
+    observed: &Observation,
+    claims: &[String],
+) {
+    for claim in claims {
+        if pod_mounts(observed, claim) {
+            tracing::debug!(
+                pvc = %claim,
+                "the pre-restore snapshot waits until the pod no longer mounts the volume"
+            );
+            continue;
+        }
+        pre_restore_snapshot(a, ctx, ns, claim).await;
+    }
 }
 
 /// Live claims of this Assistant (by its uid) other than `desired`, not yet retained and not
@@ -134,7 +218,8 @@ async fn pre_restore_snapshot(a: &Assistant, ctx: &Context, ns: &str, claim: &st
     let policy = match crate::backup::effective_policy(a, &ctx.config) {
         Ok(Some(p)) => p,
         Ok(None) => {
-            info!(
+            // Said at debug: a pass retries the pre-restore snapshot for a day.
+            tracing::debug!(
                 pvc = claim,
                 "backups are off for this client: no pre-restore snapshot"
             );
@@ -150,7 +235,7 @@ async fn pre_restore_snapshot(a: &Assistant, ctx: &Context, ns: &str, claim: &st
         .get(&ctx.client, ctx.clock.as_ref(), policy.class.as_deref())
         .await;
     if api_state != ApiState::Available {
-        info!(pvc = claim, state = ?api_state, "no pre-restore snapshot: snapshots are unavailable");
+        tracing::debug!(pvc = claim, state = ?api_state, "no pre-restore snapshot: snapshots are unavailable");
         return;
     }
     match ensure_pre_restore_snapshot(a, ctx, ns, claim, policy.class.as_deref()).await {

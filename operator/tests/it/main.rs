@@ -11,6 +11,7 @@ mod console_support;
 mod backup_scenarios;
 mod billing_store;
 mod billing_webhook;
+mod cleanup_scenarios;
 mod console_authz;
 mod console_backups;
 mod console_billing;

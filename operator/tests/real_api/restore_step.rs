@@ -506,3 +506,135 @@ async fn the_janitor_deletes_expired_final_snapshots_at_start() {
     );
     op.kill();
 }
+
+/// Finding 1 of the review: an in-place restore stuck on a snapshot that is not ready (the
+/// restore never ran), on a claim from before uids were recorded (owned by the Assistant,
+/// no uid annotation), then the Assistant deleted under `onDelete: Delete`: the claim in use
+/// gets its final snapshot, and the operator deletes it itself once that is ready; no
+/// claim is deleted before (nothing is left to the garbage collector).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_restore_still_snapshots_the_claim_in_use_before_deleting_it() {
+    let _one = serial().await;
+    let Some(cp) = control_plane_with_snapshots(false).await else {
+        return;
+    };
+    let admin = operator_namespace(&cp, NS, true).await;
+    let step = Step::new(&cp, &admin).await;
+    let started = Timestamp::now();
+    create_assistant(
+        &admin,
+        &assistant_json(
+            NS,
+            "alice",
+            json!({"storage": {"size": "1Gi", "onDelete": "Delete"}}),
+        ),
+    )
+    .await;
+    step.reconcile("alice").await;
+    mark_bound(&admin, NS, "alice-data").await;
+    step.reconcile("alice").await;
+    // The snapshot to restore from, still being cut.
+    step.snapshot("x", false).await;
+    patch_assistant(&admin, NS, "alice", restore_from("x")).await;
+    step.reconcile("alice").await;
+    assert_eq!(step.config_valid("alice").await.1, "RestoreSourceNotReady");
+    // The claim predates the uid annotation: only its ownerReference says whose it is.
+    let claims = step.claims();
+    claims
+        .patch(
+            "alice-data",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(
+                json!({"metadata": {"annotations": {clawhost::children::ASSISTANT_UID_ANNOTATION: null}}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let owned = step.claim("alice-data").await.unwrap();
+    assert_eq!(
+        owned.owner_references().len(),
+        1,
+        "owned: the GC would take it"
+    );
+
+    Api::<Assistant>::namespaced(admin.clone(), NS)
+        .delete("alice", &DeleteParams::default())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        step.reconcile("alice").await;
+    }
+    let finals: Vec<VolumeSnapshot> = snapshots(&admin, NS)
+        .await
+        .into_iter()
+        .filter(|s| s.labels().get(SNAPSHOT_KIND_LABEL).map(String::as_str) == Some("final"))
+        .collect();
+    assert_eq!(
+        finals.len(),
+        1,
+        "a final snapshot of the claim in use: {finals:?}"
+    );
+    assert_eq!(
+        finals[0]
+            .spec
+            .source
+            .persistent_volume_claim_name
+            .as_deref(),
+        Some("alice-data")
+    );
+    assert!(step.get("alice").await.is_some(), "held until it is ready");
+    let pvc_deletes = |since: Timestamp| {
+        cp.audit_events()
+            .into_iter()
+            .filter(|e| {
+                e.verb == "delete"
+                    && e.resource() == "persistentvolumeclaims"
+                    && e.request_received_timestamp
+                        .parse::<Timestamp>()
+                        .is_ok_and(|t| t >= since)
+            })
+            .collect::<Vec<_>>()
+    };
+    let early = pvc_deletes(started);
+    assert!(
+        early.is_empty(),
+        "no claim deleted before the final snapshot is ready:\n{}",
+        describe(&early.iter().collect::<Vec<_>>())
+    );
+    let before_ready = Timestamp::now();
+    step.ready(&finals[0].name_any()).await;
+    for _ in 0..3 {
+        if step.get("alice").await.is_none() {
+            break;
+        }
+        step.reconcile("alice").await;
+    }
+    assert!(step.get("alice").await.is_none(), "the deletion went on");
+    let deletes = pvc_deletes(before_ready);
+    let by_operator: Vec<(String, String)> = deletes
+        .iter()
+        .map(|e| {
+            (
+                e.user.username.clone(),
+                e.object_ref
+                    .as_ref()
+                    .and_then(|o| o.name.clone())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_operator,
+        [(OPERATOR_USER.to_string(), "alice-data".to_string())],
+        "the operator deleted the claim itself, after its final snapshot"
+    );
+    let left: Vec<String> = snapshots(&admin, NS)
+        .await
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    assert!(
+        left.contains(&finals[0].name_any()),
+        "the final snapshot stays: {left:?}"
+    );
+}

@@ -46,6 +46,12 @@ impl SnapshotApi {
             if fresh && c.class.as_deref() == class {
                 return c.api.clone();
             }
+            // Only the API is asked about, and the answer about a class found it: that
+            // answer stays (asking again would replace it, and flip the state back and
+            // forth with the callers that name the class).
+            if class.is_none() && c.class.is_some() && c.api != ApiState::Unavailable {
+                return ApiState::Available;
+            }
         }
         let previous = state.as_ref().map(|c| c.api.clone());
         let api = match ask(client, class).await {
