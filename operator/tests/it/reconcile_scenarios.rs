@@ -355,7 +355,11 @@ async fn deletion_with_retain_keeps_and_labels_the_volume() {
 
 #[tokio::test]
 async fn deletion_with_delete_removes_the_volume() {
-    let h = Harness::new();
+    // The final snapshot before the volume goes has its own scenarios (cleanup_scenarios);
+    // here the volume step alone.
+    let mut config = OperatorConfig::default();
+    config.backups.final_snapshot.enabled = false;
+    let h = Harness::with_config(config);
     h.seed("alice");
     h.edit_spec("alice", |s| s["storage"] = json!({"onDelete": "Delete"}));
     h.reconcile("alice").await.unwrap();
