@@ -215,13 +215,15 @@ impl<'a> Pass<'a> {
         // 6. Retention.
         self.retention(&policy).await;
         // 8. Come back for the next slot, and while a snapshot is being cut.
-        self.wait_until(next_run + SignedDuration::from_secs(1));
-        let pending = self.snapshots.iter().any(|s| {
-            !s.ready
-                && s.error.is_none()
-                && !s.deleting
-                && s.created + policy.ready_deadline > self.now
-        });
+        self.wait_until(
+            next_run
+                .checked_add(SignedDuration::from_secs(1))
+                .unwrap_or(next_run),
+        );
+        let pending = self
+            .snapshots
+            .iter()
+            .any(|s| being_cut(s, policy.ready_deadline, self.now));
         if pending {
             self.requeue = self.requeue.min(POLL);
         }
@@ -600,6 +602,18 @@ impl<'a> Pass<'a> {
     }
 }
 
+/// Not ready, no error, not deleting, and younger than the ready deadline. Checked: a
+/// deadline past the end of time (a config changed under a running operator) means "still
+/// being cut", never a panic.
+fn being_cut(s: &SnapshotInfo, deadline: SignedDuration, now: Timestamp) -> bool {
+    !s.ready
+        && s.error.is_none()
+        && !s.deleting
+        && s.created
+            .checked_add(deadline)
+            .map_or(true, |limit| limit > now)
+}
+
 fn snapshot_resource() -> ApiResource {
     ApiResource::erase::<VolumeSnapshot>(&())
 }
@@ -617,4 +631,38 @@ fn jitter_seconds(uid: &str) -> u8 {
     (uid.bytes()
         .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
         % 10) as u8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(created: Timestamp) -> SnapshotInfo {
+        SnapshotInfo {
+            name: "s".into(),
+            uid: "u".into(),
+            kind: SnapshotKind::Scheduled,
+            taken: created,
+            created,
+            ready: false,
+            error: None,
+            restore_size: None,
+            scheduled_for: None,
+            request: None,
+            expires_at: None,
+            source_claim: None,
+            deleting: false,
+        }
+    }
+
+    #[test]
+    fn a_huge_ready_deadline_never_panics() {
+        let now: Timestamp = "2026-12-03T03:00:00Z".parse().unwrap();
+        let s = info(now);
+        // readyDeadlineSeconds: 300000000000 (past jiff's range): still being cut, no panic.
+        assert!(being_cut(&s, SignedDuration::from_secs(300_000_000_000), now));
+        assert!(being_cut(&s, SignedDuration::MAX, now));
+        let old = info("2026-12-01T03:00:00Z".parse().unwrap());
+        assert!(!being_cut(&old, SignedDuration::from_hours(2), now));
+    }
 }
