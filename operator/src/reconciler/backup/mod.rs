@@ -417,10 +417,10 @@ impl<'a> Pass<'a> {
         if !self.may_create() {
             return due.next_run;
         }
-        if !self.ctx.snapshot_bucket.try_take(self.now) {
-            // The fleet is snapshotting at its configured pace; this one waits its turn.
-            let jitter = Duration::from_secs(u64::from(jitter_seconds(&uid)));
-            self.requeue = self.requeue.min(POLL + jitter);
+        if let Some(turn) = self.ctx.snapshot_bucket.reserve(&self.key, self.now) {
+            // The fleet is snapshotting at its configured pace: this one has a reserved
+            // place and comes back once, when it is its turn.
+            self.requeue = self.requeue.min(turn.max(Duration::from_secs(1)));
             return due.next_run;
         }
         if self
@@ -626,13 +626,6 @@ fn parse_time(s: &str) -> Option<Timestamp> {
     s.parse().ok()
 }
 
-/// 0–9 s, stable per Assistant, so clients held back by the bucket do not all retry at once.
-fn jitter_seconds(uid: &str) -> u8 {
-    (uid.bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-        % 10) as u8
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,7 +653,11 @@ mod tests {
         let now: Timestamp = "2026-12-03T03:00:00Z".parse().unwrap();
         let s = info(now);
         // readyDeadlineSeconds: 300000000000 (past jiff's range): still being cut, no panic.
-        assert!(being_cut(&s, SignedDuration::from_secs(300_000_000_000), now));
+        assert!(being_cut(
+            &s,
+            SignedDuration::from_secs(300_000_000_000),
+            now
+        ));
         assert!(being_cut(&s, SignedDuration::MAX, now));
         let old = info("2026-12-01T03:00:00Z".parse().unwrap());
         assert!(!being_cut(&old, SignedDuration::from_hours(2), now));
