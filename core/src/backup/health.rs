@@ -2,7 +2,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::{BackupPolicy, SnapshotInfo, newest};
+use super::{BackupPolicy, SnapshotInfo, newest, scheduled_stuck};
 use crate::api::BackupStatus;
 
 /// Whether the cluster can take snapshots (discovered by the operator).
@@ -169,10 +169,17 @@ pub fn evaluate_health(input: &HealthInput) -> BackupHealth {
             );
         }
         if s.overdue(policy.ready_deadline, input.now) {
+            let held = if scheduled_stuck(input.snapshots, policy.ready_deadline, input.now)
+                .is_some_and(|stuck| stuck.name == s.name)
+            {
+                "; no further scheduled snapshot is taken until it is ready or deleted"
+            } else {
+                ""
+            };
             return unhealthy(
                 "SnapshotNotReady",
                 format!(
-                    "{} not ready after {} (created {}); check the CSI driver / snapshot controller",
+                    "{} not ready after {} (created {}); check the CSI driver / snapshot controller{held}",
                     s.name,
                     go_duration(policy.ready_deadline),
                     s.created
@@ -534,7 +541,7 @@ mod tests {
             (
                 "False",
                 "SnapshotNotReady",
-                "alice-20261205-030000-scheduled not ready after 2h (created 2026-12-05T03:00:00Z); check the CSI driver / snapshot controller".into(),
+                "alice-20261205-030000-scheduled not ready after 2h (created 2026-12-05T03:00:00Z); check the CSI driver / snapshot controller; no further scheduled snapshot is taken until it is ready or deleted".into(),
                 BackupState::Ok
             )
         );

@@ -96,6 +96,18 @@ pub fn newest(
         .max_by(|a, b| (a.taken, &a.name).cmp(&(b.taken, &b.name)))
 }
 
+/// The scheduled snapshot that holds the schedule back: the newest scheduled one, when it
+/// is still not ready past the ready deadline (no error). Another one cut on top of it would
+/// most likely never get ready either (no snapshot controller, a stuck driver): the slot is
+/// skipped, and `BackupHealthy` says so, until it gets ready or is deleted.
+pub fn scheduled_stuck(
+    snapshots: &[SnapshotInfo],
+    deadline: SignedDuration,
+    now: Timestamp,
+) -> Option<&SnapshotInfo> {
+    newest(snapshots, |s| s.kind == SnapshotKind::Scheduled).filter(|s| s.overdue(deadline, now))
+}
+
 fn younger_than(t: Timestamp, age: SignedDuration, now: Timestamp) -> bool {
     t.checked_add(age).map_or(true, |limit| limit > now)
 }
@@ -117,8 +129,10 @@ pub struct Retention {
 ///    have one (restic's semantics: days without a snapshot do not count, so an outage never
 ///    empties the history); delete the rest.
 /// 3. Manual, PreUpgrade, PreRestore, ready: delete when `taken + keep_on_demand < now`.
-/// 4. Failed (error) or not ready past the deadline: delete when a newer ready snapshot
-///    exists (the newest failure stays until then, for the health message).
+/// 4. Failed (error) or not ready past the deadline: delete all but the newest such one
+///    (kept for the health message), and that one too once a newer ready snapshot exists.
+///    A cluster that never readies a snapshot (CRDs without a snapshot controller) so keeps
+///    one failure, not one per slot.
 /// 5. Final: delete when `expires_at < now`.
 pub fn select_for_deletion(
     snapshots: &[SnapshotInfo],
@@ -172,6 +186,10 @@ pub fn select_for_deletion(
         }
     }
 
+    let newest_failure = newest(snapshots, |s| {
+        s.failed() || s.overdue(policy.ready_deadline, now)
+    })
+    .map(|s| s.name.as_str());
     let newer_ready_exists = |s: &SnapshotInfo| {
         snapshots
             .iter()
@@ -187,8 +205,8 @@ pub fn select_for_deletion(
             }
             if s.failed() || s.overdue(policy.ready_deadline, now) {
                 // Rule 4: the newest failure stays until a newer snapshot is good, for the
-                // health message.
-                return newer_ready_exists(s);
+                // health message; older failures go at once.
+                return Some(s.name.as_str()) != newest_failure || newer_ready_exists(s);
             }
             if !s.ready {
                 return false;
@@ -373,7 +391,7 @@ mod tests {
     }
 
     #[test]
-    fn failures_are_pruned_only_once_superseded() {
+    fn failures_are_pruned_but_the_newest_until_superseded() {
         let r = retention(7, 4);
         let old_fail = failed(
             snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z"),
@@ -399,8 +417,11 @@ mod tests {
             select(&all, &r, "2026-12-03T12:00:00Z"),
             [old_fail.name.clone(), stuck.name.clone()]
         );
-        // Without a good snapshot after them, failures all stay.
-        assert!(select(&[old_fail, new_fail], &r, "2026-12-03T12:00:00Z").is_empty());
+        // Without a good snapshot after them, the newest failure stays, the older go.
+        assert_eq!(
+            select(&[old_fail.clone(), new_fail], &r, "2026-12-03T12:00:00Z"),
+            [old_fail.name]
+        );
         // A stuck snapshot is "in progress" until the deadline.
         let good = snap(SnapshotKind::Scheduled, "2026-12-01T11:00:00Z");
         assert!(select(&[stuck.clone(), good.clone()], &r, "2026-12-01T11:59:59Z").is_empty());
@@ -408,6 +429,49 @@ mod tests {
             select(&[stuck.clone(), good], &r, "2026-12-01T12:00:00Z"),
             [stuck.name]
         );
+    }
+
+    #[test]
+    fn ten_failures_and_nothing_ready_keep_only_the_newest_failure() {
+        let r = retention(7, 4);
+        let mut all: Vec<SnapshotInfo> = (1..=10)
+            .map(|d| {
+                let at = format!("2026-12-{d:02}T03:00:00Z");
+                if d % 2 == 0 {
+                    failed(snap(SnapshotKind::Scheduled, &at), "no driver")
+                } else {
+                    // Never ready, no error: overdue after 2 h.
+                    pending(snap(SnapshotKind::Scheduled, &at))
+                }
+            })
+            .collect();
+        let deleted = select(&all, &r, "2026-12-11T12:00:00Z");
+        assert_eq!(deleted.len(), 9, "{deleted:?}");
+        assert_eq!(survivors(&all, &deleted), [all[9].name.clone()]);
+        // A pending one still within its deadline is in progress: never deleted.
+        all.push(pending(snap(
+            SnapshotKind::Scheduled,
+            "2026-12-11T11:00:00Z",
+        )));
+        assert_eq!(select(&all, &r, "2026-12-11T12:00:00Z").len(), 9);
+    }
+
+    #[test]
+    fn an_overdue_scheduled_snapshot_holds_the_schedule() {
+        let stuck = pending(snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z"));
+        let before = ts("2026-12-01T04:59:59Z");
+        let after = ts("2026-12-01T05:00:00Z");
+        assert_eq!(scheduled_stuck(&[stuck.clone()], h(2), before), None);
+        assert_eq!(
+            scheduled_stuck(&[stuck.clone()], h(2), after).map(|s| &s.name),
+            Some(&stuck.name)
+        );
+        // A failed one (an error) does not hold it: the next slot tries again.
+        let failed_one = failed(snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z"), "x");
+        assert_eq!(scheduled_stuck(&[failed_one], h(2), after), None);
+        // A newer ready scheduled one: nothing is stuck.
+        let good = snap(SnapshotKind::Scheduled, "2026-12-01T04:00:00Z");
+        assert_eq!(scheduled_stuck(&[stuck, good], h(2), after), None);
     }
 
     #[test]

@@ -647,3 +647,43 @@ async fn a_spec_typo_never_stops_backups() {
     let (_, _, message) = h.backup_healthy();
     assert!(message.contains("spec.backup is invalid"), "{message}");
 }
+
+#[tokio::test]
+async fn snapshots_that_never_get_ready_do_not_pile_up() {
+    // CRDs but no snapshot controller: nothing ever gets ready.
+    let h = Harness::new();
+    h.running().await;
+    for day in 25..=30 {
+        h.at(&format!("2026-11-{day}T03:00:01Z"));
+        let action = h.reconcile().await;
+        assert!(
+            h.snapshots().len() <= 2,
+            "day {day}: {:?}",
+            h.snapshots()
+                .iter()
+                .map(|s| s["metadata"]["name"].clone())
+                .collect::<Vec<_>>()
+        );
+        // No tight loop on a skipped slot: back for the next slot (or the 30 s poll while
+        // the one snapshot is still within its deadline).
+        assert!(
+            (0..30).map(requeue).all(|r| r != action),
+            "day {day}: {action:?}"
+        );
+    }
+    assert_eq!(h.snapshots().len(), 1, "the stuck one holds the schedule");
+    let (status, reason, message) = h.backup_healthy();
+    assert_eq!(
+        (status.as_str(), reason.as_str()),
+        ("False", "SnapshotNotReady")
+    );
+    assert!(
+        message.contains("no further scheduled snapshot is taken until it is ready or deleted"),
+        "{message}"
+    );
+    assert_eq!(
+        h.status().backup.unwrap().last_scheduled_run.as_deref(),
+        Some("2026-11-30T03:00:00Z"),
+        "the skipped slots are handled, not owed"
+    );
+}

@@ -26,7 +26,7 @@ use crate::api::{
 };
 use crate::backup::{
     ApiState, BackupHealth, BackupPolicy, HealthInput, SnapshotInfo, backup_status, due_run,
-    effective_policy, evaluate_health, select_for_deletion, spread_offset,
+    effective_policy, evaluate_health, scheduled_stuck, select_for_deletion, spread_offset,
 };
 
 use super::observe::Observation;
@@ -411,6 +411,13 @@ impl<'a> Pass<'a> {
             self.last_scheduled_run = Some(slot);
             return due.next_run;
         }
+        if scheduled_stuck(&self.snapshots, policy.ready_deadline, self.now).is_some() {
+            // The previous scheduled snapshot never got ready: another would most likely
+            // not either (no snapshot controller). The slot is skipped, not owed;
+            // BackupHealthy (SnapshotNotReady) says so.
+            self.last_scheduled_run = Some(slot);
+            return due.next_run;
+        }
         let Some(claim) = self.bound_claim() else {
             return due.next_run;
         };
@@ -530,11 +537,11 @@ impl<'a> Pass<'a> {
         if self.a.spec.suspended || self.unreachable.is_some() {
             return;
         }
-        // Never prune before the replacement is good.
+        // Never prune a good snapshot before its replacement is good: while the newest is
+        // not ready, only failed and overdue ones go (else they pile up, one per slot, on a
+        // cluster that never readies a snapshot).
         let newest = self.snapshots.iter().max_by_key(|s| (s.created, s.taken));
-        if newest.is_some_and(|s| !s.ready) {
-            return;
-        }
+        let failures_only = newest.is_some_and(|s| !s.ready);
         let protected: BTreeSet<String> = self
             .a
             .storage()
@@ -555,6 +562,9 @@ impl<'a> Pass<'a> {
             let Some(s) = self.snapshots.iter().find(|s| s.name == name) else {
                 continue;
             };
+            if failures_only && !(s.failed() || s.overdue(policy.ready_deadline, self.now)) {
+                continue;
+            }
             let (uid, kind) = (s.uid.clone(), s.kind);
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
