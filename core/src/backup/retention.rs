@@ -84,6 +84,12 @@ impl SnapshotInfo {
     }
 }
 
+/// Whether `s` is a snapshot of `claim`, the claim the Assistant uses now (`None`: not
+/// known, every snapshot counts). A snapshot that does not say its claim counts.
+pub fn of_claim(s: &SnapshotInfo, claim: Option<&str>) -> bool {
+    claim.is_none_or(|c| s.source_claim.as_deref().is_none_or(|src| src == c))
+}
+
 /// The newest (by `taken`, then name) of `snapshots` that is not being deleted and passes
 /// `filter`.
 pub fn newest(
@@ -121,7 +127,9 @@ pub struct Retention {
 }
 
 /// Names to delete, oldest first. Rules, in order:
-/// 1. Never: the newest ready snapshot of any kind; any name in `protected` (this
+/// 1. Never: the newest ready snapshot of any kind of `current_claim` (the claim the
+///    Assistant uses now; after an in-place restore the old volume's snapshots, the
+///    pre-restore one included, go by their own rules); any name in `protected` (this
 ///    Assistant's restoreFrom); snapshots already deleting; a not-ready, error-free snapshot
 ///    younger than `ready_deadline` (in progress); Final snapshots before `expires_at`.
 /// 2. Scheduled, ready: keep the newest of each of the newest `keep_daily` calendar days (in
@@ -140,8 +148,10 @@ pub fn select_for_deletion(
     tz: &jiff::tz::TimeZone,
     now: Timestamp,
     protected: &BTreeSet<String>,
+    current_claim: Option<&str>,
 ) -> Vec<String> {
-    let newest_ready = newest(snapshots, |s| s.ready).map(|s| s.name.as_str());
+    let newest_ready =
+        newest(snapshots, |s| s.ready && of_claim(s, current_claim)).map(|s| s.name.as_str());
     let never = |s: &SnapshotInfo| {
         Some(s.name.as_str()) == newest_ready
             || protected.contains(&s.name)
@@ -292,7 +302,14 @@ mod tests {
         left
     }
     fn select(all: &[SnapshotInfo], r: &Retention, now: &str) -> Vec<String> {
-        select_for_deletion(all, r, &jiff::tz::TimeZone::UTC, ts(now), &BTreeSet::new())
+        select_for_deletion(
+            all,
+            r,
+            &jiff::tz::TimeZone::UTC,
+            ts(now),
+            &BTreeSet::new(),
+            None,
+        )
     }
 
     #[test]
@@ -366,6 +383,7 @@ mod tests {
             &tz,
             ts("2026-10-26T12:00:00Z"),
             &BTreeSet::new(),
+            None,
         );
         assert_eq!(deleted, ["alice-20261024-233000-scheduled"]);
         // Read in UTC the buckets differ: the proof the zone is used.
@@ -386,6 +404,7 @@ mod tests {
             &jiff::tz::TimeZone::UTC,
             ts("2026-12-04T12:00:00Z"),
             &protected,
+            None,
         );
         assert_eq!(deleted, ["alice-20261203-030000-scheduled"]);
     }
@@ -472,6 +491,61 @@ mod tests {
         // A newer ready scheduled one: nothing is stuck.
         let good = snap(SnapshotKind::Scheduled, "2026-12-01T04:00:00Z");
         assert_eq!(scheduled_stuck(&[stuck, good], h(2), after), None);
+    }
+
+    #[test]
+    fn after_an_in_place_restore_the_guard_protects_the_current_volume() {
+        // keep 0/0: only the newest ready snapshot is kept, and it must be of the volume
+        // in use, not the pre-restore snapshot of the old one.
+        let mut r = retention(0, 0);
+        r.keep_on_demand = h(30 * 24);
+        let current = snap(SnapshotKind::Scheduled, "2026-12-02T03:00:00Z");
+        let older_current = snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z");
+        let mut pre_restore = snap(SnapshotKind::PreRestore, "2026-12-02T10:00:00Z");
+        pre_restore.source_claim = Some("alice-data-old".into());
+        let mut old_sched = snap(SnapshotKind::Scheduled, "2026-12-02T09:00:00Z");
+        old_sched.source_claim = Some("alice-data-old".into());
+        let all = vec![
+            older_current.clone(),
+            current.clone(),
+            old_sched.clone(),
+            pre_restore.clone(),
+        ];
+        let deleted = select_for_deletion(
+            &all,
+            &r,
+            &jiff::tz::TimeZone::UTC,
+            ts("2026-12-02T12:00:00Z"),
+            &BTreeSet::new(),
+            Some("alice-data"),
+        );
+        // The current volume's newest stays; the pre-restore one stays under its on-demand
+        // retention; the old volume's scheduled one and the older current one go.
+        assert_eq!(
+            deleted,
+            [older_current.name.clone(), old_sched.name.clone()]
+        );
+        // Without knowing the claim, the pre-restore snapshot was "the newest": the bug.
+        let blind = select_for_deletion(
+            &all,
+            &r,
+            &jiff::tz::TimeZone::UTC,
+            ts("2026-12-02T12:00:00Z"),
+            &BTreeSet::new(),
+            None,
+        );
+        assert!(blind.contains(&current.name), "{blind:?}");
+        // After keepOnDemandDays the pre-restore snapshot goes too.
+        let later = select_for_deletion(
+            &all,
+            &r,
+            &jiff::tz::TimeZone::UTC,
+            ts("2027-01-02T12:00:00Z"),
+            &BTreeSet::new(),
+            Some("alice-data"),
+        );
+        assert!(later.contains(&pre_restore.name), "{later:?}");
+        assert!(!later.contains(&current.name), "{later:?}");
     }
 
     #[test]

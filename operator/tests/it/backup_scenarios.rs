@@ -687,3 +687,31 @@ async fn snapshots_that_never_get_ready_do_not_pile_up() {
         "the skipped slots are handled, not owed"
     );
 }
+
+#[tokio::test]
+async fn while_an_in_place_restore_waits_the_claim_in_use_is_backed_up() {
+    let h = Harness::new();
+    h.running().await;
+    // An in-place restore from a snapshot that does not exist yet: the new claim is not
+    // made, the pod still runs on alice-data.
+    h.fake.update(CRD, "assistants", NS, "alice", |o| {
+        o["spec"]["storage"]["restoreFrom"] = json!({"volumeSnapshotName": "snap-later"});
+    });
+    h.reconcile().await;
+    assert!(
+        h.fake
+            .get("api/v1", "persistentvolumeclaims", NS, "alice-data")
+            .is_some()
+    );
+    h.at("2026-11-25T03:00:01Z");
+    h.reconcile().await;
+    let snaps = h.snapshots();
+    assert_eq!(snaps.len(), 1, "the slot is taken of the claim in use");
+    assert_eq!(
+        snaps[0]["spec"]["source"]["persistentVolumeClaimName"],
+        "alice-data"
+    );
+    let (_, reason, message) = h.backup_healthy();
+    assert_ne!(reason, "VolumeNotBound", "{message}");
+    assert!(!message.contains("does not exist"), "{message}");
+}

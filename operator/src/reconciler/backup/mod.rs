@@ -19,6 +19,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
+use crate::api::backup::REPLACED_BY_ANNOTATION;
 use crate::api::snapshot::VolumeSnapshot;
 use crate::api::{
     ASSISTANT_UID_LABEL, Assistant, BACKUP_REQUEST_ANNOTATION, BackupStatus, SnapshotKind,
@@ -28,6 +29,9 @@ use crate::backup::{
     ApiState, BackupHealth, BackupPolicy, HealthInput, SnapshotInfo, backup_status, due_run,
     effective_policy, evaluate_health, scheduled_stuck, select_for_deletion, spread_offset,
 };
+use crate::children::kinds::ChildId;
+use crate::children::{ASSISTANT_UID_ANNOTATION, RETAINED_LABEL};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
 use super::observe::Observation;
 use super::{Context, assistant_key, events, names};
@@ -137,6 +141,8 @@ struct Pass<'a> {
     last_scheduled_run: Option<Timestamp>,
     handled_request: Option<String>,
     request_snapshot: Option<String>,
+    /// The data claim the Assistant uses now and its phase (`None`: no claim).
+    claim: Option<(String, Option<String>)>,
 }
 
 impl<'a> Pass<'a> {
@@ -161,6 +167,10 @@ impl<'a> Pass<'a> {
             refused: None,
             unreachable: None,
             requeue: Duration::MAX,
+            claim: observed.state.volume.as_ref().map(|v| {
+                let phase = v.status.as_ref().and_then(|s| s.phase.clone());
+                (v.name_any(), phase)
+            }),
         }
     }
 
@@ -202,6 +212,7 @@ impl<'a> Pass<'a> {
                 return outcome;
             }
         }
+        self.claim_in_use().await;
         if let Some((message, retry_at)) = self.ctx.backup_clock.refused(&self.key) {
             self.refused = Some(message);
             if retry_at > self.now {
@@ -259,8 +270,10 @@ impl<'a> Pass<'a> {
         api: &ApiState,
         next_run: Option<Timestamp>,
     ) -> BackupOutcome {
-        let volume = self.observed.state.volume.as_ref();
-        let volume_name = names(self.a).data_volume;
+        let volume_name = self
+            .claim
+            .as_ref()
+            .map_or_else(|| names(self.a).data_volume, |(name, _)| name.clone());
         let input = HealthInput {
             policy,
             disabled_by,
@@ -268,10 +281,9 @@ impl<'a> Pass<'a> {
             snapshots: &self.snapshots,
             assistant_created: created(self.a).unwrap_or(self.now),
             suspended: self.a.spec.suspended,
-            volume_phase: volume
-                .and_then(|v| v.status.as_ref())
-                .and_then(|s| s.phase.as_deref()),
+            volume_phase: self.claim.as_ref().and_then(|(_, phase)| phase.as_deref()),
             volume_name: &volume_name,
+            current_claim: Some(&volume_name),
             refused: self.refused.as_deref(),
             unreachable: self.unreachable.as_deref(),
             next_run,
@@ -334,9 +346,38 @@ impl<'a> Pass<'a> {
 
     /// The data claim this Assistant snapshots, when it is Bound (nothing to cut before).
     fn bound_claim(&self) -> Option<String> {
-        let volume = self.observed.state.volume.as_ref()?;
-        let phase = volume.status.as_ref().and_then(|s| s.phase.as_deref());
-        (phase == Some("Bound")).then(|| volume.name_any())
+        let (name, phase) = self.claim.as_ref()?;
+        (phase.as_deref() == Some("Bound")).then(|| name.clone())
+    }
+
+    /// The claim the Assistant uses now when the one its spec names does not exist yet:
+    /// while an in-place restore waits (source not ready, an invalid spec) the pod still
+    /// runs on the old claim, which the StatefulSet mounts. It counts when it is this
+    /// Assistant's (uid), not retained, not replaced and not being deleted. One GET, only
+    /// then.
+    async fn claim_in_use(&mut self) {
+        if self.claim.is_some() {
+            return;
+        }
+        let Some(mounted) = mounted_claim(self.observed) else {
+            return;
+        };
+        if mounted == names(self.a).data_volume {
+            return;
+        }
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+        let pvc = match api.get_opt(&mounted).await {
+            Ok(pvc) => pvc,
+            Err(e) => {
+                warn!(error = %e, pvc = %mounted, "could not read the claim in use");
+                return;
+            }
+        };
+        let uid = self.a.uid().unwrap_or_default();
+        if let Some(pvc) = pvc.filter(|p| in_use_by(p, &uid)) {
+            let phase = pvc.status.as_ref().and_then(|s| s.phase.clone());
+            self.claim = Some((mounted, phase));
+        }
     }
 
     /// Whether a create may be tried now (no refusal backoff running, nothing failed in
@@ -555,6 +596,7 @@ impl<'a> Pass<'a> {
             policy.schedule.time_zone(),
             self.now,
             &protected,
+            self.claim.as_ref().map(|(name, _)| name.as_str()),
         );
         let api = self.api();
         let mut pruned = Vec::new();
@@ -610,6 +652,32 @@ impl<'a> Pass<'a> {
         )
         .await;
     }
+}
+
+/// The claim the live StatefulSet mounts as its data volume.
+fn mounted_claim(observed: &Observation) -> Option<String> {
+    let sts = observed.live.get(ChildId::StatefulSet)?;
+    sts.pointer("/spec/template/spec/volumes")?
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == "data")?
+        .pointer("/persistentVolumeClaim/claimName")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// This Assistant's claim (uid recorded), live: not retained, not replaced by a restore,
+/// not being deleted.
+fn in_use_by(pvc: &PersistentVolumeClaim, uid: &str) -> bool {
+    !uid.is_empty()
+        && pvc
+            .annotations()
+            .get(ASSISTANT_UID_ANNOTATION)
+            .map(String::as_str)
+            == Some(uid)
+        && pvc.labels().get(RETAINED_LABEL).map(String::as_str) != Some("true")
+        && !pvc.annotations().contains_key(REPLACED_BY_ANNOTATION)
+        && pvc.metadata.deletion_timestamp.is_none()
 }
 
 /// Not ready, no error, not deleting, and younger than the ready deadline. Checked: a
