@@ -480,9 +480,12 @@ mod tests {
         let stuck = pending(snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z"));
         let before = ts("2026-12-01T04:59:59Z");
         let after = ts("2026-12-01T05:00:00Z");
-        assert_eq!(scheduled_stuck(&[stuck.clone()], h(2), before), None);
         assert_eq!(
-            scheduled_stuck(&[stuck.clone()], h(2), after).map(|s| &s.name),
+            scheduled_stuck(std::slice::from_ref(&stuck), h(2), before),
+            None
+        );
+        assert_eq!(
+            scheduled_stuck(std::slice::from_ref(&stuck), h(2), after).map(|s| &s.name),
             Some(&stuck.name)
         );
         // A failed one (an error) does not hold it: the next slot tries again.
