@@ -715,3 +715,83 @@ async fn while_an_in_place_restore_waits_the_claim_in_use_is_backed_up() {
     assert_ne!(reason, "VolumeNotBound", "{message}");
     assert!(!message.contains("does not exist"), "{message}");
 }
+
+/// Finding: clients held back by the fleet bucket used to poll every 30 s + jitter, each a
+/// full reconcile. Now each reserves its turn: N due clients cost about 2N reconciles in
+/// all (the first try, the reserved turn), not N × (wait / 30 s).
+#[tokio::test]
+async fn clients_held_back_by_the_bucket_come_back_once_at_their_turn() {
+    let mut config = OperatorConfig::default();
+    config.backups.spread_seconds = 0;
+    config.backups.ready_deadline_seconds = 86_400;
+    config.backups.creations_per_minute = 1;
+    let h = Harness::with_config(config);
+    const N: usize = 10;
+    let names: Vec<String> = (0..N).map(|i| format!("c{i}")).collect();
+    for name in &names {
+        h.fake.seed_client(NS, name);
+        let a: Assistant =
+            serde_json::from_value(h.fake.get(CRD, "assistants", NS, name).unwrap()).unwrap();
+        reconciler::reconcile(Arc::new(a), h.ctx.clone())
+            .await
+            .unwrap();
+        h.fake.put(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": format!("{name}-0"), "namespace": NS},
+            "status": {"phase": "Running", "containerStatuses": [{"name": "gateway", "ready": true, "restartCount": 0, "image": "x", "imageID": "y"}]}
+        }));
+        h.fake.update(
+            "api/v1",
+            "persistentvolumeclaims",
+            NS,
+            &format!("{name}-data"),
+            |o| {
+                o["status"] = json!({"phase": "Bound", "capacity": {"storage": "10Gi"}});
+            },
+        );
+        h.fake.update(
+            "api/v1",
+            "secrets",
+            NS,
+            &format!("{name}-tailscale-state"),
+            |o| {
+                o["data"] = json!({"device_fqdn": "Y2xpZW50cy1hbGljZS50cy5uZXQu"});
+            },
+        );
+    }
+    // All due at 03:00:01; each client's next reconcile is when its requeue says.
+    let start = ts("2026-11-25T03:00:01Z");
+    let mut queue: std::collections::BTreeMap<(Timestamp, usize), ()> =
+        (0..N).map(|i| ((start, i), ())).collect();
+    let mut reconciles = 0;
+    let mut done = std::collections::BTreeSet::new();
+    while done.len() < N {
+        let ((at, i), ()) = queue.pop_first().expect("someone is waiting");
+        assert!(
+            at < ts("2026-11-25T04:00:00Z"),
+            "all served within the hour"
+        );
+        h.at(&at.to_string());
+        let a: Assistant =
+            serde_json::from_value(h.fake.get(CRD, "assistants", NS, &names[i]).unwrap()).unwrap();
+        let action = reconciler::reconcile(Arc::new(a), h.ctx.clone())
+            .await
+            .unwrap();
+        reconciles += 1;
+        let taken = h.snapshots().iter().any(|s| {
+            s["spec"]["source"]["persistentVolumeClaimName"] == format!("{}-data", names[i])
+        });
+        if taken {
+            done.insert(i);
+            continue;
+        }
+        let secs = (1..=3600u64)
+            .find(|&s| requeue(s) == action)
+            .unwrap_or_else(|| panic!("a short requeue while waiting, got {action:?}"));
+        queue.insert((at + jiff::SignedDuration::from_secs(secs as i64), i), ());
+    }
+    assert!(
+        reconciles <= 2 * N + 1,
+        "{reconciles} reconciles for {N} clients at 1/min"
+    );
+}
