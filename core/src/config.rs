@@ -668,6 +668,18 @@ impl OperatorConfig {
                 "must be at least 60 (snapshots of real volumes take minutes)".into(),
             ));
         }
+        if b.ready_deadline_seconds > 30 * 86_400 {
+            return Err(invalid(
+                "backups.readyDeadlineSeconds",
+                "must be at most 2592000 (30 days)".into(),
+            ));
+        }
+        if b.keep_on_demand_days == 0 || b.keep_on_demand_days > 3650 {
+            return Err(invalid(
+                "backups.keepOnDemandDays",
+                "must be between 1 and 3650 (0 would delete a rollback snapshot as soon as it is cut)".into(),
+            ));
+        }
         if b.creations_per_minute == 0 {
             return Err(invalid(
                 "backups.creationsPerMinute",
@@ -684,6 +696,12 @@ impl OperatorConfig {
             return Err(invalid(
                 "backups.finalSnapshot.keepDays",
                 "must be at least 1 (to skip final snapshots set backups.finalSnapshot.enabled: false)".into(),
+            ));
+        }
+        if b.final_snapshot.keep_days > 3650 {
+            return Err(invalid(
+                "backups.finalSnapshot.keepDays",
+                "must be at most 3650 (ten years)".into(),
             ));
         }
         if b.keep.daily > 366 || b.keep.weekly > 520 {
@@ -804,6 +822,18 @@ mod tests {
             (
                 "backups: {readyDeadlineSeconds: 10}".to_string(),
                 "operator config op.yaml: backups.readyDeadlineSeconds: must be at least 60",
+            ),
+            (
+                "backups: {readyDeadlineSeconds: 300000000000}".to_string(),
+                "operator config op.yaml: backups.readyDeadlineSeconds: must be at most 2592000",
+            ),
+            (
+                "backups: {keepOnDemandDays: 0}".to_string(),
+                "operator config op.yaml: backups.keepOnDemandDays: must be between 1 and 3650",
+            ),
+            (
+                "backups: {finalSnapshot: {keepDays: 100000}}".to_string(),
+                "operator config op.yaml: backups.finalSnapshot.keepDays: must be at most 3650",
             ),
             (
                 "backups: {creationsPerMinute: 0}".to_string(),

@@ -453,12 +453,17 @@ fn check_restore(
                     (quantity::parse(&requested), quantity::parse(restore_size))
                 && want < need
             {
-                add(
-                    "spec.storage.size",
+                // Without spec.storage.size the plan's size would be requested: the claim
+                // cannot be sized from the snapshot here (the source is read only until the
+                // claim exists, so the size would change under it), so say what to set.
+                let message = if storage.size.is_some() {
+                    format!("{requested} is smaller than the snapshot's restoreSize {restore_size}")
+                } else {
                     format!(
-                        "{requested} is smaller than the snapshot's restoreSize {restore_size}"
-                    ),
-                );
+                        "not set, and the plan's size {requested} is smaller than the snapshot's restoreSize {restore_size}; set spec.storage.size to at least {restore_size}"
+                    )
+                };
+                add("spec.storage.size", message);
             }
         }
     }
@@ -1101,7 +1106,9 @@ mod tests {
         a.spec.plan = Some("small".into());
         assert_eq!(
             problems_with(&a, &big),
-            ["spec.storage.size: 5Gi is smaller than the snapshot's restoreSize 8Gi"],
+            [
+                "spec.storage.size: not set, and the plan's size 5Gi is smaller than the snapshot's restoreSize 8Gi; set spec.storage.size to at least 8Gi"
+            ],
             "the plan's size"
         );
         a.spec.storage.as_mut().unwrap().size = Some("8Gi".into());

@@ -2,7 +2,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::{BackupPolicy, SnapshotInfo, newest};
+use super::{BackupPolicy, SnapshotInfo, newest, of_claim, scheduled_stuck};
 use crate::api::BackupStatus;
 
 /// Whether the cluster can take snapshots (discovered by the operator).
@@ -28,6 +28,9 @@ pub struct HealthInput<'a> {
     /// Phase of the data claim (`Bound`, `Pending`), `None` when it does not exist.
     pub volume_phase: Option<&'a str>,
     pub volume_name: &'a str,
+    /// The claim the Assistant uses now (after an in-place restore, the new one): only its
+    /// snapshots count as its backup. `None`: not known, every snapshot counts.
+    pub current_claim: Option<&'a str>,
     /// The last create refusal (4xx message) since the last successful create.
     pub refused: Option<&'a str>,
     /// A transport or 5xx error of this pass (retried).
@@ -169,10 +172,17 @@ pub fn evaluate_health(input: &HealthInput) -> BackupHealth {
             );
         }
         if s.overdue(policy.ready_deadline, input.now) {
+            let held = if scheduled_stuck(input.snapshots, policy.ready_deadline, input.now)
+                .is_some_and(|stuck| stuck.name == s.name)
+            {
+                "; no further scheduled snapshot is taken until it is ready or deleted"
+            } else {
+                ""
+            };
             return unhealthy(
                 "SnapshotNotReady",
                 format!(
-                    "{} not ready after {} (created {}); check the CSI driver / snapshot controller",
+                    "{} not ready after {} (created {}); check the CSI driver / snapshot controller{held}",
                     s.name,
                     go_duration(policy.ready_deadline),
                     s.created
@@ -180,7 +190,9 @@ pub fn evaluate_health(input: &HealthInput) -> BackupHealth {
             );
         }
     }
-    let newest_ready = newest(input.snapshots, |s| s.ready);
+    let newest_ready = newest(input.snapshots, |s| {
+        s.ready && of_claim(s, input.current_claim)
+    });
     if input.suspended {
         let newest = newest_ready.map_or("none is ready yet".to_string(), |s| {
             format!("the newest is {}", s.name)
@@ -245,7 +257,10 @@ pub fn backup_status(
     // The snapshot fields only when the snapshots were read this pass.
     let listed =
         input.policy.is_some() && *input.api == ApiState::Available && input.unreachable.is_none();
-    let newest_ready = newest(input.snapshots, |s| s.ready).filter(|_| listed);
+    let newest_ready = newest(input.snapshots, |s| {
+        s.ready && of_claim(s, input.current_claim)
+    })
+    .filter(|_| listed);
     BackupStatus {
         last_snapshot: newest_ready.map(|s| s.name.clone()),
         last_snapshot_time: newest_ready.map(|s| s.taken.to_string()),
@@ -279,7 +294,11 @@ fn backup_state(input: &HealthInput) -> BackupState {
         return BackupState::Suspended;
     }
     let window = window(policy, input.now);
-    if newest(input.snapshots, |s| s.ready).is_some_and(|s| within(s.taken, window, input.now)) {
+    if newest(input.snapshots, |s| {
+        s.ready && of_claim(s, input.current_claim)
+    })
+    .is_some_and(|s| within(s.taken, window, input.now))
+    {
         BackupState::Ok
     } else if within(input.assistant_created, window, input.now) {
         BackupState::New
@@ -388,6 +407,7 @@ mod tests {
             suspended: false,
             volume_phase: Some("Bound"),
             volume_name: "alice-data",
+            current_claim: Some("alice-data"),
             refused: None,
             unreachable: None,
             next_run: Some(ts("2026-12-06T03:00:00Z")),
@@ -534,7 +554,7 @@ mod tests {
             (
                 "False",
                 "SnapshotNotReady",
-                "alice-20261205-030000-scheduled not ready after 2h (created 2026-12-05T03:00:00Z); check the CSI driver / snapshot controller".into(),
+                "alice-20261205-030000-scheduled not ready after 2h (created 2026-12-05T03:00:00Z); check the CSI driver / snapshot controller; no further scheduled snapshot is taken until it is ready or deleted".into(),
                 BackupState::Ok
             )
         );
@@ -653,6 +673,36 @@ mod tests {
         let snaps = [snap("2026-12-05T03:00:00Z")];
         let m = evaluate_health(&input(Some(&p), &AVAILABLE, &snaps)).message;
         assert!(m.ends_with("; spec.backup is invalid (see ConfigValid), so the plan's or operator's schedule is used"), "{m}");
+    }
+
+    #[test]
+    fn after_an_in_place_restore_only_the_current_volumes_snapshots_count() {
+        let p = policy("UTC");
+        // The pre-restore snapshot of the old volume is the newest ready one; the current
+        // volume has only a snapshot from three days ago.
+        let mut pre_restore = snap("2026-12-05T10:00:00Z");
+        pre_restore.name = "alice-20261205-100000-pre-restore".into();
+        pre_restore.kind = SnapshotKind::PreRestore;
+        pre_restore.source_claim = Some("alice-data-old".into());
+        let snaps = [snap("2026-12-02T03:00:00Z"), pre_restore];
+        let i = input(Some(&p), &AVAILABLE, &snaps);
+        let h = evaluate_health(&i);
+        assert_eq!(
+            (h.status, h.reason),
+            ("False", "SnapshotMissing"),
+            "{}",
+            h.message
+        );
+        assert_eq!(h.state, BackupState::Missing);
+        let status = backup_status(&i, None, None, None);
+        assert_eq!(
+            status.last_snapshot.as_deref(),
+            Some("alice-20261202-030000-scheduled")
+        );
+        // Not knowing the claim, the old behaviour: the pre-restore one is "ready".
+        let mut blind = input(Some(&p), &AVAILABLE, &snaps);
+        blind.current_claim = None;
+        assert_eq!(evaluate_health(&blind).reason, "SnapshotReady");
     }
 
     #[test]

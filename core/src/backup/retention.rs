@@ -84,6 +84,12 @@ impl SnapshotInfo {
     }
 }
 
+/// Whether `s` is a snapshot of `claim`, the claim the Assistant uses now (`None`: not
+/// known, every snapshot counts). A snapshot that does not say its claim counts.
+pub fn of_claim(s: &SnapshotInfo, claim: Option<&str>) -> bool {
+    claim.is_none_or(|c| s.source_claim.as_deref().is_none_or(|src| src == c))
+}
+
 /// The newest (by `taken`, then name) of `snapshots` that is not being deleted and passes
 /// `filter`.
 pub fn newest(
@@ -94,6 +100,18 @@ pub fn newest(
         .iter()
         .filter(|s| !s.deleting && filter(s))
         .max_by(|a, b| (a.taken, &a.name).cmp(&(b.taken, &b.name)))
+}
+
+/// The scheduled snapshot that holds the schedule back: the newest scheduled one, when it
+/// is still not ready past the ready deadline (no error). Another one cut on top of it would
+/// most likely never get ready either (no snapshot controller, a stuck driver): the slot is
+/// skipped, and `BackupHealthy` says so, until it gets ready or is deleted.
+pub fn scheduled_stuck(
+    snapshots: &[SnapshotInfo],
+    deadline: SignedDuration,
+    now: Timestamp,
+) -> Option<&SnapshotInfo> {
+    newest(snapshots, |s| s.kind == SnapshotKind::Scheduled).filter(|s| s.overdue(deadline, now))
 }
 
 fn younger_than(t: Timestamp, age: SignedDuration, now: Timestamp) -> bool {
@@ -109,7 +127,9 @@ pub struct Retention {
 }
 
 /// Names to delete, oldest first. Rules, in order:
-/// 1. Never: the newest ready snapshot of any kind; any name in `protected` (this
+/// 1. Never: the newest ready snapshot of any kind of `current_claim` (the claim the
+///    Assistant uses now; after an in-place restore the old volume's snapshots, the
+///    pre-restore one included, go by their own rules); any name in `protected` (this
 ///    Assistant's restoreFrom); snapshots already deleting; a not-ready, error-free snapshot
 ///    younger than `ready_deadline` (in progress); Final snapshots before `expires_at`.
 /// 2. Scheduled, ready: keep the newest of each of the newest `keep_daily` calendar days (in
@@ -117,8 +137,10 @@ pub struct Retention {
 ///    have one (restic's semantics: days without a snapshot do not count, so an outage never
 ///    empties the history); delete the rest.
 /// 3. Manual, PreUpgrade, PreRestore, ready: delete when `taken + keep_on_demand < now`.
-/// 4. Failed (error) or not ready past the deadline: delete when a newer ready snapshot
-///    exists (the newest failure stays until then, for the health message).
+/// 4. Failed (error) or not ready past the deadline: delete all but the newest such one
+///    (kept for the health message), and that one too once a newer ready snapshot exists.
+///    A cluster that never readies a snapshot (CRDs without a snapshot controller) so keeps
+///    one failure, not one per slot.
 /// 5. Final: delete when `expires_at < now`.
 pub fn select_for_deletion(
     snapshots: &[SnapshotInfo],
@@ -126,8 +148,10 @@ pub fn select_for_deletion(
     tz: &jiff::tz::TimeZone,
     now: Timestamp,
     protected: &BTreeSet<String>,
+    current_claim: Option<&str>,
 ) -> Vec<String> {
-    let newest_ready = newest(snapshots, |s| s.ready).map(|s| s.name.as_str());
+    let newest_ready =
+        newest(snapshots, |s| s.ready && of_claim(s, current_claim)).map(|s| s.name.as_str());
     let never = |s: &SnapshotInfo| {
         Some(s.name.as_str()) == newest_ready
             || protected.contains(&s.name)
@@ -172,6 +196,10 @@ pub fn select_for_deletion(
         }
     }
 
+    let newest_failure = newest(snapshots, |s| {
+        s.failed() || s.overdue(policy.ready_deadline, now)
+    })
+    .map(|s| s.name.as_str());
     let newer_ready_exists = |s: &SnapshotInfo| {
         snapshots
             .iter()
@@ -187,8 +215,8 @@ pub fn select_for_deletion(
             }
             if s.failed() || s.overdue(policy.ready_deadline, now) {
                 // Rule 4: the newest failure stays until a newer snapshot is good, for the
-                // health message.
-                return newer_ready_exists(s);
+                // health message; older failures go at once.
+                return Some(s.name.as_str()) != newest_failure || newer_ready_exists(s);
             }
             if !s.ready {
                 return false;
@@ -274,7 +302,14 @@ mod tests {
         left
     }
     fn select(all: &[SnapshotInfo], r: &Retention, now: &str) -> Vec<String> {
-        select_for_deletion(all, r, &jiff::tz::TimeZone::UTC, ts(now), &BTreeSet::new())
+        select_for_deletion(
+            all,
+            r,
+            &jiff::tz::TimeZone::UTC,
+            ts(now),
+            &BTreeSet::new(),
+            None,
+        )
     }
 
     #[test]
@@ -348,6 +383,7 @@ mod tests {
             &tz,
             ts("2026-10-26T12:00:00Z"),
             &BTreeSet::new(),
+            None,
         );
         assert_eq!(deleted, ["alice-20261024-233000-scheduled"]);
         // Read in UTC the buckets differ: the proof the zone is used.
@@ -368,12 +404,13 @@ mod tests {
             &jiff::tz::TimeZone::UTC,
             ts("2026-12-04T12:00:00Z"),
             &protected,
+            None,
         );
         assert_eq!(deleted, ["alice-20261203-030000-scheduled"]);
     }
 
     #[test]
-    fn failures_are_pruned_only_once_superseded() {
+    fn failures_are_pruned_but_the_newest_until_superseded() {
         let r = retention(7, 4);
         let old_fail = failed(
             snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z"),
@@ -399,8 +436,11 @@ mod tests {
             select(&all, &r, "2026-12-03T12:00:00Z"),
             [old_fail.name.clone(), stuck.name.clone()]
         );
-        // Without a good snapshot after them, failures all stay.
-        assert!(select(&[old_fail, new_fail], &r, "2026-12-03T12:00:00Z").is_empty());
+        // Without a good snapshot after them, the newest failure stays, the older go.
+        assert_eq!(
+            select(&[old_fail.clone(), new_fail], &r, "2026-12-03T12:00:00Z"),
+            [old_fail.name]
+        );
         // A stuck snapshot is "in progress" until the deadline.
         let good = snap(SnapshotKind::Scheduled, "2026-12-01T11:00:00Z");
         assert!(select(&[stuck.clone(), good.clone()], &r, "2026-12-01T11:59:59Z").is_empty());
@@ -408,6 +448,107 @@ mod tests {
             select(&[stuck.clone(), good], &r, "2026-12-01T12:00:00Z"),
             [stuck.name]
         );
+    }
+
+    #[test]
+    fn ten_failures_and_nothing_ready_keep_only_the_newest_failure() {
+        let r = retention(7, 4);
+        let mut all: Vec<SnapshotInfo> = (1..=10)
+            .map(|d| {
+                let at = format!("2026-12-{d:02}T03:00:00Z");
+                if d % 2 == 0 {
+                    failed(snap(SnapshotKind::Scheduled, &at), "no driver")
+                } else {
+                    // Never ready, no error: overdue after 2 h.
+                    pending(snap(SnapshotKind::Scheduled, &at))
+                }
+            })
+            .collect();
+        let deleted = select(&all, &r, "2026-12-11T12:00:00Z");
+        assert_eq!(deleted.len(), 9, "{deleted:?}");
+        assert_eq!(survivors(&all, &deleted), [all[9].name.clone()]);
+        // A pending one still within its deadline is in progress: never deleted.
+        all.push(pending(snap(
+            SnapshotKind::Scheduled,
+            "2026-12-11T11:00:00Z",
+        )));
+        assert_eq!(select(&all, &r, "2026-12-11T12:00:00Z").len(), 9);
+    }
+
+    #[test]
+    fn an_overdue_scheduled_snapshot_holds_the_schedule() {
+        let stuck = pending(snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z"));
+        let before = ts("2026-12-01T04:59:59Z");
+        let after = ts("2026-12-01T05:00:00Z");
+        assert_eq!(
+            scheduled_stuck(std::slice::from_ref(&stuck), h(2), before),
+            None
+        );
+        assert_eq!(
+            scheduled_stuck(std::slice::from_ref(&stuck), h(2), after).map(|s| &s.name),
+            Some(&stuck.name)
+        );
+        // A failed one (an error) does not hold it: the next slot tries again.
+        let failed_one = failed(snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z"), "x");
+        assert_eq!(scheduled_stuck(&[failed_one], h(2), after), None);
+        // A newer ready scheduled one: nothing is stuck.
+        let good = snap(SnapshotKind::Scheduled, "2026-12-01T04:00:00Z");
+        assert_eq!(scheduled_stuck(&[stuck, good], h(2), after), None);
+    }
+
+    #[test]
+    fn after_an_in_place_restore_the_guard_protects_the_current_volume() {
+        // keep 0/0: only the newest ready snapshot is kept, and it must be of the volume
+        // in use, not the pre-restore snapshot of the old one.
+        let mut r = retention(0, 0);
+        r.keep_on_demand = h(30 * 24);
+        let current = snap(SnapshotKind::Scheduled, "2026-12-02T03:00:00Z");
+        let older_current = snap(SnapshotKind::Scheduled, "2026-12-01T03:00:00Z");
+        let mut pre_restore = snap(SnapshotKind::PreRestore, "2026-12-02T10:00:00Z");
+        pre_restore.source_claim = Some("alice-data-old".into());
+        let mut old_sched = snap(SnapshotKind::Scheduled, "2026-12-02T09:00:00Z");
+        old_sched.source_claim = Some("alice-data-old".into());
+        let all = vec![
+            older_current.clone(),
+            current.clone(),
+            old_sched.clone(),
+            pre_restore.clone(),
+        ];
+        let deleted = select_for_deletion(
+            &all,
+            &r,
+            &jiff::tz::TimeZone::UTC,
+            ts("2026-12-02T12:00:00Z"),
+            &BTreeSet::new(),
+            Some("alice-data"),
+        );
+        // The current volume's newest stays; the pre-restore one stays under its on-demand
+        // retention; the old volume's scheduled one and the older current one go.
+        assert_eq!(
+            deleted,
+            [older_current.name.clone(), old_sched.name.clone()]
+        );
+        // Without knowing the claim, the pre-restore snapshot was "the newest": the bug.
+        let blind = select_for_deletion(
+            &all,
+            &r,
+            &jiff::tz::TimeZone::UTC,
+            ts("2026-12-02T12:00:00Z"),
+            &BTreeSet::new(),
+            None,
+        );
+        assert!(blind.contains(&current.name), "{blind:?}");
+        // After keepOnDemandDays the pre-restore snapshot goes too.
+        let later = select_for_deletion(
+            &all,
+            &r,
+            &jiff::tz::TimeZone::UTC,
+            ts("2027-01-02T12:00:00Z"),
+            &BTreeSet::new(),
+            Some("alice-data"),
+        );
+        assert!(later.contains(&pre_restore.name), "{later:?}");
+        assert!(!later.contains(&current.name), "{later:?}");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use tracing::{info, warn};
 
+use crate::api::backup::REPLACED_BY_ANNOTATION;
 use crate::api::snapshot::VolumeSnapshot;
 use crate::api::{
     ASSISTANT_UID_LABEL, Assistant, BACKUP_REQUEST_ANNOTATION, BackupStatus, SnapshotKind,
@@ -26,8 +27,11 @@ use crate::api::{
 };
 use crate::backup::{
     ApiState, BackupHealth, BackupPolicy, HealthInput, SnapshotInfo, backup_status, due_run,
-    effective_policy, evaluate_health, select_for_deletion, spread_offset,
+    effective_policy, evaluate_health, scheduled_stuck, select_for_deletion, spread_offset,
 };
+use crate::children::kinds::ChildId;
+use crate::children::{ASSISTANT_UID_ANNOTATION, RETAINED_LABEL};
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 
 use super::observe::Observation;
 use super::{Context, assistant_key, events, names};
@@ -137,6 +141,8 @@ struct Pass<'a> {
     last_scheduled_run: Option<Timestamp>,
     handled_request: Option<String>,
     request_snapshot: Option<String>,
+    /// The data claim the Assistant uses now and its phase (`None`: no claim).
+    claim: Option<(String, Option<String>)>,
 }
 
 impl<'a> Pass<'a> {
@@ -161,6 +167,10 @@ impl<'a> Pass<'a> {
             refused: None,
             unreachable: None,
             requeue: Duration::MAX,
+            claim: observed.state.volume.as_ref().map(|v| {
+                let phase = v.status.as_ref().and_then(|s| s.phase.clone());
+                (v.name_any(), phase)
+            }),
         }
     }
 
@@ -202,6 +212,7 @@ impl<'a> Pass<'a> {
                 return outcome;
             }
         }
+        self.claim_in_use().await;
         if let Some((message, retry_at)) = self.ctx.backup_clock.refused(&self.key) {
             self.refused = Some(message);
             if retry_at > self.now {
@@ -215,13 +226,15 @@ impl<'a> Pass<'a> {
         // 6. Retention.
         self.retention(&policy).await;
         // 8. Come back for the next slot, and while a snapshot is being cut.
-        self.wait_until(next_run + SignedDuration::from_secs(1));
-        let pending = self.snapshots.iter().any(|s| {
-            !s.ready
-                && s.error.is_none()
-                && !s.deleting
-                && s.created + policy.ready_deadline > self.now
-        });
+        self.wait_until(
+            next_run
+                .checked_add(SignedDuration::from_secs(1))
+                .unwrap_or(next_run),
+        );
+        let pending = self
+            .snapshots
+            .iter()
+            .any(|s| being_cut(s, policy.ready_deadline, self.now));
         if pending {
             self.requeue = self.requeue.min(POLL);
         }
@@ -257,8 +270,10 @@ impl<'a> Pass<'a> {
         api: &ApiState,
         next_run: Option<Timestamp>,
     ) -> BackupOutcome {
-        let volume = self.observed.state.volume.as_ref();
-        let volume_name = names(self.a).data_volume;
+        let volume_name = self
+            .claim
+            .as_ref()
+            .map_or_else(|| names(self.a).data_volume, |(name, _)| name.clone());
         let input = HealthInput {
             policy,
             disabled_by,
@@ -266,10 +281,9 @@ impl<'a> Pass<'a> {
             snapshots: &self.snapshots,
             assistant_created: created(self.a).unwrap_or(self.now),
             suspended: self.a.spec.suspended,
-            volume_phase: volume
-                .and_then(|v| v.status.as_ref())
-                .and_then(|s| s.phase.as_deref()),
+            volume_phase: self.claim.as_ref().and_then(|(_, phase)| phase.as_deref()),
             volume_name: &volume_name,
+            current_claim: Some(&volume_name),
             refused: self.refused.as_deref(),
             unreachable: self.unreachable.as_deref(),
             next_run,
@@ -332,9 +346,38 @@ impl<'a> Pass<'a> {
 
     /// The data claim this Assistant snapshots, when it is Bound (nothing to cut before).
     fn bound_claim(&self) -> Option<String> {
-        let volume = self.observed.state.volume.as_ref()?;
-        let phase = volume.status.as_ref().and_then(|s| s.phase.as_deref());
-        (phase == Some("Bound")).then(|| volume.name_any())
+        let (name, phase) = self.claim.as_ref()?;
+        (phase.as_deref() == Some("Bound")).then(|| name.clone())
+    }
+
+    /// The claim the Assistant uses now when the one its spec names does not exist yet:
+    /// while an in-place restore waits (source not ready, an invalid spec) the pod still
+    /// runs on the old claim, which the StatefulSet mounts. It counts when it is this
+    /// Assistant's (uid), not retained, not replaced and not being deleted. One GET, only
+    /// then.
+    async fn claim_in_use(&mut self) {
+        if self.claim.is_some() {
+            return;
+        }
+        let Some(mounted) = mounted_claim(self.observed) else {
+            return;
+        };
+        if mounted == names(self.a).data_volume {
+            return;
+        }
+        let api: Api<PersistentVolumeClaim> = Api::namespaced(self.ctx.client.clone(), &self.ns);
+        let pvc = match api.get_opt(&mounted).await {
+            Ok(pvc) => pvc,
+            Err(e) => {
+                warn!(error = %e, pvc = %mounted, "could not read the claim in use");
+                return;
+            }
+        };
+        let uid = self.a.uid().unwrap_or_default();
+        if let Some(pvc) = pvc.filter(|p| in_use_by(p, &uid)) {
+            let phase = pvc.status.as_ref().and_then(|s| s.phase.clone());
+            self.claim = Some((mounted, phase));
+        }
     }
 
     /// Whether a create may be tried now (no refusal backoff running, nothing failed in
@@ -409,16 +452,23 @@ impl<'a> Pass<'a> {
             self.last_scheduled_run = Some(slot);
             return due.next_run;
         }
+        if scheduled_stuck(&self.snapshots, policy.ready_deadline, self.now).is_some() {
+            // The previous scheduled snapshot never got ready: another would most likely
+            // not either (no snapshot controller). The slot is skipped, not owed;
+            // BackupHealthy (SnapshotNotReady) says so.
+            self.last_scheduled_run = Some(slot);
+            return due.next_run;
+        }
         let Some(claim) = self.bound_claim() else {
             return due.next_run;
         };
         if !self.may_create() {
             return due.next_run;
         }
-        if !self.ctx.snapshot_bucket.try_take(self.now) {
-            // The fleet is snapshotting at its configured pace; this one waits its turn.
-            let jitter = Duration::from_secs(u64::from(jitter_seconds(&uid)));
-            self.requeue = self.requeue.min(POLL + jitter);
+        if let Some(turn) = self.ctx.snapshot_bucket.reserve(&self.key, self.now) {
+            // The fleet is snapshotting at its configured pace: this one has a reserved
+            // place and comes back once, when it is its turn.
+            self.requeue = self.requeue.min(turn.max(Duration::from_secs(1)));
             return due.next_run;
         }
         if self
@@ -528,11 +578,11 @@ impl<'a> Pass<'a> {
         if self.a.spec.suspended || self.unreachable.is_some() {
             return;
         }
-        // Never prune before the replacement is good.
+        // Never prune a good snapshot before its replacement is good: while the newest is
+        // not ready, only failed and overdue ones go (else they pile up, one per slot, on a
+        // cluster that never readies a snapshot).
         let newest = self.snapshots.iter().max_by_key(|s| (s.created, s.taken));
-        if newest.is_some_and(|s| !s.ready) {
-            return;
-        }
+        let failures_only = newest.is_some_and(|s| !s.ready);
         let protected: BTreeSet<String> = self
             .a
             .storage()
@@ -546,6 +596,7 @@ impl<'a> Pass<'a> {
             policy.schedule.time_zone(),
             self.now,
             &protected,
+            self.claim.as_ref().map(|(name, _)| name.as_str()),
         );
         let api = self.api();
         let mut pruned = Vec::new();
@@ -553,6 +604,9 @@ impl<'a> Pass<'a> {
             let Some(s) = self.snapshots.iter().find(|s| s.name == name) else {
                 continue;
             };
+            if failures_only && !(s.failed() || s.overdue(policy.ready_deadline, self.now)) {
+                continue;
+            }
             let (uid, kind) = (s.uid.clone(), s.kind);
             let params = DeleteParams {
                 preconditions: Some(Preconditions {
@@ -600,6 +654,44 @@ impl<'a> Pass<'a> {
     }
 }
 
+/// The claim the live StatefulSet mounts as its data volume.
+fn mounted_claim(observed: &Observation) -> Option<String> {
+    let sts = observed.live.get(ChildId::StatefulSet)?;
+    sts.pointer("/spec/template/spec/volumes")?
+        .as_array()?
+        .iter()
+        .find(|v| v["name"] == "data")?
+        .pointer("/persistentVolumeClaim/claimName")?
+        .as_str()
+        .map(str::to_string)
+}
+
+/// This Assistant's claim (uid recorded), live: not retained, not replaced by a restore,
+/// not being deleted.
+fn in_use_by(pvc: &PersistentVolumeClaim, uid: &str) -> bool {
+    !uid.is_empty()
+        && pvc
+            .annotations()
+            .get(ASSISTANT_UID_ANNOTATION)
+            .map(String::as_str)
+            == Some(uid)
+        && pvc.labels().get(RETAINED_LABEL).map(String::as_str) != Some("true")
+        && !pvc.annotations().contains_key(REPLACED_BY_ANNOTATION)
+        && pvc.metadata.deletion_timestamp.is_none()
+}
+
+/// Not ready, no error, not deleting, and younger than the ready deadline. Checked: a
+/// deadline past the end of time (a config changed under a running operator) means "still
+/// being cut", never a panic.
+fn being_cut(s: &SnapshotInfo, deadline: SignedDuration, now: Timestamp) -> bool {
+    !s.ready
+        && s.error.is_none()
+        && !s.deleting
+        && s.created
+            .checked_add(deadline)
+            .map_or(true, |limit| limit > now)
+}
+
 fn snapshot_resource() -> ApiResource {
     ApiResource::erase::<VolumeSnapshot>(&())
 }
@@ -612,9 +704,40 @@ fn parse_time(s: &str) -> Option<Timestamp> {
     s.parse().ok()
 }
 
-/// 0–9 s, stable per Assistant, so clients held back by the bucket do not all retry at once.
-fn jitter_seconds(uid: &str) -> u8 {
-    (uid.bytes()
-        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
-        % 10) as u8
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(created: Timestamp) -> SnapshotInfo {
+        SnapshotInfo {
+            name: "s".into(),
+            uid: "u".into(),
+            kind: SnapshotKind::Scheduled,
+            taken: created,
+            created,
+            ready: false,
+            error: None,
+            restore_size: None,
+            scheduled_for: None,
+            request: None,
+            expires_at: None,
+            source_claim: None,
+            deleting: false,
+        }
+    }
+
+    #[test]
+    fn a_huge_ready_deadline_never_panics() {
+        let now: Timestamp = "2026-12-03T03:00:00Z".parse().unwrap();
+        let s = info(now);
+        // readyDeadlineSeconds: 300000000000 (past jiff's range): still being cut, no panic.
+        assert!(being_cut(
+            &s,
+            SignedDuration::from_secs(300_000_000_000),
+            now
+        ));
+        assert!(being_cut(&s, SignedDuration::MAX, now));
+        let old = info("2026-12-01T03:00:00Z".parse().unwrap());
+        assert!(!being_cut(&old, SignedDuration::from_hours(2), now));
+    }
 }
