@@ -735,15 +735,6 @@ async fn claims_of(env: &Env, base: &str) -> Vec<PersistentVolumeClaim> {
         .items
 }
 
-fn data_source(c: &PersistentVolumeClaim) -> Option<(String, String, String)> {
-    let ds = c.spec.as_ref()?.data_source.as_ref()?;
-    Some((
-        ds.api_group.clone().unwrap_or_default(),
-        ds.kind.clone(),
-        ds.name.clone(),
-    ))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_into_a_new_assistant() {
     let _one = serial().await;

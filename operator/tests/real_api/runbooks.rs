@@ -348,15 +348,6 @@ async fn claims(client: &Client, ns: &str, base: &str) -> Vec<PersistentVolumeCl
         .items
 }
 
-fn data_source(c: &PersistentVolumeClaim) -> Option<(String, String, String)> {
-    let ds = c.spec.as_ref()?.data_source.as_ref()?;
-    Some((
-        ds.api_group.clone().unwrap_or_default(),
-        ds.kind.clone(),
-        ds.name.clone(),
-    ))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_runbooks_run_against_the_real_api_server() {
     let _one = serial().await;

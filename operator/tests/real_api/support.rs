@@ -713,3 +713,15 @@ pub async fn create_snapshot(
     .await
     .map(|_| ())
 }
+
+/// A claim's `dataSource` as (apiGroup, kind, name): where a restored volume came from.
+pub fn data_source(
+    c: &k8s_openapi::api::core::v1::PersistentVolumeClaim,
+) -> Option<(String, String, String)> {
+    let ds = c.spec.as_ref()?.data_source.as_ref()?;
+    Some((
+        ds.api_group.clone().unwrap_or_default(),
+        ds.kind.clone(),
+        ds.name.clone(),
+    ))
+}

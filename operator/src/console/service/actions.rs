@@ -33,7 +33,8 @@ fn target(c: &ClientRow) -> String {
     format!("{}/{}", c.namespace, c.assistant_name)
 }
 
-async fn audit(
+/// One audit entry of a client action: who, what, before and after (also backups').
+pub(super) async fn audit(
     ctx: &Console,
     actor: &Admin,
     action: &str,

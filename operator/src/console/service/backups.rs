@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use super::actions::audit;
 use super::{ActionError, now};
 use crate::api::{
     Assistant, BACKUP_REQUEST_ANNOTATION, BackupStatus, SKIP_FINAL_SNAPSHOT_ANNOTATION,
@@ -160,28 +161,6 @@ async fn assistant_of(ctx: &Console, c: &ClientRow) -> Result<Assistant, ActionE
         .get(&c.namespace, &c.assistant_name)
         .await?
         .ok_or(ActionError::Cluster(ClusterError::NotFound))
-}
-
-async fn audit(
-    ctx: &Console,
-    actor: &Admin,
-    action: &str,
-    c: &ClientRow,
-    before: serde_json::Value,
-    after: serde_json::Value,
-) -> Result<(), ActionError> {
-    ctx.db
-        .audit(
-            now(),
-            &actor.email,
-            action,
-            Some(c.id),
-            &format!("{}/{}", c.namespace, c.assistant_name),
-            Some(&before.to_string()),
-            Some(&after.to_string()),
-        )
-        .await?;
-    Ok(())
 }
 
 /// "Back up now": a new `clawhost.dev/backup-request` value (`snapshot:<RFC 3339 now, to
