@@ -15,14 +15,16 @@ use crate::console::cluster::ClusterError;
 use crate::console::db::{Admin, ClientRow};
 use crate::validation::{ReleaseVersion, validate_at};
 
-async fn live_client(ctx: &Console, id: i64) -> Result<ClientRow, ActionError> {
+/// A client that has not been deleted.
+pub(super) async fn live_client(ctx: &Console, id: i64) -> Result<ClientRow, ActionError> {
     match ctx.db.client(id).await? {
         Some(c) if c.deleted_at.is_none() => Ok(c),
         _ => Err(ActionError::NotFound),
     }
 }
 
-async fn assistant_of(ctx: &Console, c: &ClientRow) -> Result<Assistant, ActionError> {
+/// The client's Assistant; `Cluster(NotFound)` when it is gone.
+pub(super) async fn assistant_of(ctx: &Console, c: &ClientRow) -> Result<Assistant, ActionError> {
     ctx.cluster
         .get(&c.namespace, &c.assistant_name)
         .await?

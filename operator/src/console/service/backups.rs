@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::actions::audit;
+use super::actions::{assistant_of, audit, live_client};
 use super::{ActionError, now};
 use crate::api::{
     Assistant, BACKUP_REQUEST_ANNOTATION, BackupStatus, SKIP_FINAL_SNAPSHOT_ANNOTATION,
@@ -19,7 +19,7 @@ use crate::backup::SnapshotInfo;
 use crate::children::ChildNames;
 use crate::config::OperatorConfig;
 use crate::console::Console;
-use crate::console::cluster::{ClusterError, RetainedClaim};
+use crate::console::cluster::RetainedClaim;
 use crate::console::db::{Admin, ClientRow};
 
 /// Condition type of backup health (written by the operator's status step).
@@ -147,20 +147,6 @@ pub async fn client_backups(ctx: &Console, a: &Assistant) -> ClientBackups {
         status: a.status.as_ref().and_then(|s| s.backup.clone()),
         restored,
     }
-}
-
-async fn live_client(ctx: &Console, id: i64) -> Result<ClientRow, ActionError> {
-    match ctx.db.client(id).await? {
-        Some(c) if c.deleted_at.is_none() => Ok(c),
-        _ => Err(ActionError::NotFound),
-    }
-}
-
-async fn assistant_of(ctx: &Console, c: &ClientRow) -> Result<Assistant, ActionError> {
-    ctx.cluster
-        .get(&c.namespace, &c.assistant_name)
-        .await?
-        .ok_or(ActionError::Cluster(ClusterError::NotFound))
 }
 
 /// "Back up now": a new `clawhost.dev/backup-request` value (`snapshot:<RFC 3339 now, to
